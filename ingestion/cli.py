@@ -1,0 +1,72 @@
+"""`assistant ingest SOURCE`: sync a folder or a BEIR corpus.jsonl into a collection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from assistant.embedder import Embedder
+from assistant.settings import Settings, load_settings
+from assistant.store import build_store
+from ingestion.access_policy import AccessPolicy
+from ingestion.sources import open_source
+from ingestion.state import SyncState
+from ingestion.summary import SyncSummary
+from ingestion.sync import Ingestor
+
+
+def run_ingest(
+    settings: Settings, source_path: Path, collection: str, groups: list[str] | None, *, dry_run: bool, progress: bool
+) -> SyncSummary:
+    """Open the source, the store and the state, sync, and close them again (the store lock included)."""
+    policy = AccessPolicy.grant_all(groups) if groups else None
+    source = open_source(source_path, policy, settings.ingest.extensions, settings.ingest.max_file_bytes)
+    state = SyncState(settings.state_path)
+    store = build_store(settings)
+    try:
+        return Ingestor(settings, store, Embedder(settings.embedder), state).sync(
+            source, collection, dry_run=dry_run, progress=progress
+        )
+    finally:
+        store.close()
+        state.close()
+
+
+def ingest(
+    source: Annotated[Path, typer.Argument(help="Corpus folder (with access.yaml) or a BEIR corpus.jsonl.")],
+    collection: Annotated[str | None, typer.Option(help="Collection to sync into [default: store.collection].")] = None,
+    groups: Annotated[
+        str | None, typer.Option(help="Give every document to these groups (G1,G2) instead of an access.yaml.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary as JSON to this file.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> int:
+    """Sync SOURCE into the index: embed added and changed documents, delete removed ones, re-group moved ones.
+
+    Exit code 1 when any document failed; everything else is still synced and nothing already indexed is lost.
+    """
+    settings = load_settings()
+    console = Console()
+    group_list = [g.strip() for g in groups.split(",") if g.strip()] if groups is not None else None
+    summary = run_ingest(
+        settings,
+        source,
+        collection or settings.store.collection,
+        group_list,
+        dry_run=dry_run,
+        progress=not quiet and console.is_terminal,
+    )
+    summary.render(console)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
+    return 0 if summary.ok else 1
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)

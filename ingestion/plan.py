@@ -1,0 +1,88 @@
+"""The diff between a source and the sync state: what a sync will add, change, delete, re-group or leave.
+
+Planning reads and hashes bytes only; nothing is parsed or embedded, so `--dry-run` is cheap and exact about
+what changed. The content hash covers the pipeline's fingerprint (embedder, chunking, BM25 settings) as well,
+so changing any of them re-embeds every document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from assistant.errors import DocumentError
+from ingestion.access_policy import AccessRule, narrow
+from ingestion.sources import Source, SourceEntry, SourceFailure
+from ingestion.state import DocumentState
+
+
+@dataclass(frozen=True)
+class PlannedDocument:
+    entry: SourceEntry
+    content_hash: str
+    rule: AccessRule
+    previous: DocumentState | None
+
+
+@dataclass
+class SyncPlan:
+    added: list[PlannedDocument] = field(default_factory=list)
+    changed: list[PlannedDocument] = field(default_factory=list)
+    regrouped: list[tuple[PlannedDocument, tuple[str, ...]]] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # indexed documents gone from the source
+    uncovered: list[str] = field(default_factory=list)  # paths no access rule matches: never indexed
+    withdrawn: list[str] = field(default_factory=list)  # indexed documents that lost their access: removed
+    failed: list[SourceFailure] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def content_hash(fingerprint: str, raw: bytes) -> str:
+    return hashlib.sha256(fingerprint.encode() + b"\0" + raw).hexdigest()
+
+
+def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: str) -> SyncPlan:
+    plan = SyncPlan()
+    seen: set[str] = set()
+    for item in source.entries():
+        if isinstance(item, SourceFailure):
+            plan.failed.append(item)  # an indexed version, if any, keeps serving: nothing already stored is lost
+            seen.add(item.path)
+            continue
+        seen.add(item.doc_id)
+        previous = indexed.get(item.doc_id)
+        rule = source.policy.rule_for(item.doc_id)
+        if rule is None:
+            plan.uncovered.append(item.path)
+            if previous is not None:
+                plan.withdrawn.append(item.doc_id)
+            continue
+        try:
+            raw = source.read(item)
+        except DocumentError as exc:
+            plan.failed.append(SourceFailure(item.path, str(exc)))
+            continue
+        planned = PlannedDocument(item, content_hash(fingerprint, raw), rule, previous)
+        if previous is None:
+            plan.added.append(planned)
+        elif previous.content_hash != planned.content_hash:
+            plan.changed.append(planned)
+        else:
+            _plan_unchanged_bytes(plan, planned, previous)
+    plan.deleted = sorted(doc_id for doc_id in indexed if doc_id not in seen)
+    plan.ignored = source.ignored()
+    return plan
+
+
+def _plan_unchanged_bytes(plan: SyncPlan, planned: PlannedDocument, previous: DocumentState) -> None:
+    """Same bytes: the document is unchanged, or only the policy moved it to other groups."""
+    try:
+        groups = narrow(planned.rule, previous.front_matter_groups, planned.entry.doc_id)
+    except DocumentError as exc:
+        plan.failed.append(SourceFailure(planned.entry.path, str(exc)))
+        plan.withdrawn.append(planned.entry.doc_id)  # fail closed: its groups can no longer be decided
+        return
+    if groups != previous.groups:
+        plan.regrouped.append((planned, groups))
+    else:
+        plan.unchanged.append(planned.entry.doc_id)

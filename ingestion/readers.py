@@ -1,0 +1,176 @@
+"""Bytes of one document -> its title, its sections of text and its front matter.
+
+PDF and DOCX go through llama-index's file readers (pypdf, docx2txt), fed from memory so that the bytes parsed
+are exactly the bytes hashed; Markdown is cut at its headings by llama-index's MarkdownNodeParser; HTML is turned
+into Markdown-like text (headings kept) with BeautifulSoup first. Every failure is a `DocumentError` whose message
+says what is wrong with the file and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import yaml
+from bs4 import BeautifulSoup
+from fsspec.implementations.memory import MemoryFileSystem
+from llama_index.core import Document
+from llama_index.core.node_parser import MarkdownNodeParser
+
+from assistant.errors import DocumentError
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str | None  # "Title > Section > Subsection", or "page 3", or None
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    title: str
+    sections: list[Section]
+    front_matter_groups: tuple[str, ...] | None
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+def parse_document(kind: str, name: str, raw: bytes) -> ParsedDocument:
+    """Parse `raw` as `kind` (a suffix like ".md", or "beir"); `name` is the file name, for titles."""
+    stem = PurePosixPath(name).stem.replace("-", " ").replace("_", " ").strip().capitalize() or name
+    if kind == "beir":
+        parsed = _beir(raw)
+    elif kind in (".md", ".markdown"):
+        parsed = _markdown(_decode_text(raw), stem)
+    elif kind == ".txt":
+        text = _decode_text(raw)
+        parsed = ParsedDocument(_first_line_title(text, stem), [Section(None, text)], None)
+    elif kind in (".html", ".htm"):
+        parsed = _html(raw, stem)
+    elif kind == ".pdf":
+        parsed = _pdf(raw, name, stem)
+    elif kind == ".docx":
+        parsed = _docx(raw, name, stem)
+    else:
+        raise DocumentError(f"unsupported file type {kind!r}")
+    sections = [s for s in parsed.sections if s.text.strip()]
+    if not sections:
+        raise DocumentError("no text could be extracted (empty, or a scanned image without text); add text to it")
+    return ParsedDocument(parsed.title, sections, parsed.front_matter_groups)
+
+
+def _decode_text(raw: bytes) -> str:
+    if b"\x00" in raw[:8192]:
+        raise DocumentError("contains binary data (NUL bytes), not text; is the file extension right?")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            f"is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); re-save it as UTF-8"
+        ) from None
+
+
+def _first_line_title(text: str, fallback: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line if len(line) <= 120 else fallback
+    return fallback
+
+
+def _beir(raw: bytes) -> ParsedDocument:
+    record = json.loads(raw)
+    return ParsedDocument(record["title"], [Section(None, record["text"])], None)
+
+
+def _front_matter(text: str) -> tuple[dict[str, object], str]:
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    try:
+        data = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        line = exc.problem_mark.line + 2 if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark else "?"
+        raise DocumentError(f"front matter line {line} is not valid YAML; fix it or remove the block") from None
+    if not isinstance(data, dict):
+        raise DocumentError("front matter must be a mapping such as 'title: ...' and 'groups: [...]'")
+    return data, text[match.end() :]
+
+
+def _markdown(text: str, stem: str) -> ParsedDocument:
+    meta, body = _front_matter(text)
+    groups = meta.get("groups")
+    fm_groups: tuple[str, ...] | None = None
+    if groups is not None:
+        if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups) or not groups:
+            raise DocumentError("front matter 'groups' must be a non-empty list of group names, e.g. groups: [hr]")
+        fm_groups = tuple(g.strip() for g in groups)
+    nodes = MarkdownNodeParser().get_nodes_from_documents([Document(text=body)])
+    sections: list[Section] = []
+    title = str(meta.get("title") or "")
+    for node in nodes:
+        content = node.get_content()
+        first = content.lstrip().split("\n", 1)[0]
+        path = [p for p in str(node.metadata.get("header_path", "/")).split("/") if p]
+        if first.startswith("#"):
+            heading = first.lstrip("#").strip()
+            if not title and first.startswith("# "):
+                title = heading
+            path.append(heading)
+        sections.append(Section(" > ".join(path) or None, content))
+    return ParsedDocument(title or _first_line_title(body, stem), sections, fm_groups)
+
+
+def _html(raw: bytes, stem: str) -> ParsedDocument:
+    if b"\x00" in raw[:8192]:
+        raise DocumentError("contains binary data (NUL bytes), not HTML; is the file extension right?")
+    soup = BeautifulSoup(raw, "html.parser")
+    for tag in soup(["script", "style", "nav", "noscript"]):
+        tag.decompose()
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    if soup.title:
+        soup.title.decompose()
+    for tag in soup.find_all(re.compile(r"^h[1-6]$")):
+        level = int(tag.name[1])
+        tag.replace_with(f"\n\n{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
+    for tag in soup.find_all(["p", "li", "tr", "br", "div", "pre"]):
+        tag.append("\n")
+    text = re.sub(r"\n{3,}", "\n\n", soup.get_text())
+    text = "\n".join(line.strip() for line in text.splitlines())
+    parsed = _markdown(text.strip(), stem)
+    return ParsedDocument(title or parsed.title, parsed.sections, None)
+
+
+def _in_memory(name: str, raw: bytes) -> tuple[MemoryFileSystem, PurePosixPath]:
+    fs = MemoryFileSystem(skip_instance_cache=True)
+    path = PurePosixPath("/doc") / PurePosixPath(name).name
+    fs.pipe(str(path), raw)
+    return fs, path
+
+
+def _pdf(raw: bytes, name: str, stem: str) -> ParsedDocument:
+    from llama_index.readers.file import PDFReader
+
+    fs, path = _in_memory(name, raw)
+    try:
+        pages = PDFReader(return_full_document=False).load_data(path, fs=fs)
+    except Exception as exc:  # pypdf raises many types for damaged files
+        raise DocumentError(f"could not be read as PDF ({type(exc).__name__}: {exc}); re-export it") from None
+    sections = [Section(f"page {p.metadata.get('page_label', i + 1)}", p.text) for i, p in enumerate(pages)]
+    first_text = next((s.text for s in sections if s.text.strip()), "")
+    return ParsedDocument(_first_line_title(first_text, stem), sections, None)
+
+
+def _docx(raw: bytes, name: str, stem: str) -> ParsedDocument:
+    from llama_index.readers.file import DocxReader
+
+    fs, path = _in_memory(name, raw)
+    try:
+        docs = DocxReader().load_data(path, fs=fs)
+    except Exception as exc:  # docx2txt raises zipfile/KeyError/XML errors for damaged files
+        raise DocumentError(f"could not be read as DOCX ({type(exc).__name__}: {exc}); re-save it in Word") from None
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(d.text for d in docs)).strip()
+    return ParsedDocument(_first_line_title(text, stem), [Section(None, text)], None)

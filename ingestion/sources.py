@@ -1,0 +1,162 @@
+"""Where documents come from: a folder tree, or a BEIR-format corpus.jsonl.
+
+A source lists entries (stable document id + a display path) and reads one entry's bytes on demand, so a sync
+can hash everything cheaply and parse only what changed. Per-file problems become `SourceFailure`s: the sync
+reports them and goes on with the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from assistant.errors import DocumentError, SourceError
+from ingestion.access_policy import POLICY_FILE, AccessPolicy
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    doc_id: str
+    path: str  # what a person should look at: relative path, or corpus.jsonl:LINE
+    kind: str  # how to parse it: a file suffix such as ".md", or "beir"
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    path: str
+    error: str
+
+
+class Source(Protocol):
+    location: str
+    policy: AccessPolicy
+
+    def entries(self) -> Iterator[SourceEntry | SourceFailure]: ...
+
+    def read(self, entry: SourceEntry) -> bytes:
+        """The entry's bytes; raises DocumentError with a reason a person can act on."""
+
+    def ignored(self) -> list[str]:
+        """Files skipped because their type is not read (known after `entries()` ran)."""
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB"
+
+
+class FolderSource:
+    """Every supported file under `root`, recursively; ids are paths relative to the root, with `/`."""
+
+    def __init__(self, root: Path, policy: AccessPolicy | None, extensions: list[str], max_bytes: int) -> None:
+        if not root.is_dir():
+            raise SourceError(f"{root} is not a folder; give the corpus root (the folder holding {POLICY_FILE})")
+        self.root = root.resolve()
+        self.location = str(self.root)
+        self.policy = policy if policy is not None else AccessPolicy.load(self.root / POLICY_FILE)
+        self._extensions = {e.lower() for e in extensions}
+        self._max_bytes = max_bytes
+        self._ignored: list[str] = []
+
+    def ignored(self) -> list[str]:
+        return self._ignored
+
+    def entries(self) -> Iterator[SourceEntry | SourceFailure]:
+        self._ignored = []
+        for folder, dirs, files in os.walk(self.root, onerror=None):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                path = Path(folder) / name
+                rel = path.relative_to(self.root).as_posix()
+                if name.startswith(".") or rel == POLICY_FILE:
+                    continue
+                if path.suffix.lower() not in self._extensions:
+                    self._ignored.append(rel)
+                    continue
+                problem = self._check(path)
+                if problem:
+                    yield SourceFailure(rel, problem)
+                else:
+                    yield SourceEntry(doc_id=rel, path=rel, kind=path.suffix.lower())
+
+    def _check(self, path: Path) -> str | None:
+        if path.is_symlink():
+            if not path.exists():
+                return f"broken symbolic link (to {os.readlink(path)}); fix the link or remove it"
+            if not path.resolve().is_relative_to(self.root):
+                return "symbolic link points outside the corpus root; copy the file in instead"
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror}); check the file's permissions"
+        if size == 0:
+            return "empty file; add content or delete it"
+        if size > self._max_bytes:
+            return (
+                f"{_mb(size)}, over the {_mb(self._max_bytes)} limit (ingest.max_file_bytes); "
+                "split the file or raise the limit"
+            )
+        if not os.access(path, os.R_OK):
+            return "cannot be read (permission denied); check the file's permissions"
+        return None
+
+    def read(self, entry: SourceEntry) -> bytes:
+        try:
+            return (self.root / entry.doc_id).read_bytes()
+        except OSError as exc:
+            raise DocumentError(f"cannot be read ({exc.strerror}); check the file's permissions") from exc
+
+
+class BeirSource:
+    """A BEIR corpus.jsonl: one `{"_id", "title", "text"}` per line; ids are `_id`."""
+
+    def __init__(self, corpus: Path, policy: AccessPolicy | None) -> None:
+        if not corpus.is_file():
+            raise SourceError(f"{corpus} does not exist; give a BEIR corpus.jsonl or a folder")
+        self.corpus = corpus.resolve()
+        self.location = str(self.corpus)
+        beside = self.corpus.parent / POLICY_FILE
+        if policy is None and not beside.exists():
+            raise SourceError(
+                f"{corpus} has no {POLICY_FILE} beside it; pass --groups G1,G2 to say who may read this corpus"
+            )
+        self.policy = policy if policy is not None else AccessPolicy.load(beside)
+        self._docs: dict[str, bytes] = {}
+
+    def ignored(self) -> list[str]:
+        return []
+
+    def entries(self) -> Iterator[SourceEntry | SourceFailure]:
+        self._docs = {}
+        with self.corpus.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                where = f"{self.corpus.name}:{number}"
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    doc_id = str(record["_id"])
+                    body = {"title": str(record.get("title") or ""), "text": str(record["text"])}
+                except (ValueError, KeyError, TypeError) as exc:
+                    yield SourceFailure(where, f"not a BEIR document line ({exc}); each line needs _id and text")
+                    continue
+                if doc_id in self._docs:
+                    yield SourceFailure(where, f"duplicate _id {doc_id!r}; ids must be unique")
+                    continue
+                self._docs[doc_id] = json.dumps(body, ensure_ascii=False).encode("utf-8")
+                yield SourceEntry(doc_id=doc_id, path=where, kind="beir")
+
+    def read(self, entry: SourceEntry) -> bytes:
+        return self._docs[entry.doc_id]
+
+
+def open_source(location: Path, policy: AccessPolicy | None, extensions: list[str], max_bytes: int) -> Source:
+    """A folder becomes a FolderSource; a `.jsonl` file a BeirSource (a BEIR directory means its corpus.jsonl)."""
+    if location.is_dir() and (location / "corpus.jsonl").is_file() and not (location / POLICY_FILE).exists():
+        return BeirSource(location / "corpus.jsonl", policy)
+    if location.suffix == ".jsonl":
+        return BeirSource(location, policy)
+    return FolderSource(location, policy, extensions, max_bytes)

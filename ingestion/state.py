@@ -1,0 +1,135 @@
+"""The sync state: what was ingested into each collection, in SQLite inside the data directory.
+
+The vector store is the truth for what is searchable; this state is the truth for what was ingested from
+which bytes. Every store write happens before the state row that records it, so after a crash the state can
+only be behind the store, never ahead: the next sync redoes the lagging documents (store writes are idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.errors import CollectionMismatchError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    groups TEXT NOT NULL,
+    front_matter_groups TEXT,
+    version INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (collection, doc_id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentState:
+    doc_id: str
+    path: str
+    content_hash: str
+    groups: tuple[str, ...]
+    front_matter_groups: tuple[str, ...] | None
+    version: int
+    chunks: int
+    title: str
+
+
+class SyncState:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def bind_source(self, collection: str, source: str, *, record: bool) -> None:
+        """A collection mirrors one source; syncing another source into it would delete the first one's docs.
+
+        Raises when the collection is bound to another source; binds it to `source` when `record` is set."""
+        row = self._db.execute("SELECT source FROM collections WHERE name=?", (collection,)).fetchone()
+        if row is None:
+            if record:
+                self._db.execute("INSERT INTO collections VALUES (?,?,?)", (collection, source, time.time()))
+        elif row[0] != source:
+            raise CollectionMismatchError(
+                f"collection {collection!r} is synced from {row[0]}, not {source}; "
+                "pass --collection NAME to ingest this source into a collection of its own"
+            )
+
+    def source_of(self, collection: str) -> str | None:
+        row = self._db.execute("SELECT source FROM collections WHERE name=?", (collection,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def documents(self, collection: str) -> dict[str, DocumentState]:
+        rows = self._db.execute(
+            "SELECT doc_id, path, content_hash, groups, front_matter_groups, version, chunks, title "
+            "FROM documents WHERE collection=?",
+            (collection,),
+        )
+        return {
+            r[0]: DocumentState(
+                r[0], r[1], r[2], tuple(json.loads(r[3])), None if r[4] is None else tuple(json.loads(r[4])),
+                r[5], r[6], r[7],
+            )
+            for r in rows
+        }
+
+    def save(self, collection: str, docs: Iterable[DocumentState]) -> None:
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        collection, d.doc_id, d.path, d.content_hash, json.dumps(list(d.groups)),
+                        None if d.front_matter_groups is None else json.dumps(list(d.front_matter_groups)),
+                        d.version, d.chunks, d.title, now,
+                    )
+                    for d in docs
+                ],
+            )
+
+    def forget(self, collection: str, doc_ids: Iterable[str]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "DELETE FROM documents WHERE collection=? AND doc_id=?", [(collection, d) for d in doc_ids]
+            )
+
+    def reset(self, collection: str) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM documents WHERE collection=?", (collection,))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+

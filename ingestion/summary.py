@@ -1,0 +1,100 @@
+"""What a sync did, for people (a table) and for tools (`--json`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ingestion.sources import SourceFailure
+
+
+@dataclass
+class SyncSummary:
+    collection: str
+    source: str
+    dry_run: bool
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    regrouped: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    uncovered: list[str] = field(default_factory=list)
+    failed: list[SourceFailure] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    chunks: int = 0  # chunks embedded and written by this run
+    chunks_in_index: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "source": self.source,
+            "dry_run": self.dry_run,
+            "added": len(self.added),
+            "changed": len(self.changed),
+            "deleted": len(self.deleted),
+            "regrouped": len(self.regrouped),
+            "unchanged": len(self.unchanged),
+            "uncovered": list(self.uncovered),
+            "failed": [{"path": f.path, "error": f.error} for f in self.failed],
+            "ignored": list(self.ignored),
+            "chunks": self.chunks,
+            "chunks_in_index": self.chunks_in_index,
+            "seconds": round(self.seconds, 3),
+            "embed_seconds": round(self.embed_seconds, 3),
+            "chunks_per_second": round(self.chunks_per_second, 2),
+            "documents": {
+                "added": self.added,
+                "changed": self.changed,
+                "deleted": self.deleted,
+                "regrouped": self.regrouped,
+            },
+        }
+
+    def render(self, console: Console, *, list_limit: int = 20) -> None:
+        title = f"{'Dry run: would sync' if self.dry_run else 'Synced'} {self.source} -> collection {self.collection}"
+        table = Table(title=title, show_header=True, header_style="bold")
+        table.add_column("documents")
+        table.add_column("count", justify="right")
+        table.add_column("which")
+        for label, ids in (
+            ("added", self.added),
+            ("changed", self.changed),
+            ("deleted", self.deleted),
+            ("regrouped", self.regrouped),
+            ("uncovered (not indexed)", self.uncovered),
+        ):
+            table.add_row(label, str(len(ids)), _preview(ids, list_limit))
+        table.add_row("unchanged", str(len(self.unchanged)), "")
+        table.add_row("ignored file types", str(len(self.ignored)), _preview(self.ignored, list_limit))
+        table.add_row("failed", str(len(self.failed)), "", style="red" if self.failed else None)
+        console.print(table)
+        for failure in self.failed:
+            console.print(f"[red]failed[/red] {failure.path}: {failure.error}", highlight=False)
+        if self.uncovered:
+            console.print(
+                f"[yellow]{len(self.uncovered)} document(s) match no rule in access.yaml and are not searchable "
+                "by anyone; add a rule to publish them[/yellow]"
+            )
+        if not self.dry_run:
+            console.print(
+                f"{self.chunks} chunks embedded in {self.seconds:.1f} s ({self.chunks_per_second:.1f} chunks/s); "
+                f"{self.chunks_in_index} chunks in the index"
+            )
+
+
+def _preview(ids: list[str], limit: int) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f" ... (+{len(ids) - limit})" if len(ids) > limit else "")
