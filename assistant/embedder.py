@@ -43,6 +43,9 @@ class Embedder:
     def _model(self) -> SentenceTransformer:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: a local path never needs the hub
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         return SentenceTransformer(str(self.model_path), device=self._settings.device, local_files_only=True)
 
@@ -53,7 +56,7 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        dim = self._model.get_sentence_embedding_dimension()
+        dim = self._model.get_embedding_dimension()
         if dim is None:
             raise ConfigError(f"embedder {self.model_id} does not report its embedding dimension")
         return int(dim)
@@ -64,7 +67,7 @@ class Embedder:
 
     def count_tokens(self, text: str) -> list[int]:
         """The embedder's own token ids for `text`, without special tokens (the chunker counts these)."""
-        ids: list[int] = self._model.tokenizer.encode(text, add_special_tokens=False)
+        ids: list[int] = self._model.tokenizer.encode(text, add_special_tokens=False, verbose=False)
         return ids
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

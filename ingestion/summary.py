@@ -63,7 +63,7 @@ class SyncSummary:
             },
         }
 
-    def render(self, console: Console, *, list_limit: int = 20) -> None:
+    def render(self, console: Console, *, list_limit: int = 6) -> None:
         title = f"{'Dry run: would sync' if self.dry_run else 'Synced'} {self.source} -> collection {self.collection}"
         table = Table(title=title, show_header=True, header_style="bold")
         table.add_column("documents")

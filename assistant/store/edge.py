@@ -53,7 +53,8 @@ PREFETCH_FACTOR = 4  # candidates per retriever before fusion, relative to the f
 
 
 def _visible() -> Filter:
-    return Filter(must=[FieldCondition(TOMBSTONE, match=MatchValue(False))])
+    # must_not(true) rather than must(false): the Edge bindings do not match `false` against a bool field.
+    return Filter(must_not=[FieldCondition(TOMBSTONE, match=MatchValue(True))])
 
 
 def _of_doc(doc_id: str) -> Filter:

@@ -36,8 +36,8 @@ def _match(key: str, value: Any) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
-def _visible() -> models.FieldCondition:
-    return _match(TOMBSTONE, False)
+def _visible() -> models.Filter:
+    return models.Filter(must_not=[_match(TOMBSTONE, True)])
 
 
 class QdrantServerStore:
@@ -138,12 +138,12 @@ class QdrantServerStore:
 
     def count(self, collection: str) -> int:
         result = self._call(
-            "count", self._client.count, collection, count_filter=models.Filter(must=[_visible()]), exact=True
+            "count", self._client.count, collection, count_filter=_visible(), exact=True
         )
         return int(result.count)
 
     def iter_chunks(self, collection: str) -> Iterator[StoredChunk]:
-        return self._scroll(collection, models.Filter(must=[_visible()]))
+        return self._scroll(collection, _visible())
 
     def search(
         self,

@@ -1,0 +1,185 @@
+"""Ingestion benchmark on BEIR SciFact (or any BEIR corpus.jsonl). Prints figures; asserts nothing.
+
+    python -m benchmarks.ingest [--corpus ../shared/data/beir/scifact/corpus.jsonl] [--limit N] [--json OUT]
+
+(1) bare SentenceTransformer.encode of exactly the chunk texts ingestion produces
+(2) full ingest into Qdrant Edge (same loaded model, so neither side pays the model load)
+(3) re-ingest with nothing changed
+(4) re-ingest after changing 1% of the documents: how many documents and chunks were re-embedded
+(5) filtered query latency on Qdrant Edge at 100k chunks (synthetic vectors), groups filter
+Targets from the issue: (2)/(1) <= 1.10, (3)/(2) <= 0.05, (4) re-embeds only the changed documents, (5) p50 <= 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.access import Principal
+from assistant.embedder import Embedder
+from assistant.settings import Settings, load_settings
+from assistant.sparse import SparseVector
+from assistant.store import ChunkRecord
+from assistant.store.edge import EdgeStore
+from ingestion.access_policy import AccessPolicy
+from ingestion.readers import parse_document
+from ingestion.sources import BeirSource, SourceEntry
+from ingestion.state import SyncState
+from ingestion.sync import Ingestor
+
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared/data/beir/scifact/corpus.jsonl"
+GROUPS = ["everyone"]
+
+
+def copy_corpus(corpus: Path, target: Path, limit: int | None) -> int:
+    lines = [line for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if limit:
+        lines = lines[:limit]
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(lines)
+
+
+def chunk_texts(ingestor: Ingestor, corpus: Path) -> list[str]:
+    source = BeirSource(corpus, AccessPolicy.grant_all(GROUPS))
+    texts: list[str] = []
+    for entry in source.entries():
+        assert isinstance(entry, SourceEntry)
+        parsed = parse_document(entry.kind, entry.path, source.read(entry))
+        texts += [c.embed_text for c in ingestor.chunker.chunk(parsed)]
+    return texts
+
+
+def change_one_percent(corpus: Path) -> int:
+    lines = corpus.read_text(encoding="utf-8").splitlines()
+    step = 100
+    for i in range(0, len(lines), step):
+        record = json.loads(lines[i])
+        record["text"] += " (Revised: this abstract was edited for the benchmark.)"
+        lines[i] = json.dumps(record)
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(range(0, len(lines), step))
+
+
+def sync(ingestor: Ingestor, corpus: Path) -> Any:
+    return ingestor.sync(BeirSource(corpus, AccessPolicy.grant_all(GROUPS)), "scifact")
+
+
+def query_latency(root: Path, points: int, queries: int, seed: int = 7) -> dict[str, float]:
+    """Store-only latency at `points` synthetic chunks; a principal in 2 of 8 groups (about a quarter readable)."""
+    rng = np.random.default_rng(seed)
+    store = EdgeStore(root)
+    store.ensure_collection("synthetic", 384)
+    groups = [f"g{i}" for i in range(8)]
+    batch = 2000
+    t0 = time.perf_counter()
+    for start in range(0, points, batch):
+        vectors = rng.standard_normal((batch, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        records = []
+        for i in range(batch):
+            terms = sorted(set(rng.integers(0, 50_000, 40).tolist()))
+            records.append(
+                ChunkRecord(
+                    doc_id=f"doc{(start + i) // 4}", chunk_index=(start + i) % 4, text="", title="", path="",
+                    section=None, groups=(groups[int(rng.integers(8))],), doc_hash="", chunk_hash="", version=1,
+                    dense=vectors[i], sparse=SparseVector(terms, [1.0] * len(terms)),
+                )
+            )
+        store.write_chunks("synthetic", records, {})
+    store.finish_writes("synthetic")
+    build_s = time.perf_counter() - t0
+    principal = Principal.of("bench", ["g1", "g5"])
+    timings: dict[str, list[float]] = {"dense": [], "hybrid": []}
+    for _ in range(queries):
+        q = rng.standard_normal(384).astype(np.float32)
+        q /= np.linalg.norm(q)
+        terms = sorted(set(rng.integers(0, 50_000, 6).tolist()))
+        sparse = SparseVector(terms, [1.0] * len(terms))
+        for mode, sp in (("dense", None), ("hybrid", sparse)):
+            t = time.perf_counter()
+            hits = store.search("synthetic", principal, q, sp, 10)
+            timings[mode].append((time.perf_counter() - t) * 1000)
+            assert all(set(h.groups) & principal.groups for h in hits)
+    store.close()
+    out = {"points": float(points), "build_and_optimize_s": build_s}
+    for mode, values in timings.items():
+        values.sort()
+        out[f"{mode}_p50_ms"] = statistics.median(values)
+        out[f"{mode}_p95_ms"] = values[int(0.95 * (len(values) - 1))]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--limit", type=int, default=None, help="Use only the first N documents (quick runs).")
+    parser.add_argument("--points", type=int, default=100_000, help="Synthetic chunks for the latency part.")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--json", type=Path, default=None, help="Write the figures as JSON here.")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
+    try:
+        settings: Settings = load_settings(data_dir=work / "data")
+        corpus = work / "corpus.jsonl"
+        docs = copy_corpus(args.corpus, corpus, args.limit)
+        embedder = Embedder(settings.embedder)
+        store = EdgeStore(settings.index_dir)
+        state = SyncState(settings.state_path)
+        ingestor = Ingestor(settings, store, embedder, state)
+        results: dict[str, Any] = {"documents": docs, "torch_threads": __import__("torch").get_num_threads()}
+
+        texts = chunk_texts(ingestor, corpus)
+        embedder.embed_documents(texts[:8])  # load the model and warm up before any clock starts
+        t0 = time.perf_counter()
+        embedder._model.encode(texts, batch_size=settings.embedder.batch_size, normalize_embeddings=True)
+        results["1_bare_encode_s"] = time.perf_counter() - t0
+        results["chunks"] = len(texts)
+        print(f"(1) bare encode: {len(texts)} chunks in {results['1_bare_encode_s']:.1f} s", flush=True)
+
+        full = sync(ingestor, corpus)
+        results["2_full_ingest_s"] = full.seconds
+        results["2_embed_part_s"] = full.embed_seconds
+        results["2_chunks"] = full.chunks
+        print(f"(2) full ingest: {full.chunks} chunks in {full.seconds:.1f} s", flush=True)
+
+        again = sync(ingestor, corpus)
+        results["3_unchanged_s"] = again.seconds
+        results["3_reembedded_chunks"] = again.chunks
+        print(f"(3) unchanged re-ingest: {again.seconds:.2f} s, {again.chunks} chunks embedded", flush=True)
+
+        changed_docs = change_one_percent(corpus)
+        delta = sync(ingestor, corpus)
+        results["4_changed_documents"] = changed_docs
+        results["4_reembedded_documents"] = len(delta.changed) + len(delta.added)
+        results["4_reembedded_chunks"] = delta.chunks
+        results["4_s"] = delta.seconds
+        results["4_chunks_in_index"] = delta.chunks_in_index
+        print(f"(4) 1% changed: {len(delta.changed)} docs re-embedded ({delta.chunks} chunks) in {delta.seconds:.1f} s")
+        store.close()
+        state.close()
+
+        results["ratio_2_over_1"] = results["2_full_ingest_s"] / results["1_bare_encode_s"]
+        results["ratio_3_over_2"] = results["3_unchanged_s"] / results["2_full_ingest_s"]
+        if not args.skip_latency:
+            results["5_latency"] = query_latency(work / "latency", args.points, args.queries)
+        print(json.dumps(results, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The `assistant` command as a person runs it: a real subprocess, exit codes, one-line errors, --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from assistant.store.edge import EdgeStore
+
+
+def run(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ASSISTANT_PROFILE": "test", "ASSISTANT_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "assistant.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_ingest_json_summary_and_exit_code(handbook: Path, tmp_path: Path) -> None:
+    (handbook / "company" / "broken.pdf").write_bytes(b"%PDF-1.4 nothing")
+    out = tmp_path / "summary.json"
+    result = run("ingest", str(handbook), "--json", str(out), data_dir=tmp_path / "data")
+    assert result.returncode == 1, result.stderr  # a document failed: non-zero, the rest is ingested
+    summary = json.loads(out.read_text())
+    for key in ("added", "changed", "deleted", "regrouped", "unchanged", "uncovered", "failed", "chunks", "seconds"):
+        assert key in summary
+    assert summary["added"] == 31
+    assert summary["uncovered"] == ["drafts/unreviewed-reorg-memo.md"]
+    assert summary["failed"][0]["path"] == "company/broken.pdf"
+    assert "could not be read as PDF" in result.stdout
+
+    (handbook / "company" / "broken.pdf").unlink()
+    dry = run("ingest", str(handbook), "--dry-run", data_dir=tmp_path / "data")
+    assert dry.returncode == 0 and "Dry run" in dry.stdout
+
+
+def test_index_in_use_is_one_line_not_a_traceback(handbook: Path, tmp_path: Path) -> None:
+    holder = EdgeStore(tmp_path / "data" / "index")
+    holder.ensure_collection("handbook", 384)
+    try:
+        result = run("ingest", str(handbook), data_dir=tmp_path / "data")
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is in use by pid" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_invalid_policy_and_missing_source_are_one_line_errors(handbook: Path, tmp_path: Path) -> None:
+    (handbook / "access.yaml").write_text("rules:\n  - match: 'a/**'\n    groups: [x\n")
+    bad = run("ingest", str(handbook), data_dir=tmp_path / "data")
+    assert bad.returncode == 1
+    assert bad.stderr.strip() .startswith("error: ") and "access.yaml:4: invalid YAML" in bad.stderr
+    missing = run("ingest", str(tmp_path / "nope"), data_dir=tmp_path / "data")
+    assert missing.returncode == 1 and "is not a folder" in missing.stderr
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    assert run("ingest", data_dir=tmp_path).returncode == 2
+    assert run("no-such-command", data_dir=tmp_path).returncode == 2

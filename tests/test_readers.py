@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from assistant.errors import DocumentError
+from ingestion.readers import parse_document
+from tests.conftest import HANDBOOK
+
+
+def test_markdown_front_matter_title_groups_and_sections() -> None:
+    raw = b"---\ntitle: Leave\ngroups: [hr]\n---\n# Ignored H1\n\nIntro.\n\n## Birth parents\n\n20 weeks.\n"
+    doc = parse_document(".md", "leave.md", raw)
+    assert doc.title == "Leave"
+    assert doc.front_matter_groups == ("hr",)
+    assert any(s.heading == "Ignored H1 > Birth parents" and "20 weeks" in s.text for s in doc.sections)
+
+
+def test_markdown_title_from_first_heading() -> None:
+    doc = parse_document(".md", "x.md", "# Holidays 2026\n\n## Dates\n\nJan 1\n".encode())
+    assert doc.title == "Holidays 2026"
+    assert doc.front_matter_groups is None
+
+
+def test_html_keeps_title_and_headings() -> None:
+    raw = (HANDBOOK / "engineering" / "deploy-process.html").read_bytes()
+    doc = parse_document(".html", "deploy-process.html", raw)
+    assert doc.title
+    assert len(doc.sections) > 1
+    assert all("<" not in s.text[:50] for s in doc.sections)
+
+
+@pytest.mark.parametrize("name", ["company/benefits-overview.pdf", "legal/export-control-robots.pdf"])
+def test_pdf_pages_become_sections(name: str) -> None:
+    doc = parse_document(".pdf", name, (HANDBOOK / name).read_bytes())
+    assert doc.sections[0].heading == "page 1"
+    assert sum(len(s.text.split()) for s in doc.sections) > 100
+
+
+def test_docx_text_is_extracted() -> None:
+    doc = parse_document(".docx", "travel-policy.docx", (HANDBOOK / "company" / "travel-policy.docx").read_bytes())
+    assert sum(len(s.text.split()) for s in doc.sections) > 100
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "reason"),
+    [
+        (".txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary data"),
+        (".md", "caf\u00e9".encode("latin-1") + b" menu", "not valid UTF-8 (byte 0xe9 at offset 3)"),
+        (".txt", b"   \n\n  ", "no text could be extracted"),
+        (".pdf", b"%PDF-1.7\nthis is not really a pdf", "could not be read as PDF"),
+        (".docx", b"PK\x03\x04 truncated zip", "could not be read as DOCX"),
+        (".md", b"---\ngroups: [hr\n---\nbody", "front matter line"),
+        (".md", b"---\ngroups: hr\n---\nbody", "non-empty list"),
+    ],
+)
+def test_bad_input_is_a_clear_document_error(kind: str, raw: bytes, reason: str) -> None:
+    with pytest.raises(DocumentError, match=None) as caught:
+        parse_document(kind, f"bad{kind}", raw)
+    assert reason in str(caught.value)

@@ -1,0 +1,103 @@
+"""The same store contract on both backends: Qdrant Edge and the qdrant-client stand-in for a server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from assistant.access import Principal
+from assistant.sparse import SparseVector
+from assistant.store import ChunkRecord, VectorStore, chunk_point_id
+from assistant.store.edge import EdgeStore
+from assistant.store.server import QdrantServerStore
+
+DIM = 8
+C = "docs"
+
+
+@pytest.fixture(params=["edge", "server-stand-in"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    backend: VectorStore
+    if request.param == "edge":
+        backend = EdgeStore(tmp_path / "index")
+    else:
+        backend = QdrantServerStore(QdrantClient(location=":memory:"))
+    backend.ensure_collection(C, DIM)
+    yield backend
+    backend.close()
+
+
+def vec(seed: int) -> list[float]:
+    v = np.random.default_rng(seed).standard_normal(DIM)
+    return list(v / np.linalg.norm(v))
+
+
+def chunk(doc_id: str, index: int, groups: tuple[str, ...], version: int = 1, seed: int = 0) -> ChunkRecord:
+    return ChunkRecord(
+        doc_id=doc_id, chunk_index=index, text=f"{doc_id} v{version} #{index}", title=doc_id, path=doc_id,
+        section=None, groups=groups, doc_hash=f"h{version}", chunk_hash=f"{index}", version=version,
+        dense=vec(seed or hash((doc_id, index)) % 1000), sparse=SparseVector([index + 1, 99], [1.0, 0.5]),
+    )
+
+
+def everyone(store: VectorStore) -> list[str]:
+    return sorted(c.payload["text"] for c in store.iter_chunks(C))
+
+
+def test_search_returns_only_chunks_of_the_callers_groups(store: VectorStore) -> None:
+    store.write_chunks(C, [chunk("pub", 0, ("everyone",)), chunk("hr", 0, ("hr",)), chunk("mix", 0, ("hr", "legal"))], {})
+    hits = store.search(C, Principal.of("u", ["legal"]), vec(1), SparseVector([1, 99], [1.0, 1.0]), 10)
+    assert [h.doc_id for h in hits] == ["mix"]
+    hits = store.search(C, Principal.of("u", ["everyone", "hr"]), vec(1), None, 10)
+    assert {h.doc_id for h in hits} == {"pub", "hr", "mix"}
+
+
+def test_principal_without_groups_reads_nothing(store: VectorStore) -> None:
+    store.write_chunks(C, [chunk("pub", 0, ("everyone",))], {})
+    assert store.search(C, Principal.of("contractor", []), vec(1), None, 10) == []
+
+
+def test_chunk_without_groups_is_refused(store: VectorStore) -> None:
+    with pytest.raises(ValueError, match="no groups"):
+        store.write_chunks(C, [chunk("x", 0, ())], {})
+
+
+def test_replacing_a_version_tombstones_unused_ids_in_the_same_write(store: VectorStore) -> None:
+    store.write_chunks(C, [chunk("d", i, ("everyone",)) for i in range(3)], {})
+    stale = {chunk_point_id("d", 1): "d", chunk_point_id("d", 2): "d"}
+    store.write_chunks(C, [chunk("d", 0, ("everyone",), version=2)], stale)
+    assert everyone(store) == ["d v2 #0"]
+    assert store.count(C) == 1
+    assert store.chunk_ids(C, ["d"]) == {"d": {chunk_point_id("d", 0)}}
+    hits = store.search(C, Principal.of("u", ["everyone"]), vec(5), SparseVector([2, 3], [1.0, 1.0]), 10)
+    assert [h.payload["text"] for h in hits] == ["d v2 #0"]  # tombstones never match a principal
+    store.purge_tombstones(C)
+    assert store.count(C) == 1
+
+
+def test_regroup_changes_payload_only(store: VectorStore) -> None:
+    store.write_chunks(C, [chunk("d", 0, ("hr",)), chunk("d", 1, ("hr",)), chunk("e", 0, ("hr",))], {})
+    store.set_groups(C, "d", ["everyone"])
+    groups = {c.id: c.groups for c in store.iter_chunks(C)}
+    assert groups[chunk_point_id("d", 0)] == ("everyone",)
+    assert groups[chunk_point_id("d", 1)] == ("everyone",)
+    assert groups[chunk_point_id("e", 0)] == ("hr",)
+    with pytest.raises(ValueError):
+        store.set_groups(C, "d", [])
+
+
+def test_delete_documents_removes_their_chunks_and_tombstones(store: VectorStore) -> None:
+    store.write_chunks(C, [chunk("d", 0, ("a",)), chunk("d", 1, ("a",)), chunk("keep", 0, ("a",))], {})
+    store.write_chunks(C, [chunk("d", 0, ("a",), version=2)], {chunk_point_id("d", 1): "d"})
+    store.delete_documents(C, ["d"])
+    assert everyone(store) == ["keep v1 #0"]
+    assert store.chunk_ids(C, ["d", "keep"]) == {"d": set(), "keep": {chunk_point_id("keep", 0)}}
+
+
+def test_has_collection(store: VectorStore) -> None:
+    assert store.has_collection(C)
+    assert not store.has_collection("other")

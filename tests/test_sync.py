@@ -1,0 +1,204 @@
+"""Incremental sync of the sample handbook with the real embedder and real Qdrant Edge."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from assistant.errors import CollectionMismatchError
+from assistant.settings import Settings
+from tests.conftest import docs_in_index, ingest
+
+UNCOVERED = "drafts/unreviewed-reorg-memo.md"
+
+
+def test_first_ingest_indexes_every_covered_document(settings: Settings, handbook: Path) -> None:
+    summary = ingest(settings, handbook)
+    assert len(summary.added) == 31 and summary.ok
+    assert summary.uncovered == [UNCOVERED]
+    index = docs_in_index(settings)
+    assert set(index) == set(summary.added)
+    assert UNCOVERED not in index  # fail closed: no rule, not searchable by anyone
+    assert summary.chunks == summary.chunks_in_index == sum(d["chunks"] for d in index.values())  # type: ignore[misc]
+    assert index["hr/salary-bands.md"]["groups"] == {("hr-compensation", "executives")}
+    assert index["finance/q3-2026-budget.md"]["groups"] == {("executives",)}  # narrowed by front matter
+    assert index["security/password-and-mfa-policy.md"]["groups"] == {("everyone",)}  # later rule wins
+
+
+def test_unchanged_reingest_embeds_nothing(settings: Settings, handbook: Path) -> None:
+    ingest(settings, handbook)
+    again = ingest(settings, handbook)
+    assert (len(again.unchanged), again.chunks, again.added, again.changed, again.deleted) == (31, 0, [], [], [])
+
+
+def test_dry_run_reports_the_diff_and_changes_nothing(settings: Settings, handbook: Path) -> None:
+    ingest(settings, handbook)
+    before = docs_in_index(settings)
+    (handbook / "company" / "holidays.md").write_text("# Holidays\n\nEvery Friday is off.\n", encoding="utf-8")
+    (handbook / "hr" / "recruiting-pipeline.md").unlink()
+    (handbook / "company" / "new-canteen.md").write_text("# Canteen\n\nOpens at 8.\n", encoding="utf-8")
+    policy = handbook / "access.yaml"
+    policy.write_text(policy.read_text().replace("groups: [security]", "groups: [security, engineering]"))
+    plan = ingest(settings, handbook, dry_run=True)
+    assert plan.added == ["company/new-canteen.md"]
+    assert plan.changed == ["company/holidays.md"]
+    assert plan.deleted == ["hr/recruiting-pipeline.md"]
+    assert sorted(plan.regrouped) == ["security/access-review-procedure.md", "security/incident-response-plan.html"]
+    assert plan.uncovered == [UNCOVERED]
+    assert plan.chunks == 0
+    assert docs_in_index(settings) == before
+
+
+def test_edit_delete_add_and_regroup(settings: Settings, handbook: Path) -> None:
+    ingest(settings, handbook)
+    before = docs_in_index(settings)
+    (handbook / "company" / "holidays.md").write_text("# Holidays\n\nEvery Friday is off.\n", encoding="utf-8")
+    (handbook / "hr" / "recruiting-pipeline.md").unlink()
+    (handbook / "company" / "new-canteen.md").write_text("# Canteen\n\nOpens at 8.\n", encoding="utf-8")
+    policy = handbook / "access.yaml"
+    policy.write_text(policy.read_text().replace("groups: [security]", "groups: [security, engineering]"))
+
+    summary = ingest(settings, handbook)
+    after = docs_in_index(settings)
+    assert summary.ok
+    assert summary.chunks == after["company/holidays.md"]["chunks"] + after["company/new-canteen.md"]["chunks"]  # type: ignore[operator]
+    assert after["company/holidays.md"]["versions"] == {2}
+    assert after["company/holidays.md"]["chunks"] == 1 < before["company/holidays.md"]["chunks"]  # type: ignore[operator]
+    assert "hr/recruiting-pipeline.md" not in after
+    # re-grouped without re-embedding: same version, new groups
+    regrouped = after["security/access-review-procedure.md"]
+    assert regrouped["groups"] == {("security", "engineering")} and regrouped["versions"] == {1}
+    untouched = {k: v for k, v in after.items() if k not in {"company/holidays.md", "company/new-canteen.md"}}
+    untouched.pop("security/access-review-procedure.md")
+    untouched.pop("security/incident-response-plan.html")
+    assert untouched == {k: before[k] for k in untouched}
+
+
+def test_front_matter_change_alone_regroups_on_reembed(settings: Settings, handbook: Path) -> None:
+    ingest(settings, handbook)
+    budget = handbook / "finance" / "q3-2026-budget.md"
+    budget.write_text(budget.read_text().replace("groups: [executives]", "groups: [finance]"))
+    summary = ingest(settings, handbook)
+    assert summary.changed == ["finance/q3-2026-budget.md"]
+    assert docs_in_index(settings)["finance/q3-2026-budget.md"]["groups"] == {("finance",)}
+
+
+def test_front_matter_cannot_widen_access(settings: Settings, handbook: Path) -> None:
+    budget = handbook / "finance" / "q3-2026-budget.md"
+    budget.write_text(budget.read_text().replace("groups: [executives]", "groups: [executives, everyone]"))
+    summary = ingest(settings, handbook)
+    assert [f.path for f in summary.failed] == ["finance/q3-2026-budget.md"]
+    assert "may only narrow" in summary.failed[0].error
+    assert "finance/q3-2026-budget.md" not in docs_in_index(settings)
+
+
+def test_document_that_loses_its_rule_is_withdrawn(settings: Settings, handbook: Path) -> None:
+    ingest(settings, handbook)
+    policy = handbook / "access.yaml"
+    text = policy.read_text()
+    policy.write_text(text.replace('  - match: "executives/**"\n    groups: [executives]\n', ""))
+    summary = ingest(settings, handbook)
+    withdrawn = {"executives/board-meeting-notes-2026-05.txt", "executives/ma-target-shortlist.md",
+                 "executives/strategy-2027.docx"}
+    assert withdrawn <= set(summary.uncovered)
+    assert withdrawn <= set(summary.deleted)
+    assert not withdrawn & set(docs_in_index(settings))
+
+
+def test_bad_inputs_are_reported_per_file_and_lose_nothing(settings: Settings, handbook: Path) -> None:
+    ingest(settings, handbook)
+    before = docs_in_index(settings)
+    (handbook / "company" / "broken.pdf").write_bytes(b"%PDF-1.7\n garbage")
+    (handbook / "company" / "broken.docx").write_bytes(b"PK\x03\x04 not a docx")
+    (handbook / "company" / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR")
+    (handbook / "company" / "latin1.md").write_bytes("Caf\u00e9 menu".encode("latin-1"))
+    (handbook / "company" / "empty.md").write_bytes(b"")
+    (handbook / "company" / "huge.txt").write_bytes(b"a " * (settings.ingest.max_file_bytes // 2 + 1))
+    (handbook / "company" / "dangling.md").symlink_to(handbook / "nowhere.md")
+    (handbook / "company" / "photo.png").write_bytes(b"\x89PNG")
+    # an indexed document becomes corrupt: its old version must keep serving
+    (handbook / "company" / "travel-policy.docx").write_bytes(b"PK\x03\x04 damaged on the share")
+    secret = handbook / "company" / "secret.md"
+    secret.write_text("# Secret\n\nno read permission\n", encoding="utf-8")
+    secret.chmod(0)
+
+    summary = ingest(settings, handbook)
+    errors = {f.path: f.error for f in summary.failed}
+    expected = {
+        "company/broken.pdf": "could not be read as PDF",
+        "company/broken.docx": "could not be read as DOCX",
+        "company/image.txt": "binary data",
+        "company/latin1.md": "not valid UTF-8",
+        "company/empty.md": "empty file",
+        "company/huge.txt": "ingest.max_file_bytes",
+        "company/dangling.md": "broken symbolic link",
+        "company/travel-policy.docx": "could not be read as DOCX",
+    }
+    if os.geteuid() != 0:  # root reads anything: the permission case only exists for other users
+        expected["company/secret.md"] = "permission"
+    for path, reason in expected.items():
+        assert reason in errors.pop(path), path
+    assert errors == {}
+    assert not summary.ok
+    assert summary.ignored == ["company/photo.png"]
+    after = docs_in_index(settings)
+    assert after["company/travel-policy.docx"] == before["company/travel-policy.docx"]
+    assert {k: v for k, v in after.items() if k in before} == before
+
+
+def test_invalid_access_policy_changes_nothing(settings: Settings, handbook: Path) -> None:
+    from assistant.errors import AccessPolicyError
+
+    ingest(settings, handbook)
+    before = docs_in_index(settings)
+    policy = handbook / "access.yaml"
+    policy.write_text(policy.read_text().replace("groups: [hr]", "groups: hr"))
+    with pytest.raises(AccessPolicyError, match=r"access.yaml:\d+: rule 'hr/\*\*' needs 'groups:' as a list"):
+        ingest(settings, handbook)
+    assert docs_in_index(settings) == before
+
+
+def test_collection_mirrors_one_source(settings: Settings, handbook: Path, tmp_path: Path) -> None:
+    ingest(settings, handbook)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "access.yaml").write_text("rules:\n  - match: '**'\n    groups: [everyone]\n")
+    (other / "a.md").write_text("# A\n\ntext\n")
+    with pytest.raises(CollectionMismatchError, match="--collection"):
+        ingest(settings, other)
+    assert ingest(settings, other, collection="other").added == ["a.md"]
+
+
+def test_index_removed_behind_our_back_is_rebuilt(settings: Settings, handbook: Path) -> None:
+    import shutil
+
+    ingest(settings, handbook)
+    shutil.rmtree(settings.index_dir / "handbook")
+    summary = ingest(settings, handbook)
+    assert len(summary.added) == 31
+
+
+def test_beir_corpus_with_groups(settings: Settings, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        '{"_id": "1", "title": "Aspirin", "text": "Aspirin reduces fever."}\n'
+        "not json\n"
+        '{"_id": "2", "title": "", "text": "Ibuprofen is an NSAID."}\n'
+    )
+    summary = ingest(settings, corpus, groups=["everyone"], collection="beir")
+    assert summary.added == ["1", "2"]
+    assert [f.path for f in summary.failed] == ["corpus.jsonl:2"]
+    assert docs_in_index(settings, "beir")["1"]["groups"] == {("everyone",)}
+
+
+def test_server_stand_in_backend_syncs_the_same(settings: Settings, handbook: Path) -> None:
+    local = settings.model_copy(update={"store": settings.store.model_copy(update={"backend": "local"})})
+    first = ingest(local, handbook)
+    (handbook / "company" / "holidays.md").write_text("# Holidays\n\nEvery Friday is off.\n", encoding="utf-8")
+    second = ingest(local, handbook)
+    assert len(first.added) == 31 and second.changed == ["company/holidays.md"]
+    index = docs_in_index(local)
+    assert index["company/holidays.md"]["versions"] == {2} and index["company/holidays.md"]["chunks"] == 1
+    assert second.chunks_in_index == sum(d["chunks"] for d in index.values())  # type: ignore[misc]
