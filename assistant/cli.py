@@ -30,7 +30,7 @@ def build_app() -> typer.Typer:
 
     @app.callback()
     def _root() -> None:
-        """Configuration: ASSISTANT_PROFILE (default, server, test), ASSISTANT_DATA_DIR, ASSISTANT_<SECTION>__<FIELD>."""
+        """Settings: ASSISTANT_PROFILE (default, server, test), ASSISTANT_DATA_DIR, ASSISTANT_<SECTION>__<FIELD>."""
 
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         entry.load()(app)

@@ -45,7 +45,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         return SentenceTransformer(str(self.model_path), device=self._settings.device, local_files_only=True)
 

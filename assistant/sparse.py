@@ -21,9 +21,7 @@ class SparseVector:
 
 class Bm25Encoder:
     def __init__(self, settings: Bm25Settings) -> None:
-        self._model = Bm25(
-            Bm25Config(k=settings.k, b=settings.b, avg_len=settings.avg_len, language=settings.language)
-        )
+        self._model = Bm25(Bm25Config(k=settings.k, b=settings.b, avg_len=settings.avg_len, language=settings.language))
         self.fingerprint = f"bm25(k={settings.k},b={settings.b},avg_len={settings.avg_len},{settings.language})"
 
     def embed_document(self, text: str) -> SparseVector:

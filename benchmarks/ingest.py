@@ -89,9 +89,18 @@ def query_latency(root: Path, points: int, queries: int, seed: int = 7) -> dict[
             terms = sorted(set(rng.integers(0, 50_000, 40).tolist()))
             records.append(
                 ChunkRecord(
-                    doc_id=f"doc{(start + i) // 4}", chunk_index=(start + i) % 4, text="", title="", path="",
-                    section=None, groups=(groups[int(rng.integers(8))],), doc_hash="", chunk_hash="", version=1,
-                    dense=vectors[i], sparse=SparseVector(terms, [1.0] * len(terms)),
+                    doc_id=f"doc{(start + i) // 4}",
+                    chunk_index=(start + i) % 4,
+                    text="",
+                    title="",
+                    path="",
+                    section=None,
+                    groups=(groups[int(rng.integers(8))],),
+                    doc_hash="",
+                    chunk_hash="",
+                    version=1,
+                    dense=vectors[i],
+                    sparse=SparseVector(terms, [1.0] * len(terms)),
                 )
             )
         store.write_chunks("synthetic", records, {})
@@ -106,7 +115,7 @@ def query_latency(root: Path, points: int, queries: int, seed: int = 7) -> dict[
         sparse = SparseVector(terms, [1.0] * len(terms))
         for mode, sp in (("dense", None), ("hybrid", sparse)):
             t = time.perf_counter()
-            hits = store.search("synthetic", principal, q, sp, 10)
+            hits = store.search("synthetic", principal, q.tolist(), sp, 10)
             timings[mode].append((time.perf_counter() - t) * 1000)
             assert all(set(h.groups) & principal.groups for h in hits)
     store.close()

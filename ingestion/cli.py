@@ -43,7 +43,9 @@ def ingest(
         str | None, typer.Option(help="Give every document to these groups (G1,G2) instead of an access.yaml.")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary as JSON to this file.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary as JSON to this file.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> int:
     """Sync SOURCE into the index: embed added and changed documents, delete removed ones, re-group moved ones.

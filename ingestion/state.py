@@ -89,8 +89,14 @@ class SyncState:
         )
         return {
             r[0]: DocumentState(
-                r[0], r[1], r[2], tuple(json.loads(r[3])), None if r[4] is None else tuple(json.loads(r[4])),
-                r[5], r[6], r[7],
+                r[0],
+                r[1],
+                r[2],
+                tuple(json.loads(r[3])),
+                None if r[4] is None else tuple(json.loads(r[4])),
+                r[5],
+                r[6],
+                r[7],
             )
             for r in rows
         }
@@ -102,9 +108,16 @@ class SyncState:
                 "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
-                        collection, d.doc_id, d.path, d.content_hash, json.dumps(list(d.groups)),
+                        collection,
+                        d.doc_id,
+                        d.path,
+                        d.content_hash,
+                        json.dumps(list(d.groups)),
                         None if d.front_matter_groups is None else json.dumps(list(d.front_matter_groups)),
-                        d.version, d.chunks, d.title, now,
+                        d.version,
+                        d.chunks,
+                        d.title,
+                        now,
                     )
                     for d in docs
                 ],
@@ -132,4 +145,3 @@ class SyncState:
 
     def close(self) -> None:
         self._db.close()
-

@@ -209,8 +209,14 @@ def _state_of(doc: ReadyDocument) -> DocumentState:
 
 def _replace_groups(previous: DocumentState, groups: tuple[str, ...]) -> DocumentState:
     return DocumentState(
-        previous.doc_id, previous.path, previous.content_hash, groups, previous.front_matter_groups,
-        previous.version, previous.chunks, previous.title,
+        previous.doc_id,
+        previous.path,
+        previous.content_hash,
+        groups,
+        previous.front_matter_groups,
+        previous.version,
+        previous.chunks,
+        previous.title,
     )
 
 
@@ -254,7 +260,10 @@ def _drop(summary: SyncSummary, doc_id: str) -> None:
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Progress]:
     columns = (
-        TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, disable=not enabled, transient=False) as bar:
         yield bar

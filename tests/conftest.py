@@ -11,11 +11,11 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["ASSISTANT_PROFILE"] = "test"
 
-from assistant.embedder import Embedder  # noqa: E402
-from assistant.settings import Settings, load_settings  # noqa: E402
-from assistant.store import StoredChunk, build_store  # noqa: E402
-from ingestion.cli import run_ingest  # noqa: E402
-from ingestion.summary import SyncSummary  # noqa: E402
+from assistant.embedder import Embedder
+from assistant.settings import Settings, load_settings
+from assistant.store import StoredChunk, build_store
+from ingestion.cli import run_ingest
+from ingestion.summary import SyncSummary
 
 REPO = Path(__file__).resolve().parents[1]
 HANDBOOK = REPO / "samples" / "handbook"
@@ -47,8 +47,14 @@ def handbook(tmp_path: Path) -> Path:
     return target
 
 
-def ingest(settings: Settings, source: Path, *, groups: list[str] | None = None, dry_run: bool = False,
-           collection: str = "handbook") -> SyncSummary:
+def ingest(
+    settings: Settings,
+    source: Path,
+    *,
+    groups: list[str] | None = None,
+    dry_run: bool = False,
+    collection: str = "handbook",
+) -> SyncSummary:
     return run_ingest(settings, source, collection, groups, dry_run=dry_run, progress=False)
 
 

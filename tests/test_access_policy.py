@@ -48,7 +48,7 @@ def test_last_matching_rule_wins(tmp_path: Path) -> None:
     assert policy.rule_for("company/a.md").groups == ("everyone",)  # type: ignore[union-attr]
     assert policy.rule_for("hr/pay.md").groups == ("hr",)  # type: ignore[union-attr]
     assert policy.rule_for("hr/handbook.md").groups == ("everyone", "hr")  # type: ignore[union-attr]
-    assert policy.rule_for("hr/pay.md").line == 5  # type: ignore[union-attr]
+    assert policy.rule_for("hr/pay.md").line == 4  # type: ignore[union-attr]
 
 
 def test_uncovered_document_has_no_rule(tmp_path: Path) -> None:

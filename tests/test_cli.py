@@ -52,7 +52,7 @@ def test_invalid_policy_and_missing_source_are_one_line_errors(handbook: Path, t
     (handbook / "access.yaml").write_text("rules:\n  - match: 'a/**'\n    groups: [x\n")
     bad = run("ingest", str(handbook), data_dir=tmp_path / "data")
     assert bad.returncode == 1
-    assert bad.stderr.strip() .startswith("error: ") and "access.yaml:4: invalid YAML" in bad.stderr
+    assert bad.stderr.strip().startswith("error: ") and "access.yaml:4: invalid YAML" in bad.stderr
     missing = run("ingest", str(tmp_path / "nope"), data_dir=tmp_path / "data")
     assert missing.returncode == 1 and "is not a folder" in missing.stderr
 

@@ -62,18 +62,32 @@ def versions(tmp_path_factory: pytest.TempPathFactory, embedder: object) -> dict
 
 
 def run_killed_ingest(data_dir: Path, corpus: Path, crash_at: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ASSISTANT_PROFILE": "test", "ASSISTANT_DATA_DIR": str(data_dir),
-           "ASSISTANT_CRASH_AT": crash_at, "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "ASSISTANT_PROFILE": "test",
+        "ASSISTANT_DATA_DIR": str(data_dir),
+        "ASSISTANT_CRASH_AT": crash_at,
+        "HF_HUB_OFFLINE": "1",
+    }
     return subprocess.run(
         [sys.executable, "-m", "assistant.cli", "ingest", str(corpus), "-q"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 @pytest.mark.parametrize(
     "crash_at",
-    ["after_delete:1", "after_regroup:1", "after_embed:2", "after_store_write:1", "after_store_write:3",
-     "after_state_commit:2"],
+    [
+        "after_delete:1",
+        "after_regroup:1",
+        "after_embed:2",
+        "after_store_write:1",
+        "after_store_write:3",
+        "after_state_commit:2",
+    ],
 )
 def test_kill_leaves_old_or_new_version_and_rerun_finishes(
     versions: dict[str, object], tmp_path: Path, crash_at: str

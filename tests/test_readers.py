@@ -16,7 +16,7 @@ def test_markdown_front_matter_title_groups_and_sections() -> None:
 
 
 def test_markdown_title_from_first_heading() -> None:
-    doc = parse_document(".md", "x.md", "# Holidays 2026\n\n## Dates\n\nJan 1\n".encode())
+    doc = parse_document(".md", "x.md", b"# Holidays 2026\n\n## Dates\n\nJan 1\n")
     assert doc.title == "Holidays 2026"
     assert doc.front_matter_groups is None
 

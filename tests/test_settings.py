@@ -51,7 +51,7 @@ def test_user_config_file_merges_deeply(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_unknown_profile_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASSISTANT_PROFILE", "prod")
-    with pytest.raises(ConfigError, match="unknown profile 'prod'.*known: default"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'prod'.*known: default"):
         load_settings()
 
 
@@ -62,5 +62,5 @@ def test_invalid_value_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_server_backend_without_url_is_refused() -> None:
-    with pytest.raises(ConfigError, match="store.url"):
+    with pytest.raises(ConfigError, match=r"store\.url"):
         load_settings(store={"backend": "server"})

@@ -38,9 +38,18 @@ def vec(seed: int) -> list[float]:
 
 def chunk(doc_id: str, index: int, groups: tuple[str, ...], version: int = 1, seed: int = 0) -> ChunkRecord:
     return ChunkRecord(
-        doc_id=doc_id, chunk_index=index, text=f"{doc_id} v{version} #{index}", title=doc_id, path=doc_id,
-        section=None, groups=groups, doc_hash=f"h{version}", chunk_hash=f"{index}", version=version,
-        dense=vec(seed or hash((doc_id, index)) % 1000), sparse=SparseVector([index + 1, 99], [1.0, 0.5]),
+        doc_id=doc_id,
+        chunk_index=index,
+        text=f"{doc_id} v{version} #{index}",
+        title=doc_id,
+        path=doc_id,
+        section=None,
+        groups=groups,
+        doc_hash=f"h{version}",
+        chunk_hash=f"{index}",
+        version=version,
+        dense=vec(seed or hash((doc_id, index)) % 1000),
+        sparse=SparseVector([index + 1, 99], [1.0, 0.5]),
     )
 
 
@@ -49,7 +58,9 @@ def everyone(store: VectorStore) -> list[str]:
 
 
 def test_search_returns_only_chunks_of_the_callers_groups(store: VectorStore) -> None:
-    store.write_chunks(C, [chunk("pub", 0, ("everyone",)), chunk("hr", 0, ("hr",)), chunk("mix", 0, ("hr", "legal"))], {})
+    store.write_chunks(
+        C, [chunk("pub", 0, ("everyone",)), chunk("hr", 0, ("hr",)), chunk("mix", 0, ("hr", "legal"))], {}
+    )
     hits = store.search(C, Principal.of("u", ["legal"]), vec(1), SparseVector([1, 99], [1.0, 1.0]), 10)
     assert [h.doc_id for h in hits] == ["mix"]
     hits = store.search(C, Principal.of("u", ["everyone", "hr"]), vec(1), None, 10)

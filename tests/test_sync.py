@@ -100,8 +100,11 @@ def test_document_that_loses_its_rule_is_withdrawn(settings: Settings, handbook:
     text = policy.read_text()
     policy.write_text(text.replace('  - match: "executives/**"\n    groups: [executives]\n', ""))
     summary = ingest(settings, handbook)
-    withdrawn = {"executives/board-meeting-notes-2026-05.txt", "executives/ma-target-shortlist.md",
-                 "executives/strategy-2027.docx"}
+    withdrawn = {
+        "executives/board-meeting-notes-2026-05.txt",
+        "executives/ma-target-shortlist.md",
+        "executives/strategy-2027.docx",
+    }
     assert withdrawn <= set(summary.uncovered)
     assert withdrawn <= set(summary.deleted)
     assert not withdrawn & set(docs_in_index(settings))

@@ -21,6 +21,9 @@ SPARSE = "bm25"
 # Payload fields with an index (filters on them are fast on every backend).
 GROUPS = "groups"
 DOC_ID = "doc_id"
+# "kind" is a keyword, not a bool: the Qdrant Edge bindings (0.9) never match a bool payload value.
+KIND = "kind"
+LIVE = "chunk"
 TOMBSTONE = "tombstone"
 
 _ID_NAMESPACE = uuid.UUID("6f1c1d3e-2b7a-4c55-9a39-7f0c5e2d8b11")
@@ -66,7 +69,7 @@ class ChunkRecord:
             "doc_hash": self.doc_hash,
             "chunk_hash": self.chunk_hash,
             "version": self.version,
-            TOMBSTONE: False,
+            KIND: LIVE,
         }
 
 
@@ -75,7 +78,7 @@ def tombstone_payload(doc_id: str) -> dict[str, Any]:
 
     It keeps its doc id so that deleting the document later removes its tombstones too.
     """
-    return {DOC_ID: doc_id, GROUPS: [], TOMBSTONE: True}
+    return {DOC_ID: doc_id, GROUPS: [], KIND: TOMBSTONE}
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ from assistant.store.base import (
     DENSE,
     DOC_ID,
     GROUPS,
+    KIND,
+    LIVE,
     SPARSE,
     TOMBSTONE,
     ChunkRecord,
@@ -53,8 +55,7 @@ PREFETCH_FACTOR = 4  # candidates per retriever before fusion, relative to the f
 
 
 def _visible() -> Filter:
-    # must_not(true) rather than must(false): the Edge bindings do not match `false` against a bool field.
-    return Filter(must_not=[FieldCondition(TOMBSTONE, match=MatchValue(True))])
+    return Filter(must=[FieldCondition(KIND, match=MatchValue(LIVE))])
 
 
 def _of_doc(doc_id: str) -> Filter:
@@ -106,9 +107,8 @@ class EdgeStore:
                 sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
             )
             shard = EdgeShard.create(str(path), config)
-            for field in (GROUPS, DOC_ID):
+            for field in (GROUPS, DOC_ID, KIND):
                 shard.update(UpdateOperation.create_field_index(field, PayloadSchemaType.Keyword))
-            shard.update(UpdateOperation.create_field_index(TOMBSTONE, PayloadSchemaType.Bool))
             return shard
         except StoreError:
             raise
@@ -149,7 +149,7 @@ class EdgeStore:
             self._run(collection, UpdateOperation.delete_points_by_filter(selector))
 
     def purge_tombstones(self, collection: str) -> None:
-        dead = Filter(must=[FieldCondition(TOMBSTONE, match=MatchValue(True))])
+        dead = Filter(must=[FieldCondition(KIND, match=MatchValue(TOMBSTONE))])
         self._run(collection, UpdateOperation.delete_points_by_filter(dead))
 
     def finish_writes(self, collection: str) -> None:

@@ -19,6 +19,8 @@ from assistant.store.base import (
     DENSE,
     DOC_ID,
     GROUPS,
+    KIND,
+    LIVE,
     SPARSE,
     TOMBSTONE,
     ChunkRecord,
@@ -36,8 +38,8 @@ def _match(key: str, value: Any) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
-def _visible() -> models.Filter:
-    return models.Filter(must_not=[_match(TOMBSTONE, True)])
+def _visible() -> models.FieldCondition:
+    return _match(KIND, LIVE)
 
 
 class QdrantServerStore:
@@ -68,7 +70,7 @@ class QdrantServerStore:
         for field, schema in (
             (GROUPS, models.PayloadSchemaType.KEYWORD),
             (DOC_ID, models.PayloadSchemaType.KEYWORD),
-            (TOMBSTONE, models.PayloadSchemaType.BOOL),
+            (KIND, models.PayloadSchemaType.KEYWORD),
         ):
             self._call("create payload index", self._client.create_payload_index, collection, field, schema)
 
@@ -104,7 +106,7 @@ class QdrantServerStore:
             self._call("delete", self._client.delete, collection, points_selector=selector, wait=True)
 
     def purge_tombstones(self, collection: str) -> None:
-        selector = models.FilterSelector(filter=models.Filter(must=[_match(TOMBSTONE, True)]))
+        selector = models.FilterSelector(filter=models.Filter(must=[_match(KIND, TOMBSTONE)]))
         self._call("delete", self._client.delete, collection, points_selector=selector, wait=True)
 
     def finish_writes(self, collection: str) -> None:
@@ -138,12 +140,12 @@ class QdrantServerStore:
 
     def count(self, collection: str) -> int:
         result = self._call(
-            "count", self._client.count, collection, count_filter=_visible(), exact=True
+            "count", self._client.count, collection, count_filter=models.Filter(must=[_visible()]), exact=True
         )
         return int(result.count)
 
     def iter_chunks(self, collection: str) -> Iterator[StoredChunk]:
-        return self._scroll(collection, _visible())
+        return self._scroll(collection, models.Filter(must=[_visible()]))
 
     def search(
         self,
