@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from importlib.metadata import entry_points
 
-import click
 import typer
 from rich.console import Console
 
@@ -38,19 +37,12 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    stderr = Console(stderr=True, highlight=False)
+    """Typer handles usage errors (exit 2) and `typer.Exit`; domain errors surface here as one line, exit 1."""
     try:
-        result = build_app()(args=argv, standalone_mode=False)
+        build_app()(args=argv)
     except AssistantError as exc:
-        stderr.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        Console(stderr=True, highlight=False).print(f"[red]error:[/red] {exc}", soft_wrap=True)
         sys.exit(1)
-    except click.exceptions.Abort:
-        stderr.print("[red]aborted[/red]")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def ingest(
         Path | None, typer.Option("--json", help="Also write the summary as JSON to this file.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-) -> int:
+) -> None:
     """Sync SOURCE into the index: embed added and changed documents, delete removed ones, re-group moved ones.
 
     Exit code 1 when any document failed; everything else is still synced and nothing already indexed is lost.
@@ -67,7 +67,8 @@ def ingest(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
-    return 0 if summary.ok else 1
+    if not summary.ok:
+        raise typer.Exit(code=1)
 
 
 def register(app: typer.Typer) -> None:

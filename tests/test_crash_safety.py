@@ -19,6 +19,7 @@ from assistant.settings import Settings, load_settings
 from tests.conftest import ingest, stored_chunks
 
 Snapshot = dict[str, frozenset[tuple[object, ...]]]
+WINDOW = 4  # chunks per atomic write: small, so a kill can land between several writes
 
 
 def snapshot(settings: Settings) -> Snapshot:
@@ -51,13 +52,13 @@ def versions(tmp_path_factory: pytest.TempPathFactory, embedder: object) -> dict
     root = tmp_path_factory.mktemp("crash")
     corpus = root / "handbook"
     shutil.copytree(Path(__file__).resolve().parents[1] / "samples" / "handbook", corpus)
-    v1 = load_settings(data_dir=root / "v1")
+    v1 = load_settings(data_dir=root / "v1", ingest={"window_chunks": WINDOW})
     ingest(v1, corpus)
     make_v2(corpus)
-    v2 = load_settings(data_dir=root / "v2")
+    v2 = load_settings(data_dir=root / "v2", ingest={"window_chunks": WINDOW})
     shutil.copytree(v1.data_dir, v2.data_dir)
     summary = ingest(v2, corpus)
-    assert summary.chunks > 3 * v1.ingest.window_chunks  # several atomic writes, so kills land between them
+    assert summary.chunks > 4 * WINDOW  # several atomic writes, so kills land between them
     return {"corpus": corpus, "v1": v1, "old": snapshot(v1), "new": snapshot(v2)}
 
 
@@ -67,6 +68,7 @@ def run_killed_ingest(data_dir: Path, corpus: Path, crash_at: str) -> subprocess
         "ASSISTANT_PROFILE": "test",
         "ASSISTANT_DATA_DIR": str(data_dir),
         "ASSISTANT_CRASH_AT": crash_at,
+        "ASSISTANT_INGEST__WINDOW_CHUNKS": str(WINDOW),
         "HF_HUB_OFFLINE": "1",
     }
     return subprocess.run(
@@ -96,7 +98,7 @@ def test_kill_leaves_old_or_new_version_and_rerun_finishes(
     old: Snapshot = versions["old"]  # type: ignore[assignment]
     new: Snapshot = versions["new"]  # type: ignore[assignment]
     corpus: Path = versions["corpus"]  # type: ignore[assignment]
-    settings = load_settings(data_dir=tmp_path / "data")
+    settings = load_settings(data_dir=tmp_path / "data", ingest={"window_chunks": WINDOW})
     shutil.copytree(v1.data_dir, settings.data_dir)
 
     killed = run_killed_ingest(settings.data_dir, corpus, crash_at)
