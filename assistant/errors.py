@@ -41,5 +41,9 @@ class DocumentError(AssistantError):
     """One document cannot be ingested; the sync goes on with the others and reports it."""
 
 
+class AccessRuleError(DocumentError):
+    """A document's own access metadata conflicts with the policy: it is not served to anyone (fail closed)."""
+
+
 class CollectionMismatchError(AssistantError):
     """A collection was built from another source or with another embedder."""

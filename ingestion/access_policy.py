@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from assistant.errors import AccessPolicyError, DocumentError
+from assistant.errors import AccessPolicyError, AccessRuleError
 
 POLICY_FILE = "access.yaml"
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$")
@@ -105,7 +105,7 @@ def narrow(rule: AccessRule, front_matter_groups: tuple[str, ...] | None, doc_id
         return rule.groups
     wider = sorted(set(front_matter_groups) - set(rule.groups))
     if wider:
-        raise DocumentError(
+        raise AccessRuleError(
             f"front matter groups {wider} are not granted by {POLICY_FILE} line {rule.line} "
             f"({list(rule.groups)}); front matter may only narrow access: fix the document or the policy"
         )

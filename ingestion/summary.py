@@ -63,7 +63,8 @@ class SyncSummary:
             },
         }
 
-    def render(self, console: Console, *, list_limit: int = 6) -> None:
+    def render(self, console: Console) -> None:
+        list_limit = 50 if self.dry_run else 6  # a dry run is read for its diff
         title = f"{'Dry run: would sync' if self.dry_run else 'Synced'} {self.source} -> collection {self.collection}"
         table = Table(title=title, show_header=True, header_style="bold")
         table.add_column("documents")

@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from assistant.embedder import Embedder
-from assistant.errors import DocumentError
+from assistant.errors import AccessRuleError, DocumentError
 from assistant.settings import Settings
 from assistant.sparse import Bm25Encoder
 from assistant.store import ChunkRecord, VectorStore, chunk_point_id
@@ -90,7 +90,9 @@ class Ingestor:
         self._withdraw(collection, plan.deleted + plan.withdrawn)
         self._regroup(collection, plan)
         with _progress(progress) as bar:
-            ready = self._read_all(source, plan.added + plan.changed, summary, bar)
+            ready, lost_access = self._read_all(source, plan.added + plan.changed, summary, bar)
+            self._withdraw(collection, lost_access)
+            summary.deleted += lost_access
             summary.chunks, summary.embed_seconds = self._embed_and_write(collection, ready, bar)
         self.store.purge_tombstones(collection)
         self.store.finish_writes(collection)
@@ -115,17 +117,21 @@ class Ingestor:
 
     def _read_all(
         self, source: Source, docs: list[PlannedDocument], summary: SyncSummary, bar: Progress
-    ) -> list[ReadyDocument]:
+    ) -> tuple[list[ReadyDocument], list[str]]:
+        """Parse and chunk; also returns the indexed documents whose own access metadata became invalid."""
         task = bar.add_task("reading", total=len(docs))
         ready: list[ReadyDocument] = []
+        lost_access: list[str] = []
         for planned in docs:
             try:
                 ready.append(self._read(source, planned))
             except DocumentError as exc:
                 summary.failed.append(SourceFailure(planned.entry.path, str(exc)))
                 _drop(summary, planned.entry.doc_id)
+                if isinstance(exc, AccessRuleError) and planned.previous is not None:
+                    lost_access.append(planned.entry.doc_id)  # fail closed: its groups are undecidable now
             bar.advance(task)
-        return ready
+        return ready, lost_access
 
     def _read(self, source: Source, planned: PlannedDocument) -> ReadyDocument:
         entry = planned.entry
@@ -251,7 +257,7 @@ def _summary_of(plan: SyncPlan, collection: str, source: str, dry_run: bool) -> 
 
 
 def _drop(summary: SyncSummary, doc_id: str) -> None:
-    """A document that failed to parse is neither added nor changed; its old version, if any, keeps serving."""
+    """A document that failed is neither added nor changed; after a parse error its old version keeps serving."""
     for bucket in (summary.added, summary.changed):
         if doc_id in bucket:
             bucket.remove(doc_id)

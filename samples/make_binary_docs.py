@@ -13,7 +13,7 @@ next to this file. Output is deterministic: reportlab runs in invariant mode
 (fixed creation date and document ID) and the DOCX core properties and zip
 entry timestamps are pinned, so re-running produces identical bytes.
 
-Requirements (not project dependencies):  pip install reportlab python-docx
+Requirements: reportlab and python-docx (both in the project's dev extra).
 
 Usage:  python samples/make_binary_docs.py [--out-dir DIR]
 """

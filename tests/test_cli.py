@@ -48,11 +48,14 @@ def test_index_in_use_is_one_line_not_a_traceback(handbook: Path, tmp_path: Path
     assert len(lines) == 1 and "is in use by pid" in lines[0] and "Traceback" not in result.stderr
 
 
-def test_invalid_policy_and_missing_source_are_one_line_errors(handbook: Path, tmp_path: Path) -> None:
+def test_invalid_policy_is_reported_and_missing_source_is_one_line(handbook: Path, tmp_path: Path) -> None:
     (handbook / "access.yaml").write_text("rules:\n  - match: 'a/**'\n    groups: [x\n")
-    bad = run("ingest", str(handbook), data_dir=tmp_path / "data")
+    out = tmp_path / "summary.json"
+    bad = run("ingest", str(handbook), "--json", str(out), data_dir=tmp_path / "data")
     assert bad.returncode == 1
-    assert bad.stderr.strip().startswith("error: ") and "access.yaml:4: invalid YAML" in bad.stderr
+    failed = json.loads(out.read_text())["failed"]
+    assert failed[0]["path"] == "access.yaml" and failed[0]["error"].startswith("line 4: invalid YAML")
+    assert "access.yaml: line 4: invalid YAML" in bad.stdout
     missing = run("ingest", str(tmp_path / "nope"), data_dir=tmp_path / "data")
     assert missing.returncode == 1 and "is not a folder" in missing.stderr
 

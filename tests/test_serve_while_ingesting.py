@@ -1,0 +1,56 @@
+"""The app's situation: one process owns the embedded index, serves queries and runs a re-ingest meanwhile."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from assistant.access import Principal
+from assistant.embedder import Embedder
+from assistant.settings import Settings
+from assistant.sparse import Bm25Encoder
+from assistant.store import build_store
+from ingestion.sources import open_source
+from ingestion.state import SyncState
+from ingestion.sync import Ingestor
+
+
+def test_queries_are_answered_during_a_reingest_in_the_same_process(
+    settings: Settings, handbook: Path, embedder: Embedder
+) -> None:
+    store = build_store(settings)
+    state = SyncState(settings.state_path)
+    ingestor = Ingestor(settings, store, embedder, state)
+
+    def source() -> object:
+        return open_source(handbook, None, settings.ingest.extensions, settings.ingest.max_file_bytes)
+
+    try:
+        ingestor.sync(source(), "handbook")  # type: ignore[arg-type]
+        for n in range(4):
+            (handbook / "company" / f"notice-{n}.md").write_text(f"# Notice {n}\n\n" + "Parking rules apply. " * 200)
+        errors: list[BaseException] = []
+
+        def reingest() -> None:
+            try:
+                ingestor.sync(source(), "handbook")  # type: ignore[arg-type]
+            except BaseException as exc:  # surfaced by the assertion below
+                errors.append(exc)
+
+        worker = threading.Thread(target=reingest)
+        worker.start()
+        dana = Principal.of("dana", ["everyone"])
+        question = "How many public holidays do we get?"
+        dense, sparse = embedder.embed_query(question).tolist(), Bm25Encoder(settings.bm25).embed_query(question)
+        answered = 0
+        while worker.is_alive() or answered == 0:
+            hits = store.search("handbook", dana, dense, sparse, 5)
+            assert hits and all("everyone" in h.groups for h in hits)
+            answered += 1
+        worker.join()
+        assert errors == []
+        assert answered > 1
+        assert {h.doc_id for h in store.search("handbook", dana, dense, sparse, 50)} >= {"company/notice-0.md"}
+    finally:
+        store.close()
+        state.close()
