@@ -28,7 +28,7 @@ from assistant.access import Principal
 from assistant.embedder import Embedder
 from assistant.settings import Settings, load_settings
 from assistant.sparse import SparseVector
-from assistant.store import ChunkRecord
+from assistant.store import ChunkRecord, SearchQuery
 from assistant.store.edge import EdgeStore
 from ingestion.access_policy import AccessPolicy
 from ingestion.readers import parse_document
@@ -115,7 +115,7 @@ def query_latency(root: Path, points: int, queries: int, seed: int = 7) -> dict[
         sparse = SparseVector(terms, [1.0] * len(terms))
         for mode, sp in (("dense", None), ("hybrid", sparse)):
             t = time.perf_counter()
-            hits = store.search("synthetic", principal, q.tolist(), sp, 10)
+            hits = store.search("synthetic", principal, SearchQuery(q.tolist(), sp, limit=10))
             timings[mode].append((time.perf_counter() - t) * 1000)
             assert all(set(h.groups) & principal.groups for h in hits)
     store.close()

@@ -9,7 +9,7 @@ from assistant.access import Principal
 from assistant.embedder import Embedder
 from assistant.settings import Settings
 from assistant.sparse import Bm25Encoder
-from assistant.store import build_store
+from assistant.store import SearchQuery, build_store
 from ingestion.sources import open_source
 from ingestion.state import SyncState
 from ingestion.sync import Ingestor
@@ -44,13 +44,15 @@ def test_queries_are_answered_during_a_reingest_in_the_same_process(
         dense, sparse = embedder.embed_query(question).tolist(), Bm25Encoder(settings.bm25).embed_query(question)
         answered = 0
         while worker.is_alive() or answered == 0:
-            hits = store.search("handbook", dana, dense, sparse, 5)
+            hits = store.search("handbook", dana, SearchQuery(dense, sparse, limit=5))
             assert hits and all("everyone" in h.groups for h in hits)
             answered += 1
         worker.join()
         assert errors == []
         assert answered > 1
-        assert {h.doc_id for h in store.search("handbook", dana, dense, sparse, 50)} >= {"company/notice-0.md"}
+        assert {h.doc_id for h in store.search("handbook", dana, SearchQuery(dense, sparse, limit=50))} >= {
+            "company/notice-0.md"
+        }
     finally:
         store.close()
         state.close()

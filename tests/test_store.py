@@ -11,7 +11,7 @@ from qdrant_client import QdrantClient
 
 from assistant.access import Principal
 from assistant.sparse import SparseVector
-from assistant.store import ChunkRecord, VectorStore, chunk_point_id
+from assistant.store import ChunkRecord, SearchQuery, VectorStore, chunk_point_id
 from assistant.store.edge import EdgeStore
 from assistant.store.server import QdrantServerStore
 
@@ -61,15 +61,17 @@ def test_search_returns_only_chunks_of_the_callers_groups(store: VectorStore) ->
     store.write_chunks(
         C, [chunk("pub", 0, ("everyone",)), chunk("hr", 0, ("hr",)), chunk("mix", 0, ("hr", "legal"))], {}
     )
-    hits = store.search(C, Principal.of("u", ["legal"]), vec(1), SparseVector([1, 99], [1.0, 1.0]), 10)
+    hits = store.search(
+        C, Principal.of("u", ["legal"]), SearchQuery(vec(1), SparseVector([1, 99], [1.0, 1.0]), limit=10)
+    )
     assert [h.doc_id for h in hits] == ["mix"]
-    hits = store.search(C, Principal.of("u", ["everyone", "hr"]), vec(1), None, 10)
+    hits = store.search(C, Principal.of("u", ["everyone", "hr"]), SearchQuery(vec(1), None, limit=10))
     assert {h.doc_id for h in hits} == {"pub", "hr", "mix"}
 
 
 def test_principal_without_groups_reads_nothing(store: VectorStore) -> None:
     store.write_chunks(C, [chunk("pub", 0, ("everyone",))], {})
-    assert store.search(C, Principal.of("contractor", []), vec(1), None, 10) == []
+    assert store.search(C, Principal.of("contractor", []), SearchQuery(vec(1), None, limit=10)) == []
 
 
 def test_chunk_without_groups_is_refused(store: VectorStore) -> None:
@@ -84,7 +86,9 @@ def test_replacing_a_version_tombstones_unused_ids_in_the_same_write(store: Vect
     assert everyone(store) == ["d v2 #0"]
     assert store.count(C) == 1
     assert store.chunk_ids(C, ["d"]) == {"d": {chunk_point_id("d", 0)}}
-    hits = store.search(C, Principal.of("u", ["everyone"]), vec(5), SparseVector([2, 3], [1.0, 1.0]), 10)
+    hits = store.search(
+        C, Principal.of("u", ["everyone"]), SearchQuery(vec(5), SparseVector([2, 3], [1.0, 1.0]), limit=10)
+    )
     assert [h.payload["text"] for h in hits] == ["d v2 #0"]  # tombstones never match a principal
     store.purge_tombstones(C)
     assert store.count(C) == 1
@@ -112,3 +116,17 @@ def test_delete_documents_removes_their_chunks_and_tombstones(store: VectorStore
 def test_has_collection(store: VectorStore) -> None:
     assert store.has_collection(C)
     assert not store.has_collection("other")
+
+
+def test_dense_only_sparse_only_and_weighted_fusion(store: VectorStore) -> None:
+    store.write_chunks(C, [chunk("a", 0, ("x",), seed=1), chunk("b", 1, ("x",), seed=2)], {})
+    reader = Principal.of("u", ["x"])
+    assert store.search(C, reader, SearchQuery(vec(1), None, limit=1))[0].doc_id == "a"
+    # chunk b has sparse term 2 (index + 1); only b matches it
+    assert [h.doc_id for h in store.search(C, reader, SearchQuery(None, SparseVector([2], [1.0]), limit=5))] == ["b"]
+    dense_heavy = SearchQuery(vec(1), SparseVector([2], [1.0]), limit=2, rrf_k=1, dense_weight=5.0, sparse_weight=0.1)
+    sparse_heavy = SearchQuery(vec(1), SparseVector([2], [1.0]), limit=2, rrf_k=1, dense_weight=0.1, sparse_weight=5.0)
+    assert store.search(C, reader, dense_heavy)[0].doc_id == "a"
+    assert store.search(C, reader, sparse_heavy)[0].doc_id == "b"
+    with pytest.raises(ValueError, match="needs a dense vector"):
+        SearchQuery(None, SparseVector([], []), limit=1)

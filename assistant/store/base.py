@@ -98,6 +98,31 @@ class StoredChunk:
         return tuple(self.payload.get(GROUPS) or ())
 
 
+@dataclass(frozen=True)
+class SearchQuery:
+    """What to look for. With both vectors: each retriever's `candidates`, fused by weighted RRF."""
+
+    dense: Sequence[float] | None
+    sparse: SparseVector | None
+    limit: int
+    candidates: int = 100
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.dense is None and not self.has_sparse:
+            raise ValueError("a search needs a dense vector, a non-empty sparse vector, or both")
+
+    @property
+    def has_sparse(self) -> bool:
+        return self.sparse is not None and bool(self.sparse.indices)
+
+    @property
+    def is_hybrid(self) -> bool:
+        return self.dense is not None and self.has_sparse
+
+
 class VectorStore(Protocol):
     """The small interface both backends implement (Qdrant Edge in-process, Qdrant server)."""
 
@@ -128,14 +153,7 @@ class VectorStore(Protocol):
     def iter_chunks(self, collection: str) -> Iterator[StoredChunk]:
         """Every visible chunk, for maintenance and audits; never a path that serves a user's query."""
 
-    def search(
-        self,
-        collection: str,
-        principal: Principal,
-        dense: Sequence[float],
-        sparse: SparseVector | None,
-        limit: int,
-    ) -> list[StoredChunk]:
-        """Chunks the principal may read, best first: dense and BM25 candidates fused with RRF."""
+    def search(self, collection: str, principal: Principal, query: SearchQuery) -> list[StoredChunk]:
+        """Chunks the principal may read, best first. The groups filter is part of every stage of the query."""
 
     def close(self) -> None: ...

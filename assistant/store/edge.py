@@ -35,7 +35,6 @@ from qdrant_edge import SparseVector as EdgeSparse
 
 from assistant.access import Principal
 from assistant.errors import StoreError
-from assistant.sparse import SparseVector
 from assistant.store.base import (
     DENSE,
     DOC_ID,
@@ -45,13 +44,11 @@ from assistant.store.base import (
     SPARSE,
     TOMBSTONE,
     ChunkRecord,
+    SearchQuery,
     StoredChunk,
     tombstone_payload,
 )
 from assistant.store.lock import IndexLock
-
-RRF_K = 60
-PREFETCH_FACTOR = 4  # candidates per retriever before fusion, relative to the final limit
 
 
 def _visible() -> Filter:
@@ -189,31 +186,27 @@ class EdgeStore:
     def iter_chunks(self, collection: str) -> Iterator[StoredChunk]:
         return self._scroll(collection, _visible(), with_payload=True)
 
-    def search(
-        self,
-        collection: str,
-        principal: Principal,
-        dense: Sequence[float],
-        sparse: SparseVector | None,
-        limit: int,
-    ) -> list[StoredChunk]:
+    def search(self, collection: str, principal: Principal, query: SearchQuery) -> list[StoredChunk]:
         if not principal.groups:
             return []
-        allowed = _readable_by(principal)  # applied in every stage, never after the query
-        candidates = max(limit * PREFETCH_FACTOR, 50)
-        prefetches = [Prefetch(limit=candidates, query=Query.Nearest(list(dense), using=DENSE), filter=allowed)]
-        if sparse is not None and sparse.indices:
-            query_sparse = EdgeSparse(sparse.indices, sparse.values)
-            prefetches.append(
-                Prefetch(limit=candidates, query=Query.Nearest(query_sparse, using=SPARSE), filter=allowed)
+        allowed = _readable_by(principal)  # in every stage, never applied after the query
+        stages: list[tuple[Query, float]] = []
+        if query.dense is not None:
+            stages.append((Query.Nearest([float(x) for x in query.dense], using=DENSE), query.dense_weight))
+        if query.has_sparse:
+            assert query.sparse is not None
+            sparse = EdgeSparse(query.sparse.indices, query.sparse.values)
+            stages.append((Query.Nearest(sparse, using=SPARSE), query.sparse_weight))
+        if len(stages) == 1:
+            request = QueryRequest(limit=query.limit, query=stages[0][0], filter=allowed, with_payload=True)
+        else:
+            request = QueryRequest(
+                limit=query.limit,
+                prefetches=[Prefetch(limit=query.candidates, query=q, filter=allowed) for q, _ in stages],
+                query=Fusion.Rrf(k=query.rrf_k, weights=[w for _, w in stages]),  # type: ignore[arg-type]
+                filter=allowed,
+                with_payload=True,
             )
-        request = QueryRequest(
-            limit=limit,
-            prefetches=prefetches,
-            query=Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]  # the stub's union omits Fusion's inner classes
-            filter=allowed,
-            with_payload=True,
-        )
         shard = self._open(collection, None)
         with self._mutex:
             hits = shard.query(request)

@@ -14,7 +14,6 @@ from qdrant_client import QdrantClient, models
 
 from assistant.access import Principal
 from assistant.errors import StoreError
-from assistant.sparse import SparseVector
 from assistant.store.base import (
     DENSE,
     DOC_ID,
@@ -24,12 +23,10 @@ from assistant.store.base import (
     SPARSE,
     TOMBSTONE,
     ChunkRecord,
+    SearchQuery,
     StoredChunk,
     tombstone_payload,
 )
-
-RRF_K = 60
-PREFETCH_FACTOR = 4
 
 
 def _match(key: str, value: Any) -> models.FieldCondition:
@@ -147,31 +144,35 @@ class QdrantServerStore:
     def iter_chunks(self, collection: str) -> Iterator[StoredChunk]:
         return self._scroll(collection, models.Filter(must=[_visible()]))
 
-    def search(
-        self,
-        collection: str,
-        principal: Principal,
-        dense: Sequence[float],
-        sparse: SparseVector | None,
-        limit: int,
-    ) -> list[StoredChunk]:
+    def search(self, collection: str, principal: Principal, query: SearchQuery) -> list[StoredChunk]:
         if not principal.groups:
             return []
-        allowed = models.Filter(must=[_match(GROUPS, sorted(principal.groups))])
-        candidates = max(limit * PREFETCH_FACTOR, 50)
-        prefetch = [models.Prefetch(query=[float(x) for x in dense], using=DENSE, filter=allowed, limit=candidates)]
-        if sparse is not None and sparse.indices:
-            query_sparse = models.SparseVector(indices=sparse.indices, values=sparse.values)
-            prefetch.append(models.Prefetch(query=query_sparse, using=SPARSE, filter=allowed, limit=candidates))
+        allowed = models.Filter(must=[_match(GROUPS, sorted(principal.groups))])  # in every stage
+        stages: list[tuple[Any, str, float]] = []
+        if query.dense is not None:
+            stages.append(([float(x) for x in query.dense], DENSE, query.dense_weight))
+        if query.has_sparse:
+            assert query.sparse is not None
+            sparse = models.SparseVector(indices=query.sparse.indices, values=query.sparse.values)
+            stages.append((sparse, SPARSE, query.sparse_weight))
+        if len(stages) == 1:
+            vector, using, _ = stages[0]
+            extra: dict[str, Any] = {"query": vector, "using": using}
+        else:
+            extra = {
+                "prefetch": [
+                    models.Prefetch(query=v, using=u, filter=allowed, limit=query.candidates) for v, u, _ in stages
+                ],
+                "query": models.RrfQuery(rrf=models.Rrf(k=query.rrf_k, weights=[w for _, _, w in stages])),
+            }
         response = self._call(
             "query",
             self._client.query_points,
             collection,
-            prefetch=prefetch,
-            query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
             query_filter=allowed,
-            limit=limit,
+            limit=query.limit,
             with_payload=True,
+            **extra,
         )
         return [StoredChunk(id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in response.points]
 

@@ -1,0 +1,52 @@
+"""Ranking metrics over document ids, as BEIR / pytrec_eval define them (graded gains, log2 discount).
+
+`ranking` is the ordered list of retrieved document ids (already de-duplicated per document); `relevant` maps
+document id -> relevance grade (> 0 is relevant). Not covered: judged-only variants and cut-offs past the ranking.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+
+def ndcg_at_k(ranking: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
+    gains = sorted((g for g in relevant.values() if g > 0), reverse=True)[:k]
+    ideal = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
+    if ideal == 0:
+        return 0.0
+    dcg = sum(relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranking[:k]))
+    return dcg / ideal
+
+
+def recall_at_k(ranking: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
+    wanted = {doc for doc, grade in relevant.items() if grade > 0}
+    if not wanted:
+        return 0.0
+    return len(wanted & set(ranking[:k])) / len(wanted)
+
+
+def mrr_at_k(ranking: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
+    for i, doc in enumerate(ranking[:k]):
+        if relevant.get(doc, 0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+METRICS = {
+    "ndcg@10": lambda r, q: ndcg_at_k(r, q, 10),
+    "recall@5": lambda r, q: recall_at_k(r, q, 5),
+    "recall@10": lambda r, q: recall_at_k(r, q, 10),
+    "recall@100": lambda r, q: recall_at_k(r, q, 100),
+    "mrr@10": lambda r, q: mrr_at_k(r, q, 10),
+}
+
+
+def score_query(ranking: Sequence[str], relevant: Mapping[str, int]) -> dict[str, float]:
+    return {name: fn(ranking, relevant) for name, fn in METRICS.items()}
+
+
+def mean_scores(per_query: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    if not per_query:
+        return {name: 0.0 for name in METRICS}
+    return {name: sum(q[name] for q in per_query) / len(per_query) for name in METRICS}
