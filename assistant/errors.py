@@ -14,6 +14,10 @@ class ConfigError(AssistantError):
     """Settings or a profile are invalid or name something that does not exist."""
 
 
+class IdentityError(AssistantError):
+    """The caller cannot be identified, so no groups can be given to them."""
+
+
 class IndexInUseError(AssistantError):
     """The embedded index is held by another process."""
 

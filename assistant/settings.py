@@ -90,6 +90,38 @@ class IngestSettings(BaseModel):
     )
 
 
+class RetrievalSettings(BaseModel):
+    """Hybrid search inside Qdrant. Defaults were chosen on SciFact's train queries (see README) and hold for
+    every corpus: nothing here is dataset-specific."""
+
+    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Which retrievers run.")
+    top_k: int = Field(5, ge=1, description="Chunks handed to the answer step.")
+    candidates: int = Field(100, ge=1, description="Candidates per retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    sparse_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    dedup_per_document: bool = Field(True, description="Keep only each document's best chunk.")
+    score_threshold: float | None = Field(None, description="Drop fused results scoring below this.")
+
+
+class RecallGateSettings(BaseModel):
+    """Refuse rather than guess: answer only when an approved chunk is close enough to the question."""
+
+    min_similarity: float = Field(
+        0.35, ge=-1, le=1, description="Least cosine similarity of the best readable chunk to the question."
+    )
+
+
+class IdentitySettings(BaseModel):
+    """Where a user's SSO groups come from."""
+
+    users_file: Path | None = Field(
+        Path("samples/users.yaml"),
+        description="Dev identity mode: a trusted YAML of users and groups. Refused by production profiles.",
+    )
+    allow_dev_users: bool = Field(True, description="False in production profiles: only SSO identities count.")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Built once by `load_settings()`."""
 
@@ -105,6 +137,9 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     bm25: Bm25Settings = Bm25Settings()
     ingest: IngestSettings = IngestSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    recall_gate: RecallGateSettings = RecallGateSettings()
+    identity: IdentitySettings = IdentitySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -124,6 +159,10 @@ class Settings(BaseSettings):
     @property
     def state_path(self) -> Path:
         return self.data_dir / "sync-state.sqlite"
+
+    @property
+    def eval_runs_dir(self) -> Path:
+        return self.data_dir / "eval-runs"
 
 
 class _ProfileSource(PydanticBaseSettingsSource):

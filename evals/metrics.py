@@ -7,7 +7,7 @@ document id -> relevance grade (> 0 is relevant). Not covered: judged-only varia
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 
 def ndcg_at_k(ranking: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
@@ -33,20 +33,20 @@ def mrr_at_k(ranking: Sequence[str], relevant: Mapping[str, int], k: int) -> flo
     return 0.0
 
 
-METRICS = {
-    "ndcg@10": lambda r, q: ndcg_at_k(r, q, 10),
-    "recall@5": lambda r, q: recall_at_k(r, q, 5),
-    "recall@10": lambda r, q: recall_at_k(r, q, 10),
-    "recall@100": lambda r, q: recall_at_k(r, q, 100),
-    "mrr@10": lambda r, q: mrr_at_k(r, q, 10),
+CUTOFFS: dict[str, tuple[Callable[[Sequence[str], Mapping[str, int], int], float], int]] = {
+    "ndcg@10": (ndcg_at_k, 10),
+    "recall@5": (recall_at_k, 5),
+    "recall@10": (recall_at_k, 10),
+    "recall@100": (recall_at_k, 100),
+    "mrr@10": (mrr_at_k, 10),
 }
 
 
 def score_query(ranking: Sequence[str], relevant: Mapping[str, int]) -> dict[str, float]:
-    return {name: fn(ranking, relevant) for name, fn in METRICS.items()}
+    return {name: fn(ranking, relevant, k) for name, (fn, k) in CUTOFFS.items()}
 
 
 def mean_scores(per_query: Sequence[Mapping[str, float]]) -> dict[str, float]:
     if not per_query:
-        return {name: 0.0 for name in METRICS}
-    return {name: sum(q[name] for q in per_query) / len(per_query) for name in METRICS}
+        return {name: 0.0 for name in CUTOFFS}
+    return {name: sum(q[name] for q in per_query) / len(per_query) for name in CUTOFFS}

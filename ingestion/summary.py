@@ -27,7 +27,7 @@ class SyncSummary:
     chunks: int = 0  # chunks embedded and written by this run
     chunks_in_index: int = 0
     seconds: float = 0.0
-    embed_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds spent in plan, read, embed, write, index
 
     @property
     def ok(self) -> bool:
@@ -53,7 +53,7 @@ class SyncSummary:
             "chunks": self.chunks,
             "chunks_in_index": self.chunks_in_index,
             "seconds": round(self.seconds, 3),
-            "embed_seconds": round(self.embed_seconds, 3),
+            "phase_seconds": {name: round(value, 3) for name, value in self.phases.items()},
             "chunks_per_second": round(self.chunks_per_second, 2),
             "documents": {
                 "added": self.added,
@@ -94,6 +94,7 @@ class SyncSummary:
                 f"{self.chunks} chunks embedded in {self.seconds:.1f} s ({self.chunks_per_second:.1f} chunks/s); "
                 f"{self.chunks_in_index} chunks in the index"
             )
+            console.print("time: " + ", ".join(f"{name} {value:.1f} s" for name, value in self.phases.items()))
 
 
 def _preview(ids: list[str], limit: int) -> str:

@@ -82,21 +82,26 @@ class Ingestor:
                 self.state.reset(collection)
         plan = plan_sync(source, indexed, self.fingerprint)
         summary = _summary_of(plan, collection, source.location, dry_run)
+        summary.phases["plan"] = time.perf_counter() - started
         if dry_run:
             summary.seconds = time.perf_counter() - started
             return summary
 
-        self.store.ensure_collection(collection, self.embedder.dimension)
-        self._withdraw(collection, plan.deleted + plan.withdrawn)
-        self._regroup(collection, plan)
+        with _timed(summary, "write"):
+            self.store.ensure_collection(collection, self.embedder.dimension)
+            self._withdraw(collection, plan.deleted + plan.withdrawn)
+            self._regroup(collection, plan)
         with _progress(progress) as bar:
-            ready, lost_access = self._read_all(source, plan.added + plan.changed, summary, bar)
-            self._withdraw(collection, lost_access)
+            with _timed(summary, "read"):
+                ready, lost_access = self._read_all(source, plan.added + plan.changed, summary, bar)
+            with _timed(summary, "write"):
+                self._withdraw(collection, lost_access)
             summary.deleted += lost_access
-            summary.chunks, summary.embed_seconds = self._embed_and_write(collection, ready, bar)
-        self.store.purge_tombstones(collection)
-        self.store.finish_writes(collection)
-        summary.chunks_in_index = self.store.count(collection)
+            summary.chunks = self._embed_and_write(collection, ready, bar, summary)
+        with _timed(summary, "index"):
+            self.store.purge_tombstones(collection)
+            self.store.finish_writes(collection)
+            summary.chunks_in_index = self.store.count(collection)
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -147,26 +152,24 @@ class Ingestor:
             chunks=self.chunker.chunk(parsed),
         )
 
-    def _embed_and_write(self, collection: str, ready: list[ReadyDocument], bar: Progress) -> tuple[int, float]:
+    def _embed_and_write(self, collection: str, ready: list[ReadyDocument], bar: Progress, summary: SyncSummary) -> int:
         task = bar.add_task("embedding", total=sum(len(r.chunks) for r in ready))
         written = 0
-        embed_seconds = 0.0
         for window in _windows(ready, self.settings.ingest.window_chunks):
-            texts = [c.embed_text for doc in window for c in doc.chunks]
-            t0 = time.perf_counter()
-            dense = self.embedder.embed_documents(texts)
-            embed_seconds += time.perf_counter() - t0
+            with _timed(summary, "embed"):
+                dense = self.embedder.embed_documents([c.embed_text for doc in window for c in doc.chunks])
             crash_point("after_embed")
-            records: list[ChunkRecord] = []
-            for doc in window:
-                records += [self._record(doc, chunk, dense[len(records) + i]) for i, chunk in enumerate(doc.chunks)]
-            self.store.write_chunks(collection, records, self._stale_ids(collection, window))
-            crash_point("after_store_write")
-            self.state.save(collection, [_state_of(doc) for doc in window])
-            crash_point("after_state_commit")
+            with _timed(summary, "write"):
+                records: list[ChunkRecord] = []
+                for doc in window:
+                    records += [self._record(doc, c, dense[len(records) + i]) for i, c in enumerate(doc.chunks)]
+                self.store.write_chunks(collection, records, self._stale_ids(collection, window))
+                crash_point("after_store_write")
+                self.state.save(collection, [_state_of(doc) for doc in window])
+                crash_point("after_state_commit")
             written += len(records)
             bar.advance(task, len(records))
-        return written, embed_seconds
+        return written
 
     def _stale_ids(self, collection: str, window: Sequence[ReadyDocument]) -> dict[str, str]:
         """Ids a document has in the store that its new version does not use: they become tombstones."""
@@ -261,6 +264,15 @@ def _drop(summary: SyncSummary, doc_id: str) -> None:
     for bucket in (summary.added, summary.changed):
         if doc_id in bucket:
             bucket.remove(doc_id)
+
+
+@contextmanager
+def _timed(summary: SyncSummary, phase: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        summary.phases[phase] = summary.phases.get(phase, 0.0) + time.perf_counter() - started
 
 
 @contextmanager

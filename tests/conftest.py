@@ -14,7 +14,7 @@ os.environ["ASSISTANT_PROFILE"] = "test"
 from assistant.embedder import Embedder
 from assistant.settings import Settings, load_settings
 from assistant.store import StoredChunk, build_store
-from ingestion.cli import run_ingest
+from ingestion.run import run_ingest
 from ingestion.summary import SyncSummary
 
 REPO = Path(__file__).resolve().parents[1]

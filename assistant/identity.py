@@ -1,0 +1,46 @@
+"""Who the caller is, and their groups: from SSO in production, from a trusted users file in development.
+
+Groups never come from chat input. The dev users file is refused when `identity.allow_dev_users` is off (the
+production profiles set that).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from assistant.access import Principal
+from assistant.errors import ConfigError, IdentityError
+from assistant.settings import IdentitySettings
+
+
+def load_dev_users(path: Path) -> dict[str, Principal]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"dev users file {path} does not exist; set identity.users_file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})".replace("\n", " ")) from exc
+    users = data.get("users") if isinstance(data, dict) else None
+    if not isinstance(users, dict):
+        raise ConfigError(f"{path}: expected 'users:' mapping user names to {{groups: [...]}}")
+    principals: dict[str, Principal] = {}
+    for name, entry in users.items():
+        groups = entry.get("groups") if isinstance(entry, dict) else None
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise ConfigError(f"{path}: user {name!r} needs 'groups:' as a list (an empty list reads nothing)")
+        principals[str(name)] = Principal.of(str(name), groups)
+    return principals
+
+
+def dev_principal(settings: IdentitySettings, user: str) -> Principal:
+    """The principal of `user` from the trusted dev users file."""
+    if not settings.allow_dev_users:
+        raise IdentityError("dev users are disabled in this profile; identities come from SSO only")
+    if settings.users_file is None:
+        raise ConfigError("identity.users_file is not set; --user needs a dev users file")
+    users = load_dev_users(settings.users_file)
+    if user not in users:
+        raise IdentityError(f"unknown user {user!r} in {settings.users_file}; known: {', '.join(sorted(users))}")
+    return users[user]

@@ -1,0 +1,117 @@
+"""`assistant eval retrieval|gate`: measure retrieval and calibrate the recall gate; runs are saved locally."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from assistant.retriever import build_retriever
+from assistant.settings import Settings, load_settings
+from assistant.store import build_store
+from evals import gate as gate_calibration
+from evals.datasets import EVAL_GROUP, EvalSet, load_dataset, load_golden
+from evals.retrieval import EvalRun, evaluate, load_run, regressions
+from ingestion.run import run_ingest
+
+eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
+
+
+def prepare_collection(settings: Settings, dataset: EvalSet, collection: str | None, console: Console) -> str:
+    """A BEIR corpus gets a collection of its own, synced on first use and reused (unchanged: seconds)."""
+    if dataset.corpus is None:
+        return collection or settings.store.collection
+    summary = run_ingest(
+        settings, dataset.corpus, dataset.collection, [EVAL_GROUP], dry_run=False, progress=console.is_terminal
+    )
+    if summary.chunks:
+        summary.render(console)
+    return dataset.collection
+
+
+@eval_app.command("retrieval")
+def retrieval(
+    dataset: Annotated[Path, typer.Option(help="BEIR directory or golden .jsonl.")],
+    split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
+    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    collection: Annotated[str | None, typer.Option(help="For a golden set [default: store.collection].")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="An earlier run's JSON: list queries that got worse.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the run as JSON here.")] = None,
+) -> None:
+    """nDCG@10, Recall@10/100, MRR@10 per query and overall; saves the run in ASSISTANT_DATA_DIR/eval-runs."""
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise typer.BadParameter("mode must be hybrid, dense or bm25", param_hint="--mode")
+    settings = load_settings()
+    console = Console()
+    data = load_dataset(dataset, split)
+    target = prepare_collection(settings, data, collection, console)
+    store = build_store(settings)
+    try:
+        run = evaluate(build_retriever(settings, store, target), data, mode)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    path = run.save(settings.eval_runs_dir)
+    render_run(run, console)
+    console.print(f"run saved to {path}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(run.to_json(), indent=1) + "\n", encoding="utf-8")
+    if baseline is not None:
+        worse = regressions(run, load_run(baseline))
+        console.print(f"{len(worse)} queries got worse on nDCG@10 than {baseline.name}")
+        for w in worse[:20]:
+            console.print(f"  {w['qid']}: {w['before']:.3f} -> {w['after']:.3f}  {w['question'][:80]}", highlight=False)
+
+
+@eval_app.command("gate")
+def gate(
+    answerable: Annotated[Path, typer.Option(help="Golden .jsonl of questions the corpus answers.")] = Path(
+        "samples/handbook-golden.jsonl"
+    ),
+    unanswerable: Annotated[Path, typer.Option(help="Questions no document answers.")] = Path(
+        "samples/out-of-corpus.jsonl"
+    ),
+    collection: Annotated[str | None, typer.Option(help="Collection [default: store.collection].")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """Precision and recall of refusals at the configured threshold, and the best threshold on this set."""
+    settings = load_settings()
+    store = build_store(settings)
+    try:
+        retriever = build_retriever(settings, store, collection)
+        samples = gate_calibration.collect(retriever, load_golden(answerable), load_golden(unanswerable))
+    finally:
+        store.close()
+    configured = gate_calibration.score(samples, settings.recall_gate.min_similarity)
+    best = gate_calibration.best_threshold(samples)
+    console = Console()
+    table = Table(title=f"recall gate on {len(samples)} questions ({sum(s.should_refuse for s in samples)} to refuse)")
+    for column in ("threshold", "refusal precision", "refusal recall", "false refusals", "missed refusals"):
+        table.add_column(column)
+    for label, s in (("configured", configured), ("best F1", best)):
+        table.add_row(
+            f"{s.threshold:.3f} ({label})",
+            f"{s.refusal_precision:.3f}",
+            f"{s.refusal_recall:.3f}",
+            str(s.false_refusals),
+            str(s.missed_refusals),
+        )
+    console.print(table)
+    if json_out is not None:
+        figures = {"configured": configured.__dict__, "best": best.__dict__, "samples": [s.__dict__ for s in samples]}
+        json_out.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+
+
+def render_run(run: EvalRun, console: Console) -> None:
+    table = Table(title=f"{run.dataset} ({run.split or 'golden'}), {run.mode}, {len(run.queries)} queries")
+    for name in run.aggregate:
+        table.add_column(name)
+    table.add_row(*(f"{v:.4f}" for v in run.aggregate.values()))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")

@@ -1,0 +1,81 @@
+"""Evaluation sets: a BEIR directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or a golden JSONL.
+
+Golden JSONL, one question a line: {"question": str, "relevant": [doc ids], "groups": [groups of the asker]};
+other fields are kept and ignored. A BEIR set is asked by a principal in the group `EVAL_GROUP`, the group its
+corpus is ingested with.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.errors import SourceError
+
+EVAL_GROUP = "eval"
+
+
+@dataclass(frozen=True)
+class EvalQuery:
+    qid: str
+    text: str
+    relevant: dict[str, int]  # doc id -> grade
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    kind: str  # "beir" or "golden"
+    split: str | None
+    queries: list[EvalQuery]
+    corpus: Path | None  # BEIR corpus.jsonl, ingested into a collection of its own
+
+    @property
+    def collection(self) -> str:
+        return f"eval-{self.name}"
+
+
+def load_dataset(path: Path, split: str = "test") -> EvalSet:
+    if path.is_dir():
+        return load_beir(path, split)
+    if path.suffix == ".jsonl":
+        return load_golden(path)
+    raise SourceError(f"{path}: give a BEIR directory (with corpus.jsonl) or a golden .jsonl file")
+
+
+def load_beir(root: Path, split: str) -> EvalSet:
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    for needed in (root / "corpus.jsonl", root / "queries.jsonl", qrels_path):
+        if not needed.is_file():
+            raise SourceError(f"{needed} is missing; a BEIR directory holds corpus.jsonl, queries.jsonl, qrels/")
+    relevant: dict[str, dict[str, int]] = {}
+    with qrels_path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            relevant.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    texts = {}
+    with (root / "queries.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                texts[str(record["_id"])] = str(record["text"])
+    queries = [EvalQuery(qid, texts[qid], grades, (EVAL_GROUP,)) for qid, grades in relevant.items() if qid in texts]
+    return EvalSet(root.name, "beir", split, queries, root / "corpus.jsonl")
+
+
+def load_golden(path: Path) -> EvalSet:
+    queries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            question = str(record["question"])
+            relevant = {str(doc): 1 for doc in record["relevant"]}
+            groups = tuple(str(g) for g in record["groups"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SourceError(f"{path}:{number}: not a golden question ({exc}); see the format in DESIGN.md") from exc
+        queries.append(EvalQuery(f"{path.stem}:{number}", question, relevant, groups))
+    return EvalSet(path.stem, "golden", None, queries, None)

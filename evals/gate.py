@@ -1,0 +1,81 @@
+"""Calibrate the recall gate: on questions that should be answered and questions that should be refused, how
+well does "best readable chunk's similarity >= threshold" separate them?
+
+Should-refuse questions are of two kinds: out-of-corpus questions, and golden questions asked by a user who may
+not read any of their relevant documents (the answer exists, but not for them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from assistant.access import Principal
+from assistant.retriever import Retriever
+from evals.datasets import EvalSet
+
+OUTSIDER_GROUPS = ("everyone",)  # a plain employee: asks the golden questions again as this principal
+
+
+@dataclass(frozen=True)
+class GateSample:
+    question: str
+    groups: tuple[str, ...]
+    should_refuse: bool
+    similarity: float
+
+
+@dataclass(frozen=True)
+class GateScore:
+    threshold: float
+    refusal_precision: float
+    refusal_recall: float
+    false_refusals: int
+    missed_refusals: int
+
+    @property
+    def f1(self) -> float:
+        p, r = self.refusal_precision, self.refusal_recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def collect(retriever: Retriever, answerable: EvalSet, unanswerable: EvalSet) -> list[GateSample]:
+    readable_by = _document_groups(retriever)
+    samples = []
+    for q in answerable.queries:
+        samples.append(_sample(retriever, q.text, q.groups, should_refuse=False))
+        hidden = not any(set(readable_by.get(doc, ())) & set(OUTSIDER_GROUPS) for doc in q.relevant)
+        if hidden:
+            samples.append(_sample(retriever, q.text, OUTSIDER_GROUPS, should_refuse=True))
+    samples += [_sample(retriever, q.text, q.groups, should_refuse=True) for q in unanswerable.queries]
+    return samples
+
+
+def score(samples: list[GateSample], threshold: float) -> GateScore:
+    refused = [s for s in samples if s.similarity < threshold]
+    right = sum(s.should_refuse for s in refused)
+    should = sum(s.should_refuse for s in samples)
+    return GateScore(
+        threshold=threshold,
+        refusal_precision=right / len(refused) if refused else 1.0,
+        refusal_recall=right / should if should else 1.0,
+        false_refusals=len(refused) - right,
+        missed_refusals=should - right,
+    )
+
+
+def best_threshold(samples: list[GateSample]) -> GateScore:
+    """The threshold with the best F1 of refusals, ties broken towards fewer false refusals."""
+    candidates = sorted({round(s.similarity + 1e-6, 6) for s in samples})
+    scores = [score(samples, t) for t in candidates]
+    return max(scores, key=lambda s: (round(s.f1, 9), -s.false_refusals))
+
+
+def _sample(retriever: Retriever, question: str, groups: tuple[str, ...], *, should_refuse: bool) -> GateSample:
+    principal = Principal.of("gate-calibration", list(groups))
+    result = retriever.search(principal, question, top_k=1)
+    return GateSample(question, groups, should_refuse, result.best_similarity)
+
+
+def _document_groups(retriever: Retriever) -> dict[str, tuple[str, ...]]:
+    """Groups of every indexed document (a maintenance read of the index, not a user's query)."""
+    return {c.doc_id: c.groups for c in retriever.store.iter_chunks(retriever.collection)}

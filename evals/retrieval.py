@@ -1,0 +1,88 @@
+"""Retrieval evaluation: rank documents for every query as its asker, score the ranking, save the run, and
+compare it with an earlier one.
+
+A run is a JSON file in `ASSISTANT_DATA_DIR/eval-runs/` holding the aggregate, every query's metrics and top
+documents, and the retrieval settings used, so two runs can be compared query by query.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.access import Principal
+from assistant.retriever import Mode, Retriever
+from evals.datasets import EvalSet
+from evals.metrics import mean_scores, score_query
+
+RANK_DEPTH = 100  # documents ranked per query (Recall@100 needs 100)
+
+
+@dataclass
+class QueryResult:
+    qid: str
+    question: str
+    metrics: dict[str, float]
+    top: list[str]  # first ten document ids
+    relevant: list[str]
+
+
+@dataclass
+class EvalRun:
+    dataset: str
+    split: str | None
+    mode: str
+    settings: dict[str, Any]
+    aggregate: dict[str, float]
+    queries: list[QueryResult]
+    seconds: float
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(self.aggregate)  # top-level "ndcg@10", "recall@10", ... for tools
+        return data
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = self.created.replace(":", "").replace("-", "")
+        path = folder / f"{stamp}-{self.dataset}-{self.split or 'all'}-{self.mode}.json"
+        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        return path
+
+
+def evaluate(retriever: Retriever, dataset: EvalSet, mode: Mode) -> EvalRun:
+    started = time.perf_counter()
+    results = []
+    for query in dataset.queries:
+        if not query.relevant:
+            continue  # out-of-corpus questions measure the recall gate, not the ranking
+        principal = Principal.of(f"eval:{query.qid}", list(query.groups))
+        ranking = retriever.search(principal, query.text, top_k=RANK_DEPTH, mode=mode).doc_ids
+        results.append(
+            QueryResult(
+                query.qid, query.text, score_query(ranking, query.relevant), ranking[:10], sorted(query.relevant)
+            )
+        )
+    settings = retriever.settings.model_dump()
+    aggregate = mean_scores([r.metrics for r in results])
+    return EvalRun(dataset.name, dataset.split, mode, settings, aggregate, results, time.perf_counter() - started)
+
+
+def load_run(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def regressions(run: EvalRun, baseline: dict[str, Any], metric: str = "ndcg@10") -> list[dict[str, Any]]:
+    """Queries whose `metric` dropped against `baseline`, worst first."""
+    before = {q["qid"]: q["metrics"][metric] for q in baseline["queries"]}
+    worse = [
+        {"qid": q.qid, "question": q.question, "before": before[q.qid], "after": q.metrics[metric]}
+        for q in run.queries
+        if q.qid in before and q.metrics[metric] < before[q.qid] - 1e-9
+    ]
+    return sorted(worse, key=lambda w: w["after"] - w["before"])
