@@ -28,10 +28,10 @@ def embedder() -> Embedder:
     return model
 
 
-@pytest.fixture(autouse=True)
-def _share_loaded_embedder(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every Embedder built during a test reuses the session's loaded model instead of loading it again."""
-    monkeypatch.setattr(Embedder, "_model", embedder._model, raising=False)
+@pytest.fixture(scope="session", autouse=True)
+def _share_loaded_embedder(embedder: Embedder) -> None:
+    """Every Embedder built in this test session reuses the one loaded model instead of loading it again."""
+    Embedder._model = embedder._model  # type: ignore[assignment,method-assign]
 
 
 @pytest.fixture
@@ -77,3 +77,19 @@ def docs_in_index(settings: Settings, collection: str = "handbook") -> dict[str,
         entry["hashes"].add(chunk.payload["doc_hash"])  # type: ignore[union-attr]
         entry["chunks"] += 1  # type: ignore[operator]
     return docs
+
+
+@pytest.fixture(scope="session")
+def handbook_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """The sample handbook ingested once per test session into Qdrant Edge; tests must only read it."""
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("handbook-index"))
+    assert ingest(settings, HANDBOOK).ok
+    return settings
+
+
+@pytest.fixture(scope="session")
+def handbook_index_local(tmp_path_factory: pytest.TempPathFactory, handbook_index: Settings) -> Settings:
+    """The same handbook in qdrant-client's local mode: the stand-in for a Qdrant server."""
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("handbook-local"), store={"backend": "local"})
+    assert ingest(settings, HANDBOOK).ok
+    return settings

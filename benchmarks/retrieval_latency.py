@@ -1,0 +1,73 @@
+"""End-to-end retrieval latency: query embedding + hybrid groups-filtered search in Qdrant Edge, one query at a
+time, at BEIR scale. Prints p50/p95; asserts nothing.
+
+    python -m benchmarks.retrieval_latency [--dataset ../shared/data/beir/scifact] [--queries 300]
+
+Uses the evaluation collection of the dataset (ingested on first use, like `assistant eval retrieval`).
+Targets from the retrieval issue: p50 <= 30 ms, p95 <= 60 ms on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from assistant.access import Principal
+from assistant.retriever import build_retriever
+from assistant.settings import load_settings
+from assistant.store import build_store
+from evals.cli import prepare_collection
+from evals.datasets import EVAL_GROUP, load_dataset
+
+DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = load_settings()
+    dataset = load_dataset(args.dataset, "test")
+    collection = prepare_collection(settings, dataset, None, Console())
+    store = build_store(settings)
+    principal = Principal.of("latency", [EVAL_GROUP])
+    try:
+        retriever = build_retriever(settings, store, collection)
+        questions = [q.text for q in dataset.queries][: args.queries]
+        for question in questions[:10]:  # warm up: model, caches
+            retriever.search(principal, question)
+        timings: dict[str, list[float]] = {"end_to_end_ms": [], "embed_ms": []}
+        for question in questions:
+            start = time.perf_counter()
+            retriever.search(principal, question)
+            timings["end_to_end_ms"].append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            retriever.embedder.embed_query(question)
+            timings["embed_ms"].append((time.perf_counter() - start) * 1000)
+    finally:
+        store.close()
+    figures: dict[str, float] = {"queries": len(questions)}
+    for name, values in timings.items():
+        figures[f"{name}_p50"] = statistics.median(values)
+        figures[f"{name}_p95"] = percentile(values, 0.95)
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
