@@ -12,7 +12,8 @@ from typing import Literal
 
 from assistant.access import Principal
 from assistant.embedder import Embedder
-from assistant.settings import RecallGateSettings, RetrievalSettings, Settings
+from assistant.recall_gate import Evidence, RecallGate, passage_text
+from assistant.settings import RetrievalSettings, Settings
 from assistant.sparse import Bm25Encoder
 from assistant.store import SearchQuery, StoredChunk, VectorStore
 
@@ -53,8 +54,12 @@ class Retrieval:
     question: str
     principal: Principal
     chunks: list[RetrievedChunk]
-    best_similarity: float  # cosine of the closest readable chunk; -1 when the principal can read nothing
-    answerable: bool
+    evidence: Evidence
+    answerable: bool  # the recall gate's verdict: False means refuse, do not generate
+
+    @property
+    def best_similarity(self) -> float:
+        return self.evidence.similarity
 
     @property
     def doc_ids(self) -> list[str]:
@@ -69,7 +74,7 @@ class Retriever:
         embedder: Embedder,
         bm25: Bm25Encoder,
         settings: RetrievalSettings,
-        gate: RecallGateSettings,
+        gate: RecallGate,
     ) -> None:
         self.store = store
         self.collection = collection
@@ -105,8 +110,9 @@ class Retriever:
         if self.settings.dedup_per_document:
             hits = _best_chunk_per_document(hits)
         chunks = [RetrievedChunk.from_stored(i + 1, h) for i, h in enumerate(hits[:k])]
-        best = self._best_similarity(principal, dense)
-        return Retrieval(question, principal, chunks, best, bool(chunks) and best >= self.gate.min_similarity)
+        passages = [passage_text(c.title, c.section, c.text) for c in chunks[: self.gate.settings.passages]]
+        evidence = self.gate.evidence(question, self._best_similarity(principal, dense), passages)
+        return Retrieval(question, principal, chunks, evidence, self.gate.allows(evidence, bool(chunks)))
 
     def _best_similarity(self, principal: Principal, dense: list[float]) -> float:
         """The recall gate's evidence: how close the nearest chunk this principal may read is to the question."""
@@ -128,11 +134,12 @@ def build_retriever(
     settings: Settings, store: VectorStore, collection: str | None = None, embedder: Embedder | None = None
 ) -> Retriever:
     """Wire a retriever from settings; pass an already loaded embedder to share it."""
+    bm25 = Bm25Encoder(settings.bm25)
     return Retriever(
         store=store,
         collection=collection or settings.store.collection,
         embedder=embedder or Embedder(settings.embedder),
-        bm25=Bm25Encoder(settings.bm25),
+        bm25=bm25,
         settings=settings.retrieval,
-        gate=settings.recall_gate,
+        gate=RecallGate(settings.recall_gate, bm25),
     )

@@ -64,7 +64,11 @@ def to_json(result: Retrieval) -> dict[str, object]:
             for c in result.chunks
         ],
         "answerable": result.answerable,
-        "best_similarity": result.best_similarity,
+        "evidence": {
+            "similarity": result.evidence.similarity,
+            "coverage": result.evidence.coverage,
+            "score": result.evidence.score,
+        },
     }
 
 
@@ -77,7 +81,11 @@ def render(result: Retrieval, console: Console) -> None:
         table.add_row(str(c.rank), f"{c.score:.4f}", c.doc_id, c.title, c.section or "", ", ".join(c.groups))
     console.print(table)
     verdict = "answerable" if result.answerable else "no approved source: the assistant would refuse"
-    console.print(f"recall check: {verdict} (best similarity {result.best_similarity:.3f})")
+    e = result.evidence
+    console.print(
+        f"recall check: {verdict} (evidence {e.score:.3f}: similarity {e.similarity:.3f}, "
+        f"term coverage {e.coverage:.2f})"
+    )
 
 
 def register(app: typer.Typer) -> None:

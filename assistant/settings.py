@@ -107,9 +107,11 @@ class RetrievalSettings(BaseModel):
 class RecallGateSettings(BaseModel):
     """Refuse rather than guess: answer only when an approved chunk is close enough to the question."""
 
-    min_similarity: float = Field(
-        0.35, ge=-1, le=1, description="Least cosine similarity of the best readable chunk to the question."
+    min_evidence: float = Field(
+        0.65, description="Least evidence (similarity + coverage_weight * term coverage) to answer at all."
     )
+    coverage_weight: float = Field(0.5, ge=0, description="Weight of the question's BM25-term coverage.")
+    passages: int = Field(3, ge=1, description="Top retrieved chunks searched for the question's terms.")
 
 
 class IdentitySettings(BaseModel):

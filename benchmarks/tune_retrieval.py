@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -25,11 +26,9 @@ from evals.datasets import load_dataset
 from evals.retrieval import evaluate
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"
-GRID = {
-    "rrf_k": [2, 10, 30, 60],
-    "weights": [(1.0, 1.0), (1.0, 0.5), (1.0, 0.75), (0.75, 1.0)],  # (dense, BM25)
-    "candidates": [100],
-}
+RRF_KS = [2, 10, 30, 60]
+WEIGHTS = [(1.0, 1.0), (1.0, 0.5), (1.0, 0.75), (0.75, 1.0)]  # (dense, BM25)
+CANDIDATES = [100]
 
 
 def main() -> None:
@@ -46,14 +45,14 @@ def main() -> None:
     dataset = load_dataset(args.dataset, args.split)
     collection = prepare_collection(settings, dataset, None, console)
     store = build_store(settings)
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         base = build_retriever(settings, store, collection)
         for mode in ("dense", "bm25"):
             run = evaluate(base, dataset, mode)
             rows.append({"mode": mode, **run.aggregate})
             console.print(f"{mode}: nDCG@10 {run.aggregate['ndcg@10']:.4f}")
-        for rrf_k, (w_dense, w_sparse), candidates in itertools.product(*GRID.values()):
+        for rrf_k, (w_dense, w_sparse), candidates in itertools.product(RRF_KS, WEIGHTS, CANDIDATES):
             base.settings = settings.retrieval.model_copy(
                 update={"rrf_k": rrf_k, "dense_weight": w_dense, "sparse_weight": w_sparse, "candidates": candidates}
             )

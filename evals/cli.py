@@ -85,15 +85,18 @@ def gate(
         samples = gate_calibration.collect(retriever, load_golden(answerable), load_golden(unanswerable))
     finally:
         store.close()
-    configured = gate_calibration.score(samples, settings.recall_gate.min_similarity)
+    gate_settings = settings.recall_gate
+    configured = gate_calibration.score(samples, gate_settings.min_evidence, gate_settings.coverage_weight)
     best = gate_calibration.best_threshold(samples)
     console = Console()
     table = Table(title=f"recall gate on {len(samples)} questions ({sum(s.should_refuse for s in samples)} to refuse)")
-    for column in ("threshold", "refusal precision", "refusal recall", "false refusals", "missed refusals"):
+    for column in ("", "weight", "threshold", "refusal precision", "refusal recall", "false refusals", "missed"):
         table.add_column(column)
     for label, s in (("configured", configured), ("best F1", best)):
         table.add_row(
-            f"{s.threshold:.3f} ({label})",
+            label,
+            f"{s.weight:.2f}",
+            f"{s.threshold:.3f}",
             f"{s.refusal_precision:.3f}",
             f"{s.refusal_recall:.3f}",
             str(s.false_refusals),

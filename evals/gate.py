@@ -1,5 +1,6 @@
 """Calibrate the recall gate: on questions that should be answered and questions that should be refused, how
-well does "best readable chunk's similarity >= threshold" separate them?
+well does "similarity + weight * term coverage >= threshold" separate them, and which weight and threshold
+separate them best?
 
 Should-refuse questions are of two kinds: out-of-corpus questions, and golden questions asked by a user who may
 not read any of their relevant documents (the answer exists, but not for them).
@@ -22,10 +23,15 @@ class GateSample:
     groups: tuple[str, ...]
     should_refuse: bool
     similarity: float
+    coverage: float
+
+    def evidence(self, weight: float) -> float:
+        return self.similarity + weight * self.coverage
 
 
 @dataclass(frozen=True)
 class GateScore:
+    weight: float
     threshold: float
     refusal_precision: float
     refusal_recall: float
@@ -50,11 +56,12 @@ def collect(retriever: Retriever, answerable: EvalSet, unanswerable: EvalSet) ->
     return samples
 
 
-def score(samples: list[GateSample], threshold: float) -> GateScore:
-    refused = [s for s in samples if s.similarity < threshold]
+def score(samples: list[GateSample], threshold: float, weight: float) -> GateScore:
+    refused = [s for s in samples if s.evidence(weight) < threshold]
     right = sum(s.should_refuse for s in refused)
     should = sum(s.should_refuse for s in samples)
     return GateScore(
+        weight=weight,
         threshold=threshold,
         refusal_precision=right / len(refused) if refused else 1.0,
         refusal_recall=right / should if should else 1.0,
@@ -63,17 +70,19 @@ def score(samples: list[GateSample], threshold: float) -> GateScore:
     )
 
 
+WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+
+
 def best_threshold(samples: list[GateSample]) -> GateScore:
-    """The threshold with the best F1 of refusals, ties broken towards fewer false refusals."""
-    candidates = sorted({round(s.similarity + 1e-6, 6) for s in samples})
-    scores = [score(samples, t) for t in candidates]
+    """The weight and threshold with the best F1 of refusals, ties broken towards fewer false refusals."""
+    scores = [score(samples, round(s.evidence(w) + 1e-6, 6), w) for w in WEIGHTS for s in samples]
     return max(scores, key=lambda s: (round(s.f1, 9), -s.false_refusals))
 
 
 def _sample(retriever: Retriever, question: str, groups: tuple[str, ...], *, should_refuse: bool) -> GateSample:
     principal = Principal.of("gate-calibration", list(groups))
-    result = retriever.search(principal, question, top_k=1)
-    return GateSample(question, groups, should_refuse, result.best_similarity)
+    result = retriever.search(principal, question)
+    return GateSample(question, groups, should_refuse, result.evidence.similarity, result.evidence.coverage)
 
 
 def _document_groups(retriever: Retriever) -> dict[str, tuple[str, ...]]:

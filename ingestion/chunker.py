@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from llama_index.core.node_parser import SentenceSplitter
 
+from assistant.recall_gate import passage_text
 from assistant.settings import ChunkingSettings
 from ingestion.readers import ParsedDocument
 
@@ -41,6 +42,6 @@ class Chunker:
             for piece in self._splitter.split_text(section.text):
                 if not piece.strip():
                     continue
-                header = doc.title if not section.heading else f"{doc.title}\n{section.heading}"
-                chunks.append(Chunk(len(chunks), piece, section.heading, f"{header}\n\n{piece}"))
+                text = passage_text(doc.title, section.heading, piece)
+                chunks.append(Chunk(len(chunks), piece, section.heading, text))
         return chunks

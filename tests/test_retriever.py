@@ -7,18 +7,19 @@ from collections.abc import Iterator
 import pytest
 
 from assistant.access import Principal
+from assistant.errors import IdentityError
 from assistant.identity import dev_principal, load_dev_users
 from assistant.retriever import Retriever, build_retriever
-from assistant.errors import IdentityError
 from assistant.settings import IdentitySettings, Settings
 from assistant.store import build_store
+from evals import gate
 from evals.datasets import load_golden
 from evals.retrieval import evaluate
 from tests.conftest import REPO
 
 GOLDEN = REPO / "samples" / "handbook-golden.jsonl"
 USERS = REPO / "samples" / "users.yaml"
-RECALL_AT_5_FLOOR = 0.90  # measured 0.978 (44/45) with the default hybrid settings; see README
+RECALL_AT_5_FLOOR = 0.90  # measured 1.000 (45/45) with the default hybrid settings; see README
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +72,12 @@ def test_dev_users_file_is_parsed_and_refused_in_production() -> None:
         dev_principal(IdentitySettings(users_file=USERS), "mallory")
     with pytest.raises(IdentityError, match="disabled"):
         dev_principal(IdentitySettings(users_file=USERS, allow_dev_users=False), "erin")
+
+
+def test_recall_gate_refuses_what_no_approved_source_answers(retriever: Retriever) -> None:
+    """Measured with the default gate: refusal precision 0.953, recall 0.891 on 91 questions (46 to refuse)."""
+    samples = gate.collect(retriever, load_golden(GOLDEN), load_golden(REPO / "samples" / "out-of-corpus.jsonl"))
+    assert sum(s.should_refuse for s in samples) == 46
+    measured = gate.score(samples, retriever.gate.settings.min_evidence, retriever.gate.settings.coverage_weight)
+    assert measured.refusal_precision >= 0.9
+    assert measured.refusal_recall >= 0.85
