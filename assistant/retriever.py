@@ -100,6 +100,7 @@ class Retriever:
                 sparse=sparse if use_sparse else None,
                 limit=limit,
                 candidates=max(self.settings.candidates, limit),
+                fusion=self.settings.fusion,
                 rrf_k=self.settings.rrf_k,
                 dense_weight=self.settings.dense_weight,
                 sparse_weight=self.settings.sparse_weight,

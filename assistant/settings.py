@@ -97,6 +97,9 @@ class RetrievalSettings(BaseModel):
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Which retrievers run.")
     top_k: int = Field(5, ge=1, description="Chunks handed to the answer step.")
     candidates: int = Field(100, ge=1, description="Candidates per retriever before fusion.")
+    fusion: Literal["rrf", "dbsf"] = Field(
+        "rrf", description="rrf: weighted reciprocal rank fusion; dbsf: distribution-based score fusion (no weights)."
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
     sparse_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")

@@ -26,7 +26,7 @@ from evals.datasets import load_dataset
 from evals.retrieval import evaluate
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"
-RRF_KS = [2, 10, 30, 60]
+RRF_KS = [1, 2, 5, 10, 30, 60]
 WEIGHTS = [(1.0, 1.0), (1.0, 0.5), (1.0, 0.75), (0.75, 1.0)]  # (dense, BM25)
 CANDIDATES = [100]
 
@@ -71,6 +71,11 @@ def main() -> None:
                 f"hybrid k={rrf_k} w=({w_dense},{w_sparse}) c={candidates}: "
                 f"nDCG@10 {run.aggregate['ndcg@10']:.4f} R@100 {run.aggregate['recall@100']:.4f}"
             )
+        for candidates in CANDIDATES:
+            base.settings = settings.retrieval.model_copy(update={"fusion": "dbsf", "candidates": candidates})
+            run = evaluate(base, dataset, "hybrid")
+            rows.append({"mode": "hybrid dbsf", "candidates": candidates, **run.aggregate})
+            console.print(f"hybrid dbsf c={candidates}: nDCG@10 {run.aggregate['ndcg@10']:.4f}")
     finally:
         store.close()
     rows.sort(key=lambda r: -r["ndcg@10"])

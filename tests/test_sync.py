@@ -34,14 +34,19 @@ def test_unchanged_reingest_embeds_nothing(settings: Settings, handbook: Path) -
     assert (len(again.unchanged), again.chunks, again.added, again.changed, again.deleted) == (31, 0, [], [], [])
 
 
-def test_dry_run_reports_the_diff_and_changes_nothing(settings: Settings, handbook: Path) -> None:
-    ingest(settings, handbook)
-    before = docs_in_index(settings)
+def edit_add_delete_and_regroup(handbook: Path) -> None:
+    """Shrink one document, delete one, add one, and give the security folder to engineering too."""
     (handbook / "company" / "holidays.md").write_text("# Holidays\n\nEvery Friday is off.\n", encoding="utf-8")
     (handbook / "hr" / "recruiting-pipeline.md").unlink()
     (handbook / "company" / "new-canteen.md").write_text("# Canteen\n\nOpens at 8.\n", encoding="utf-8")
     policy = handbook / "access.yaml"
     policy.write_text(policy.read_text().replace("groups: [security]", "groups: [security, engineering]"))
+
+
+def test_dry_run_reports_the_diff_and_changes_nothing(settings: Settings, handbook: Path) -> None:
+    ingest(settings, handbook)
+    before = docs_in_index(settings)
+    edit_add_delete_and_regroup(handbook)
     plan = ingest(settings, handbook, dry_run=True)
     assert plan.added == ["company/new-canteen.md"]
     assert plan.changed == ["company/holidays.md"]
@@ -55,11 +60,7 @@ def test_dry_run_reports_the_diff_and_changes_nothing(settings: Settings, handbo
 def test_edit_delete_add_and_regroup(settings: Settings, handbook: Path) -> None:
     ingest(settings, handbook)
     before = docs_in_index(settings)
-    (handbook / "company" / "holidays.md").write_text("# Holidays\n\nEvery Friday is off.\n", encoding="utf-8")
-    (handbook / "hr" / "recruiting-pipeline.md").unlink()
-    (handbook / "company" / "new-canteen.md").write_text("# Canteen\n\nOpens at 8.\n", encoding="utf-8")
-    policy = handbook / "access.yaml"
-    policy.write_text(policy.read_text().replace("groups: [security]", "groups: [security, engineering]"))
+    edit_add_delete_and_regroup(handbook)
 
     summary = ingest(settings, handbook)
     after = docs_in_index(settings)

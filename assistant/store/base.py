@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from assistant.access import Principal
 from assistant.sparse import SparseVector
@@ -106,6 +106,7 @@ class SearchQuery:
     sparse: SparseVector | None
     limit: int
     candidates: int = 100
+    fusion: Literal["rrf", "dbsf"] = "rrf"  # weighted reciprocal rank, or distribution-based score fusion
     rrf_k: int = 60
     dense_weight: float = 1.0
     sparse_weight: float = 1.0

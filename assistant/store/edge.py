@@ -200,10 +200,13 @@ class EdgeStore:
         if len(stages) == 1:
             request = QueryRequest(limit=query.limit, query=stages[0][0], filter=allowed, with_payload=True)
         else:
+            fusion = (
+                Fusion.Rrf(k=query.rrf_k, weights=[w for _, w in stages]) if query.fusion == "rrf" else Fusion.Dbsf()
+            )
             request = QueryRequest(
                 limit=query.limit,
                 prefetches=[Prefetch(limit=query.candidates, query=q, filter=allowed) for q, _ in stages],
-                query=Fusion.Rrf(k=query.rrf_k, weights=[w for _, w in stages]),  # type: ignore[arg-type]
+                query=fusion,  # type: ignore[arg-type]  # the stub's union omits Fusion's inner classes
                 filter=allowed,
                 with_payload=True,
             )

@@ -163,7 +163,11 @@ class QdrantServerStore:
                 "prefetch": [
                     models.Prefetch(query=v, using=u, filter=allowed, limit=query.candidates) for v, u, _ in stages
                 ],
-                "query": models.RrfQuery(rrf=models.Rrf(k=query.rrf_k, weights=[w for _, _, w in stages])),
+                "query": (
+                    models.RrfQuery(rrf=models.Rrf(k=query.rrf_k, weights=[w for _, _, w in stages]))
+                    if query.fusion == "rrf"
+                    else models.FusionQuery(fusion=models.Fusion.DBSF)
+                ),
             }
         response = self._call(
             "query",
