@@ -98,7 +98,9 @@ class RetrievalSettings(BaseModel):
     top_k: int = Field(5, ge=1, description="Chunks handed to the answer step.")
     candidates: int = Field(100, ge=1, description="Candidates per retriever before fusion.")
     fusion: Literal["rrf", "dbsf"] = Field(
-        "rrf", description="rrf: weighted reciprocal rank fusion; dbsf: distribution-based score fusion (no weights)."
+        "dbsf",
+        description="dbsf: distribution-based score fusion (best on SciFact train: nDCG@10 0.740 vs 0.731 for the "
+        "best RRF); rrf: weighted reciprocal rank fusion (rrf_k, dense_weight, sparse_weight).",
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")

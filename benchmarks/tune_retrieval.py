@@ -29,6 +29,7 @@ DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared/data/beir/scifac
 RRF_KS = [1, 2, 5, 10, 30, 60]
 WEIGHTS = [(1.0, 1.0), (1.0, 0.5), (1.0, 0.75), (0.75, 1.0)]  # (dense, BM25)
 CANDIDATES = [100]
+DBSF_CANDIDATES = [300, 600, 1000]  # an evaluation ranks 100 documents, so at least 300 chunks are fetched
 
 
 def main() -> None:
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--split", default="train")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--fusions", default="rrf,dbsf", help="Which fusion grids to run (comma-separated).")
     args = parser.parse_args()
     if args.split == "test":
         parser.error("tune on a train or dev split; the test split is for reporting only")
@@ -52,9 +54,16 @@ def main() -> None:
             run = evaluate(base, dataset, mode)
             rows.append({"mode": mode, **run.aggregate})
             console.print(f"{mode}: nDCG@10 {run.aggregate['ndcg@10']:.4f}")
-        for rrf_k, (w_dense, w_sparse), candidates in itertools.product(RRF_KS, WEIGHTS, CANDIDATES):
+        rrf_grid = itertools.product(RRF_KS, WEIGHTS, CANDIDATES) if "rrf" in args.fusions else []
+        for rrf_k, (w_dense, w_sparse), candidates in rrf_grid:
             base.settings = settings.retrieval.model_copy(
-                update={"rrf_k": rrf_k, "dense_weight": w_dense, "sparse_weight": w_sparse, "candidates": candidates}
+                update={
+                    "fusion": "rrf",
+                    "rrf_k": rrf_k,
+                    "dense_weight": w_dense,
+                    "sparse_weight": w_sparse,
+                    "candidates": candidates,
+                }
             )
             run = evaluate(base, dataset, "hybrid")
             rows.append(
@@ -71,7 +80,7 @@ def main() -> None:
                 f"hybrid k={rrf_k} w=({w_dense},{w_sparse}) c={candidates}: "
                 f"nDCG@10 {run.aggregate['ndcg@10']:.4f} R@100 {run.aggregate['recall@100']:.4f}"
             )
-        for candidates in CANDIDATES:
+        for candidates in DBSF_CANDIDATES if "dbsf" in args.fusions else []:
             base.settings = settings.retrieval.model_copy(update={"fusion": "dbsf", "candidates": candidates})
             run = evaluate(base, dataset, "hybrid")
             rows.append({"mode": "hybrid dbsf", "candidates": candidates, **run.aggregate})
