@@ -21,6 +21,8 @@ def resolve_principal(settings: Settings, user: str | None, groups: str | None) 
     """Exactly one of --user (dev users file) or --groups; there is no search without a principal."""
     if (user is None) == (groups is None):
         raise IdentityError("say who is asking: --user NAME (dev users file) or --groups G1,G2")
+    if not settings.identity.allow_dev_users:
+        raise IdentityError("this profile takes identities from SSO only; --user and --groups are for development")
     if user is not None:
         return dev_principal(settings.identity, user)
     assert groups is not None
@@ -31,7 +33,7 @@ def search(
     question: Annotated[str, typer.Argument(help="The question, in plain words.")],
     user: Annotated[str | None, typer.Option(help="Ask as this user of the dev users file.")] = None,
     groups: Annotated[str | None, typer.Option(help="Ask as a user in these groups (G1,G2).")] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k", help="Results [default: retrieval.top_k].")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, help="Results [default: retrieval.top_k].")] = None,
     mode: Annotated[str | None, typer.Option(help="hybrid, dense or bm25 [default: retrieval.mode].")] = None,
     collection: Annotated[str | None, typer.Option(help="Collection [default: store.collection].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,

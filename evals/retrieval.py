@@ -61,7 +61,8 @@ def evaluate(retriever: Retriever, dataset: EvalSet, mode: Mode) -> EvalRun:
         if not query.relevant:
             continue  # out-of-corpus questions measure the recall gate, not the ranking
         principal = Principal.of(f"eval:{query.qid}", list(query.groups))
-        ranking = retriever.search(principal, query.text, top_k=RANK_DEPTH, mode=mode).doc_ids
+        hits = retriever.search(principal, query.text, top_k=RANK_DEPTH, mode=mode).doc_ids
+        ranking = list(dict.fromkeys(hits))  # documents, not chunks, even with de-duplication off
         results.append(
             QueryResult(
                 query.qid, query.text, score_query(ranking, query.relevant), ranking[:10], sorted(query.relevant)

@@ -52,7 +52,7 @@ def glob_to_regex(glob: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(glob[i]))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
 class AccessPolicy:
@@ -82,9 +82,11 @@ class AccessPolicy:
         except yaml.MarkedYAMLError as exc:
             line = exc.problem_mark.line + 1 if exc.problem_mark else None
             raise AccessPolicyError(where, line, f"invalid YAML: {exc.problem}") from exc
+        except yaml.YAMLError as exc:  # e.g. control characters: no line is known
+            raise AccessPolicyError(where, None, f"invalid YAML: {exc}".replace("\n", " ")) from exc
         if not isinstance(root, yaml.MappingNode):
             raise AccessPolicyError(where, 1, "expected a mapping with a 'rules:' list at the top")
-        rules_node = _value_of(root, "rules")
+        rules_node = _value_of(root, "rules", where)
         if not isinstance(rules_node, yaml.SequenceNode):
             line = rules_node.start_mark.line + 1 if rules_node else 1
             raise AccessPolicyError(where, line, "'rules:' must be a list of {match: GLOB, groups: [..]}")
@@ -112,7 +114,10 @@ def narrow(rule: AccessRule, front_matter_groups: tuple[str, ...] | None, doc_id
     return tuple(g for g in rule.groups if g in front_matter_groups)
 
 
-def _value_of(mapping: yaml.MappingNode, key: str) -> yaml.Node | None:
+def _value_of(mapping: yaml.MappingNode, key: str, where: str) -> yaml.Node | None:
+    names = [k.value for k, _ in mapping.value if isinstance(k, yaml.ScalarNode)]
+    if names.count(key) > 1:  # YAML tools disagree on which duplicate wins: refuse rather than guess
+        raise AccessPolicyError(where, mapping.start_mark.line + 1, f"key {key!r} appears twice")
     for key_node, value_node in mapping.value:
         if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
             node: yaml.Node = value_node
@@ -128,13 +133,13 @@ def _parse_rule(node: yaml.Node, where: str) -> AccessRule:
     unknown = sorted(keys - {"match", "groups"})
     if unknown:
         raise AccessPolicyError(where, line, f"unknown key(s) {unknown} in rule; a rule has only match and groups")
-    match_node = _value_of(node, "match")
+    match_node = _value_of(node, "match", where)
     if not isinstance(match_node, yaml.ScalarNode) or not match_node.value.strip():
         raise AccessPolicyError(where, line, "rule has no 'match:' glob")
     glob = match_node.value.strip()
     if glob.startswith("/") or ".." in glob.split("/"):
         raise AccessPolicyError(where, line, f"match {glob!r} must be relative to the corpus root")
-    groups_node = _value_of(node, "groups")
+    groups_node = _value_of(node, "groups", where)
     if not isinstance(groups_node, yaml.SequenceNode):
         raise AccessPolicyError(where, line, f"rule {glob!r} needs 'groups:' as a list, e.g. groups: [everyone]")
     names = [g.value if isinstance(g, yaml.ScalarNode) else "" for g in groups_node.value]

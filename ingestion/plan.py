@@ -24,11 +24,18 @@ class PlannedDocument:
     previous: DocumentState | None
 
 
+@dataclass(frozen=True)
+class Regroup:
+    doc_id: str
+    previous: DocumentState
+    groups: tuple[str, ...]
+
+
 @dataclass
 class SyncPlan:
     added: list[PlannedDocument] = field(default_factory=list)
     changed: list[PlannedDocument] = field(default_factory=list)
-    regrouped: list[tuple[PlannedDocument, tuple[str, ...]]] = field(default_factory=list)
+    regrouped: list[Regroup] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # indexed documents gone from the source
     uncovered: list[str] = field(default_factory=list)  # paths no access rule matches: never indexed
@@ -46,8 +53,10 @@ def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: st
     seen: set[str] = set()
     for item in source.entries():
         if isinstance(item, SourceFailure):
-            plan.failed.append(item)  # an indexed version, if any, keeps serving: nothing already stored is lost
-            seen.add(item.path)
+            plan.failed.append(item)
+            seen.add(item.path)  # a folder source's failure path is its doc id
+            if item.path in indexed:
+                keep_serving_under_policy(plan, item.path, source.policy.rule_for(item.path), indexed[item.path])
             continue
         seen.add(item.doc_id)
         previous = indexed.get(item.doc_id)
@@ -61,6 +70,8 @@ def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: st
             raw = source.read(item)
         except DocumentError as exc:
             plan.failed.append(SourceFailure(item.path, str(exc)))
+            if previous is not None:
+                keep_serving_under_policy(plan, item.doc_id, rule, previous)
             continue
         planned = PlannedDocument(item, content_hash(fingerprint, raw), rule, previous)
         if previous is None:
@@ -83,6 +94,25 @@ def _plan_unchanged_bytes(plan: SyncPlan, planned: PlannedDocument, previous: Do
         plan.withdrawn.append(planned.entry.doc_id)  # fail closed: its groups can no longer be decided
         return
     if groups != previous.groups:
-        plan.regrouped.append((planned, groups))
+        plan.regrouped.append(Regroup(planned.entry.doc_id, previous, groups))
     else:
         plan.unchanged.append(planned.entry.doc_id)
+
+
+def groups_under_policy(rule: AccessRule | None, previous: DocumentState) -> tuple[str, ...] | None:
+    """The groups an indexed version may keep under the current policy; None: it must be withdrawn."""
+    if rule is None:
+        return None
+    try:
+        return narrow(rule, previous.front_matter_groups, previous.doc_id)
+    except DocumentError:
+        return None
+
+
+def keep_serving_under_policy(plan: SyncPlan, doc_id: str, rule: AccessRule | None, previous: DocumentState) -> None:
+    """A document that failed keeps its indexed version, but only with the groups today's policy gives it."""
+    groups = groups_under_policy(rule, previous)
+    if groups is None:
+        plan.withdrawn.append(doc_id)
+    elif groups != previous.groups:
+        plan.regrouped.append(Regroup(doc_id, previous, groups))

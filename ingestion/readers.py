@@ -104,7 +104,7 @@ def _markdown(text: str, stem: str) -> ParsedDocument:
     meta, body = _front_matter(text)
     groups = meta.get("groups")
     fm_groups: tuple[str, ...] | None = None
-    if groups is not None:
+    if "groups" in meta:  # present but empty is an error, never "no narrowing"
         if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups) or not groups:
             raise DocumentError("front matter 'groups' must be a non-empty list of group names, e.g. groups: [hr]")
         fm_groups = tuple(g.strip() for g in groups)

@@ -26,13 +26,14 @@ from assistant.sparse import Bm25Encoder
 from assistant.store import ChunkRecord, VectorStore, chunk_point_id
 from ingestion.access_policy import narrow
 from ingestion.chunker import Chunk, Chunker
-from ingestion.plan import PlannedDocument, SyncPlan, content_hash, plan_sync
+from ingestion.plan import PlannedDocument, Regroup, SyncPlan, content_hash, keep_serving_under_policy, plan_sync
 from ingestion.readers import parse_document
 from ingestion.sources import Source, SourceFailure
 from ingestion.state import DocumentState, SyncState
 from ingestion.summary import SyncSummary
 
 _crash_counts: dict[str, int] = {}
+PENDING = "pending"  # content hash of a document whose store write may or may not have happened
 
 
 def crash_point(name: str) -> None:
@@ -90,13 +91,15 @@ class Ingestor:
         with _timed(summary, "write"):
             self.store.ensure_collection(collection, self.embedder.dimension)
             self._withdraw(collection, plan.deleted + plan.withdrawn)
-            self._regroup(collection, plan)
+            self._regroup(collection, plan.regrouped)
         with _progress(progress) as bar:
             with _timed(summary, "read"):
-                ready, lost_access = self._read_all(source, plan.added + plan.changed, summary, bar)
+                ready, kept = self._read_all(source, plan.added + plan.changed, summary, bar)
             with _timed(summary, "write"):
-                self._withdraw(collection, lost_access)
-            summary.deleted += lost_access
+                self._withdraw(collection, kept.withdrawn)
+                self._regroup(collection, kept.regrouped)
+            summary.deleted += kept.withdrawn
+            summary.regrouped += [change.doc_id for change in kept.regrouped]
             summary.chunks = self._embed_and_write(collection, ready, bar, summary)
         with _timed(summary, "index"):
             self.store.purge_tombstones(collection)
@@ -112,31 +115,31 @@ class Ingestor:
             crash_point("after_delete")
             self.state.forget(collection, doc_ids)
 
-    def _regroup(self, collection: str, plan: SyncPlan) -> None:
-        for planned, groups in plan.regrouped:
-            previous = planned.previous
-            assert previous is not None  # regrouped documents are indexed ones by construction
-            self.store.set_groups(collection, planned.entry.doc_id, groups)
+    def _regroup(self, collection: str, regroups: list[Regroup]) -> None:
+        for change in regroups:
+            self.store.set_groups(collection, change.doc_id, change.groups)
             crash_point("after_regroup")
-            self.state.save(collection, [_replace_groups(previous, groups)])
+            self.state.save(collection, [_replace_groups(change.previous, change.groups)])
 
     def _read_all(
         self, source: Source, docs: list[PlannedDocument], summary: SyncSummary, bar: Progress
-    ) -> tuple[list[ReadyDocument], list[str]]:
-        """Parse and chunk; also returns the indexed documents whose own access metadata became invalid."""
+    ) -> tuple[list[ReadyDocument], SyncPlan]:
+        """Parse and chunk. Indexed documents that fail keep serving their old version, but only under today's
+        policy: the returned plan withdraws or re-groups them."""
         task = bar.add_task("reading", total=len(docs))
         ready: list[ReadyDocument] = []
-        lost_access: list[str] = []
+        kept = SyncPlan()
         for planned in docs:
             try:
                 ready.append(self._read(source, planned))
             except DocumentError as exc:
                 summary.failed.append(SourceFailure(planned.entry.path, str(exc)))
                 _drop(summary, planned.entry.doc_id)
-                if isinstance(exc, AccessRuleError) and planned.previous is not None:
-                    lost_access.append(planned.entry.doc_id)  # fail closed: its groups are undecidable now
+                if planned.previous is not None:
+                    rule = None if isinstance(exc, AccessRuleError) else planned.rule  # undecidable: withdraw
+                    keep_serving_under_policy(kept, planned.entry.doc_id, rule, planned.previous)
             bar.advance(task)
-        return ready, lost_access
+        return ready, kept
 
     def _read(self, source: Source, planned: PlannedDocument) -> ReadyDocument:
         entry = planned.entry
@@ -160,6 +163,9 @@ class Ingestor:
                 dense = self.embedder.embed_documents([c.embed_text for doc in window for c in doc.chunks])
             crash_point("after_embed")
             with _timed(summary, "write"):
+                # Recorded before the store write: if we die after it, the next sync knows these ids may be in
+                # the store (a pending row never matches a content hash) and re-embeds or deletes them.
+                self.state.save(collection, [_pending_state_of(doc) for doc in window])
                 records: list[ChunkRecord] = []
                 for doc in window:
                     records += [self._record(doc, c, dense[len(records) + i]) for i, c in enumerate(doc.chunks)]
@@ -216,6 +222,20 @@ def _state_of(doc: ReadyDocument) -> DocumentState:
     )
 
 
+def _pending_state_of(doc: ReadyDocument) -> DocumentState:
+    previous = doc.planned.previous
+    return DocumentState(
+        doc_id=doc.planned.entry.doc_id,
+        path=doc.planned.entry.path,
+        content_hash=PENDING,
+        groups=doc.groups,
+        front_matter_groups=doc.front_matter_groups,
+        version=previous.version if previous else 0,
+        chunks=len(doc.chunks),
+        title=doc.title,
+    )
+
+
 def _replace_groups(previous: DocumentState, groups: tuple[str, ...]) -> DocumentState:
     return DocumentState(
         previous.doc_id,
@@ -251,7 +271,7 @@ def _summary_of(plan: SyncPlan, collection: str, source: str, dry_run: bool) -> 
         added=[d.entry.doc_id for d in plan.added],
         changed=[d.entry.doc_id for d in plan.changed],
         deleted=plan.deleted + plan.withdrawn,
-        regrouped=[d.entry.doc_id for d, _ in plan.regrouped],
+        regrouped=[change.doc_id for change in plan.regrouped],
         unchanged=plan.unchanged,
         uncovered=plan.uncovered,
         failed=list(plan.failed),

@@ -20,7 +20,7 @@ from evals.datasets import load_golden
 from tests.conftest import REPO
 
 GROUPS = ["everyone", "engineering", "security", "hr", "hr-compensation", "finance", "legal", "executives"]
-NOT_GROUPS = ["Everyone", "hr ", "admin", "*", "", "executives,hr"]  # near misses must not match anything
+NOT_GROUPS = ["Everyone", "HR", "hr_", "admin", "*", "executives,hr"]  # near misses must not match anything
 QUESTIONS = [q.text for q in load_golden(REPO / "samples" / "handbook-golden.jsonl").queries]
 
 

@@ -67,6 +67,7 @@ def test_uncovered_document_has_no_rule(tmp_path: Path) -> None:
         ("rules:\n  - match: '/etc/**'\n    groups: [a]\n", 2, "relative to the corpus root"),
         ("rules:\n  - match: 'a'\n    groups: ['bad group']\n", 2, "invalid group name"),
         ("rules: everyone\n", 1, "must be a list"),
+        ("rules:\n  - match: 'a'\n    groups: [everyone]\n    groups: [hr]\n", 2, "'groups' appears twice"),
         ("- a\n- b\n", 1, "expected a mapping"),
     ],
 )

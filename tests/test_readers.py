@@ -51,6 +51,7 @@ def test_docx_text_is_extracted() -> None:
         (".docx", b"PK\x03\x04 truncated zip", "could not be read as DOCX"),
         (".md", b"---\ngroups: [hr\n---\nbody", "front matter line"),
         (".md", b"---\ngroups: hr\n---\nbody", "non-empty list"),
+        (".md", b"---\ngroups:\n---\nbody", "non-empty list"),  # empty is an error, never "no narrowing"
     ],
 )
 def test_bad_input_is_a_clear_document_error(kind: str, raw: bytes, reason: str) -> None:

