@@ -114,14 +114,12 @@ def test_kill_leaves_old_or_new_version_and_rerun_finishes(
     assert snapshot(settings) == new
 
 
-def test_a_document_written_before_a_kill_and_then_deleted_does_not_linger(
-    versions: dict[str, object], tmp_path: Path
-) -> None:
-    v1: Settings = versions["v1"]  # type: ignore[assignment]
+def test_a_document_written_before_a_kill_and_then_deleted_does_not_linger(tmp_path: Path) -> None:
     corpus = tmp_path / "handbook"
-    shutil.copytree(versions["corpus"], corpus)  # type: ignore[arg-type]
+    shutil.copytree(Path(__file__).resolve().parents[1] / "samples" / "handbook", corpus)
     settings = load_settings(data_dir=tmp_path / "data", ingest={"window_chunks": WINDOW})
-    shutil.copytree(v1.data_dir, settings.data_dir)
+    ingest(settings, corpus)
+    make_v2(corpus)
     killed = run_killed_ingest(settings.data_dir, corpus, "after_store_write:3")
     assert killed.returncode == -9, killed.stderr[-2000:]
     written = {doc for doc in snapshot(settings) if doc.startswith("company/canteen-")}
