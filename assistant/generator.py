@@ -122,6 +122,11 @@ class Generator:
         model.eval()
         return model, tokenizer
 
+    def count_tokens(self, text: str, *, as_prompt: bool = False) -> int:
+        """Tokens of `text`; a prompt also counts the special tokens the model is fed with it."""
+        _, tokenizer = self._loaded
+        return len(tokenizer(text, add_special_tokens=as_prompt)["input_ids"])
+
     def _inputs(self, prompt: str) -> dict[str, torch.Tensor]:
         _, tokenizer = self._loaded
         encoded = tokenizer(prompt, return_tensors="pt").to(self.device)

@@ -1,0 +1,140 @@
+"""Answering: principal -> retrieval -> recall gate -> generation -> citation check -> answer.
+
+When the recall gate finds no approved source, the answer is a refusal and nothing is generated. Citations are
+`[n]` markers pointing at the numbered context blocks; a marker that points at no block is removed and counted,
+and quoted passages are checked against the text of the blocks the answer cites. Sources are only chunks the
+principal was allowed to retrieve. Follow-up questions are retrieved together with the previous question, and
+the prompt carries a bounded history.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from assistant.access import Principal
+from assistant.generator import Generator
+from assistant.prompt import ContextBlock, Turn, render_prompt
+from assistant.retriever import RetrievedChunk, Retriever
+
+REFUSAL = (
+    "I can't find an answer to that in the documents you have access to, so I won't guess. "
+    "Try rephrasing, or ask the document's owner."
+)
+_CITATION = re.compile(r"\[(\d+)\]")
+_QUOTE = re.compile(r"[\"“]([^\"”]{20,})[\"”]")
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    path: str
+    section: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    refused: bool
+    citations: list[Citation]
+    retrieved: list[RetrievedChunk]
+    model: str | None
+    adapter: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    removed_citations: int = 0
+    unsupported_quotes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckedText:
+    text: str
+    cited: list[int]  # block numbers, in order of first use
+    removed: int
+    unsupported_quotes: list[str]
+
+
+def check_citations(text: str, blocks: Sequence[RetrievedChunk]) -> CheckedText:
+    """Drop `[n]` markers that point at no block; list quotes that no cited block contains."""
+    removed = 0
+    cited: list[int] = []
+
+    def keep_or_drop(match: re.Match[str]) -> str:
+        nonlocal removed
+        n = int(match.group(1))
+        if 1 <= n <= len(blocks):
+            if n not in cited:
+                cited.append(n)
+            return match.group(0)
+        removed += 1
+        return ""
+
+    cleaned = _CITATION.sub(keep_or_drop, text)
+    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
+    sources = " ".join(_normalise(blocks[n - 1].text) for n in cited)
+    unsupported = [q for q in _QUOTE.findall(cleaned) if _normalise(q) not in sources]
+    return CheckedText(cleaned, cited, removed, unsupported)
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+class Answerer:
+    def __init__(self, retriever: Retriever, generator: Generator, *, max_history: int = 3) -> None:
+        self.retriever = retriever
+        self.generator = generator
+        self.max_history = max_history
+
+    def ask(self, principal: Principal, question: str, history: Sequence[Turn] = ()) -> Answer:
+        final: Answer | None = None
+        for item in self.stream(principal, question, history):
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None  # stream always ends with the Answer
+        return final
+
+    def stream(self, principal: Principal, question: str, history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+        """Pieces of the answer as they are generated, then the checked `Answer`."""
+        started = time.perf_counter()
+        retrieval = self.retriever.search(principal, self._retrieval_query(question, history))
+        if not retrieval.answerable:
+            yield REFUSAL
+            yield Answer(
+                question, REFUSAL, True, [], retrieval.chunks, None, None, seconds=time.perf_counter() - started
+            )
+            return
+        blocks = [ContextBlock(c.title, c.section, c.text) for c in retrieval.chunks]
+        prompt = render_prompt(question, blocks, history, max_history=self.max_history)
+        pieces: list[str] = []
+        for piece in self.generator.stream(prompt):
+            pieces.append(piece)
+            yield piece
+        checked = check_citations("".join(pieces), retrieval.chunks)
+        citations = [
+            Citation(n, c.doc_id, c.title, c.path, c.section) for n in checked.cited for c in [retrieval.chunks[n - 1]]
+        ]
+        yield Answer(
+            question=question,
+            answer=checked.text,
+            refused=False,
+            citations=citations,
+            retrieved=retrieval.chunks,
+            model=self.generator.model_id,
+            adapter=self.generator.adapter_id,
+            prompt_tokens=self.generator.count_tokens(prompt, as_prompt=True),
+            completion_tokens=self.generator.count_tokens("".join(pieces)),
+            seconds=time.perf_counter() - started,
+            removed_citations=checked.removed,
+            unsupported_quotes=checked.unsupported_quotes,
+        )
+
+    def _retrieval_query(self, question: str, history: Sequence[Turn]) -> str:
+        """A follow-up ("and for contractors?") is retrieved together with the question before it."""
+        return f"{history[-1].question}\n{question}" if history and self.max_history > 0 else question

@@ -1,0 +1,83 @@
+"""`assistant ask QUESTION (--user NAME | --groups G1,G2)`: a cited answer, streamed, then its sources."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from assistant.answering import Answer, Answerer
+from assistant.generator import Generator
+from assistant.retriever import build_retriever
+from assistant.search_cli import resolve_principal
+from assistant.settings import load_settings
+from assistant.store import build_store
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in plain words.")],
+    user: Annotated[str | None, typer.Option(help="Ask as this user of the dev users file.")] = None,
+    groups: Annotated[str | None, typer.Option(help="Ask as a user in these groups (G1,G2).")] = None,
+    collection: Annotated[str | None, typer.Option(help="Collection [default: store.collection].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming.")] = False,
+) -> None:
+    """Answer from the documents the user may read, citing them as [n]; refuse when none supports an answer."""
+    settings = load_settings()
+    principal = resolve_principal(settings, user, groups)
+    store = build_store(settings)
+    try:
+        answerer = Answerer(
+            build_retriever(settings, store, collection), Generator(settings.generator, settings.models_dir)
+        )
+        if as_json:
+            typer.echo(json.dumps(to_json(answerer.ask(principal, question)), indent=2))
+            return
+        console = Console(highlight=False)
+        final: Answer | None = None
+        for item in answerer.stream(principal, question):
+            if isinstance(item, Answer):
+                final = item
+            else:
+                console.print(item, end="", soft_wrap=True)
+        console.print()
+        if final is not None:
+            render_sources(final, console)
+    finally:
+        store.close()
+
+
+def to_json(answer: Answer) -> dict[str, object]:
+    return {
+        "answer": answer.answer,
+        "refused": answer.refused,
+        "citations": [{"n": c.n, "doc_id": c.doc_id, "title": c.title, "path": c.path} for c in answer.citations],
+        "retrieved": [
+            {"doc_id": c.doc_id, "chunk_id": c.chunk_id, "score": c.score, "title": c.title, "section": c.section}
+            for c in answer.retrieved
+        ],
+        "model": answer.model,
+        "adapter": answer.adapter,
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
+        "seconds": round(answer.seconds, 3),
+        "removed_citations": answer.removed_citations,
+        "unsupported_quotes": answer.unsupported_quotes,
+    }
+
+
+def render_sources(answer: Answer, console: Console) -> None:
+    if answer.refused:
+        return
+    if not answer.citations:
+        console.print("[yellow]no citations: treat this answer as unsupported[/yellow]")
+    for c in answer.citations:
+        where = f" > {c.section}" if c.section else ""
+        console.print(f"[{c.n}] {c.title}{where} ({c.path})")
+    if answer.removed_citations:
+        console.print(f"[dim]{answer.removed_citations} citation(s) to no retrieved block were removed[/dim]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ask)
