@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from assistant.access import Principal
 from assistant.generator import Generator
-from assistant.prompt import ContextBlock, Turn, render_prompt
+from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt
 from assistant.retriever import RetrievedChunk, Retriever
 
 REFUSAL = (
@@ -111,7 +111,9 @@ class Answerer:
             )
             return
         blocks = [ContextBlock(c.title, c.section, c.text) for c in retrieval.chunks]
-        prompt = render_prompt(question, blocks, history, max_history=self.max_history)
+        # Without an adapter the base model learns the format from worked examples; an adapter has learned it.
+        examples = FEW_SHOT if self.generator.adapter_id is None else ()
+        prompt = render_prompt(question, blocks, history, max_history=self.max_history, examples=examples)
         pieces: list[str] = []
         for piece in self.generator.stream(prompt):
             pieces.append(piece)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import ConfigError
-from assistant.prompt import END_OF_ANSWER
+from assistant.prompt import STOP_MARKERS
 from assistant.settings import BUNDLED_GENERATOR, GeneratorSettings
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class Generator:
         return {
             "max_new_tokens": max_new_tokens or self.settings.max_new_tokens,
             "do_sample": False,  # the same context gives the same answer
-            "stop_strings": [END_OF_ANSWER],
+            "stop_strings": list(STOP_MARKERS),
             "tokenizer": tokenizer,
             "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         }
@@ -153,7 +153,7 @@ class Generator:
         new_tokens = output[0, inputs["input_ids"].shape[1] :]
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
         return Generation(
-            text=_strip_end(text),
+            text=_cut_at_stop(text)[0].rstrip(),
             prompt_tokens=int(inputs["input_ids"].shape[1]),
             completion_tokens=int(new_tokens.shape[0]),
             seconds=time.perf_counter() - started,
@@ -178,8 +178,7 @@ class Generator:
         emitted = 0
         for piece in streamer:
             received += piece
-            answer = received.split(END_OF_ANSWER, 1)[0]
-            finished = END_OF_ANSWER in received
+            answer, finished = _cut_at_stop(received)
             safe = len(answer) if finished else len(answer) - _marker_prefix_length(answer)
             if safe > emitted:
                 yield answer[emitted:safe]
@@ -190,12 +189,14 @@ class Generator:
 
 
 def _marker_prefix_length(text: str) -> int:
-    """How many trailing characters of `text` could be the start of the end marker (held back, not shown)."""
-    for size in range(min(len(END_OF_ANSWER) - 1, len(text)), 0, -1):
-        if END_OF_ANSWER.startswith(text[-size:]):
+    """How many trailing characters of `text` could start a stop marker (held back, not shown yet)."""
+    for size in range(min(max(map(len, STOP_MARKERS)) - 1, len(text)), 0, -1):
+        if any(marker.startswith(text[-size:]) for marker in STOP_MARKERS):
             return size
     return 0
 
 
-def _strip_end(text: str) -> str:
-    return text.split(END_OF_ANSWER, 1)[0].rstrip() if END_OF_ANSWER in text else text
+def _cut_at_stop(text: str) -> tuple[str, bool]:
+    """`text` up to the first stop marker, and whether one was found."""
+    cuts = [text.index(m) for m in STOP_MARKERS if m in text]
+    return (text[: min(cuts)], True) if cuts else (text, False)

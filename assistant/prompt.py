@@ -17,6 +17,8 @@ INSTRUCTION = (
 )
 ANSWER_CUE = "Answer:"
 END_OF_ANSWER = "<end_of_answer>"
+# Generation stops at the end marker, or where a base model starts writing the next question itself.
+STOP_MARKERS = (END_OF_ANSWER, "\nQuestion:")
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,56 @@ class Turn:
     answer: str
 
 
-def render_prompt(
-    question: str, blocks: Sequence[ContextBlock], history: Sequence[Turn] = (), *, max_history: int = 3
-) -> str:
-    parts = [INSTRUCTION, "", "Context:"]
+@dataclass(frozen=True)
+class Example:
+    """A worked example shown before the question: how a base model without an adapter learns the format."""
+
+    question: str
+    blocks: tuple[ContextBlock, ...]
+    answer: str
+
+
+# Generic on purpose (no company facts): they teach the format, never the content.
+FEW_SHOT = (
+    Example(
+        "How long is the warranty on the X100 printer?",
+        (
+            ContextBlock("Printer guide", "Warranty", "The X100 printer has a two-year warranty from delivery."),
+            ContextBlock("Printer guide", "Toner", "Toner cartridges are not covered by the warranty."),
+        ),
+        "The X100 has a two-year warranty from delivery [1]; toner cartridges are not covered [2].",
+    ),
+    Example(
+        "Who approves conference travel?",
+        (ContextBlock("Office guide", "Parking", "Visitors park in the east lot."),),
+        "I cannot find this in the approved documents.",
+    ),
+)
+
+
+def _context(blocks: Sequence[ContextBlock]) -> list[str]:
+    lines = ["Context:"]
     for n, block in enumerate(blocks, start=1):
         heading = block.title if not block.section else f"{block.title} - {block.section}"
-        parts.append(f"[{n}] {heading}\n{block.text.strip()}")
+        lines.append(f"[{n}] {heading}\n{block.text.strip()}")
     if not blocks:
-        parts.append("(no approved documents)")
+        lines.append("(no approved documents)")
+    return lines
+
+
+def render_prompt(
+    question: str,
+    blocks: Sequence[ContextBlock],
+    history: Sequence[Turn] = (),
+    *,
+    max_history: int = 3,
+    examples: Sequence[Example] = (),
+) -> str:
+    parts = [INSTRUCTION, ""]
+    for example in examples:
+        parts += _context(example.blocks)
+        parts += ["", f"Question: {example.question}", f"{ANSWER_CUE} {example.answer}", END_OF_ANSWER, ""]
+    parts += _context(blocks)
     recent = list(history)[-max_history:] if max_history > 0 else []
     if recent:
         parts += ["", "Conversation so far:"]

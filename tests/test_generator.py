@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.generator import Generator, resolve_base_model
-from assistant.prompt import END_OF_ANSWER, ContextBlock, Turn, render_prompt, render_training_example
+from assistant.prompt import END_OF_ANSWER, FEW_SHOT, ContextBlock, Turn, render_prompt, render_training_example
 from assistant.settings import GeneratorSettings, load_settings
 
 
@@ -50,6 +50,10 @@ def test_prompt_numbers_blocks_and_bounds_history() -> None:
     training_prompt, completion = render_training_example("How many?", blocks, "Ten [1].", history)
     assert training_prompt == render_prompt("How many?", blocks, history)  # one template for both
     assert completion == f" Ten [1].\n{END_OF_ANSWER}"
+    with_examples = render_prompt("How many?", blocks, examples=FEW_SHOT)
+    assert with_examples.count("Question:") == 3 and with_examples.count(END_OF_ANSWER) == 2
+    assert with_examples.endswith("Question: How many?\nAnswer:")
+    assert with_examples.index("[1] Holidays - 2026") > with_examples.rindex(END_OF_ANSWER)  # examples first
 
 
 def test_generate_counts_tokens_and_streams_the_same_text(tiny_model: Path, tmp_path: Path) -> None:
