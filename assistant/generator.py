@@ -142,14 +142,19 @@ class Generator:
             "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         }
 
-    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> Generation:
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None, exact_length: bool = False) -> Generation:
+        """The whole answer. `exact_length` ignores stop markers and EOS (benchmarks time a fixed length)."""
         import torch
 
         model, tokenizer = self._loaded
         inputs = self._inputs(prompt)
+        kwargs = self._generate_kwargs(max_new_tokens)
+        if exact_length:
+            kwargs.pop("stop_strings")
+            kwargs["min_new_tokens"] = kwargs["max_new_tokens"]
         started = time.perf_counter()
         with torch.inference_mode():
-            output = model.generate(**inputs, **self._generate_kwargs(max_new_tokens))
+            output = model.generate(**inputs, **kwargs)
         new_tokens = output[0, inputs["input_ids"].shape[1] :]
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
         return Generation(
