@@ -7,8 +7,9 @@ through this one object, whose calls are serialised by a lock (each is milliseco
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from qdrant_edge import (
     CountRequest,
@@ -49,6 +50,16 @@ from assistant.store.base import (
     tombstone_payload,
 )
 from assistant.store.lock import IndexLock
+
+T = TypeVar("T")
+
+
+def _engine(what: str, call: Callable[..., T], *args: Any) -> T:
+    """Run one engine call; its errors (plain Exceptions from the bindings) become one-line StoreErrors."""
+    try:
+        return call(*args)
+    except Exception as exc:
+        raise StoreError(f"Qdrant Edge {what} failed: {exc}".replace("\n", " ")) from exc
 
 
 def _visible() -> Filter:
@@ -118,7 +129,7 @@ class EdgeStore:
     def _run(self, collection: str, operation: UpdateOperation) -> None:
         shard = self._open(collection, None)
         with self._mutex:
-            shard.update(operation)
+            _engine("update", shard.update, operation)
 
     # -- writes ---------------------------------------------------------------------------------
     def write_chunks(self, collection: str, chunks: Sequence[ChunkRecord], stale: Mapping[str, str]) -> None:
@@ -152,8 +163,8 @@ class EdgeStore:
     def finish_writes(self, collection: str) -> None:
         shard = self._open(collection, None)
         with self._mutex:
-            shard.flush()
-            shard.optimize()
+            _engine("flush", shard.flush)
+            _engine("optimize", shard.optimize)
 
     # -- reads ----------------------------------------------------------------------------------
     def _scroll(self, collection: str, selector: Filter, with_payload: bool) -> Iterator[StoredChunk]:
@@ -161,8 +172,10 @@ class EdgeStore:
         offset = None
         while True:
             with self._mutex:
-                records, offset = shard.scroll(
-                    ScrollRequest(offset=offset, limit=1024, filter=selector, with_payload=with_payload)
+                records, offset = _engine(
+                    "scroll",
+                    shard.scroll,
+                    ScrollRequest(offset=offset, limit=1024, filter=selector, with_payload=with_payload),
                 )
             for record in records:
                 yield StoredChunk(id=str(record.id), score=0.0, payload=record.payload or {})
@@ -181,7 +194,7 @@ class EdgeStore:
     def count(self, collection: str) -> int:
         shard = self._open(collection, None)
         with self._mutex:
-            return int(shard.count(CountRequest(exact=True, filter=_visible())))
+            return int(_engine("count", shard.count, CountRequest(exact=True, filter=_visible())))
 
     def iter_chunks(self, collection: str) -> Iterator[StoredChunk]:
         return self._scroll(collection, _visible(), with_payload=True)
@@ -212,7 +225,7 @@ class EdgeStore:
             )
         shard = self._open(collection, None)
         with self._mutex:
-            hits = shard.query(request)
+            hits = _engine("query", shard.query, request)
         return [StoredChunk(id=str(h.id), score=float(h.score), payload=h.payload or {}) for h in hits]
 
     def close(self) -> None:
