@@ -11,16 +11,16 @@ from rich.console import Console
 from assistant.answering import Answer, Answerer
 from assistant.generator import Generator
 from assistant.retriever import build_retriever
-from assistant.search_cli import resolve_principal
+from assistant.search_cli import CollectionOption, GroupsOption, UserOption, resolve_principal
 from assistant.settings import load_settings
 from assistant.store import build_store
 
 
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in plain words.")],
-    user: Annotated[str | None, typer.Option(help="Ask as this user of the dev users file.")] = None,
-    groups: Annotated[str | None, typer.Option(help="Ask as a user in these groups (G1,G2).")] = None,
-    collection: Annotated[str | None, typer.Option(help="Collection [default: store.collection].")] = None,
+    user: UserOption = None,
+    groups: GroupsOption = None,
+    collection: CollectionOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming.")] = False,
 ) -> None:
     """Answer from the documents the user may read, citing them as [n]; refuse when none supports an answer."""

@@ -25,6 +25,7 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # help texts contain [n] and [default: ...], not markup
     )
 
     @app.callback()

@@ -9,7 +9,7 @@ unanswerable questions. Not covered: whether the chunk really states the answer 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from assistant.settings import RecallGateSettings
@@ -34,8 +34,9 @@ class RecallGate:
         self.settings = settings
         self.bm25 = bm25
 
-    def evidence(self, question: str, similarity: float, passages: Sequence[str]) -> Evidence:
-        terms = set(self.bm25.embed_query(question).indices)
+    def evidence(self, question_terms: Collection[int], similarity: float, passages: Sequence[str]) -> Evidence:
+        """`question_terms`: the BM25 term ids of the question (its sparse query vector's indices)."""
+        terms = set(question_terms)
         coverage = 0.0
         if terms:
             for passage in passages:

@@ -58,10 +58,6 @@ class Retrieval:
     answerable: bool  # the recall gate's verdict: False means refuse, do not generate
 
     @property
-    def best_similarity(self) -> float:
-        return self.evidence.similarity
-
-    @property
     def doc_ids(self) -> list[str]:
         return [c.doc_id for c in self.chunks]
 
@@ -112,7 +108,7 @@ class Retriever:
             hits = _best_chunk_per_document(hits)
         chunks = [RetrievedChunk.from_stored(i + 1, h) for i, h in enumerate(hits[:k])]
         passages = [passage_text(c.title, c.section, c.text) for c in chunks[: self.gate.settings.passages]]
-        evidence = self.gate.evidence(question, self._best_similarity(principal, dense), passages)
+        evidence = self.gate.evidence(sparse.indices, self._best_similarity(principal, dense), passages)
         return Retrieval(question, principal, chunks, evidence, self.gate.allows(evidence, bool(chunks)))
 
     def _best_similarity(self, principal: Principal, dense: list[float]) -> float:

@@ -16,6 +16,11 @@ from assistant.retriever import Retrieval, build_retriever
 from assistant.settings import Settings, load_settings
 from assistant.store import build_store
 
+# Options shared by the commands that ask as someone (search, ask) and that read a collection.
+UserOption = Annotated[str | None, typer.Option(help="Ask as this user of the dev users file.")]
+GroupsOption = Annotated[str | None, typer.Option(help="Ask as a user in these groups (G1,G2).")]
+CollectionOption = Annotated[str | None, typer.Option(help="Collection [default: store.collection].")]
+
 
 def resolve_principal(settings: Settings, user: str | None, groups: str | None) -> Principal:
     """Exactly one of --user (dev users file) or --groups; there is no search without a principal."""
@@ -31,11 +36,11 @@ def resolve_principal(settings: Settings, user: str | None, groups: str | None) 
 
 def search(
     question: Annotated[str, typer.Argument(help="The question, in plain words.")],
-    user: Annotated[str | None, typer.Option(help="Ask as this user of the dev users file.")] = None,
-    groups: Annotated[str | None, typer.Option(help="Ask as a user in these groups (G1,G2).")] = None,
+    user: UserOption = None,
+    groups: GroupsOption = None,
     top_k: Annotated[int | None, typer.Option("--top-k", min=1, help="Results [default: retrieval.top_k].")] = None,
     mode: Annotated[str | None, typer.Option(help="hybrid, dense or bm25 [default: retrieval.mode].")] = None,
-    collection: Annotated[str | None, typer.Option(help="Collection [default: store.collection].")] = None,
+    collection: CollectionOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Search the index as a user: only chunks of documents their groups may read, best first."""

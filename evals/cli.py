@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from assistant.retriever import build_retriever
+from assistant.search_cli import CollectionOption
 from assistant.settings import Settings, load_settings
 from assistant.store import build_store
 from evals import gate as gate_calibration
@@ -74,7 +75,7 @@ def gate(
     unanswerable: Annotated[Path, typer.Option(help="Questions no document answers.")] = Path(
         "samples/out-of-corpus.jsonl"
     ),
-    collection: Annotated[str | None, typer.Option(help="Collection [default: store.collection].")] = None,
+    collection: CollectionOption = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
 ) -> None:
     """Precision and recall of refusals at the configured threshold, and the best threshold on this set."""

@@ -77,10 +77,6 @@ class SyncState:
                 "pass --collection NAME to ingest this source into a collection of its own"
             )
 
-    def source_of(self, collection: str) -> str | None:
-        row = self._db.execute("SELECT source FROM collections WHERE name=?", (collection,)).fetchone()
-        return None if row is None else str(row[0])
-
     def documents(self, collection: str) -> dict[str, DocumentState]:
         rows = self._db.execute(
             "SELECT doc_id, path, content_hash, groups, front_matter_groups, version, chunks, title "

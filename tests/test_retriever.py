@@ -47,7 +47,7 @@ def test_results_are_unique_documents_the_user_may_read(retriever: Retriever) ->
 def test_contractor_without_groups_reads_nothing_and_gets_a_refusal(retriever: Retriever) -> None:
     victor = Principal.of("victor", [])
     result = retriever.search(victor, "How many floating holidays do I get?")
-    assert result.chunks == [] and not result.answerable and result.best_similarity == -1.0
+    assert result.chunks == [] and not result.answerable and result.evidence.similarity == -1.0
 
 
 def test_every_mode_respects_groups(retriever: Retriever) -> None:
