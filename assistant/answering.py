@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Generator as GeneratorOf
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from assistant.access import Principal
 from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt
-from assistant.retriever import RetrievedChunk, Retriever
+from assistant.retriever import Retrieval, RetrievedChunk, Retriever
+from assistant.tracing import QuestionTrace, Tracer
 
 REFUSAL = (
     "I can't find an answer to that in the documents you have access to, so I won't guess. "
@@ -50,6 +53,7 @@ class Answer:
     seconds: float = 0.0
     removed_citations: int = 0
     unsupported_quotes: list[str] = field(default_factory=list)
+    trace_id: str | None = None  # the Langfuse trace, for feedback; None when tracing is off
 
 
 @dataclass(frozen=True)
@@ -87,38 +91,94 @@ def _normalise(text: str) -> str:
 
 
 class Answerer:
-    def __init__(self, retriever: Retriever, generator: Generator, *, max_history: int = 3) -> None:
+    def __init__(
+        self, retriever: Retriever, generator: Generator, *, max_history: int = 3, tracer: Tracer | None = None
+    ) -> None:
         self.retriever = retriever
         self.generator = generator
         self.max_history = max_history
+        self.tracer = tracer
 
-    def ask(self, principal: Principal, question: str, history: Sequence[Turn] = ()) -> Answer:
+    def ask(
+        self, principal: Principal, question: str, history: Sequence[Turn] = (), *, session_id: str | None = None
+    ) -> Answer:
         final: Answer | None = None
-        for item in self.stream(principal, question, history):
+        for item in self.stream(principal, question, history, session_id=session_id):
             if isinstance(item, Answer):
                 final = item
         assert final is not None  # stream always ends with the Answer
         return final
 
-    def stream(self, principal: Principal, question: str, history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
-        """Pieces of the answer as they are generated, then the checked `Answer`."""
+    def stream(
+        self, principal: Principal, question: str, history: Sequence[Turn] = (), *, session_id: str | None = None
+    ) -> Iterator[str | Answer]:
+        """Pieces of the answer as they are generated, then the checked `Answer`; traced when tracing is on."""
+        trace = self.tracer.start_question(principal, question, session_id) if self.tracer else None
+        steps = self._answer(principal, question, history, trace)
+        try:
+            answer: Answer | None = None
+            for item in steps:
+                if isinstance(item, Answer):
+                    answer = item
+                yield item
+        except GeneratorExit:  # the reader stopped streaming (a closed chat tab): not an error
+            steps.close()  # ends the open generation observation now, not at garbage collection
+            if trace is not None:
+                trace.finish({"stopped": "the reader stopped before the answer was complete"})
+            raise
+        except BaseException as exc:
+            if trace is not None:
+                trace.fail(exc)
+            raise
+        if trace is not None and answer is not None:
+            trace.finish(_trace_output(answer))
+
+    def _answer(
+        self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace | None
+    ) -> GeneratorOf[str | Answer]:
         started = time.perf_counter()
-        retrieval = self.retriever.search(principal, self._retrieval_query(question, history))
+        trace = trace or QuestionTrace(None, {}, False)
+        trace_id = trace.trace_id
+        query = self._retrieval_query(question, history)
+        settings = self.retriever.settings
+        with trace.observe(
+            "retrieval", "retriever", input=trace.retrieval_input(query, principal, settings.top_k, settings.mode)
+        ) as span:
+            retrieval = self.retriever.search(principal, query)
+            span.update(output=trace.retrieval_output(retrieval))
+        trace.recall_check(retrieval, self.retriever.gate.settings.min_evidence)
         if not retrieval.answerable:
             yield REFUSAL
-            yield Answer(
-                question, REFUSAL, True, [], retrieval.chunks, None, None, seconds=time.perf_counter() - started
-            )
+            seconds = time.perf_counter() - started
+            yield Answer(question, REFUSAL, True, [], retrieval.chunks, None, None, seconds=seconds, trace_id=trace_id)
             return
-        blocks = [ContextBlock(c.title, c.section, c.text) for c in retrieval.chunks]
-        # Without an adapter the base model learns the format from worked examples; an adapter has learned it.
-        examples = FEW_SHOT if self.generator.adapter_id is None else ()
-        prompt = render_prompt(question, blocks, history, max_history=self.max_history, examples=examples)
+        prompt = self._prompt(question, retrieval, history)
         pieces: list[str] = []
-        for piece in self.generator.stream(prompt):
-            pieces.append(piece)
-            yield piece
-        checked = check_citations("".join(pieces), retrieval.chunks)
+        with trace.observe(
+            "generation",
+            "generation",
+            model=self.generator.model_id,
+            version=self.generator.adapter_id,
+            input=trace.generation_input(prompt, question, len(retrieval.chunks)),
+            metadata={"adapter": self.generator.adapter_id},
+        ) as generation:
+            for piece in self.generator.stream(prompt):
+                if not pieces:
+                    generation.update(completion_start_time=datetime.now(UTC))
+                pieces.append(piece)
+                yield piece
+            prompt_tokens = self.generator.count_tokens(prompt, as_prompt=True)
+            completion_tokens = self.generator.count_tokens("".join(pieces))
+            checked = check_citations("".join(pieces), retrieval.chunks)
+            generation.update(
+                output=checked.text,
+                usage_details={"input": prompt_tokens, "output": completion_tokens},
+                metadata={
+                    "adapter": self.generator.adapter_id,
+                    "removed_citations": checked.removed,
+                    "unsupported_quotes": len(checked.unsupported_quotes),
+                },
+            )
         citations = [
             Citation(n, c.doc_id, c.title, c.path, c.section) for n in checked.cited for c in [retrieval.chunks[n - 1]]
         ]
@@ -130,13 +190,30 @@ class Answerer:
             retrieved=retrieval.chunks,
             model=self.generator.model_id,
             adapter=self.generator.adapter_id,
-            prompt_tokens=self.generator.count_tokens(prompt, as_prompt=True),
-            completion_tokens=self.generator.count_tokens("".join(pieces)),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
             seconds=time.perf_counter() - started,
             removed_citations=checked.removed,
             unsupported_quotes=checked.unsupported_quotes,
+            trace_id=trace_id,
         )
+
+    def _prompt(self, question: str, retrieval: Retrieval, history: Sequence[Turn]) -> str:
+        blocks = [ContextBlock(c.title, c.section, c.text) for c in retrieval.chunks]
+        # Without an adapter the base model learns the format from worked examples; an adapter has learned it.
+        examples = FEW_SHOT if self.generator.adapter_id is None else ()
+        return render_prompt(question, blocks, history, max_history=self.max_history, examples=examples)
 
     def _retrieval_query(self, question: str, history: Sequence[Turn]) -> str:
         """A follow-up ("and for contractors?") is retrieved together with the question before it."""
         return f"{history[-1].question}\n{question}" if history and self.max_history > 0 else question
+
+
+def _trace_output(answer: Answer) -> dict[str, object]:
+    return {
+        "answer": answer.answer,
+        "refused": answer.refused,
+        "citations": [c.doc_id for c in answer.citations],
+        "model": answer.model,
+        "adapter": answer.adapter,
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -14,6 +15,12 @@ from assistant.retriever import build_retriever
 from assistant.search_cli import CollectionOption, GroupsOption, UserOption, resolve_principal
 from assistant.settings import load_settings
 from assistant.store import build_store
+from assistant.tracing import Tracer
+
+
+class Verdict(StrEnum):
+    good = "good"
+    bad = "bad"
 
 
 def ask(
@@ -27,9 +34,12 @@ def ask(
     settings = load_settings()
     principal = resolve_principal(settings, user, groups)
     store = build_store(settings)
+    tracer = Tracer(settings.tracing)
     try:
         answerer = Answerer(
-            build_retriever(settings, store, collection), Generator(settings.generator, settings.models_dir)
+            build_retriever(settings, store, collection),
+            Generator(settings.generator, settings.models_dir),
+            tracer=tracer,
         )
         if as_json:
             typer.echo(json.dumps(to_json(answerer.ask(principal, question)), indent=2))
@@ -44,8 +54,23 @@ def ask(
         console.print()
         if final is not None:
             render_sources(final, console)
+            if final.trace_id:
+                console.print(f"[dim]trace {final.trace_id}: `assistant feedback {final.trace_id} good|bad`[/dim]")
     finally:
+        tracer.flush()
         store.close()
+
+
+def feedback(
+    trace_id: Annotated[str, typer.Argument(help="The answer's trace id (`ask` prints it; `--json` key trace_id).")],
+    verdict: Annotated[Verdict, typer.Argument(help="Was the answer helpful?")],
+    comment: Annotated[str | None, typer.Option(help="What was wrong or right, in a sentence.")] = None,
+) -> None:
+    """Record a user's verdict on an answer as a score on its Langfuse trace."""
+    tracer = Tracer(load_settings().tracing)
+    tracer.feedback(trace_id, verdict is Verdict.good, comment)
+    tracer.flush()
+    typer.echo(f"recorded {verdict.value} on trace {trace_id}")
 
 
 def to_json(answer: Answer) -> dict[str, object]:
@@ -64,6 +89,7 @@ def to_json(answer: Answer) -> dict[str, object]:
         "seconds": round(answer.seconds, 3),
         "removed_citations": answer.removed_citations,
         "unsupported_quotes": answer.unsupported_quotes,
+        "trace_id": answer.trace_id,
     }
 
 
@@ -81,3 +107,4 @@ def render_sources(answer: Answer, console: Console) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command()(ask)
+    app.command()(feedback)

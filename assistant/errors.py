@@ -51,3 +51,7 @@ class AccessRuleError(DocumentError):
 
 class CollectionMismatchError(AssistantError):
     """A collection was built from another source or with another embedder."""
+
+
+class TracingError(AssistantError):
+    """Tracing is off or was given something that is not a trace."""

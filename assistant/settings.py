@@ -134,6 +134,24 @@ class GeneratorSettings(BaseModel):
     max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
 
 
+class TracingSettings(BaseModel):
+    """Langfuse tracing: on when both keys are set, otherwise nothing is sent anywhere."""
+
+    public_key: str = Field("", description="Langfuse public key (default profile: $LANGFUSE_PUBLIC_KEY).")
+    secret_key: SecretStr = Field(SecretStr(""), description="Langfuse secret key ($LANGFUSE_SECRET_KEY).")
+    base_url: str = Field("https://cloud.langfuse.com", description="Langfuse server ($LANGFUSE_BASE_URL).")
+    environment: str = Field("development", description="Langfuse environment name (lowercase).")
+    include_chunk_text: bool = Field(
+        False,
+        description="Send retrieved chunk text and the full prompt to Langfuse. Off: only ids, titles, scores, "
+        "the question and the answer (Langfuse readers may not be in the documents' groups).",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.public_key and self.secret_key.get_secret_value())
+
+
 class IdentitySettings(BaseModel):
     """Where a user's SSO groups come from."""
 
@@ -163,6 +181,7 @@ class Settings(BaseSettings):
     recall_gate: RecallGateSettings = RecallGateSettings()
     identity: IdentitySettings = IdentitySettings()
     generator: GeneratorSettings = GeneratorSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @classmethod
     def settings_customise_sources(
