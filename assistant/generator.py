@@ -111,6 +111,11 @@ class Generator:
             )
         tokenizer = AutoTokenizer.from_pretrained(path)
         model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if self.device == "cpu" and self.settings.shortlist_head:
+            from assistant.shortlist_head import ShortlistHead
+
+            # Before the adapter wraps the model: LoRA targets attention projections, never the output layer.
+            model.set_output_embeddings(ShortlistHead(model.get_output_embeddings(), self.settings.shortlist_head))
         if self.settings.adapter is not None:
             from peft import PeftModel
 

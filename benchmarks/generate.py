@@ -5,6 +5,8 @@ Prints figures; asserts nothing.
 
 Uses the configured base model (the bundled Gemma 3 270M by default) with greedy decoding, as the answer step
 does. Targets from the answers issue, on 2 CPU cores: prefill of 1k tokens <= 3 s, decode >= 25 tokens/s.
+On CPU it times the plain output layer and the shortlist head (`generator.shortlist_head`), and checks that
+both write the same greedy continuation for several ~1k-token prompts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, render_prompt
@@ -23,7 +26,16 @@ from assistant.settings import load_settings
 HANDBOOK = Path(__file__).resolve().parents[1] / "samples" / "handbook"
 
 
-def rag_prompt(generator: Generator, target_tokens: int) -> str:
+QUESTIONS = [
+    "How many floating holidays do I get?",
+    "How much parental leave do birthing parents get?",
+    "Can I expense a standing desk for my home office?",
+    "Who do I call when a robot arm fails on the line?",
+    "How do I request access to the production database?",
+]
+
+
+def rag_prompt(generator: Generator, target_tokens: int, question: str = QUESTIONS[0]) -> str:
     """A realistic prompt: handbook passages as numbered blocks until the prompt reaches `target_tokens`."""
     texts = [p.read_text(encoding="utf-8") for p in sorted(HANDBOOK.rglob("*.md"))]
     blocks: list[ContextBlock] = []
@@ -31,10 +43,10 @@ def rag_prompt(generator: Generator, target_tokens: int) -> str:
         words = text.split()
         for start in range(0, len(words), 120):
             blocks.append(ContextBlock("Handbook", None, " ".join(words[start : start + 120])))
-            prompt = render_prompt("How many floating holidays do I get?", blocks, examples=FEW_SHOT)
+            prompt = render_prompt(question, blocks, examples=FEW_SHOT)
             if generator.count_tokens(prompt, as_prompt=True) >= target_tokens:
                 return prompt
-    return render_prompt("How many floating holidays do I get?", blocks, examples=FEW_SHOT)
+    return render_prompt(question, blocks, examples=FEW_SHOT)
 
 
 def time_one(generator: Generator, prompt: str, new_tokens: int) -> tuple[float, float]:
@@ -42,6 +54,15 @@ def time_one(generator: Generator, prompt: str, new_tokens: int) -> tuple[float,
     first = generator.generate(prompt, max_new_tokens=1, exact_length=True)
     full = generator.generate(prompt, max_new_tokens=new_tokens, exact_length=True)
     return first.seconds, (full.completion_tokens - 1) / max(full.seconds - first.seconds, 1e-9)
+
+
+def measure(generator: Generator, prompt: str, new_tokens: int, runs: int) -> dict[str, float]:
+    time_one(generator, prompt, 4)  # warm up
+    timings = [time_one(generator, prompt, new_tokens) for _ in range(runs)]
+    return {
+        "ttft_s_median": statistics.median(t[0] for t in timings),
+        "decode_tokens_per_s_median": statistics.median(t[1] for t in timings),
+    }
 
 
 def main() -> None:
@@ -56,22 +77,29 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = load_settings()
     config = settings.generator.model_copy(update={"adapter": args.adapter, "device": args.device})
-    generator = Generator(config, settings.models_dir)
-    t0 = time.perf_counter()
-    prompt = rag_prompt(generator, args.prompt_tokens)
-    load_s = time.perf_counter() - t0
-    time_one(generator, prompt, 4)  # warm up
-    runs = [time_one(generator, prompt, args.new_tokens) for _ in range(args.runs)]
-    figures = {
-        "model": config.model,
-        "adapter": str(args.adapter) if args.adapter else None,
-        "device": generator.device,
-        "load_and_prompt_s": load_s,
-        "prompt_tokens": generator.count_tokens(prompt, as_prompt=True),
-        "new_tokens": args.new_tokens,
-        "ttft_s_median": statistics.median(r[0] for r in runs),
-        "decode_tokens_per_s_median": statistics.median(r[1] for r in runs),
-    }
+    variants = {"plain": config.model_copy(update={"shortlist_head": None})}
+    if Generator(config, settings.models_dir).device == "cpu" and config.shortlist_head:
+        variants[f"shortlist-{config.shortlist_head}"] = config
+    figures: dict[str, Any] = {"model": config.model, "adapter": str(args.adapter) if args.adapter else None}
+    continuations: dict[str, list[str]] = {}
+    for name, variant in variants.items():
+        generator = Generator(variant, settings.models_dir)
+        t0 = time.perf_counter()
+        prompts = [rag_prompt(generator, args.prompt_tokens, q) for q in QUESTIONS]
+        figures["load_and_prompt_s"] = time.perf_counter() - t0
+        figures["device"] = generator.device
+        figures["prompt_tokens"] = generator.count_tokens(prompts[0], as_prompt=True)
+        figures["new_tokens"] = args.new_tokens
+        figures[name] = measure(generator, prompts[0], args.new_tokens, args.runs)
+        print(name, json.dumps(figures[name]), flush=True)
+        continuations[name] = [
+            generator.generate(p, max_new_tokens=args.new_tokens, exact_length=True).text for p in prompts
+        ]
+        del generator
+    if len(continuations) > 1:
+        plain, *others = continuations.values()
+        figures["same_continuations"] = [sum(a == b for a, b in zip(plain, o, strict=True)) for o in others]
+        figures["prompts_compared"] = len(plain)
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

@@ -66,6 +66,52 @@ def test_generate_counts_tokens_and_streams_the_same_text(tiny_model: Path, tmp_
     assert generator.model_id == str(tiny_model) and generator.adapter_id is None
 
 
+def test_shortlist_head_keeps_the_greedy_token_and_exact_logits() -> None:
+    import torch
+
+    from assistant.shortlist_head import ShortlistHead
+
+    torch.manual_seed(1)
+    projection = torch.nn.Linear(64, 5000, bias=False)
+    hidden = torch.randn(3, 7, 64)
+    full = projection(hidden)
+    fast = ShortlistHead(projection, size=16)(hidden)
+    assert fast.shape == full.shape
+    assert torch.equal(fast.argmax(-1), full.argmax(-1))
+    kept = torch.isfinite(fast)
+    assert (kept.sum(-1) == 16).all()  # everything outside the shortlist is -inf
+    assert torch.allclose(fast[kept], full[kept], atol=1e-5)  # the shortlist is scored in full precision
+    with pytest.raises(ValueError, match="without bias"):
+        ShortlistHead(torch.nn.Linear(4, 8))
+
+
+def test_shortlist_head_works_without_quantized_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from assistant.shortlist_head import ShortlistHead
+
+    def removed(*_: object, **__: object) -> None:
+        raise RuntimeError("quantized tensors were removed from this torch")
+
+    monkeypatch.setattr(torch, "quantize_per_channel", removed)
+    torch.manual_seed(2)
+    projection = torch.nn.Linear(64, 5000, bias=False)
+    hidden = torch.randn(4, 64)
+    assert torch.equal(ShortlistHead(projection, size=16)(hidden).argmax(-1), projection(hidden).argmax(-1))
+
+
+def test_shortlist_head_generates_the_same_text_as_the_plain_head(tiny_model: Path, tmp_path: Path) -> None:
+    prompt = render_prompt("What is the leave?", [ContextBlock("Leave", None, "20 weeks of paid leave.")])
+    texts = {}
+    for shortlist in (None, 8):
+        settings = GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=24, shortlist_head=shortlist)
+        generator = Generator(settings, tmp_path)
+        head = generator._loaded[0].get_output_embeddings()
+        assert (type(head).__name__ == "ShortlistHead") == (shortlist is not None)
+        texts[shortlist] = generator.generate(prompt, exact_length=True).text
+    assert texts[None] == texts[8] and texts[None]
+
+
 def test_adapter_is_loaded_and_recorded(tiny_model: Path, tmp_path: Path) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -107,3 +153,5 @@ def test_bundled_gemma_is_converted_once_and_answers(tmp_path: Path) -> None:
     generator = Generator(GeneratorSettings(device="cpu", max_new_tokens=16), models)
     result = generator.generate("The capital of France is")
     assert result.completion_tokens > 0 and result.text.strip()
+    plain = Generator(GeneratorSettings(device="cpu", max_new_tokens=16, shortlist_head=None), models)
+    assert plain.generate("The capital of France is").text == result.text  # the fast CPU head picks the same tokens
