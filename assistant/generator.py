@@ -122,6 +122,8 @@ class Generator:
             if not (self.settings.adapter / "adapter_config.json").exists():
                 raise ConfigError(f"generator.adapter={self.settings.adapter} is not a peft adapter directory")
             model = PeftModel.from_pretrained(model, str(self.settings.adapter))
+            if not self.settings.load_in_4bit:  # 4-bit weights cannot absorb the LoRA product; others can
+                model = model.merge_and_unload()  # same answers, no extra matmuls per token
         if not self.settings.load_in_4bit:
             model = model.to(self.device)
         model.eval()

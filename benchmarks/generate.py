@@ -1,10 +1,12 @@
 """Generation speed for a RAG prompt of about 1,000 tokens: time to first token (prefill) and decode tokens/s.
 Prints figures; asserts nothing.
 
-    python -m benchmarks.generate [--adapter DIR] [--device cpu|cuda] [--new-tokens 64] [--json OUT]
+    python -m benchmarks.generate [--adapter DIR|fresh] [--device cpu|cuda] [--new-tokens 64] [--json OUT]
 
 Uses the configured base model (the bundled Gemma 3 270M by default) with greedy decoding, as the answer step
 does. Targets from the answers issue, on 2 CPU cores: prefill of 1k tokens <= 3 s, decode >= 25 tokens/s.
+`--adapter fresh` times an untrained LoRA of the tuning recipe's shape (r=16 on q/k/v/o) until a tuned one
+exists: the generator merges an adapter into the weights, so its speed is what matters, not its answers.
 On CPU it times the plain output layer and the shortlist head (`generator.shortlist_head`), and checks that
 both write the same greedy continuation for several ~1k-token prompts.
 """
@@ -15,11 +17,12 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from assistant.generator import Generator
+from assistant.generator import Generator, resolve_base_model
 from assistant.prompt import FEW_SHOT, ContextBlock, render_prompt
 from assistant.settings import load_settings
 
@@ -56,6 +59,15 @@ def time_one(generator: Generator, prompt: str, new_tokens: int) -> tuple[float,
     return first.seconds, (full.completion_tokens - 1) / max(full.seconds - first.seconds, 1e-9)
 
 
+def fresh_adapter(base: str, folder: Path) -> Path:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    lora = LoraConfig(r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora).save_pretrained(str(folder))
+    return folder
+
+
 def measure(generator: Generator, prompt: str, new_tokens: int, runs: int) -> dict[str, float]:
     time_one(generator, prompt, 4)  # warm up
     timings = [time_one(generator, prompt, new_tokens) for _ in range(runs)]
@@ -67,7 +79,7 @@ def measure(generator: Generator, prompt: str, new_tokens: int, runs: int) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", type=Path, default=None)
+    parser.add_argument("--adapter", default=None, help="A peft adapter directory, or `fresh`.")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--prompt-tokens", type=int, default=1000)
     parser.add_argument("--new-tokens", type=int, default=64)
@@ -76,11 +88,15 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = load_settings()
-    config = settings.generator.model_copy(update={"adapter": args.adapter, "device": args.device})
+    adapter = Path(args.adapter) if args.adapter else None
+    if args.adapter == "fresh":
+        base = resolve_base_model(settings.generator.model, settings.models_dir)
+        adapter = fresh_adapter(base, Path(tempfile.mkdtemp(prefix="fresh-adapter-")))
+    config = settings.generator.model_copy(update={"adapter": adapter, "device": args.device})
     variants = {"plain": config.model_copy(update={"shortlist_head": None})}
     if Generator(config, settings.models_dir).device == "cpu" and config.shortlist_head:
         variants[f"shortlist-{config.shortlist_head}"] = config
-    figures: dict[str, Any] = {"model": config.model, "adapter": str(args.adapter) if args.adapter else None}
+    figures: dict[str, Any] = {"model": config.model, "adapter": args.adapter}
     continuations: dict[str, list[str]] = {}
     for name, variant in variants.items():
         generator = Generator(variant, settings.models_dir)

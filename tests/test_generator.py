@@ -112,18 +112,22 @@ def test_shortlist_head_generates_the_same_text_as_the_plain_head(tiny_model: Pa
     assert texts[None] == texts[8] and texts[None]
 
 
-def test_adapter_is_loaded_and_recorded(tiny_model: Path, tmp_path: Path) -> None:
+def test_adapter_is_loaded_merged_and_recorded(tiny_model: Path, tmp_path: Path) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model))
-    adapter = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    adapter.save_pretrained(str(tmp_path / "adapter"))
-    settings = GeneratorSettings(model=str(tiny_model), adapter=tmp_path / "adapter", device="cpu", max_new_tokens=4)
-    generator = Generator(settings, tmp_path)
-    assert generator.generate("Question: hi\nAnswer:").completion_tokens > 0
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
+    get_peft_model(base, lora).save_pretrained(str(tmp_path / "adapter"))  # random B: the adapter changes outputs
+    prompt = render_prompt("What is the leave?", [ContextBlock("Leave", None, "20 weeks of paid leave.")])
+    texts = {}
+    for adapter in (None, tmp_path / "adapter"):
+        settings = GeneratorSettings(model=str(tiny_model), adapter=adapter, device="cpu", max_new_tokens=16)
+        generator = Generator(settings, tmp_path)
+        texts[adapter] = generator.generate(prompt, exact_length=True).text
+    assert texts[None] != texts[tmp_path / "adapter"]
     assert generator.adapter_id == str(tmp_path / "adapter")
-    assert type(generator._loaded[0]).__name__.startswith("Peft")
+    assert not type(generator._loaded[0]).__name__.startswith("Peft")  # merged into the weights for serving
 
 
 def test_missing_adapter_directory_is_a_clear_error(tiny_model: Path, tmp_path: Path) -> None:
