@@ -144,12 +144,22 @@ class Tracer:
 
     def feedback(self, trace_id: str, helpful: bool, comment: str | None = None) -> None:
         """A user's thumbs up or down on an answer, as a boolean score on its trace."""
+        self.score(trace_id, FEEDBACK_SCORE, 1.0 if helpful else 0.0, comment=comment, boolean=True)
+
+    def score(
+        self, trace_id: str, name: str, value: float, *, comment: str | None = None, boolean: bool = False
+    ) -> None:
+        """A score on a trace (feedback, or an evaluation's metric); sent in the background, batched."""
         if self.client is None:
-            raise TracingError("tracing is off: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to record feedback")
+            raise TracingError("tracing is off: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to record scores")
         if not _TRACE_ID.match(trace_id):
             raise TracingError(f"{trace_id!r} is not a trace id (32 lowercase hex characters, as `ask --json` prints)")
         self.client.create_score(
-            trace_id=trace_id, name=FEEDBACK_SCORE, value=1.0 if helpful else 0.0, data_type="BOOLEAN", comment=comment
+            trace_id=trace_id,
+            name=name,
+            value=value,
+            data_type="BOOLEAN" if boolean else "NUMERIC",
+            comment=comment,
         )
 
     def flush(self) -> None:

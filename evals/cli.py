@@ -10,11 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from assistant.answering import Answerer
+from assistant.generator import Generator
 from assistant.retriever import build_retriever
 from assistant.search_cli import CollectionOption
 from assistant.settings import Settings, load_settings
 from assistant.store import build_store
+from assistant.tracing import Tracer
 from evals import gate as gate_calibration
+from evals.answers import evaluate_answers
 from evals.datasets import EVAL_GROUP, EvalSet, load_dataset, load_golden
 from evals.retrieval import EvalRun, evaluate, load_run, regressions
 from ingestion.run import run_ingest
@@ -107,6 +111,45 @@ def gate(
     if json_out is not None:
         figures = {"configured": configured.__dict__, "best": best.__dict__, "samples": [s.__dict__ for s in samples]}
         json_out.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+
+
+@eval_app.command("answers")
+def answers(
+    answerable: Annotated[Path, typer.Option(help="Golden .jsonl with reference answers.")] = Path(
+        "samples/handbook-golden.jsonl"
+    ),
+    unanswerable: Annotated[Path | None, typer.Option(help="Questions no document answers.")] = Path(
+        "samples/out-of-corpus.jsonl"
+    ),
+    collection: CollectionOption = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Ask only the first N questions of each set.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the run as JSON here.")] = None,
+) -> None:
+    """Answer every question with the configured model: answered, refusals, citations, token F1 vs the reference."""
+    settings = load_settings()
+    console = Console()
+    store = build_store(settings)
+    tracer = Tracer(settings.tracing)
+    try:
+        answerer = Answerer(
+            build_retriever(settings, store, collection),
+            Generator(settings.generator, settings.models_dir),
+            tracer=tracer,
+        )
+        golden = load_golden(answerable)
+        run = evaluate_answers(answerer, golden, load_golden(unanswerable) if unanswerable else None, limit)
+    finally:
+        tracer.flush()
+        store.close()
+    path = run.save(settings.eval_runs_dir)
+    table = Table(title=f"answers on {golden.name}: {len(run.samples)} questions, {run.model} + {run.adapter}")
+    for name in run.aggregate:
+        table.add_column(name)
+    table.add_row(*(f"{v:.3f}" for v in run.aggregate.values()))
+    console.print(table)
+    console.print(f"run saved to {path}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(run.to_json(), indent=1) + "\n", encoding="utf-8")
 
 
 def render_run(run: EvalRun, console: Console) -> None:

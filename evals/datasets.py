@@ -1,8 +1,8 @@
 """Evaluation sets: a BEIR directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or a golden JSONL.
 
 Golden JSONL, one question a line: {"question": str, "relevant": [doc ids], "groups": [groups of the asker]};
-other fields are kept and ignored. A BEIR set is asked by a principal in the group `EVAL_GROUP`, the group its
-corpus is ingested with.
+an optional "answer" is the reference answer for answer-quality evaluation; other fields are ignored. A BEIR
+set is asked by a principal in the group `EVAL_GROUP`, the group its corpus is ingested with.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class EvalQuery:
     text: str
     relevant: dict[str, int]  # doc id -> grade
     groups: tuple[str, ...]
+    reference: str | None = None  # a golden set's reference answer ("answer"), for answer-quality evaluation
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def load_golden(path: Path) -> EvalSet:
             if not isinstance(record["groups"], list) or not isinstance(record["relevant"], list):
                 raise TypeError("'relevant' and 'groups' must be lists")
             groups = tuple(str(g) for g in record["groups"])
+            reference = str(record["answer"]) if record.get("answer") else None
         except (ValueError, KeyError, TypeError) as exc:
             raise SourceError(f"{path}:{number}: not a golden question ({exc}); see the format in DESIGN.md") from exc
-        queries.append(EvalQuery(f"{path.stem}:{number}", question, relevant, groups))
+        queries.append(EvalQuery(f"{path.stem}:{number}", question, relevant, groups, reference))
     return EvalSet(path.stem, "golden", None, queries, None)

@@ -1,0 +1,139 @@
+"""Answer quality: ask every question of a golden set (and of an unanswerable set) through the whole pipeline,
+as its asker, and measure what employees notice.
+
+- answered: share of answerable questions that got an answer, not a refusal;
+- correct refusals: share of unanswerable questions that were refused;
+- cited: share of answers that cite at least one retrieved block;
+- cited relevant: share of answers citing a document the golden set marks as answering the question;
+- token F1: SQuAD-style word overlap with the reference answer (a refusal scores 0), a cheap proxy for "says the
+  right thing" that needs no judge model.
+With tracing on, each question is a trace and its token F1 becomes a score on it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.access import Principal
+from assistant.answering import Answerer
+from evals.datasets import EvalSet
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_CITATIONS = re.compile(r"\[\d+\]")
+
+
+def normalise(text: str) -> list[str]:
+    text = _CITATIONS.sub(" ", text.lower())
+    text = "".join(ch if ch not in string.punctuation or ch in "$%" else " " for ch in text)
+    return _ARTICLES.sub(" ", text).split()
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    predicted, expected = normalise(prediction), normalise(reference)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if not predicted or not expected or common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass
+class AnswerSample:
+    question: str
+    groups: list[str]
+    should_refuse: bool
+    refused: bool
+    answer: str
+    reference: str | None
+    cited: list[str]
+    relevant: list[str]
+    token_f1: float | None
+    removed_citations: int
+    seconds: float
+    trace_id: str | None
+
+
+@dataclass
+class AnswerRun:
+    dataset: str
+    model: str | None
+    adapter: str | None
+    aggregate: dict[str, float]
+    samples: list[AnswerSample]
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.created.replace(':', '').replace('-', '')}-{self.dataset}-answers.json"
+        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        return path
+
+
+def evaluate_answers(
+    answerer: Answerer, answerable: EvalSet, unanswerable: EvalSet | None = None, limit: int | None = None
+) -> AnswerRun:
+    questions = [(q, False) for q in answerable.queries[:limit]]
+    if unanswerable is not None:
+        questions += [(q, True) for q in unanswerable.queries[:limit]]
+    samples = []
+    for query, should_refuse in questions:
+        principal = Principal.of(f"eval:{query.qid}", list(query.groups))
+        answer = answerer.ask(principal, query.text)
+        f1 = None
+        if query.reference and not should_refuse:
+            f1 = 0.0 if answer.refused else token_f1(answer.answer, query.reference)
+            if answer.trace_id and answerer.tracer is not None:
+                answerer.tracer.score(answer.trace_id, "token-f1", f1, comment=f"reference: {query.reference}")
+        samples.append(
+            AnswerSample(
+                question=query.text,
+                groups=list(query.groups),
+                should_refuse=should_refuse,
+                refused=answer.refused,
+                answer=answer.answer,
+                reference=query.reference,
+                cited=[c.doc_id for c in answer.citations],
+                relevant=sorted(query.relevant),
+                token_f1=f1,
+                removed_citations=answer.removed_citations,
+                seconds=round(answer.seconds, 3),
+                trace_id=answer.trace_id,
+            )
+        )
+    return AnswerRun(
+        dataset=answerable.name,
+        model=answerer.generator.model_id,
+        adapter=answerer.generator.adapter_id,
+        aggregate=aggregate(samples),
+        samples=samples,
+    )
+
+
+def aggregate(samples: list[AnswerSample]) -> dict[str, float]:
+    answerable = [s for s in samples if not s.should_refuse]
+    answered = [s for s in answerable if not s.refused]
+    unanswerable = [s for s in samples if s.should_refuse]
+    scored = [s.token_f1 for s in answerable if s.token_f1 is not None]
+
+    def share(part: int, whole: int) -> float:
+        return part / whole if whole else 0.0
+
+    return {
+        "answered": share(len(answered), len(answerable)),
+        "correct_refusals": share(sum(s.refused for s in unanswerable), len(unanswerable)),
+        "cited": share(sum(bool(s.cited) for s in answered), len(answered)),
+        "cited_relevant": share(sum(bool(set(s.cited) & set(s.relevant)) for s in answered), len(answered)),
+        "token_f1": sum(scored) / len(scored) if scored else 0.0,
+        "removed_citations": float(sum(s.removed_citations for s in samples)),
+        "seconds_per_answer": share(int(sum(s.seconds for s in answered) * 1000), len(answered)) / 1000,
+    }

@@ -1,0 +1,99 @@
+"""Answer-quality evaluation: the metric, the run over real retrieval with a tiny generator, scores in Langfuse, and
+`assistant eval answers` as a person runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assistant.answering import Answerer
+from assistant.generator import Generator
+from assistant.retriever import build_retriever
+from assistant.settings import GeneratorSettings, Settings, TracingSettings
+from assistant.store import build_store
+from assistant.tracing import Tracer
+from evals.answers import evaluate_answers, token_f1
+from evals.datasets import load_golden
+from tests.test_cli import run
+from tests.test_generator import tiny_model  # noqa: F401  (fixture)
+from tests.test_tracing import Captured, Receiver, captured, receiver  # noqa: F401  (fixtures)
+
+
+def test_token_f1_ignores_case_punctuation_articles_and_citations() -> None:
+    assert token_f1("Two floating holidays [1].", "two floating holidays") == 1.0
+    assert token_f1("The answer is $75.", "$75") == pytest.approx(2 * (1 / 3) * 1 / (1 / 3 + 1))
+    assert token_f1("", "anything") == 0.0
+    assert token_f1("nothing in common", "different words") == 0.0
+
+
+def write_sets(tmp_path: Path) -> tuple[Path, Path]:
+    golden = [
+        {
+            "question": "How many floating holidays do I get each year?",
+            "relevant": ["company/holidays.md"],
+            "groups": ["everyone"],
+            "answer": "Two floating holidays per calendar year.",
+        },
+        {  # a contractor with no groups: the gate refuses, so the answer scores 0
+            "question": "How many floating holidays do I get each year?",
+            "relevant": ["company/holidays.md"],
+            "groups": [],
+            "answer": "Two floating holidays per calendar year.",
+        },
+    ]
+    unanswerable = [
+        {"question": "What's the wifi password at the Lisbon office?", "relevant": [], "groups": ["everyone"]}
+    ]
+    paths = tmp_path / "golden.jsonl", tmp_path / "none.jsonl"
+    for path, rows in zip(paths, (golden, unanswerable), strict=True):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return paths
+
+
+def test_answer_run_measures_refusals_citations_and_f1_and_scores_traces(
+    handbook_index: Settings,
+    tiny_model: Path,  # noqa: F811
+    tmp_path: Path,
+    captured: Captured,  # noqa: F811
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    golden, none = write_sets(tmp_path)
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=6), tmp_path)
+    tracer = Tracer(TracingSettings(), client=captured.client)
+    store = build_store(handbook_index)
+    try:
+        answerer = Answerer(build_retriever(handbook_index, store), generator, tracer=tracer)
+        result = evaluate_answers(answerer, load_golden(golden), load_golden(none))
+    finally:
+        store.close()
+    answered, contractor, unanswerable = result.samples
+    assert not answered.refused and answered.token_f1 is not None and answered.trace_id
+    assert contractor.refused and contractor.token_f1 == 0.0
+    assert unanswerable.should_refuse and unanswerable.refused and unanswerable.token_f1 is None
+    assert result.aggregate["answered"] == 0.5 and result.aggregate["correct_refusals"] == 1.0
+    tracer.flush()
+    scores = [s for r in receiver.requests if r["path"] == "/api/public/scores" for s in r["body"]]
+    assert {(s["traceId"], s["name"]) for s in scores} == {
+        (answered.trace_id, "token-f1"),
+        (contractor.trace_id, "token-f1"),
+    }
+
+
+def test_eval_answers_command(handbook_index: Settings, tiny_model: Path, tmp_path: Path) -> None:  # noqa: F811
+    golden, none = write_sets(tmp_path)
+    data = tmp_path / "data"
+    shutil.copytree(handbook_index.data_dir, data)
+    out = tmp_path / "run.json"
+    result = run(
+        "eval", "answers", "--answerable", str(golden), "--unanswerable", str(none), "--json", str(out),
+        data_dir=data,
+        extra_env={"ASSISTANT_GENERATOR__MODEL": str(tiny_model), "ASSISTANT_GENERATOR__MAX_NEW_TOKENS": "4"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    assert saved["model"] == str(tiny_model) and len(saved["samples"]) == 3
+    assert set(saved["aggregate"]) >= {"answered", "correct_refusals", "cited", "cited_relevant", "token_f1"}
+    assert "run saved to" in result.stdout
