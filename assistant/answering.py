@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Generator as GeneratorOf
+from collections.abc import Generator as GeneratorType
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from assistant.access import Principal
 from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt
-from assistant.retriever import Retrieval, RetrievedChunk, Retriever
+from assistant.retriever import Retrieval, RetrievedChunk, Retriever, build_retriever
+from assistant.settings import Settings
+from assistant.store import VectorStore
 from assistant.tracing import QuestionTrace, Tracer
 
 REFUSAL = (
@@ -113,31 +115,36 @@ class Answerer:
         self, principal: Principal, question: str, history: Sequence[Turn] = (), *, session_id: str | None = None
     ) -> Iterator[str | Answer]:
         """Pieces of the answer as they are generated, then the checked `Answer`; traced when tracing is on."""
-        trace = self.tracer.start_question(principal, question, session_id) if self.tracer else None
+        trace = self.tracer.start_question(principal, question, session_id) if self.tracer else QuestionTrace.off()
         steps = self._answer(principal, question, history, trace)
+        answer: Answer | None = None
         try:
-            answer: Answer | None = None
             for item in steps:
                 if isinstance(item, Answer):
                     answer = item
                 yield item
-        except GeneratorExit:  # the reader stopped streaming (a closed chat tab): not an error
-            steps.close()  # ends the open generation observation now, not at garbage collection
-            if trace is not None:
-                trace.finish({"stopped": "the reader stopped before the answer was complete"})
+        except GeneratorExit:  # the reader stopped (a closed chat tab, or a `break` once it had the Answer)
+            steps.close()  # ends the open generation observation and the decoding thread now
+            trace.finish(self._outcome(trace, answer) if answer else {"stopped": "before the answer was complete"})
             raise
         except BaseException as exc:
-            if trace is not None:
-                trace.fail(exc)
+            trace.fail(exc)
             raise
-        if trace is not None and answer is not None:
-            trace.finish(_trace_output(answer))
+        assert answer is not None  # _answer always ends with the Answer
+        trace.finish(self._outcome(trace, answer))
+
+    @staticmethod
+    def _outcome(trace: QuestionTrace, answer: Answer) -> dict[str, object]:
+        return {
+            **trace.answer_output(answer.answer, answer.refused, [c.doc_id for c in answer.citations]),
+            "model": answer.model,
+            "adapter": answer.adapter,
+        }
 
     def _answer(
-        self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace | None
-    ) -> GeneratorOf[str | Answer]:
+        self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace
+    ) -> GeneratorType[str | Answer, None, None]:  # a generator, not an Iterator: `stream` closes it
         started = time.perf_counter()
-        trace = trace or QuestionTrace(None, {}, False)
         trace_id = trace.trace_id
         query = self._retrieval_query(question, history)
         settings = self.retriever.settings
@@ -170,8 +177,9 @@ class Answerer:
             prompt_tokens = self.generator.count_tokens(prompt, as_prompt=True)
             completion_tokens = self.generator.count_tokens("".join(pieces))
             checked = check_citations("".join(pieces), retrieval.chunks)
+            cited = [retrieval.chunks[n - 1].doc_id for n in checked.cited]
             generation.update(
-                output=checked.text,
+                output=trace.answer_output(checked.text, False, cited),
                 usage_details={"input": prompt_tokens, "output": completion_tokens},
                 metadata={
                     "adapter": self.generator.adapter_id,
@@ -209,11 +217,10 @@ class Answerer:
         return f"{history[-1].question}\n{question}" if history and self.max_history > 0 else question
 
 
-def _trace_output(answer: Answer) -> dict[str, object]:
-    return {
-        "answer": answer.answer,
-        "refused": answer.refused,
-        "citations": [c.doc_id for c in answer.citations],
-        "model": answer.model,
-        "adapter": answer.adapter,
-    }
+def build_answerer(settings: Settings, store: VectorStore, collection: str | None = None) -> Answerer:
+    """The configured pipeline: retriever, generator (loaded lazily) and tracer (off without Langfuse settings)."""
+    return Answerer(
+        build_retriever(settings, store, collection),
+        Generator(settings.generator, settings.models_dir),
+        tracer=Tracer(settings.tracing),
+    )

@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from assistant.answering import Answer, Answerer
-from assistant.generator import Generator
-from assistant.retriever import build_retriever
+from assistant.access import Principal
+from assistant.answering import Answer, Answerer, build_answerer
 from assistant.search_cli import CollectionOption, GroupsOption, UserOption, resolve_principal
 from assistant.settings import load_settings
 from assistant.store import build_store
@@ -34,31 +33,33 @@ def ask(
     settings = load_settings()
     principal = resolve_principal(settings, user, groups)
     store = build_store(settings)
-    tracer = Tracer(settings.tracing)
     try:
-        answerer = Answerer(
-            build_retriever(settings, store, collection),
-            Generator(settings.generator, settings.models_dir),
-            tracer=tracer,
-        )
-        if as_json:
-            typer.echo(json.dumps(to_json(answerer.ask(principal, question)), indent=2))
-            return
-        console = Console(highlight=False)
-        final: Answer | None = None
-        for item in answerer.stream(principal, question):
-            if isinstance(item, Answer):
-                final = item
-            else:
-                console.print(item, end="", soft_wrap=True)
-        console.print()
-        if final is not None:
-            render_sources(final, console)
-            if final.trace_id:
-                console.print(f"[dim]trace {final.trace_id}: `assistant feedback {final.trace_id} good|bad`[/dim]")
+        answerer = build_answerer(settings, store, collection)
+        try:
+            answer_and_print(answerer, principal, question, as_json)
+        finally:
+            if answerer.tracer is not None:
+                answerer.tracer.flush()
     finally:
-        tracer.flush()
         store.close()
+
+
+def answer_and_print(answerer: Answerer, principal: Principal, question: str, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(to_json(answerer.ask(principal, question)), indent=2))
+        return
+    console = Console(highlight=False)
+    final: Answer | None = None
+    for item in answerer.stream(principal, question):
+        if isinstance(item, Answer):
+            final = item
+        else:
+            console.print(item, end="", soft_wrap=True)
+    console.print()
+    if final is not None:
+        render_sources(final, console)
+        if final.trace_id:
+            console.print(f"[dim]trace {final.trace_id}: `assistant feedback {final.trace_id} good|bad`[/dim]")
 
 
 def feedback(

@@ -34,6 +34,7 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+    token_ids: tuple[int, ...] = ()  # every generated token, also past a stop marker the text is cut at
 
 
 def resolve_base_model(model: str, models_dir: Path) -> str:
@@ -111,11 +112,6 @@ class Generator:
             )
         tokenizer = AutoTokenizer.from_pretrained(path)
         model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-        if self.device == "cpu" and self.settings.shortlist_head:
-            from assistant.shortlist_head import ShortlistHead
-
-            # Before the adapter wraps the model: LoRA targets attention projections, never the output layer.
-            model.set_output_embeddings(ShortlistHead(model.get_output_embeddings(), self.settings.shortlist_head))
         if self.settings.adapter is not None:
             from peft import PeftModel
 
@@ -126,8 +122,16 @@ class Generator:
                 model = model.merge_and_unload()  # same answers, no extra matmuls per token
         if not self.settings.load_in_4bit:
             model = model.to(self.device)
+        if self.device == "cpu" and self.settings.shortlist_head:
+            from assistant.shortlist_head import install_shortlist_head
+
+            install_shortlist_head(model, self.settings.shortlist_head)  # after merging: it copies final weights
         model.eval()
         return model, tokenizer
+
+    def load(self) -> None:
+        """Load now (conversion on first use included) rather than inside the first answer."""
+        self._loaded  # noqa: B018  (the cached property does the work)
 
     def count_tokens(self, text: str, *, as_prompt: bool = False) -> int:
         """Tokens of `text`; a prompt also counts the special tokens the model is fed with it."""
@@ -169,35 +173,45 @@ class Generator:
             prompt_tokens=int(inputs["input_ids"].shape[1]),
             completion_tokens=int(new_tokens.shape[0]),
             seconds=time.perf_counter() - started,
+            token_ids=tuple(int(t) for t in new_tokens),
         )
 
     def stream(self, prompt: str, *, max_new_tokens: int | None = None) -> Iterator[str]:
         """Pieces of the answer as they are decoded (generation runs in a worker thread)."""
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         model, tokenizer = self._loaded
         inputs = self._inputs(prompt)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        cancelled = threading.Event()  # set when the reader stops early: decoding stops at the next token
+
+        def stop_if_cancelled(input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
+            return torch.full((input_ids.shape[0],), cancelled.is_set(), dtype=torch.bool, device=input_ids.device)
 
         def work() -> None:
+            kwargs = self._generate_kwargs(max_new_tokens)
+            kwargs["stopping_criteria"] = StoppingCriteriaList([stop_if_cancelled])
             with torch.inference_mode():
-                model.generate(**inputs, **self._generate_kwargs(max_new_tokens), streamer=streamer)
+                model.generate(**inputs, **kwargs, streamer=streamer)
 
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
         received = ""
         emitted = 0
-        for piece in streamer:
-            received += piece
-            answer, finished = _cut_at_stop(received)
-            safe = len(answer) if finished else len(answer) - _marker_prefix_length(answer)
-            if safe > emitted:
-                yield answer[emitted:safe]
-                emitted = safe
-            if finished:
-                break
-        worker.join()
+        try:
+            for piece in streamer:
+                received += piece
+                answer, finished = _cut_at_stop(received)
+                safe = len(answer) if finished else len(answer) - _marker_prefix_length(answer)
+                if safe > emitted:
+                    yield answer[emitted:safe]
+                    emitted = safe
+                if finished:
+                    break
+        finally:
+            cancelled.set()
+            worker.join()
 
 
 def _marker_prefix_length(text: str) -> int:

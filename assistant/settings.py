@@ -136,26 +136,31 @@ class GeneratorSettings(BaseModel):
         64,
         ge=1,
         description="CPU only: score the vocabulary with an int8 copy of the output layer and recompute this many "
-        "best tokens exactly (greedy picks the same token, decoding is ~1.5x faster); null: the plain layer.",
+        "best tokens exactly (greedy decoding ~1.4x faster; the same tokens unless the true best falls outside the "
+        "shortlist, not seen in the benchmark); null: the plain layer.",
     )
 
 
 class TracingSettings(BaseModel):
-    """Langfuse tracing: on when both keys are set, otherwise nothing is sent anywhere."""
+    """Langfuse tracing: on when both keys and the server are set, otherwise nothing is sent anywhere."""
 
     public_key: str = Field("", description="Langfuse public key (default profile: $LANGFUSE_PUBLIC_KEY).")
     secret_key: SecretStr = Field(SecretStr(""), description="Langfuse secret key ($LANGFUSE_SECRET_KEY).")
-    base_url: str = Field("https://cloud.langfuse.com", description="Langfuse server ($LANGFUSE_BASE_URL).")
+    base_url: str = Field(
+        "",
+        description="Langfuse server ($LANGFUSE_BASE_URL). No default: traces never go to a third party unasked.",
+    )
     environment: str = Field("development", description="Langfuse environment name (lowercase).")
-    include_chunk_text: bool = Field(
+    include_document_text: bool = Field(
         False,
-        description="Send retrieved chunk text and the full prompt to Langfuse. Off: only ids, titles, scores, "
-        "the question and the answer (Langfuse readers may not be in the documents' groups).",
+        description="Send document text to Langfuse: retrieved chunks, the prompt, answers (which may quote them) "
+        "and evaluation reference answers. Off: ids, titles, groups, scores and the question only "
+        "(people who read traces may not be in the documents' groups).",
     )
 
     @property
     def enabled(self) -> bool:
-        return bool(self.public_key and self.secret_key.get_secret_value())
+        return bool(self.public_key and self.secret_key.get_secret_value() and self.base_url)
 
 
 class IdentitySettings(BaseModel):
@@ -171,7 +176,9 @@ class IdentitySettings(BaseModel):
 class Settings(BaseSettings):
     """Everything configurable. Built once by `load_settings()`."""
 
-    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_", env_nested_delimiter="__", extra="forbid", env_parse_none_str="null"
+    )
 
     profile: str = Field("default", description="Name of the YAML profile that was applied.")
     data_dir: Path = Field(

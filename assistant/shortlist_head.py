@@ -4,21 +4,35 @@ Gemma 3 270M's output projection has 262,144 rows (its vocabulary) and is most o
 25 of 54 ms per token on 2 cores. This head scores every token with an int8 copy of the projection (per-row
 scales; fbgemm's dynamic-quantised matmul, ~7 ms), keeps the `size` best, and recomputes only those in full
 precision. Every other logit is -inf, so greedy decoding picks the full-precision argmax whenever it is among the
-int8 shortlist: with 64 candidates and int8 errors of ~0.2 logits, a miss needs the true winner to rank below 63
-others in the int8 ranking. Use it only for greedy decoding: sampling would see a truncated distribution.
+int8 shortlist. Measured on 400 handbook positions: int8 errors of ~0.9 logits (1.6 at worst) per position, and
+the true winner never ranked below 3rd in the int8 ranking, far inside 64. Use it only for greedy decoding:
+sampling would see a truncated distribution.
 torch marks the quantized tensors fbgemm's kernel takes as deprecated; without them the head falls back to a
 weight-only int8 matmul with bf16 activations (~13 ms).
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
+log = logging.getLogger(__name__)
+
+
+def install_shortlist_head(model: Any, size: int) -> bool:
+    """Replace `model`'s output layer when it is a plain projection without bias; otherwise keep it (and say so)."""
+    projection = model.get_output_embeddings()
+    if not isinstance(projection, nn.Linear) or projection.bias is not None:
+        log.info("generator.shortlist_head: %s has no bias-free linear output layer; keeping it", type(model).__name__)
+        return False
+    model.set_output_embeddings(ShortlistHead(projection, size))
+    return True
 
 
 def int8_scorer(weight: torch.Tensor) -> Scorer:
@@ -31,7 +45,8 @@ def int8_scorer(weight: torch.Tensor) -> Scorer:
                 weight.float(), scales.double(), torch.zeros_like(scales, dtype=torch.long), axis=0, dtype=torch.qint8
             )
             packed = torch.ops.quantized.linear_prepack(quantised, None)
-        return lambda rows: torch.ops.quantized.linear_dynamic(rows.float(), packed)
+        # reduce_range: 7-bit activations, so the u8 x s8 products cannot saturate on CPUs without VNNI.
+        return lambda rows: torch.ops.quantized.linear_dynamic(rows.float(), packed, True)
     except (AttributeError, RuntimeError):  # a torch without quantized tensors or without fbgemm
         int8 = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
         bf16_scales = scales.to(torch.bfloat16)
@@ -49,7 +64,7 @@ class ShortlistHead(nn.Module):
             raise ValueError("ShortlistHead expects an output projection without bias")
         weight = projection.weight.detach()
         self.weight = weight  # shared with the model (tied to the input embeddings): no copy
-        self.size = size
+        self.size = min(size, weight.shape[0])
         self.approximate = int8_scorer(weight)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:

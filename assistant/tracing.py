@@ -1,20 +1,23 @@
 """Langfuse tracing: one trace per question, with observations for retrieval, the recall check and generation,
-and user feedback as a score on that trace.
+and scores on that trace (user feedback, evaluation metrics).
 
-With no Langfuse keys configured nothing is constructed and nothing is sent: every call below is a no-op, so the
-answer pipeline never branches on whether tracing is on. What leaves the process is decided here, in one place:
-the principal's user id and groups, the question, document ids, titles and scores, the recall-check evidence,
-token counts and the answer. Retrieved chunk text and the full prompt (which contains it) are sent only with
-`tracing.include_chunk_text`, because people who read traces may not be in the documents' groups.
+With no Langfuse keys and server configured nothing is constructed and nothing is sent: every call below is then a
+no-op, so the answer pipeline never branches on whether tracing is on. What leaves the process is decided here, in
+one place. Always sent: the user id and groups, the question, document ids, titles, groups and scores, the recall
+check's evidence, model, adapter, token counts and timings. Document text (retrieved chunks, the prompt that
+contains them, the answer, which may quote them, and an evaluation's reference answers) is sent only with
+`tracing.include_document_text`, because people who read traces may not be in the documents' groups.
 
 Observations are started explicitly (never attached as the current OpenTelemetry context), so a trace can stay
-open across the `yield`s of a streaming answer without leaking context into the consumer's thread.
+open across the `yield`s of a streaming answer without leaking context into the consumer's thread. A failure
+inside the tracing SDK is logged and never fails an answer.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,23 +33,33 @@ if TYPE_CHECKING:
 
 FEEDBACK_SCORE = "user-feedback"
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-ObservationType = Literal["span", "retriever", "guardrail", "generation"]
+ObservationType = Literal["retriever", "guardrail", "generation"]
+log = logging.getLogger(__name__)
 
 
 class _Unrecorded:
-    """Stands in for an observation when tracing is off."""
+    """Stands in for an observation when tracing is off (or the SDK failed to start one)."""
 
     def update(self, **_: Any) -> None:
         return None
 
 
-class QuestionTrace:
-    """The trace of one question. Close it with `finish` (the answer) or `fail` (an error)."""
+def _describe(exc: BaseException) -> str:
+    """An error for a trace: its type and a short message (a message can carry text from a document)."""
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
-    def __init__(self, root: Any | None, attributes: dict[str, Any], include_chunk_text: bool) -> None:
+
+class QuestionTrace:
+    """The trace of one question. Close it with `finish` (the outcome) or `fail` (an error)."""
+
+    def __init__(self, root: Any | None, attributes: dict[str, Any], include_document_text: bool) -> None:
         self._root = root
         self._attributes = attributes
-        self.include_chunk_text = include_chunk_text
+        self.include_document_text = include_document_text
+
+    @classmethod
+    def off(cls) -> QuestionTrace:
+        return cls(None, {}, False)
 
     @property
     def trace_id(self) -> str | None:
@@ -54,22 +67,36 @@ class QuestionTrace:
 
     @contextmanager
     def observe(self, name: str, as_type: ObservationType, **fields: Any) -> Iterator[Any]:
-        """A child observation lasting as long as the block; an exception marks it as an error."""
-        if self._root is None:
+        """A child observation lasting as long as the block. A reader who stops streaming marks it WARNING,
+        an exception ERROR."""
+        child = self._start_child(name, as_type, fields)
+        if child is None:
             yield _Unrecorded()
             return
-        from langfuse import propagate_attributes
-
-        with propagate_attributes(**self._attributes):
-            child = self._root.start_observation(name=name, as_type=as_type, **fields)
         try:
             yield child
+        except GeneratorExit:
+            child.update(level="WARNING", status_message="the reader stopped before the answer was complete")
+            raise
         except BaseException as exc:
-            child.update(level="ERROR", status_message=f"{type(exc).__name__}: {exc}")
+            child.update(level="ERROR", status_message=_describe(exc))
             raise
         finally:
             child.end()
 
+    def _start_child(self, name: str, as_type: ObservationType, fields: dict[str, Any]) -> Any | None:
+        if self._root is None:
+            return None
+        from langfuse import propagate_attributes
+
+        try:
+            with propagate_attributes(**self._attributes):
+                return self._root.start_observation(name=name, as_type=as_type, **fields)
+        except Exception:
+            log.warning("Langfuse could not start the %s observation; answering goes on untraced", name, exc_info=True)
+            return None
+
+    # -- what each observation carries --------------------------------------------------------------
     def retrieval_input(self, query: str, principal: Principal, top_k: int, mode: str) -> dict[str, Any]:
         return {"query": query, "groups": sorted(principal.groups), "top_k": top_k, "mode": mode}
 
@@ -84,7 +111,7 @@ class QuestionTrace:
                 "title": chunk.title,
                 "groups": list(chunk.groups),
             }
-            if self.include_chunk_text:
+            if self.include_document_text:
                 item["text"] = chunk.text
             results.append(item)
         return results
@@ -97,21 +124,34 @@ class QuestionTrace:
             check.update(output={"answerable": retrieval.answerable}, level=level)
 
     def generation_input(self, prompt: str, question: str, blocks: int) -> Any:
-        return prompt if self.include_chunk_text else {"question": question, "context_blocks": blocks}
+        return prompt if self.include_document_text else {"question": question, "context_blocks": blocks}
 
+    def answer_output(self, text: str, refused: bool, cited: Sequence[str]) -> dict[str, Any]:
+        """An answer may quote its sources: its text is document text. A refusal is a fixed sentence."""
+        output: dict[str, Any] = {"refused": refused, "cited": list(cited), "chars": len(text)}
+        if refused or self.include_document_text:
+            output["answer"] = text
+        return output
+
+    # -- closing ------------------------------------------------------------------------------------
     def finish(self, output: dict[str, Any]) -> None:
-        if self._root is not None:
-            self._root.update(output=output)
-            self._root.end()
+        self._close(output=output)
 
     def fail(self, exc: BaseException) -> None:
-        if self._root is not None:
-            self._root.update(level="ERROR", status_message=f"{type(exc).__name__}: {exc}")
+        self._close(level="ERROR", status_message=_describe(exc))
+
+    def _close(self, **fields: Any) -> None:
+        if self._root is None:
+            return
+        try:
+            self._root.update(**fields)
             self._root.end()
+        except Exception:
+            log.warning("Langfuse could not close a trace", exc_info=True)
 
 
 class Tracer:
-    """Builds the Langfuse client from settings when both keys are set; pass `client` to supply one (tests)."""
+    """Builds the Langfuse client from settings when tracing is configured; pass `client` to supply one (tests)."""
 
     def __init__(self, settings: TracingSettings, client: Langfuse | None = None) -> None:
         self.settings = settings
@@ -130,17 +170,25 @@ class Tracer:
     def enabled(self) -> bool:
         return self.client is not None
 
+    @property
+    def include_document_text(self) -> bool:
+        return self.settings.include_document_text
+
     def start_question(self, principal: Principal, question: str, session_id: str | None = None) -> QuestionTrace:
         attributes: dict[str, Any] = {"user_id": principal.user_id, "trace_name": "question"}
         if session_id:
             attributes["session_id"] = session_id
         if self.client is None:
-            return QuestionTrace(None, attributes, self.settings.include_chunk_text)
+            return QuestionTrace.off()
         from langfuse import propagate_attributes
 
-        with propagate_attributes(**attributes):
-            root = self.client.start_observation(name="question", as_type="span", input={"question": question})
-        return QuestionTrace(root, attributes, self.settings.include_chunk_text)
+        try:
+            with propagate_attributes(**attributes):
+                root = self.client.start_observation(name="question", as_type="span", input={"question": question})
+        except Exception:
+            log.warning("Langfuse could not start a trace; answering goes on untraced", exc_info=True)
+            return QuestionTrace.off()
+        return QuestionTrace(root, attributes, self.settings.include_document_text)
 
     def feedback(self, trace_id: str, helpful: bool, comment: str | None = None) -> None:
         """A user's thumbs up or down on an answer, as a boolean score on its trace."""
@@ -151,7 +199,9 @@ class Tracer:
     ) -> None:
         """A score on a trace (feedback, or an evaluation's metric); sent in the background, batched."""
         if self.client is None:
-            raise TracingError("tracing is off: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to record scores")
+            raise TracingError(
+                "tracing is off: set LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_BASE_URL to record scores"
+            )
         if not _TRACE_ID.match(trace_id):
             raise TracingError(f"{trace_id!r} is not a trace id (32 lowercase hex characters, as `ask --json` prints)")
         self.client.create_score(

@@ -8,7 +8,7 @@ does. Targets from the answers issue, on 2 CPU cores: prefill of 1k tokens <= 3 
 `--adapter fresh` times an untrained LoRA of the tuning recipe's shape (r=16 on q/k/v/o) until a tuned one
 exists: the generator merges an adapter into the weights, so its speed is what matters, not its answers.
 On CPU it times the plain output layer and the shortlist head (`generator.shortlist_head`), and checks that
-both write the same greedy continuation for several ~1k-token prompts.
+both write the same greedy token ids for several ~1k-token prompts.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from assistant.generator import Generator, resolve_base_model
 from assistant.prompt import FEW_SHOT, ContextBlock, render_prompt
-from assistant.settings import load_settings
+from assistant.settings import GeneratorSettings, load_settings
 
 HANDBOOK = Path(__file__).resolve().parents[1] / "samples" / "handbook"
 
@@ -88,37 +88,46 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = load_settings()
-    adapter = Path(args.adapter) if args.adapter else None
-    if args.adapter == "fresh":
-        base = resolve_base_model(settings.generator.model, settings.models_dir)
-        adapter = fresh_adapter(base, Path(tempfile.mkdtemp(prefix="fresh-adapter-")))
-    config = settings.generator.model_copy(update={"adapter": adapter, "device": args.device})
-    variants = {"plain": config.model_copy(update={"shortlist_head": None})}
-    if Generator(config, settings.models_dir).device == "cpu" and config.shortlist_head:
-        variants[f"shortlist-{config.shortlist_head}"] = config
-    figures: dict[str, Any] = {"model": config.model, "adapter": args.adapter}
-    continuations: dict[str, list[str]] = {}
-    for name, variant in variants.items():
-        generator = Generator(variant, settings.models_dir)
-        t0 = time.perf_counter()
-        prompts = [rag_prompt(generator, args.prompt_tokens, q) for q in QUESTIONS]
-        figures["load_and_prompt_s"] = time.perf_counter() - t0
-        figures["device"] = generator.device
-        figures["prompt_tokens"] = generator.count_tokens(prompts[0], as_prompt=True)
-        figures["new_tokens"] = args.new_tokens
-        figures[name] = measure(generator, prompts[0], args.new_tokens, args.runs)
-        print(name, json.dumps(figures[name]), flush=True)
-        continuations[name] = [
-            generator.generate(p, max_new_tokens=args.new_tokens, exact_length=True).text for p in prompts
-        ]
-        del generator
-    if len(continuations) > 1:
-        plain, *others = continuations.values()
-        figures["same_continuations"] = [sum(a == b for a, b in zip(plain, o, strict=True)) for o in others]
-        figures["prompts_compared"] = len(plain)
+    with tempfile.TemporaryDirectory(prefix="fresh-adapter-") as scratch:
+        adapter = Path(args.adapter) if args.adapter else None
+        if args.adapter == "fresh":
+            adapter = fresh_adapter(resolve_base_model(settings.generator.model, settings.models_dir), Path(scratch))
+        config = settings.generator.model_copy(update={"adapter": adapter, "device": args.device})
+        figures = run_variants(config, settings.models_dir, args.prompt_tokens, args.new_tokens, args.runs)
+    figures["adapter"] = args.adapter
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+def run_variants(
+    config: GeneratorSettings, models_dir: Path, prompt_tokens: int, new_tokens: int, runs: int
+) -> dict[str, Any]:
+    """Time the plain output layer and, on CPU, the shortlist head; compare their greedy token ids."""
+    variants = {"plain": config.model_copy(update={"shortlist_head": None})}
+    if Generator(config, models_dir).device == "cpu" and config.shortlist_head:
+        variants[f"shortlist-{config.shortlist_head}"] = config
+    figures: dict[str, Any] = {"model": config.model, "new_tokens": new_tokens}
+    continuations: dict[str, list[tuple[int, ...]]] = {}
+    for name, variant in variants.items():
+        generator = Generator(variant, models_dir)
+        started = time.perf_counter()
+        prompts = [rag_prompt(generator, prompt_tokens, q) for q in QUESTIONS]
+        figures[name] = {
+            "device": generator.device,
+            "load_and_prompt_s": time.perf_counter() - started,
+            "prompt_tokens": generator.count_tokens(prompts[0], as_prompt=True),
+            **measure(generator, prompts[0], new_tokens, runs),
+        }
+        print(name, json.dumps(figures[name]), flush=True)
+        continuations[name] = [
+            generator.generate(p, max_new_tokens=new_tokens, exact_length=True).token_ids for p in prompts
+        ]
+    if len(continuations) > 1:
+        plain, *others = continuations.values()
+        figures["same_token_ids"] = [sum(a == b for a, b in zip(plain, o, strict=True)) for o in others]
+        figures["prompts_compared"] = len(plain)
+    return figures
 
 
 if __name__ == "__main__":

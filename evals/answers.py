@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import string
 import time
 from collections import Counter
@@ -85,6 +86,7 @@ def evaluate_answers(
     questions = [(q, False) for q in answerable.queries[:limit]]
     if unanswerable is not None:
         questions += [(q, True) for q in unanswerable.queries[:limit]]
+    answerer.generator.load()  # not inside the first answer's timing
     samples = []
     for query, should_refuse in questions:
         principal = Principal.of(f"eval:{query.qid}", list(query.groups))
@@ -92,8 +94,10 @@ def evaluate_answers(
         f1 = None
         if query.reference and not should_refuse:
             f1 = 0.0 if answer.refused else token_f1(answer.answer, query.reference)
-            if answer.trace_id and answerer.tracer is not None:
-                answerer.tracer.score(answer.trace_id, "token-f1", f1, comment=f"reference: {query.reference}")
+            tracer = answerer.tracer
+            if answer.trace_id and tracer is not None:  # a reference answer is document text
+                comment = f"reference: {query.reference}" if tracer.include_document_text else None
+                tracer.score(answer.trace_id, "token-f1", f1, comment=comment)
         samples.append(
             AnswerSample(
                 question=query.text,
@@ -135,5 +139,5 @@ def aggregate(samples: list[AnswerSample]) -> dict[str, float]:
         "cited_relevant": share(sum(bool(set(s.cited) & set(s.relevant)) for s in answered), len(answered)),
         "token_f1": sum(scored) / len(scored) if scored else 0.0,
         "removed_citations": float(sum(s.removed_citations for s in samples)),
-        "seconds_per_answer": share(int(sum(s.seconds for s in answered) * 1000), len(answered)) / 1000,
+        "seconds_per_answer": statistics.fmean(s.seconds for s in answered) if answered else 0.0,
     }

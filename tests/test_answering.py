@@ -14,7 +14,6 @@ from assistant.prompt import Turn
 from assistant.retriever import RetrievedChunk, build_retriever
 from assistant.settings import GeneratorSettings, Settings
 from assistant.store import build_store
-from tests.test_generator import tiny_model  # noqa: F401  (fixture)
 
 
 def chunk(n: int, text: str) -> RetrievedChunk:
@@ -38,7 +37,7 @@ def test_quotes_are_checked_against_the_cited_blocks() -> None:
 
 
 @pytest.fixture
-def answerer(handbook_index: Settings, tiny_model: Path, tmp_path: Path) -> Iterator[Answerer]:  # noqa: F811
+def answerer(handbook_index: Settings, tiny_model: Path, tmp_path: Path) -> Iterator[Answerer]:
     store = build_store(handbook_index)
     generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=8), tmp_path)
     yield Answerer(build_retriever(handbook_index, store), generator)

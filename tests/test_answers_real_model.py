@@ -16,7 +16,7 @@ from assistant.retriever import build_retriever
 from assistant.settings import GeneratorSettings, Settings, TracingSettings
 from assistant.store import build_store
 from assistant.tracing import Tracer
-from tests.test_tracing import Captured, captured, receiver  # noqa: F401  (fixtures)
+from tests.conftest import Captured
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def bundled(tmp_path_factory: pytest.TempPathFactory) -> Generator:
 
 
 @pytest.fixture
-def answerer(handbook_index: Settings, bundled: Generator, captured: Captured) -> Iterator[Answerer]:  # noqa: F811
+def answerer(handbook_index: Settings, bundled: Generator, captured: Captured) -> Iterator[Answerer]:
     store = build_store(handbook_index)
     yield Answerer(build_retriever(handbook_index, store), bundled, tracer=Tracer(TracingSettings(), captured.client))
     store.close()
@@ -60,7 +60,7 @@ def test_real_model_answers_only_from_readable_sources(answerer: Answerer, user:
     assert answer.trace_id is not None
 
 
-def test_real_model_is_never_reached_for_a_refusal(answerer: Answerer, captured: Captured) -> None:  # noqa: F811
+def test_real_model_is_never_reached_for_a_refusal(answerer: Answerer, captured: Captured) -> None:
     answer = answerer.ask(USERS["dana"], "What is the pay range for a Senior Engineer (E3) in Boston?")
     assert answer.refused and answer.answer == REFUSAL and answer.completion_tokens == 0
     assert "generation" not in captured.spans()

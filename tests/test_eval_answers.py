@@ -17,9 +17,8 @@ from assistant.store import build_store
 from assistant.tracing import Tracer
 from evals.answers import evaluate_answers, token_f1
 from evals.datasets import load_golden
+from tests.conftest import Captured, Receiver
 from tests.test_cli import run
-from tests.test_generator import tiny_model  # noqa: F401  (fixture)
-from tests.test_tracing import Captured, Receiver, captured, receiver  # noqa: F401  (fixtures)
 
 
 def test_token_f1_ignores_case_punctuation_articles_and_citations() -> None:
@@ -55,10 +54,10 @@ def write_sets(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_answer_run_measures_refusals_citations_and_f1_and_scores_traces(
     handbook_index: Settings,
-    tiny_model: Path,  # noqa: F811
+    tiny_model: Path,
     tmp_path: Path,
-    captured: Captured,  # noqa: F811
-    receiver: Receiver,  # noqa: F811
+    captured: Captured,
+    receiver: Receiver,
 ) -> None:
     golden, none = write_sets(tmp_path)
     generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=6), tmp_path)
@@ -82,7 +81,7 @@ def test_answer_run_measures_refusals_citations_and_f1_and_scores_traces(
     }
 
 
-def test_eval_answers_command(handbook_index: Settings, tiny_model: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_eval_answers_command(handbook_index: Settings, tiny_model: Path, tmp_path: Path) -> None:
     golden, none = write_sets(tmp_path)
     data = tmp_path / "data"
     shutil.copytree(handbook_index.data_dir, data)

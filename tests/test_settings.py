@@ -64,3 +64,8 @@ def test_invalid_value_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_server_backend_without_url_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"store\.url"):
         load_settings(store={"backend": "server"})
+
+
+def test_null_in_the_environment_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSISTANT_GENERATOR__SHORTLIST_HEAD", "null")
+    assert load_settings().generator.shortlist_head is None

@@ -4,90 +4,25 @@ loopback HTTP receiver. The Langfuse server itself cannot run here; everything t
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from langfuse import Langfuse
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 from assistant.access import Principal
-from assistant.answering import Answerer
+from assistant.answering import Answer, Answerer
 from assistant.errors import TracingError
 from assistant.generator import Generator
 from assistant.retriever import build_retriever
 from assistant.settings import GeneratorSettings, Settings, TracingSettings, load_settings
 from assistant.store import build_store
 from assistant.tracing import FEEDBACK_SCORE, Tracer
+from tests.conftest import Captured, Receiver
 from tests.test_cli import run
-from tests.test_generator import tiny_model  # noqa: F401  (fixture)
 
 FLOATING_HOLIDAYS = "How many floating holidays do I get each year?"
-
-
-@dataclass
-class Receiver:
-    """A loopback stand-in for the Langfuse server's REST API: records every request, answers 2xx."""
-
-    url: str = ""
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    received = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-            self.send_response(202 if self.path == "/api/public/scores" else 200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"message": "Accepted"}')
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    received.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield received
-    server.shutdown()
-
-
-@dataclass
-class Captured:
-    client: Langfuse
-    exporter: InMemorySpanExporter
-
-    def spans(self) -> dict[str, ReadableSpan]:
-        self.client.flush()
-        return {s.name: s for s in self.exporter.get_finished_spans()}
-
-
-@pytest.fixture
-def captured(receiver: Receiver) -> Iterator[Captured]:
-    # The SDK keeps one client per public key and registers processors on its tracer provider: a fresh key and
-    # provider per test keep tests from seeing each other's spans.
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    client = Langfuse(
-        public_key=f"pk-lf-test-{uuid.uuid4().hex[:8]}",
-        secret_key="sk-lf-test",
-        base_url=receiver.url,
-        span_exporter=exporter,
-        tracer_provider=provider,
-    )
-    yield Captured(client, exporter)
-    client.shutdown()
-    provider.shutdown()
 
 
 def make_answerer(settings: Settings, model: Path, tmp_path: Path, tracer: Tracer) -> Answerer:
@@ -105,7 +40,7 @@ def observed(span: ReadableSpan, key: str) -> Any:
 
 def test_an_answer_is_one_trace_with_retrieval_recall_check_and_generation(
     handbook_index: Settings,
-    tiny_model: Path,  # noqa: F811
+    tiny_model: Path,
     tmp_path: Path,
     captured: Captured,
 ) -> None:
@@ -144,15 +79,19 @@ def test_an_answer_is_one_trace_with_retrieval_recall_check_and_generation(
     assert observed(generation, "input") == {"question": FLOATING_HOLIDAYS, "context_blocks": len(answer.retrieved)}
     assert "langfuse.observation.completion_start_time" in attrs(generation)
     assert observed(root, "output")["refused"] is False
+    # Document text stays home by default: the answer may quote the blocks, so only its length and sources go.
+    for output in (observed(root, "output"), observed(generation, "output")):
+        assert "answer" not in output and output["chars"] == len(answer.answer)
+        assert output["cited"] == [c.doc_id for c in answer.citations]
 
 
-def test_chunk_text_and_prompt_are_sent_only_when_allowed(
+def test_document_text_is_sent_only_when_allowed(
     handbook_index: Settings,
-    tiny_model: Path,  # noqa: F811
+    tiny_model: Path,
     tmp_path: Path,
     captured: Captured,
 ) -> None:
-    tracer = Tracer(TracingSettings(include_chunk_text=True), client=captured.client)
+    tracer = Tracer(TracingSettings(include_document_text=True), client=captured.client)
     answer = make_answerer(handbook_index, tiny_model, tmp_path, tracer).ask(
         Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS
     )
@@ -160,11 +99,13 @@ def test_chunk_text_and_prompt_are_sent_only_when_allowed(
     assert [r["text"] for r in observed(spans["retrieval"], "output")] == [c.text for c in answer.retrieved]
     prompt = attrs(spans["generation"])["langfuse.observation.input"]
     assert FLOATING_HOLIDAYS in prompt and answer.retrieved[0].text[:40] in prompt
+    assert observed(spans["question"], "output")["answer"] == answer.answer
+    assert observed(spans["generation"], "output")["answer"] == answer.answer
 
 
 def test_a_refusal_is_traced_without_a_generation(
     handbook_index: Settings,
-    tiny_model: Path,  # noqa: F811
+    tiny_model: Path,
     tmp_path: Path,
     captured: Captured,
 ) -> None:
@@ -181,7 +122,7 @@ def test_a_refusal_is_traced_without_a_generation(
 
 def test_a_reader_that_stops_streaming_still_closes_the_trace(
     handbook_index: Settings,
-    tiny_model: Path,  # noqa: F811
+    tiny_model: Path,
     tmp_path: Path,
     captured: Captured,
 ) -> None:
@@ -195,6 +136,25 @@ def test_a_reader_that_stops_streaming_still_closes_the_trace(
     spans = captured.spans()
     assert {"question", "generation"} <= set(spans)  # both ended, so both exported
     assert "stopped" in observed(spans["question"], "output")
+    assert attrs(spans["generation"])["langfuse.observation.level"] == "WARNING"  # stopped, not failed
+
+
+def test_a_reader_that_stops_once_it_has_the_answer_records_the_answer(
+    handbook_index: Settings,
+    tiny_model: Path,
+    tmp_path: Path,
+    captured: Captured,
+) -> None:
+    tracer = Tracer(TracingSettings(), client=captured.client)
+    stream = make_answerer(handbook_index, tiny_model, tmp_path, tracer).stream(
+        Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS
+    )
+    for item in stream:
+        if isinstance(item, Answer):
+            break  # as a UI does once it has the final answer
+    stream.close()
+    output = observed(captured.spans()["question"], "output")
+    assert "stopped" not in output and output["refused"] is False and output["chars"] == len(item.answer)
 
 
 def test_feedback_becomes_a_boolean_score_on_the_trace(captured: Captured, receiver: Receiver) -> None:
@@ -213,7 +173,7 @@ def test_feedback_becomes_a_boolean_score_on_the_trace(captured: Captured, recei
 
 def test_without_keys_nothing_is_built_and_answers_still_work(
     handbook_index: Settings,
-    tiny_model: Path,  # noqa: F811
+    tiny_model: Path,
     tmp_path: Path,
 ) -> None:
     tracer = Tracer(TracingSettings())
@@ -233,6 +193,7 @@ def test_default_profile_reads_langfuse_keys_from_the_environment(monkeypatch: p
     assert not load_settings().tracing.enabled
     monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-1")
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-lf-1")
+    assert not load_settings().tracing.enabled  # keys alone: no server named, nothing goes to a third party
     monkeypatch.setenv("LANGFUSE_BASE_URL", "https://langfuse.internal")
     tracing = load_settings().tracing
     assert tracing.enabled and tracing.base_url == "https://langfuse.internal"
