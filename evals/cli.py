@@ -21,6 +21,13 @@ from evals.datasets import EVAL_GROUP, EvalSet, load_dataset, load_golden
 from evals.retrieval import EvalRun, evaluate, load_run, regressions
 from ingestion.run import run_ingest
 
+SAMPLE_GOLDEN = Path("samples/handbook-golden.jsonl")
+SAMPLE_OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
+AnswerableOption = Annotated[
+    Path, typer.Option(help="Golden .jsonl: questions the corpus answers (and reference answers).")
+]
+UnanswerableOption = Annotated[Path, typer.Option(help="Golden .jsonl: questions no document answers.")]
+
 eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
 
 
@@ -71,12 +78,8 @@ def retrieval(
 
 @eval_app.command("gate")
 def gate(
-    answerable: Annotated[Path, typer.Option(help="Golden .jsonl of questions the corpus answers.")] = Path(
-        "samples/handbook-golden.jsonl"
-    ),
-    unanswerable: Annotated[Path, typer.Option(help="Questions no document answers.")] = Path(
-        "samples/out-of-corpus.jsonl"
-    ),
+    answerable: AnswerableOption = SAMPLE_GOLDEN,
+    unanswerable: UnanswerableOption = SAMPLE_OUT_OF_CORPUS,
     collection: CollectionOption = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
 ) -> None:
@@ -113,12 +116,8 @@ def gate(
 
 @eval_app.command("answers")
 def answers(
-    answerable: Annotated[Path, typer.Option(help="Golden .jsonl with reference answers.")] = Path(
-        "samples/handbook-golden.jsonl"
-    ),
-    unanswerable: Annotated[Path, typer.Option(help="Questions no document answers.")] = Path(
-        "samples/out-of-corpus.jsonl"
-    ),
+    answerable: AnswerableOption = SAMPLE_GOLDEN,
+    unanswerable: UnanswerableOption = SAMPLE_OUT_OF_CORPUS,
     skip_unanswerable: Annotated[bool, typer.Option(help="Ask only the answerable questions.")] = False,
     collection: CollectionOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Ask only the first N questions of each set.")] = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,18 @@ from tests.test_cli import run
 FLOATING_HOLIDAYS = "How many floating holidays do I get each year?"
 
 
-def make_answerer(settings: Settings, model: Path, tmp_path: Path, tracer: Tracer) -> Answerer:
-    generator = Generator(GeneratorSettings(model=str(model), device="cpu", max_new_tokens=8), tmp_path)
-    return Answerer(build_retriever(settings, build_store(settings)), generator, tracer=tracer)
+@pytest.fixture
+def answerer_for(handbook_index: Settings, tiny_model: Path, tmp_path: Path) -> Iterator[Callable[[Tracer], Answerer]]:
+    """Answerers over the handbook index with a tiny generator, traced by the given tracer."""
+    store = build_store(handbook_index)
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=8), tmp_path)
+    yield lambda tracer: Answerer(build_retriever(handbook_index, store), generator, tracer=tracer)
+    store.close()
+
+
+@pytest.fixture
+def traced(answerer_for: Callable[[Tracer], Answerer], captured: Captured) -> Answerer:
+    return answerer_for(Tracer(TracingSettings(), client=captured.client))
 
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:
@@ -39,15 +49,9 @@ def observed(span: ReadableSpan, key: str) -> Any:
 
 
 def test_an_answer_is_one_trace_with_retrieval_recall_check_and_generation(
-    handbook_index: Settings,
-    tiny_model: Path,
-    tmp_path: Path,
-    captured: Captured,
+    traced: Answerer, captured: Captured
 ) -> None:
-    tracer = Tracer(TracingSettings(), client=captured.client)
-    answer = make_answerer(handbook_index, tiny_model, tmp_path, tracer).ask(
-        Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS, session_id="chat-42"
-    )
+    answer = traced.ask(Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS, session_id="chat-42")
     spans = captured.spans()
     assert set(spans) == {"question", "retrieval", "recall-check", "generation"}
     root = spans["question"]
@@ -67,11 +71,11 @@ def test_an_answer_is_one_trace_with_retrieval_recall_check_and_generation(
 
     check = spans["recall-check"]
     assert observed(check, "output") == {"answerable": True}
-    assert observed(check, "input")["threshold"] == handbook_index.recall_gate.min_evidence
+    assert observed(check, "input")["threshold"] == traced.retriever.gate.settings.min_evidence
 
     generation = spans["generation"]
     assert attrs(generation)["langfuse.observation.type"] == "generation"
-    assert attrs(generation)["langfuse.observation.model.name"] == str(tiny_model)
+    assert attrs(generation)["langfuse.observation.model.name"] == traced.generator.model_id
     assert observed(generation, "usage_details") == {
         "input": answer.prompt_tokens,
         "output": answer.completion_tokens,
@@ -86,15 +90,10 @@ def test_an_answer_is_one_trace_with_retrieval_recall_check_and_generation(
 
 
 def test_document_text_is_sent_only_when_allowed(
-    handbook_index: Settings,
-    tiny_model: Path,
-    tmp_path: Path,
-    captured: Captured,
+    answerer_for: Callable[[Tracer], Answerer], captured: Captured
 ) -> None:
     tracer = Tracer(TracingSettings(include_document_text=True), client=captured.client)
-    answer = make_answerer(handbook_index, tiny_model, tmp_path, tracer).ask(
-        Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS
-    )
+    answer = answerer_for(tracer).ask(Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS)
     spans = captured.spans()
     assert [r["text"] for r in observed(spans["retrieval"], "output")] == [c.text for c in answer.retrieved]
     prompt = attrs(spans["generation"])["langfuse.observation.input"]
@@ -103,16 +102,8 @@ def test_document_text_is_sent_only_when_allowed(
     assert observed(spans["generation"], "output")["answer"] == answer.answer
 
 
-def test_a_refusal_is_traced_without_a_generation(
-    handbook_index: Settings,
-    tiny_model: Path,
-    tmp_path: Path,
-    captured: Captured,
-) -> None:
-    tracer = Tracer(TracingSettings(), client=captured.client)
-    answer = make_answerer(handbook_index, tiny_model, tmp_path, tracer).ask(
-        Principal.of("dana", ["everyone"]), "What is the wifi password at the Lisbon office?"
-    )
+def test_a_refusal_is_traced_without_a_generation(traced: Answerer, captured: Captured) -> None:
+    answer = traced.ask(Principal.of("dana", ["everyone"]), "What is the wifi password at the Lisbon office?")
     spans = captured.spans()
     assert answer.refused and set(spans) == {"question", "retrieval", "recall-check"}
     assert observed(spans["recall-check"], "output") == {"answerable": False}
@@ -120,16 +111,8 @@ def test_a_refusal_is_traced_without_a_generation(
     assert observed(spans["question"], "output")["refused"] is True
 
 
-def test_a_reader_that_stops_streaming_still_closes_the_trace(
-    handbook_index: Settings,
-    tiny_model: Path,
-    tmp_path: Path,
-    captured: Captured,
-) -> None:
-    tracer = Tracer(TracingSettings(), client=captured.client)
-    stream = make_answerer(handbook_index, tiny_model, tmp_path, tracer).stream(
-        Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS
-    )
+def test_a_reader_that_stops_streaming_still_closes_the_trace(traced: Answerer, captured: Captured) -> None:
+    stream = traced.stream(Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS)
     first = next(stream)
     assert isinstance(first, str)
     stream.close()
@@ -139,20 +122,13 @@ def test_a_reader_that_stops_streaming_still_closes_the_trace(
     assert attrs(spans["generation"])["langfuse.observation.level"] == "WARNING"  # stopped, not failed
 
 
-def test_a_reader_that_stops_once_it_has_the_answer_records_the_answer(
-    handbook_index: Settings,
-    tiny_model: Path,
-    tmp_path: Path,
-    captured: Captured,
-) -> None:
-    tracer = Tracer(TracingSettings(), client=captured.client)
-    stream = make_answerer(handbook_index, tiny_model, tmp_path, tracer).stream(
-        Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS
-    )
+def test_a_reader_that_stops_once_it_has_the_answer_records_the_answer(traced: Answerer, captured: Captured) -> None:
+    stream = traced.stream(Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS)
     for item in stream:
         if isinstance(item, Answer):
             break  # as a UI does once it has the final answer
     stream.close()
+    assert isinstance(item, Answer)
     output = observed(captured.spans()["question"], "output")
     assert "stopped" not in output and output["refused"] is False and output["chars"] == len(item.answer)
 
@@ -172,15 +148,11 @@ def test_feedback_becomes_a_boolean_score_on_the_trace(captured: Captured, recei
 
 
 def test_without_keys_nothing_is_built_and_answers_still_work(
-    handbook_index: Settings,
-    tiny_model: Path,
-    tmp_path: Path,
+    answerer_for: Callable[[Tracer], Answerer],
 ) -> None:
     tracer = Tracer(TracingSettings())
     assert not tracer.enabled and tracer.client is None
-    answer = make_answerer(handbook_index, tiny_model, tmp_path, tracer).ask(
-        Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS
-    )
+    answer = answerer_for(tracer).ask(Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS)
     assert not answer.refused and answer.trace_id is None
     with pytest.raises(TracingError, match="tracing is off"):
         tracer.feedback(uuid.uuid4().hex, helpful=True)
