@@ -42,6 +42,7 @@ class SyncPlan:
     withdrawn: list[str] = field(default_factory=list)  # indexed documents that lost their access: removed
     failed: list[SourceFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # absent from the source, kept: some entries were unidentifiable
 
 
 def content_hash(fingerprint: str, raw: bytes) -> str:
@@ -54,9 +55,11 @@ def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: st
     for item in source.entries():
         if isinstance(item, SourceFailure):
             plan.failed.append(item)
-            seen.add(item.path)  # a folder source's failure path is its doc id
-            if item.path in indexed:
-                keep_serving_under_policy(plan, item.path, source.policy.rule_for(item.path), indexed[item.path])
+            if item.doc_id is not None:
+                seen.add(item.doc_id)
+                if item.doc_id in indexed:
+                    rule = source.policy.rule_for(item.doc_id)
+                    keep_serving_under_policy(plan, item.doc_id, rule, indexed[item.doc_id])
             continue
         seen.add(item.doc_id)
         previous = indexed.get(item.doc_id)
@@ -69,7 +72,7 @@ def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: st
         try:
             raw = source.read(item)
         except DocumentError as exc:
-            plan.failed.append(SourceFailure(item.path, str(exc)))
+            plan.failed.append(SourceFailure(item.path, str(exc), doc_id=item.doc_id))
             if previous is not None:
                 keep_serving_under_policy(plan, item.doc_id, rule, previous)
             continue
@@ -80,7 +83,11 @@ def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: st
             plan.changed.append(planned)
         else:
             _plan_unchanged_bytes(plan, planned, previous)
-    plan.deleted = sorted(doc_id for doc_id in indexed if doc_id not in seen)
+    gone = sorted(doc_id for doc_id in indexed if doc_id not in seen)
+    if any(f.doc_id is None for f in plan.failed):
+        plan.held = gone  # one of them may be the unreadable entry: nothing stored is lost to a typo
+    else:
+        plan.deleted = gone
     plan.ignored = source.ignored()
     return plan
 
@@ -90,7 +97,7 @@ def _plan_unchanged_bytes(plan: SyncPlan, planned: PlannedDocument, previous: Do
     try:
         groups = narrow(planned.rule, previous.front_matter_groups, planned.entry.doc_id)
     except DocumentError as exc:
-        plan.failed.append(SourceFailure(planned.entry.path, str(exc)))
+        plan.failed.append(SourceFailure(planned.entry.path, str(exc), doc_id=planned.entry.doc_id))
         plan.withdrawn.append(planned.entry.doc_id)  # fail closed: its groups can no longer be decided
         return
     if groups != previous.groups:

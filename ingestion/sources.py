@@ -29,6 +29,9 @@ class SourceEntry:
 class SourceFailure:
     path: str
     error: str
+    # The document the failure belongs to. None: the entry could not be identified (a malformed corpus line),
+    # so the sync cannot tell which indexed documents are really gone and deletes none of them.
+    doc_id: str | None = None
 
 
 class Source(Protocol):
@@ -78,7 +81,7 @@ class FolderSource:
                     continue
                 problem = self._check(path)
                 if problem:
-                    yield SourceFailure(rel, problem)
+                    yield SourceFailure(rel, problem, doc_id=rel)
                 else:
                     yield SourceEntry(doc_id=rel, path=rel, kind=path.suffix.lower())
 
@@ -144,7 +147,7 @@ class BeirSource:
                     yield SourceFailure(where, f"not a BEIR document line ({exc}); each line needs _id and text")
                     continue
                 if doc_id in self._docs:
-                    yield SourceFailure(where, f"duplicate _id {doc_id!r}; ids must be unique")
+                    yield SourceFailure(where, f"duplicate _id {doc_id!r}; ids must be unique", doc_id=doc_id)
                     continue
                 self._docs[doc_id] = json.dumps(body, ensure_ascii=False).encode("utf-8")
                 yield SourceEntry(doc_id=doc_id, path=where, kind="beir")

@@ -24,6 +24,7 @@ class SyncSummary:
     uncovered: list[str] = field(default_factory=list)
     failed: list[SourceFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # not deleted although absent: some entries were unidentifiable
     chunks: int = 0  # chunks embedded and written by this run
     chunks_in_index: int = 0
     seconds: float = 0.0
@@ -50,6 +51,7 @@ class SyncSummary:
             "uncovered": list(self.uncovered),
             "failed": [{"path": f.path, "error": f.error} for f in self.failed],
             "ignored": list(self.ignored),
+            "held": list(self.held),
             "chunks": self.chunks,
             "chunks_in_index": self.chunks_in_index,
             "seconds": round(self.seconds, 3),
@@ -84,6 +86,12 @@ class SyncSummary:
         console.print(table)
         for failure in self.failed:
             console.print(f"[red]failed[/red] {failure.path}: {failure.error}", highlight=False)
+        if self.held:
+            console.print(
+                f"[yellow]{len(self.held)} indexed document(s) are missing from the source but were kept: some "
+                "entries could not be read, and one of them may be a missing document. Fix the failed entries "
+                "and sync again to delete the rest.[/yellow]"
+            )
         if self.uncovered:
             console.print(
                 f"[yellow]{len(self.uncovered)} document(s) match no rule in access.yaml and are not searchable "

@@ -133,7 +133,7 @@ class Ingestor:
             try:
                 ready.append(self._read(source, planned))
             except DocumentError as exc:
-                summary.failed.append(SourceFailure(planned.entry.path, str(exc)))
+                summary.failed.append(SourceFailure(planned.entry.path, str(exc), doc_id=planned.entry.doc_id))
                 _drop(summary, planned.entry.doc_id)
                 if planned.previous is not None:
                     rule = None if isinstance(exc, AccessRuleError) else planned.rule  # undecidable: withdraw
@@ -276,6 +276,7 @@ def _summary_of(plan: SyncPlan, collection: str, source: str, dry_run: bool) -> 
         uncovered=plan.uncovered,
         failed=list(plan.failed),
         ignored=plan.ignored,
+        held=plan.held,
     )
 
 

@@ -209,6 +209,28 @@ def test_beir_corpus_with_groups(settings: Settings, tmp_path: Path) -> None:
     assert docs_in_index(settings, "beir")["1"]["groups"] == {("everyone",)}
 
 
+def test_a_malformed_corpus_line_deletes_nothing_already_indexed(settings: Settings, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    lines = [
+        '{"_id": "1", "title": "Aspirin", "text": "Aspirin reduces fever."}\n',
+        '{"_id": "2", "title": "Ibuprofen", "text": "Ibuprofen is an NSAID."}\n',
+        '{"_id": "3", "title": "Codeine", "text": "Codeine is an opioid."}\n',
+    ]
+    corpus.write_text("".join(lines))
+    assert ingest(settings, corpus, groups=["everyone"], collection="beir").added == ["1", "2", "3"]
+
+    corpus.write_text(lines[0] + '{"_id": "2", "title": "Ibuprofen", "text": "Ibupro\n')  # 2 broken, 3 removed
+    summary = ingest(settings, corpus, groups=["everyone"], collection="beir")
+    assert [f.path for f in summary.failed] == ["corpus.jsonl:2"]
+    assert summary.deleted == [] and summary.held == ["2", "3"]  # which of them is gone cannot be known
+    assert set(docs_in_index(settings, "beir")) == {"1", "2", "3"}
+
+    corpus.write_text(lines[0] + lines[1])  # fixed: now the removal of 3 is certain
+    summary = ingest(settings, corpus, groups=["everyone"], collection="beir")
+    assert summary.ok and summary.deleted == ["3"] and summary.held == []
+    assert set(docs_in_index(settings, "beir")) == {"1", "2"}
+
+
 def test_server_stand_in_backend_syncs_the_same(settings: Settings, handbook: Path) -> None:
     local = settings.model_copy(update={"store": settings.store.model_copy(update={"backend": "local"})})
     first = ingest(local, handbook)
