@@ -15,7 +15,8 @@ from assistant.embedder import Embedder
 from assistant.recall_gate import Evidence, RecallGate, passage_text
 from assistant.settings import RetrievalSettings, Settings
 from assistant.sparse import Bm25Encoder
-from assistant.store import SearchQuery, StoredChunk, VectorStore
+from assistant.store import SearchQuery, StoredChunk, VectorSpace, VectorStore
+from assistant.store.base import check_space
 
 Mode = Literal["hybrid", "dense", "bm25"]
 DEDUP_OVERFETCH = 3  # chunks fetched per wanted document when de-duplicating
@@ -78,12 +79,14 @@ class Retriever:
         self.bm25 = bm25
         self.settings = settings
         self.gate = gate
+        self._space_checked = False
 
     def search(
         self, principal: Principal, question: str, *, top_k: int | None = None, mode: Mode | None = None
     ) -> Retrieval:
         k = top_k or self.settings.top_k
         mode = mode or self.settings.mode
+        self._check_space()
         dense = self.embedder.embed_query(question).tolist()
         sparse = self.bm25.embed_query(question)
         limit = k * DEDUP_OVERFETCH if self.settings.dedup_per_document else k
@@ -110,6 +113,15 @@ class Retriever:
         passages = [passage_text(c.title, c.section, c.text) for c in chunks[: self.gate.settings.passages]]
         evidence = self.gate.evidence(sparse.indices, self._best_similarity(principal, dense), passages)
         return Retrieval(question, principal, chunks, evidence, self.gate.allows(evidence, bool(chunks)))
+
+    def _check_space(self) -> None:
+        """Once: the question must be embedded by the embedder that built the collection, or scores mean nothing."""
+        if self._space_checked:
+            return
+        recorded = self.store.vector_space(self.collection)
+        if recorded is not None:
+            check_space(self.collection, recorded, VectorSpace(self.embedder.model_id, self.embedder.dimension))
+        self._space_checked = True
 
     def _best_similarity(self, principal: Principal, dense: list[float]) -> float:
         """The recall gate's evidence: how close the nearest chunk this principal may read is to the question."""

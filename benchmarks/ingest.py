@@ -28,7 +28,7 @@ from assistant.access import Principal
 from assistant.embedder import Embedder
 from assistant.settings import Settings, load_settings
 from assistant.sparse import SparseVector
-from assistant.store import ChunkRecord, SearchQuery
+from assistant.store import ChunkRecord, SearchQuery, VectorSpace
 from assistant.store.edge import EdgeStore
 from ingestion.access_policy import AccessPolicy
 from ingestion.readers import parse_document
@@ -77,7 +77,7 @@ def query_latency(root: Path, points: int, queries: int, seed: int = 7) -> dict[
     """Store-only latency at `points` synthetic chunks; a principal in 2 of 8 groups (about a quarter readable)."""
     rng = np.random.default_rng(seed)
     store = EdgeStore(root)
-    store.ensure_collection("synthetic", 384)
+    store.ensure_collection("synthetic", VectorSpace("synthetic", 384))
     groups = [f"g{i}" for i in range(8)]
     batch = 2000
     t0 = time.perf_counter()

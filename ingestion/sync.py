@@ -23,7 +23,7 @@ from assistant.embedder import Embedder
 from assistant.errors import AccessRuleError, DocumentError
 from assistant.settings import Settings
 from assistant.sparse import Bm25Encoder
-from assistant.store import ChunkRecord, VectorStore, chunk_point_id
+from assistant.store import ChunkRecord, VectorSpace, VectorStore, chunk_point_id
 from ingestion.access_policy import narrow
 from ingestion.chunker import Chunk, Chunker
 from ingestion.plan import PlannedDocument, Regroup, SyncPlan, content_hash, keep_serving_under_policy, plan_sync
@@ -89,7 +89,7 @@ class Ingestor:
             return summary
 
         with _timed(summary, "write"):
-            self.store.ensure_collection(collection, self.embedder.dimension)
+            self.store.ensure_collection(collection, VectorSpace(self.embedder.model_id, self.embedder.dimension))
             self._withdraw(collection, plan.deleted + plan.withdrawn)
             self._regroup(collection, plan.regrouped)
         with _progress(progress) as bar:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from assistant.store import VectorSpace
 from assistant.store.edge import EdgeStore
 
 
@@ -39,7 +40,7 @@ def test_ingest_json_summary_and_exit_code(handbook: Path, tmp_path: Path) -> No
 
 def test_index_in_use_is_one_line_not_a_traceback(handbook: Path, tmp_path: Path) -> None:
     holder = EdgeStore(tmp_path / "data" / "index")
-    holder.ensure_collection("handbook", 384)
+    holder.ensure_collection("handbook", VectorSpace("test", 384))
     try:
         result = run("ingest", str(handbook), data_dir=tmp_path / "data")
     finally:

@@ -10,8 +10,9 @@ import pytest
 from qdrant_client import QdrantClient
 
 from assistant.access import Principal
+from assistant.errors import CollectionMismatchError
 from assistant.sparse import SparseVector
-from assistant.store import ChunkRecord, SearchQuery, VectorStore, chunk_point_id
+from assistant.store import ChunkRecord, SearchQuery, VectorSpace, VectorStore, chunk_point_id
 from assistant.store.edge import EdgeStore
 from assistant.store.server import QdrantServerStore
 
@@ -26,7 +27,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStor
         backend = EdgeStore(tmp_path / "index")
     else:
         backend = QdrantServerStore(QdrantClient(location=":memory:"))
-    backend.ensure_collection(C, DIM)
+    backend.ensure_collection(C, VectorSpace("test", DIM))
     yield backend
     backend.close()
 
@@ -111,6 +112,26 @@ def test_delete_documents_removes_their_chunks_and_tombstones(store: VectorStore
     store.delete_documents(C, ["d"])
     assert everyone(store) == ["keep v1 #0"]
     assert store.chunk_ids(C, ["d", "keep"]) == {"d": set(), "keep": {chunk_point_id("keep", 0)}}
+
+
+def test_a_collection_keeps_the_embedder_that_built_it(store: VectorStore) -> None:
+    assert store.vector_space(C) == VectorSpace("test", DIM)
+    store.ensure_collection(C, VectorSpace("test", DIM))  # the same embedder: fine
+    for other in (VectorSpace("other-model", DIM), VectorSpace("test", DIM * 2)):
+        with pytest.raises(CollectionMismatchError, match=f"was built with test \\({DIM}-dim"):
+            store.ensure_collection(C, other)
+    assert store.vector_space("never-made") is None
+
+
+def test_a_collection_from_before_recording_adopts_a_fitting_embedder(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "index")
+    store.ensure_collection(C, VectorSpace("old", DIM))
+    (tmp_path / "index" / f"{C}.space.json").unlink()  # as built by a version that did not record it
+    with pytest.raises(CollectionMismatchError, match=f"\\({DIM}-dim vectors\\)"):
+        store.ensure_collection(C, VectorSpace("wide", DIM * 2))
+    store.ensure_collection(C, VectorSpace("minilm", DIM))
+    assert store.vector_space(C) == VectorSpace("minilm", DIM)
+    store.close()
 
 
 def test_has_collection(store: VectorStore) -> None:

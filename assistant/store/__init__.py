@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from assistant.settings import Settings
-from assistant.store.base import ChunkRecord, SearchQuery, StoredChunk, VectorStore, chunk_point_id
+from assistant.store.base import ChunkRecord, SearchQuery, StoredChunk, VectorSpace, VectorStore, chunk_point_id
 
-__all__ = ["ChunkRecord", "SearchQuery", "StoredChunk", "VectorStore", "build_store", "chunk_point_id"]
+__all__ = ["ChunkRecord", "SearchQuery", "StoredChunk", "VectorSpace", "VectorStore", "build_store", "chunk_point_id"]
 
 
 def build_store(settings: Settings) -> VectorStore:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from assistant.access import Principal
+from assistant.errors import CollectionMismatchError
 from assistant.sparse import SparseVector
 
 DENSE = "dense"
@@ -32,6 +33,24 @@ _ID_NAMESPACE = uuid.UUID("6f1c1d3e-2b7a-4c55-9a39-7f0c5e2d8b11")
 def chunk_point_id(doc_id: str, chunk_index: int) -> str:
     """Stable id of a document's n-th chunk: a new version overwrites the same ids in place."""
     return str(uuid.uuid5(_ID_NAMESPACE, f"{doc_id}#{chunk_index}"))
+
+
+@dataclass(frozen=True)
+class VectorSpace:
+    """Which embedder made a collection's dense vectors. Vectors of two embedders are not comparable."""
+
+    embedder: str
+    dimension: int
+
+
+def check_space(collection: str, recorded: VectorSpace, wanted: VectorSpace) -> None:
+    """A collection is only written and searched with the embedder that built it."""
+    if recorded != wanted:
+        raise CollectionMismatchError(
+            f"collection {collection!r} was built with {recorded.embedder} ({recorded.dimension}-dim vectors), but "
+            f"the configured embedder is {wanted.embedder} ({wanted.dimension}-dim): set embedder.model back, "
+            "or ingest into a new collection (--collection) with this embedder"
+        )
 
 
 @dataclass(frozen=True)
@@ -127,8 +146,12 @@ class SearchQuery:
 class VectorStore(Protocol):
     """The small interface both backends implement (Qdrant Edge in-process, Qdrant server)."""
 
-    def ensure_collection(self, collection: str, dimension: int) -> None:
-        """Create the collection with dense + BM25 vectors and payload indexes if it does not exist."""
+    def ensure_collection(self, collection: str, space: VectorSpace) -> None:
+        """Create the collection with dense + BM25 vectors and payload indexes if it does not exist; raise
+        CollectionMismatchError if it exists with another embedder."""
+
+    def vector_space(self, collection: str) -> VectorSpace | None:
+        """The embedder recorded for an existing collection (None: no collection, or none recorded yet)."""
 
     def has_collection(self, collection: str) -> bool: ...
 

@@ -6,6 +6,8 @@ through this one object, whose calls are serialised by a lock (each is milliseco
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -47,6 +49,8 @@ from assistant.store.base import (
     ChunkRecord,
     SearchQuery,
     StoredChunk,
+    VectorSpace,
+    check_space,
     tombstone_payload,
 )
 from assistant.store.lock import IndexLock
@@ -123,8 +127,34 @@ class EdgeStore:
         except Exception as exc:  # the bindings raise plain Exception with the engine's message
             raise StoreError(f"Qdrant Edge could not open {path}: {exc}") from exc
 
-    def ensure_collection(self, collection: str, dimension: int) -> None:
-        self._open(collection, dimension)
+    def ensure_collection(self, collection: str, space: VectorSpace) -> None:
+        self._open(collection, space.dimension)
+        recorded = self.vector_space(collection)
+        if recorded is None:  # new, or built before spaces were recorded: adopt it if the dimension fits
+            recorded = VectorSpace(space.embedder, self._dimension(collection))
+            check_space(collection, recorded, space)
+            self._record_space(collection, space)
+        check_space(collection, recorded, space)
+
+    def _space_file(self, collection: str) -> Path:
+        return self.root / f"{collection}.space.json"
+
+    def _dimension(self, collection: str) -> int:
+        config = json.loads((self._shard_dir(collection) / "edge_config.json").read_text(encoding="utf-8"))
+        return int(config["vectors"][DENSE]["size"])
+
+    def vector_space(self, collection: str) -> VectorSpace | None:
+        path = self._space_file(collection)
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return VectorSpace(str(data["embedder"]), int(data["dimension"]))
+
+    def _record_space(self, collection: str, space: VectorSpace) -> None:
+        path = self._space_file(collection)
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps({"embedder": space.embedder, "dimension": space.dimension}), encoding="utf-8")
+        os.replace(partial, path)
 
     def _run(self, collection: str, operation: UpdateOperation) -> None:
         shard = self._open(collection, None)

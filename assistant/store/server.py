@@ -25,6 +25,8 @@ from assistant.store.base import (
     ChunkRecord,
     SearchQuery,
     StoredChunk,
+    VectorSpace,
+    check_space,
     tombstone_payload,
 )
 
@@ -52,15 +54,22 @@ class QdrantServerStore:
     def has_collection(self, collection: str) -> bool:
         return bool(self._call("collection lookup", self._client.collection_exists, collection))
 
-    def ensure_collection(self, collection: str, dimension: int) -> None:
+    def ensure_collection(self, collection: str, space: VectorSpace) -> None:
         if self.has_collection(collection):
+            recorded = self.vector_space(collection)
+            if recorded is None:  # built before spaces were recorded: adopt it if the dimension fits
+                check_space(collection, VectorSpace(space.embedder, self._dimension(collection)), space)
+                self._call("record embedder", self._client.update_collection, collection, metadata=_metadata(space))
+                return
+            check_space(collection, recorded, space)
             return
         self._call(
             "create collection",
             self._client.create_collection,
             collection,
-            vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+            vectors_config={DENSE: models.VectorParams(size=space.dimension, distance=models.Distance.COSINE)},
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            metadata=_metadata(space),
         )
         for field, schema in (
             (GROUPS, models.PayloadSchemaType.KEYWORD),
@@ -68,6 +77,22 @@ class QdrantServerStore:
             (KIND, models.PayloadSchemaType.KEYWORD),
         ):
             self._call("create payload index", self._client.create_payload_index, collection, field, schema)
+
+    def _config(self, collection: str) -> models.CollectionConfig:
+        return self._call("collection info", self._client.get_collection, collection).config  # type: ignore[no-any-return]
+
+    def _dimension(self, collection: str) -> int:
+        vectors = self._config(collection).params.vectors
+        assert isinstance(vectors, dict), "collections are created with named vectors"
+        return int(vectors[DENSE].size)
+
+    def vector_space(self, collection: str) -> VectorSpace | None:
+        if not self.has_collection(collection):
+            return None
+        metadata = self._config(collection).metadata or {}
+        if "embedder" not in metadata:
+            return None
+        return VectorSpace(str(metadata["embedder"]), int(metadata["dimension"]))
 
     def write_chunks(self, collection: str, chunks: Sequence[ChunkRecord], stale: Mapping[str, str]) -> None:
         points = [
@@ -180,3 +205,7 @@ class QdrantServerStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _metadata(space: VectorSpace) -> dict[str, Any]:
+    return {"embedder": space.embedder, "dimension": space.dimension}
