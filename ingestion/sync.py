@@ -81,6 +81,8 @@ class Ingestor:
             indexed = {}  # the index was removed behind our back: rebuild it from the source
             if not dry_run:
                 self.state.reset(collection)
+        elif not indexed and self.store.has_collection(collection):
+            indexed = recovered_from_index(self.store, collection)  # the state was lost, the index was not
         plan = plan_sync(source, indexed, self.fingerprint)
         summary = _summary_of(plan, collection, source.location, dry_run)
         summary.phases["plan"] = time.perf_counter() - started
@@ -306,3 +308,30 @@ def _progress(enabled: bool) -> Iterator[Progress]:
     )
     with Progress(*columns, disable=not enabled, transient=False) as bar:
         yield bar
+
+
+RECOVERED = "recovered-from-index"  # a content hash no document has: every recovered document is read again
+
+
+def recovered_from_index(store: VectorStore, collection: str) -> dict[str, DocumentState]:
+    """The sync state rebuilt from the index's own payloads, when `sync-state.sqlite` was lost but the index kept.
+
+    Documents the source no longer has are then deleted instead of lingering. Every recovered document is read and
+    embedded again (its hash never matches), and its front matter groups are taken to be the groups it is served
+    with, so a recovered document can be narrowed or withdrawn by today's policy but never widened.
+    """
+    found: dict[str, DocumentState] = {}
+    for chunk in store.iter_chunks(collection):
+        known = found.get(chunk.doc_id)
+        payload = chunk.payload
+        found[chunk.doc_id] = DocumentState(
+            doc_id=chunk.doc_id,
+            path=str(payload.get("path", chunk.doc_id)),
+            content_hash=RECOVERED,
+            groups=chunk.groups,
+            front_matter_groups=chunk.groups,
+            version=int(payload.get("version", 0)),
+            chunks=(known.chunks if known else 0) + 1,
+            title=str(payload.get("title", "")),
+        )
+    return found

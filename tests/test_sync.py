@@ -292,3 +292,24 @@ def test_another_embedder_cannot_write_or_search_a_collection(settings: Settings
             build_retriever(other, store).search(Principal.of("dana", ["everyone"]), "holidays")
     finally:
         store.close()
+
+
+def test_a_lost_sync_state_is_recovered_from_the_index(settings: Settings, handbook: Path) -> None:
+    assert ingest(settings, handbook).ok
+    settings.state_path.unlink()  # the state file is lost; the index is not
+    (handbook / "company" / "holidays.md").unlink()
+    budget = handbook / "finance" / "q3-2026-budget.md"  # narrowed to executives by its front matter
+    original = budget.read_bytes()
+    budget.write_bytes(b"\xff\xfe not utf-8")  # and now unreadable: its indexed version keeps serving
+    summary = ingest(settings, handbook)
+    assert summary.deleted == ["company/holidays.md"]  # not left behind in the index
+    assert [f.path for f in summary.failed] == ["finance/q3-2026-budget.md"]
+    assert summary.added == [] and len(summary.changed) == 29  # recovered documents are read and embedded again
+    docs = docs_in_index(settings)
+    assert "company/holidays.md" not in docs and len(docs) == 30
+    # The failed document keeps the groups it was served with: recovery never widens access to the rule's groups.
+    assert docs["finance/q3-2026-budget.md"]["groups"] == {("executives",)}
+    budget.write_bytes(original)
+    assert ingest(settings, handbook).ok
+    again = ingest(settings, handbook)
+    assert len(again.unchanged) == 30 and not again.changed  # in step again
