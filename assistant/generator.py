@@ -9,6 +9,7 @@ its config carries the GGUF quantization config, so the cache is written from a 
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import threading
 import time
@@ -105,6 +106,8 @@ class Generator:
         if self.settings.load_in_4bit:
             if not self.device.startswith("cuda"):
                 raise ConfigError("generator.load_in_4bit needs a CUDA device (bitsandbytes); turn it off on CPU")
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise ConfigError("generator.load_in_4bit needs bitsandbytes: pip install -e '.[gpu]' on that machine")
             from transformers import BitsAndBytesConfig
 
             kwargs["quantization_config"] = BitsAndBytesConfig(
