@@ -119,9 +119,9 @@ class Retriever:
         if self._space_checked:
             return
         recorded = self.store.vector_space(self.collection)
-        if recorded is not None:
+        if recorded is not None:  # none recorded yet (built by an older version): asked again until an ingest does
             check_space(self.collection, recorded, VectorSpace(self.embedder.model_id, self.embedder.dimension))
-        self._space_checked = True
+            self._space_checked = True
 
     def _best_similarity(self, principal: Principal, dense: list[float]) -> float:
         """The recall gate's evidence: how close the nearest chunk this principal may read is to the question."""

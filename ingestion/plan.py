@@ -85,7 +85,9 @@ def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: st
             _plan_unchanged_bytes(plan, planned, previous)
     gone = sorted(doc_id for doc_id in indexed if doc_id not in seen)
     if any(f.doc_id is None for f in plan.failed):
-        plan.held = gone  # one of them may be the unreadable entry: nothing stored is lost to a typo
+        for doc_id in gone:  # one may be the unreadable entry: kept, with the groups today's policy gives them
+            keep_serving_under_policy(plan, doc_id, source.policy.rule_for(doc_id), indexed[doc_id])
+        plan.held = [doc_id for doc_id in gone if doc_id not in plan.withdrawn]
     else:
         plan.deleted = gone
     plan.ignored = source.ignored()

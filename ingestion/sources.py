@@ -69,7 +69,8 @@ class FolderSource:
 
     def entries(self) -> Iterator[SourceEntry | SourceFailure]:
         self._ignored = []
-        for folder, dirs, files in os.walk(self.root, onerror=None):
+        unlisted: list[OSError] = []  # folders that could not be listed: their documents are unknown, not gone
+        for folder, dirs, files in os.walk(self.root, onerror=unlisted.append):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
                 path = Path(folder) / name
@@ -84,6 +85,9 @@ class FolderSource:
                     yield SourceFailure(rel, problem, doc_id=rel)
                 else:
                     yield SourceEntry(doc_id=rel, path=rel, kind=path.suffix.lower())
+        for error in unlisted:
+            where = Path(error.filename).relative_to(self.root).as_posix() if error.filename else "."
+            yield SourceFailure(f"{where}/", f"folder could not be listed ({error.strerror}); fix its permissions")
 
     def _check(self, path: Path) -> str | None:
         if path.is_symlink():

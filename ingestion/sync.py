@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from assistant.embedder import Embedder
-from assistant.errors import AccessRuleError, DocumentError
+from assistant.errors import AccessRuleError, CollectionMismatchError, DocumentError
 from assistant.settings import Settings
 from assistant.sparse import Bm25Encoder
 from assistant.store import ChunkRecord, VectorSpace, VectorStore, chunk_point_id
@@ -75,20 +75,30 @@ class Ingestor:
 
     def sync(self, source: Source, collection: str, *, dry_run: bool = False, progress: bool = False) -> SyncSummary:
         started = time.perf_counter()
-        self.state.bind_source(collection, source.location, record=not dry_run)  # raises on another source
+        self.state.bind_source(collection, source.location, record=False)  # raises on another source
         indexed = self.state.documents(collection)
+        recovered: dict[str, DocumentState] = {}
         if indexed and not self.store.has_collection(collection):
             indexed = {}  # the index was removed behind our back: rebuild it from the source
             if not dry_run:
                 self.state.reset(collection)
         elif not indexed and self.store.has_collection(collection):
-            indexed = recovered_from_index(self.store, collection)  # the state was lost, the index was not
+            indexed = recovered = recovered_from_index(self.store, collection)  # state lost, index kept
         plan = plan_sync(source, indexed, self.fingerprint)
+        if recovered and len(plan.deleted) + len(plan.held) == len(recovered):
+            raise CollectionMismatchError(
+                f"collection {collection!r} has lost its sync state and holds {len(recovered)} documents, none of "
+                f"them in {source.location}: it was built from another source. Sync that source, or pass "
+                "--collection NAME for this one"
+            )
         summary = _summary_of(plan, collection, source.location, dry_run)
         summary.phases["plan"] = time.perf_counter() - started
         if dry_run:
             summary.seconds = time.perf_counter() - started
             return summary
+        self.state.bind_source(collection, source.location, record=True)
+        # Recovered rows are saved before any store write, so a crash or a failed read cannot orphan a document.
+        self.state.save(collection, recovered.values())
 
         with _timed(summary, "write"):
             self.store.ensure_collection(collection, VectorSpace(self.embedder.model_id, self.embedder.dimension))
@@ -323,13 +333,15 @@ def recovered_from_index(store: VectorStore, collection: str) -> dict[str, Docum
     found: dict[str, DocumentState] = {}
     for chunk in store.iter_chunks(collection):
         known = found.get(chunk.doc_id)
+        # Chunks of one document share its groups; should they not, only groups all of them have are kept.
+        groups = chunk.groups if known is None else tuple(g for g in known.groups if g in chunk.groups)
         payload = chunk.payload
         found[chunk.doc_id] = DocumentState(
             doc_id=chunk.doc_id,
             path=str(payload.get("path", chunk.doc_id)),
             content_hash=RECOVERED,
-            groups=chunk.groups,
-            front_matter_groups=chunk.groups,
+            groups=groups,
+            front_matter_groups=groups,
             version=int(payload.get("version", 0)),
             chunks=(known.chunks if known else 0) + 1,
             title=str(payload.get("title", "")),

@@ -10,7 +10,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from assistant.access import Principal
-from assistant.errors import CollectionMismatchError
+from assistant.errors import CollectionMismatchError, StoreError
 from assistant.sparse import SparseVector
 from assistant.store import ChunkRecord, SearchQuery, VectorSpace, VectorStore, chunk_point_id
 from assistant.store.edge import EdgeStore
@@ -132,6 +132,22 @@ def test_a_collection_from_before_recording_adopts_a_fitting_embedder(tmp_path: 
     store.ensure_collection(C, VectorSpace("minilm", DIM))
     assert store.vector_space(C) == VectorSpace("minilm", DIM)
     store.close()
+
+
+def test_the_edge_space_file_follows_its_shard(tmp_path: Path) -> None:
+    import shutil
+
+    store = EdgeStore(tmp_path / "index")
+    store.ensure_collection(C, VectorSpace("old", DIM))
+    store.close()
+    shutil.rmtree(tmp_path / "index" / C)  # the shard is dropped to rebuild it with another embedder
+    store = EdgeStore(tmp_path / "index")
+    store.ensure_collection(C, VectorSpace("new", DIM * 2))
+    assert store.vector_space(C) == VectorSpace("new", DIM * 2)
+    store.close()
+    (tmp_path / "index" / f"{C}.space.json").write_text("{")
+    with pytest.raises(StoreError, match=r"space\.json is unreadable"):
+        EdgeStore(tmp_path / "index").vector_space(C)
 
 
 def test_has_collection(store: VectorStore) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -299,7 +300,6 @@ def test_a_lost_sync_state_is_recovered_from_the_index(settings: Settings, handb
     settings.state_path.unlink()  # the state file is lost; the index is not
     (handbook / "company" / "holidays.md").unlink()
     budget = handbook / "finance" / "q3-2026-budget.md"  # narrowed to executives by its front matter
-    original = budget.read_bytes()
     budget.write_bytes(b"\xff\xfe not utf-8")  # and now unreadable: its indexed version keeps serving
     summary = ingest(settings, handbook)
     assert summary.deleted == ["company/holidays.md"]  # not left behind in the index
@@ -309,7 +309,53 @@ def test_a_lost_sync_state_is_recovered_from_the_index(settings: Settings, handb
     assert "company/holidays.md" not in docs and len(docs) == 30
     # The failed document keeps the groups it was served with: recovery never widens access to the rule's groups.
     assert docs["finance/q3-2026-budget.md"]["groups"] == {("executives",)}
-    budget.write_bytes(original)
-    assert ingest(settings, handbook).ok
+    budget.unlink()  # the recovered state was saved: a later run still knows the document, and deletes it
+    summary = ingest(settings, handbook)
+    assert summary.ok and summary.deleted == ["finance/q3-2026-budget.md"]
+    assert "finance/q3-2026-budget.md" not in docs_in_index(settings)
     again = ingest(settings, handbook)
-    assert len(again.unchanged) == 30 and not again.changed  # in step again
+    assert len(again.unchanged) == 29 and not again.changed  # in step again
+
+
+def test_recovery_refuses_a_source_that_shares_nothing_with_the_index(
+    settings: Settings, handbook: Path, tmp_path: Path
+) -> None:
+    assert ingest(settings, handbook).ok
+    settings.state_path.unlink()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "note.md").write_text("# Note\n\nSomething else entirely.\n")
+    with pytest.raises(CollectionMismatchError, match="built from another source"):
+        ingest(settings, other, groups=["everyone"])
+    assert len(docs_in_index(settings)) == 31  # nothing deleted
+    assert ingest(settings, handbook).ok  # the right source was not locked out by the refused one
+
+
+def test_held_documents_follow_a_narrowed_policy(settings: Settings, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "1", "text": "Aspirin reduces fever."}\n{"_id": "2", "text": "Ibuprofen."}\n')
+    assert ingest(settings, corpus, groups=["everyone"], collection="beir").ok
+    corpus.write_text('{"_id": "1", "text": "Aspirin reduces fever."}\n{"_id": "2", "te\n')
+    summary = ingest(settings, corpus, groups=["staff"], collection="beir")
+    assert summary.held == ["2"]
+    assert docs_in_index(settings, "beir")["2"]["groups"] == {("staff",)}  # kept, never with its old groups
+
+
+def test_a_folder_that_cannot_be_listed_holds_deletions(
+    settings: Settings, handbook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ingest(settings, handbook).ok
+    real_walk = os.walk
+
+    def walk_without_hr(top: str, onerror: Any = None) -> Any:
+        for folder, dirs, files in real_walk(top, onerror=onerror):
+            if "hr" in dirs:
+                dirs.remove("hr")
+                onerror(PermissionError(13, "Permission denied", os.path.join(folder, "hr")))
+            yield folder, dirs, files
+
+    monkeypatch.setattr("ingestion.sources.os.walk", walk_without_hr)
+    summary = ingest(settings, handbook)
+    assert [f.path for f in summary.failed] == ["hr/"] and "Permission denied" in summary.failed[0].error
+    assert summary.deleted == [] and summary.held and all(d.startswith("hr/") for d in summary.held)
+    assert any(d.startswith("hr/") for d in docs_in_index(settings))

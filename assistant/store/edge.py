@@ -128,9 +128,13 @@ class EdgeStore:
             raise StoreError(f"Qdrant Edge could not open {path}: {exc}") from exc
 
     def ensure_collection(self, collection: str, space: VectorSpace) -> None:
+        new = not self.has_collection(collection)
         self._open(collection, space.dimension)
+        if new:  # a side file left by a shard someone deleted describes nothing any more
+            self._record_space(collection, space)
+            return
         recorded = self.vector_space(collection)
-        if recorded is None:  # new, or built before spaces were recorded: adopt it if the dimension fits
+        if recorded is None:  # built before spaces were recorded: adopt it if the dimension fits
             recorded = VectorSpace(space.embedder, self._dimension(collection))
             check_space(collection, recorded, space)
             self._record_space(collection, space)
@@ -147,13 +151,22 @@ class EdgeStore:
         path = self._space_file(collection)
         if not path.exists():
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return VectorSpace(str(data["embedder"]), int(data["dimension"]))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return VectorSpace(str(data["embedder"]), int(data["dimension"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"{path} is unreadable ({exc}); it records which embedder built {collection!r}: restore it, or "
+                "delete it to let the next ingest record the configured embedder again"
+            ) from exc
 
     def _record_space(self, collection: str, space: VectorSpace) -> None:
         path = self._space_file(collection)
         partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps({"embedder": space.embedder, "dimension": space.dimension}), encoding="utf-8")
+        with partial.open("w", encoding="utf-8") as handle:
+            json.dump({"embedder": space.embedder, "dimension": space.dimension}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())  # a power cut leaves the old file or the new one, never an empty one
         os.replace(partial, path)
 
     def _run(self, collection: str, operation: UpdateOperation) -> None:

@@ -83,7 +83,8 @@ class QdrantServerStore:
 
     def _dimension(self, collection: str) -> int:
         vectors = self._config(collection).params.vectors
-        assert isinstance(vectors, dict), "collections are created with named vectors"
+        if not isinstance(vectors, dict) or DENSE not in vectors:
+            raise StoreError(f"collection {collection!r} has no {DENSE!r} vector: it was not made by this assistant")
         return int(vectors[DENSE].size)
 
     def vector_space(self, collection: str) -> VectorSpace | None:
