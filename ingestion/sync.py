@@ -82,10 +82,13 @@ class Ingestor:
             indexed = {}  # the index was removed behind our back: rebuild it from the source
             if not dry_run:
                 self.state.reset(collection)
-        elif not indexed and self.store.has_collection(collection):
-            indexed = recovered = recovered_from_index(self.store, collection)  # state lost, index kept
+        elif self.store.has_collection(collection):
+            unknown = self.store.doc_ids(collection) - set(indexed)  # the state was lost, or restored from an old copy
+            if unknown:
+                recovered = recovered_from_index(self.store, collection, unknown)
+                indexed = {**recovered, **indexed}
         plan = plan_sync(source, indexed, self.fingerprint)
-        if recovered and len(plan.deleted) + len(plan.held) == len(recovered):
+        if recovered and len(recovered) == len(indexed) and len(plan.deleted) + len(plan.held) == len(recovered):
             raise CollectionMismatchError(
                 f"collection {collection!r} has lost its sync state and holds {len(recovered)} documents, none of "
                 f"them in {source.location}: it was built from another source. Sync that source, or pass "
@@ -323,8 +326,9 @@ def _progress(enabled: bool) -> Iterator[Progress]:
 RECOVERED = "recovered-from-index"  # a content hash no document has: every recovered document is read again
 
 
-def recovered_from_index(store: VectorStore, collection: str) -> dict[str, DocumentState]:
-    """The sync state rebuilt from the index's own payloads, when `sync-state.sqlite` was lost but the index kept.
+def recovered_from_index(store: VectorStore, collection: str, doc_ids: set[str]) -> dict[str, DocumentState]:
+    """State rows rebuilt from the index's own payloads for indexed documents the sync state does not know (it was
+    lost, or restored from an older copy).
 
     Documents the source no longer has are then deleted instead of lingering. Every recovered document is read and
     embedded again (its hash never matches), and its front matter groups are taken to be the groups it is served
@@ -332,6 +336,8 @@ def recovered_from_index(store: VectorStore, collection: str) -> dict[str, Docum
     """
     found: dict[str, DocumentState] = {}
     for chunk in store.iter_chunks(collection):
+        if chunk.doc_id not in doc_ids:
+            continue
         known = found.get(chunk.doc_id)
         # Chunks of one document share its groups; should they not, only groups all of them have are kept.
         groups = chunk.groups if known is None else tuple(g for g in known.groups if g in chunk.groups)

@@ -150,6 +150,14 @@ def test_the_edge_space_file_follows_its_shard(tmp_path: Path) -> None:
         EdgeStore(tmp_path / "index").vector_space(C)
 
 
+def test_doc_ids_lists_documents_with_visible_chunks(store: VectorStore) -> None:
+    store.write_chunks(C, [chunk("a", 0, ("eng",)), chunk("a", 1, ("eng",)), chunk("b", 0, ("hr",))], {})
+    store.write_chunks(C, [chunk("b", 0, ("hr",), version=2)], {chunk_point_id("a", 1): "a"})  # a#1 tombstoned
+    assert store.doc_ids(C) == {"a", "b"}
+    store.delete_documents(C, ["a"])
+    assert store.doc_ids(C) == {"b"}
+
+
 def test_has_collection(store: VectorStore) -> None:
     assert store.has_collection(C)
     assert not store.has_collection("other")

@@ -317,6 +317,21 @@ def test_a_lost_sync_state_is_recovered_from_the_index(settings: Settings, handb
     assert len(again.unchanged) == 29 and not again.changed  # in step again
 
 
+def test_a_state_restored_from_an_old_copy_learns_the_documents_it_missed(settings: Settings, handbook: Path) -> None:
+    import shutil
+
+    assert ingest(settings, handbook).ok
+    shutil.copy(settings.state_path, settings.state_path.with_suffix(".old"))
+    memo = handbook / "company" / "new-memo.md"
+    memo.write_text("# New memo\n\nThe cafeteria opens at 8am from Monday.\n")
+    assert ingest(settings, handbook).added == ["company/new-memo.md"]
+    shutil.copy(settings.state_path.with_suffix(".old"), settings.state_path)  # state from before the memo
+    memo.unlink()
+    summary = ingest(settings, handbook)
+    assert summary.deleted == ["company/new-memo.md"] and summary.ok  # not orphaned in the index
+    assert "company/new-memo.md" not in docs_in_index(settings)
+
+
 def test_recovery_refuses_a_source_that_shares_nothing_with_the_index(
     settings: Settings, handbook: Path, tmp_path: Path
 ) -> None:

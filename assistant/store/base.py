@@ -171,6 +171,9 @@ class VectorStore(Protocol):
     def finish_writes(self, collection: str) -> None:
         """Make writes durable and indexed (flush, optimise) at the end of a sync."""
 
+    def doc_ids(self, collection: str) -> set[str]:
+        """Every document with visible chunks in the collection (reads the doc id field only)."""
+
     def count(self, collection: str) -> int:
         """Visible chunks (tombstones excluded)."""
 

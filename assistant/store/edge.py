@@ -210,7 +210,7 @@ class EdgeStore:
             _engine("optimize", shard.optimize)
 
     # -- reads ----------------------------------------------------------------------------------
-    def _scroll(self, collection: str, selector: Filter, with_payload: bool) -> Iterator[StoredChunk]:
+    def _scroll(self, collection: str, selector: Filter, with_payload: bool | list[str]) -> Iterator[StoredChunk]:
         shard = self._open(collection, None)
         offset = None
         while True:
@@ -224,6 +224,9 @@ class EdgeStore:
                 yield StoredChunk(id=str(record.id), score=0.0, payload=record.payload or {})
             if offset is None:
                 return
+
+    def doc_ids(self, collection: str) -> set[str]:
+        return {chunk.doc_id for chunk in self._scroll(collection, _visible(), with_payload=[DOC_ID])}
 
     def chunk_ids(self, collection: str, doc_ids: Sequence[str]) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {doc_id: set() for doc_id in doc_ids}

@@ -133,7 +133,9 @@ class QdrantServerStore:
     def finish_writes(self, collection: str) -> None:
         """The server persists and indexes on its own."""
 
-    def _scroll(self, collection: str, selector: models.Filter) -> Iterator[StoredChunk]:
+    def _scroll(
+        self, collection: str, selector: models.Filter, with_payload: bool | list[str] = True
+    ) -> Iterator[StoredChunk]:
         offset = None
         while True:
             records, offset = self._call(
@@ -143,13 +145,16 @@ class QdrantServerStore:
                 scroll_filter=selector,
                 limit=1024,
                 offset=offset,
-                with_payload=True,
+                with_payload=with_payload,
                 with_vectors=False,
             )
             for record in records:
                 yield StoredChunk(id=str(record.id), score=0.0, payload=record.payload or {})
             if offset is None:
                 return
+
+    def doc_ids(self, collection: str) -> set[str]:
+        return {chunk.doc_id for chunk in self._scroll(collection, models.Filter(must=[_visible()]), [DOC_ID])}
 
     def chunk_ids(self, collection: str, doc_ids: Sequence[str]) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {doc_id: set() for doc_id in doc_ids}
