@@ -76,17 +76,7 @@ class Ingestor:
     def sync(self, source: Source, collection: str, *, dry_run: bool = False, progress: bool = False) -> SyncSummary:
         started = time.perf_counter()
         self.state.bind_source(collection, source.location, record=False)  # raises on another source
-        indexed = self.state.documents(collection)
-        recovered: dict[str, DocumentState] = {}
-        if indexed and not self.store.has_collection(collection):
-            indexed = {}  # the index was removed behind our back: rebuild it from the source
-            if not dry_run:
-                self.state.reset(collection)
-        elif self.store.has_collection(collection):
-            unknown = self.store.doc_ids(collection) - set(indexed)  # the state was lost, or restored from an old copy
-            if unknown:
-                recovered = recovered_from_index(self.store, collection, unknown)
-                indexed = {**recovered, **indexed}
+        indexed, recovered = self._known_documents(collection, dry_run)
         plan = plan_sync(source, indexed, self.fingerprint)
         if recovered and len(recovered) == len(indexed) and len(plan.deleted) + len(plan.held) == len(recovered):
             raise CollectionMismatchError(
@@ -124,6 +114,19 @@ class Ingestor:
         return summary
 
     # -- steps ----------------------------------------------------------------------------------
+    def _known_documents(
+        self, collection: str, dry_run: bool
+    ) -> tuple[dict[str, DocumentState], dict[str, DocumentState]]:
+        """(every indexed document's state, the part of it recovered from the index) with state and index in step."""
+        indexed = self.state.documents(collection)
+        if not self.store.has_collection(collection):
+            if indexed and not dry_run:
+                self.state.reset(collection)  # the index was removed behind our back: rebuild it from the source
+            return {}, {}
+        unknown = self.store.doc_ids(collection) - set(indexed)  # the state was lost, or restored from an old copy
+        recovered = recovered_from_index(self.store, collection, unknown) if unknown else {}
+        return {**recovered, **indexed}, recovered
+
     def _withdraw(self, collection: str, doc_ids: list[str]) -> None:
         if doc_ids:
             self.store.delete_documents(collection, doc_ids)
