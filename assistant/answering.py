@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Generator as GeneratorType
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt
 from assistant.retriever import Retrieval, RetrievedChunk, Retriever, build_retriever
 from assistant.settings import Settings
-from assistant.store import VectorStore
+from assistant.store import build_store
 from assistant.tracing import QuestionTrace, Tracer
 
 REFUSAL = (
@@ -217,10 +218,20 @@ class Answerer:
         return f"{history[-1].question}\n{question}" if history and self.max_history > 0 else question
 
 
-def build_answerer(settings: Settings, store: VectorStore, collection: str | None = None) -> Answerer:
-    """The configured pipeline: retriever, generator (loaded lazily) and tracer (off without Langfuse settings)."""
-    return Answerer(
-        build_retriever(settings, store, collection),
-        Generator(settings.generator, settings.models_dir),
-        tracer=Tracer(settings.tracing),
-    )
+@contextmanager
+def open_answerer(settings: Settings, collection: str | None = None) -> Iterator[Answerer]:
+    """The configured pipeline: retriever, generator (loaded lazily) and tracer (off without Langfuse settings).
+    On exit, buffered traces are sent and then the store is closed, even after an error."""
+    store = build_store(settings)
+    try:
+        tracer = Tracer(settings.tracing)
+        try:
+            yield Answerer(
+                build_retriever(settings, store, collection),
+                Generator(settings.generator, settings.models_dir),
+                tracer=tracer,
+            )
+        finally:
+            tracer.flush()
+    finally:
+        store.close()

@@ -10,10 +10,9 @@ import typer
 from rich.console import Console
 
 from assistant.access import Principal
-from assistant.answering import Answer, Answerer, build_answerer
+from assistant.answering import Answer, Answerer, open_answerer
 from assistant.search_cli import CollectionOption, GroupsOption, UserOption, resolve_principal
 from assistant.settings import load_settings
-from assistant.store import build_store
 from assistant.tracing import Tracer
 
 
@@ -32,16 +31,8 @@ def ask(
     """Answer from the documents the user may read, citing them as [n]; refuse when none supports an answer."""
     settings = load_settings()
     principal = resolve_principal(settings, user, groups)
-    store = build_store(settings)
-    try:
-        answerer = build_answerer(settings, store, collection)
-        try:
-            answer_and_print(answerer, principal, question, as_json)
-        finally:
-            if answerer.tracer is not None:
-                answerer.tracer.flush()
-    finally:
-        store.close()
+    with open_answerer(settings, collection) as answerer:
+        answer_and_print(answerer, principal, question, as_json)
 
 
 def answer_and_print(answerer: Answerer, principal: Principal, question: str, as_json: bool) -> None:

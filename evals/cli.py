@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.answering import build_answerer
+from assistant.answering import open_answerer
 from assistant.retriever import build_retriever
 from assistant.search_cli import CollectionOption
 from assistant.settings import Settings, load_settings
@@ -126,33 +126,27 @@ def answers(
     """Answer every question with the configured model: answered, refusals, citations, token F1 vs the reference."""
     settings = load_settings()
     console = Console()
-    store = build_store(settings)
-    try:
-        answerer = build_answerer(settings, store, collection)
-        golden = load_golden(answerable)
-        try:
-            run = evaluate_answers(answerer, golden, None if skip_unanswerable else load_golden(unanswerable), limit)
-        finally:
-            if answerer.tracer is not None:
-                answerer.tracer.flush()
-    finally:
-        store.close()
+    golden = load_golden(answerable)
+    with open_answerer(settings, collection) as answerer:
+        run = evaluate_answers(answerer, golden, None if skip_unanswerable else load_golden(unanswerable), limit)
     path = run.save(settings.eval_runs_dir)
-    table = Table(title=f"answers on {golden.name}: {len(run.samples)} questions, {run.model} + {run.adapter}")
-    for name in run.aggregate:
-        table.add_column(name)
-    table.add_row(*(f"{v:.3f}" for v in run.aggregate.values()))
-    console.print(table)
+    title = f"answers on {golden.name}: {len(run.samples)} questions, {run.model} + {run.adapter}"
+    render_aggregate(title, run.aggregate, console, digits=3)
     console.print(f"run saved to {path}")
     if json_out is not None:
         json_out.write_text(json.dumps(run.to_json(), indent=1) + "\n", encoding="utf-8")
 
 
 def render_run(run: EvalRun, console: Console) -> None:
-    table = Table(title=f"{run.dataset} ({run.split or 'golden'}), {run.mode}, {len(run.queries)} queries")
-    for name in run.aggregate:
+    title = f"{run.dataset} ({run.split or 'golden'}), {run.mode}, {len(run.queries)} queries"
+    render_aggregate(title, run.aggregate, console, digits=4)
+
+
+def render_aggregate(title: str, aggregate: dict[str, float], console: Console, digits: int) -> None:
+    table = Table(title=title)
+    for name in aggregate:
         table.add_column(name)
-    table.add_row(*(f"{v:.4f}" for v in run.aggregate.values()))
+    table.add_row(*(f"{v:.{digits}f}" for v in aggregate.values()))
     console.print(table)
 
 

@@ -9,7 +9,7 @@ sees the old version or the new one, never a mix.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -51,6 +51,18 @@ def check_space(collection: str, recorded: VectorSpace, wanted: VectorSpace) -> 
             f"the configured embedder is {wanted.embedder} ({wanted.dimension}-dim): set embedder.model back, "
             "or ingest into a new collection (--collection) with this embedder"
         )
+
+
+def must_record_space(
+    collection: str, recorded: VectorSpace | None, dimension: Callable[[], int], wanted: VectorSpace
+) -> bool:
+    """Check `wanted` against an existing collection; True when it must be recorded: a collection built before
+    spaces were recorded adopts the configured embedder if its vectors have the right dimension."""
+    if recorded is None:
+        check_space(collection, VectorSpace(wanted.embedder, dimension()), wanted)
+        return True
+    check_space(collection, recorded, wanted)
+    return False
 
 
 @dataclass(frozen=True)

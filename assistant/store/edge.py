@@ -10,6 +10,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,7 +51,7 @@ from assistant.store.base import (
     SearchQuery,
     StoredChunk,
     VectorSpace,
-    check_space,
+    must_record_space,
     tombstone_payload,
 )
 from assistant.store.lock import IndexLock
@@ -130,15 +131,10 @@ class EdgeStore:
     def ensure_collection(self, collection: str, space: VectorSpace) -> None:
         new = not self.has_collection(collection)
         self._open(collection, space.dimension)
-        if new:  # a side file left by a shard someone deleted describes nothing any more
+        # A new shard is recorded without reading a side file a deleted shard may have left: it describes nothing.
+        dimension = partial(self._dimension, collection)  # read only when adopting an older collection
+        if new or must_record_space(collection, self.vector_space(collection), dimension, space):
             self._record_space(collection, space)
-            return
-        recorded = self.vector_space(collection)
-        if recorded is None:  # built before spaces were recorded: adopt it if the dimension fits
-            recorded = VectorSpace(space.embedder, self._dimension(collection))
-            check_space(collection, recorded, space)
-            self._record_space(collection, space)
-        check_space(collection, recorded, space)
 
     def _space_file(self, collection: str) -> Path:
         return self.root / f"{collection}.space.json"
@@ -162,12 +158,12 @@ class EdgeStore:
 
     def _record_space(self, collection: str, space: VectorSpace) -> None:
         path = self._space_file(collection)
-        partial = path.with_suffix(".partial")
-        with partial.open("w", encoding="utf-8") as handle:
+        unfinished = path.with_suffix(".partial")
+        with unfinished.open("w", encoding="utf-8") as handle:
             json.dump({"embedder": space.embedder, "dimension": space.dimension}, handle)
             handle.flush()
             os.fsync(handle.fileno())  # a power cut leaves the old file or the new one, never an empty one
-        os.replace(partial, path)
+        os.replace(unfinished, path)
 
     def _run(self, collection: str, operation: UpdateOperation) -> None:
         shard = self._open(collection, None)

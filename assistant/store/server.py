@@ -8,6 +8,7 @@ Atomicity: one upsert is one operation per shard; a collection split over severa
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from qdrant_client import QdrantClient, models
@@ -26,7 +27,7 @@ from assistant.store.base import (
     SearchQuery,
     StoredChunk,
     VectorSpace,
-    check_space,
+    must_record_space,
     tombstone_payload,
 )
 
@@ -57,11 +58,8 @@ class QdrantServerStore:
     def ensure_collection(self, collection: str, space: VectorSpace) -> None:
         if self.has_collection(collection):
             recorded = self.vector_space(collection)
-            if recorded is None:  # built before spaces were recorded: adopt it if the dimension fits
-                check_space(collection, VectorSpace(space.embedder, self._dimension(collection)), space)
+            if must_record_space(collection, recorded, partial(self._dimension, collection), space):
                 self._call("record embedder", self._client.update_collection, collection, metadata=_metadata(space))
-                return
-            check_space(collection, recorded, space)
             return
         self._call(
             "create collection",
