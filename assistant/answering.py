@@ -13,16 +13,15 @@ import re
 import time
 from collections.abc import Generator as GeneratorType
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from assistant.access import Principal
 from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt
-from assistant.retriever import Retrieval, RetrievedChunk, Retriever, build_retriever
-from assistant.settings import Settings
-from assistant.store import build_store
+from assistant.recall_gate import RecallCheck, RecallGate
+from assistant.retriever import Retrieval, RetrievedChunk, Retriever
 from assistant.tracing import QuestionTrace, Tracer
 
 REFUSAL = (
@@ -57,6 +56,11 @@ class Answer:
     removed_citations: int = 0
     unsupported_quotes: list[str] = field(default_factory=list)
     trace_id: str | None = None  # the Langfuse trace, for feedback; None when tracing is off
+
+    @classmethod
+    def refusal(cls, question: str, retrieved: list[RetrievedChunk], seconds: float, trace_id: str | None) -> Answer:
+        """The recall gate found no approved source: the fixed refusal, nothing generated."""
+        return cls(question, REFUSAL, True, [], retrieved, None, None, seconds=seconds, trace_id=trace_id)
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,19 @@ def _normalise(text: str) -> str:
 
 
 class Answerer:
+    """principal -> retrieval -> recall gate -> generation -> citation check, one method per step."""
+
     def __init__(
-        self, retriever: Retriever, generator: Generator, *, max_history: int = 3, tracer: Tracer | None = None
+        self,
+        retriever: Retriever,
+        gate: RecallGate,
+        generator: Generator,
+        *,
+        max_history: int = 3,
+        tracer: Tracer | None = None,
     ) -> None:
         self.retriever = retriever
+        self.gate = gate
         self.generator = generator
         self.max_history = max_history
         self.tracer = tracer
@@ -134,68 +147,27 @@ class Answerer:
         assert answer is not None  # _answer always ends with the Answer
         trace.finish(self._outcome(trace, answer))
 
-    @staticmethod
-    def _outcome(trace: QuestionTrace, answer: Answer) -> dict[str, object]:
-        return {
-            **trace.answer_output(answer.answer, answer.refused, [c.doc_id for c in answer.citations]),
-            "model": answer.model,
-            "adapter": answer.adapter,
-        }
-
     def _answer(
         self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace
     ) -> GeneratorType[str | Answer, None, None]:  # a generator, not an Iterator: `stream` closes it
         started = time.perf_counter()
-        trace_id = trace.trace_id
-        query = self._retrieval_query(question, history)
-        settings = self.retriever.settings
-        with trace.observe(
-            "retrieval", "retriever", input=trace.retrieval_input(query, principal, settings.top_k, settings.mode)
-        ) as span:
-            retrieval = self.retriever.search(principal, query)
-            span.update(output=trace.retrieval_output(retrieval))
-        trace.recall_check(retrieval, self.retriever.gate.settings.min_evidence)
-        if not retrieval.answerable:
+        retrieval = self._retrieve(principal, self._retrieval_query(question, history), trace)
+        if not self._check_recall(retrieval, trace).answerable:
             yield REFUSAL
-            seconds = time.perf_counter() - started
-            yield Answer(question, REFUSAL, True, [], retrieval.chunks, None, None, seconds=seconds, trace_id=trace_id)
+            yield Answer.refusal(question, retrieval.chunks, time.perf_counter() - started, trace.trace_id)
             return
         prompt = self._prompt(question, retrieval, history)
-        pieces: list[str] = []
-        with trace.observe(
-            "generation",
-            "generation",
-            model=self.generator.model_id,
-            version=self.generator.adapter_id,
-            input=trace.generation_input(prompt, question, len(retrieval.chunks)),
-            metadata={"adapter": self.generator.adapter_id},
-        ) as generation:
-            for piece in self.generator.stream(prompt):
-                if not pieces:
-                    generation.update(completion_start_time=datetime.now(UTC))
-                pieces.append(piece)
-                yield piece
+        with self._generation_observation(trace, prompt, question, retrieval) as generation:
+            text = yield from self._generate(prompt, generation)
+            checked = check_citations(text, retrieval.chunks)
             prompt_tokens = self.generator.count_tokens(prompt, as_prompt=True)
-            completion_tokens = self.generator.count_tokens("".join(pieces))
-            checked = check_citations("".join(pieces), retrieval.chunks)
-            cited = [retrieval.chunks[n - 1].doc_id for n in checked.cited]
-            generation.update(
-                output=trace.answer_output(checked.text, False, cited),
-                usage_details={"input": prompt_tokens, "output": completion_tokens},
-                metadata={
-                    "adapter": self.generator.adapter_id,
-                    "removed_citations": checked.removed,
-                    "unsupported_quotes": len(checked.unsupported_quotes),
-                },
-            )
-        citations = [
-            Citation(n, c.doc_id, c.title, c.path, c.section) for n in checked.cited for c in [retrieval.chunks[n - 1]]
-        ]
+            completion_tokens = self.generator.count_tokens(text)
+            generation.update(**self._generation_result(trace, retrieval, checked, prompt_tokens, completion_tokens))
         yield Answer(
             question=question,
             answer=checked.text,
             refused=False,
-            citations=citations,
+            citations=[_citation(n, retrieval.chunks[n - 1]) for n in checked.cited],
             retrieved=retrieval.chunks,
             model=self.generator.model_id,
             adapter=self.generator.adapter_id,
@@ -204,8 +176,26 @@ class Answerer:
             seconds=time.perf_counter() - started,
             removed_citations=checked.removed,
             unsupported_quotes=checked.unsupported_quotes,
-            trace_id=trace_id,
+            trace_id=trace.trace_id,
         )
+
+    # -- the steps ----------------------------------------------------------------------------------
+    def _retrieval_query(self, question: str, history: Sequence[Turn]) -> str:
+        """A follow-up ("and for contractors?") is retrieved together with the question before it."""
+        return f"{history[-1].question}\n{question}" if history and self.max_history > 0 else question
+
+    def _retrieve(self, principal: Principal, query: str, trace: QuestionTrace) -> Retrieval:
+        settings = self.retriever.settings
+        inputs = trace.retrieval_input(query, principal, settings.top_k, settings.mode)
+        with trace.observe("retrieval", "retriever", input=inputs) as span:
+            retrieval = self.retriever.search(principal, query)
+            span.update(output=trace.retrieval_output(retrieval))
+        return retrieval
+
+    def _check_recall(self, retrieval: Retrieval, trace: QuestionTrace) -> RecallCheck:
+        check = self.gate.check(retrieval)
+        trace.recall_check(check)
+        return check
 
     def _prompt(self, question: str, retrieval: Retrieval, history: Sequence[Turn]) -> str:
         blocks = [ContextBlock(c.title, c.section, c.text) for c in retrieval.chunks]
@@ -213,25 +203,48 @@ class Answerer:
         examples = FEW_SHOT if self.generator.adapter_id is None else ()
         return render_prompt(question, blocks, history, max_history=self.max_history, examples=examples)
 
-    def _retrieval_query(self, question: str, history: Sequence[Turn]) -> str:
-        """A follow-up ("and for contractors?") is retrieved together with the question before it."""
-        return f"{history[-1].question}\n{question}" if history and self.max_history > 0 else question
+    def _generation_observation(self, trace: QuestionTrace, prompt: str, question: str, retrieval: Retrieval) -> Any:
+        return trace.observe(
+            "generation",
+            "generation",
+            model=self.generator.model_id,
+            version=self.generator.adapter_id,
+            input=trace.generation_input(prompt, question, len(retrieval.chunks)),
+            metadata={"adapter": self.generator.adapter_id},
+        )
+
+    def _generate(self, prompt: str, generation: Any) -> GeneratorType[str, None, str]:
+        """Stream the model's pieces; return the whole text."""
+        pieces: list[str] = []
+        for piece in self.generator.stream(prompt):
+            if not pieces:
+                generation.update(completion_start_time=datetime.now(UTC))
+            pieces.append(piece)
+            yield piece
+        return "".join(pieces)
+
+    def _generation_result(
+        self, trace: QuestionTrace, retrieval: Retrieval, checked: CheckedText, prompt_tokens: int, completion: int
+    ) -> dict[str, Any]:
+        cited = [retrieval.chunks[n - 1].doc_id for n in checked.cited]
+        return {
+            "output": trace.answer_output(checked.text, False, cited),
+            "usage_details": {"input": prompt_tokens, "output": completion},
+            "metadata": {
+                "adapter": self.generator.adapter_id,
+                "removed_citations": checked.removed,
+                "unsupported_quotes": len(checked.unsupported_quotes),
+            },
+        }
+
+    @staticmethod
+    def _outcome(trace: QuestionTrace, answer: Answer) -> dict[str, object]:
+        return {
+            **trace.answer_output(answer.answer, answer.refused, [c.doc_id for c in answer.citations]),
+            "model": answer.model,
+            "adapter": answer.adapter,
+        }
 
 
-@contextmanager
-def open_answerer(settings: Settings, collection: str | None = None) -> Iterator[Answerer]:
-    """The configured pipeline: retriever, generator (loaded lazily) and tracer (off without Langfuse settings).
-    On exit, buffered traces are sent and then the store is closed, even after an error."""
-    store = build_store(settings)
-    try:
-        tracer = Tracer(settings.tracing)
-        try:
-            yield Answerer(
-                build_retriever(settings, store, collection),
-                Generator(settings.generator, settings.models_dir),
-                tracer=tracer,
-            )
-        finally:
-            tracer.flush()
-    finally:
-        store.close()
+def _citation(n: int, chunk: RetrievedChunk) -> Citation:
+    return Citation(n, chunk.doc_id, chunk.title, chunk.path, chunk.section)

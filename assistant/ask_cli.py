@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from assistant.access import Principal
-from assistant.answering import Answer, Answerer, open_answerer
-from assistant.search_cli import CollectionOption, GroupsOption, UserOption, resolve_principal
+from assistant.answering import Answer, Answerer
+from assistant.cli_options import CollectionOption, GroupsOption, UserOption
+from assistant.components import open_components
+from assistant.identity import resolve_principal
 from assistant.settings import load_settings
-from assistant.tracing import Tracer
-
-
-class Verdict(StrEnum):
-    good = "good"
-    bad = "bad"
 
 
 def ask(
@@ -31,8 +26,8 @@ def ask(
     """Answer from the documents the user may read, citing them as [n]; refuse when none supports an answer."""
     settings = load_settings()
     principal = resolve_principal(settings, user, groups)
-    with open_answerer(settings, collection) as answerer:
-        answer_and_print(answerer, principal, question, as_json)
+    with open_components(settings) as components:
+        answer_and_print(components.answerer(collection), principal, question, as_json)
 
 
 def answer_and_print(answerer: Answerer, principal: Principal, question: str, as_json: bool) -> None:
@@ -51,18 +46,6 @@ def answer_and_print(answerer: Answerer, principal: Principal, question: str, as
         render_sources(final, console)
         if final.trace_id:
             console.print(f"[dim]trace {final.trace_id}: `assistant feedback {final.trace_id} good|bad`[/dim]")
-
-
-def feedback(
-    trace_id: Annotated[str, typer.Argument(help="The answer's trace id (`ask` prints it; `--json` key trace_id).")],
-    verdict: Annotated[Verdict, typer.Argument(help="Was the answer helpful?")],
-    comment: Annotated[str | None, typer.Option(help="What was wrong or right, in a sentence.")] = None,
-) -> None:
-    """Record a user's verdict on an answer as a score on its Langfuse trace."""
-    tracer = Tracer(load_settings().tracing)
-    tracer.feedback(trace_id, verdict is Verdict.good, comment)
-    tracer.flush()
-    typer.echo(f"recorded {verdict.value} on trace {trace_id}")
 
 
 def to_json(answer: Answer) -> dict[str, object]:
@@ -99,4 +82,3 @@ def render_sources(answer: Answer, console: Console) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command()(ask)
-    app.command()(feedback)

@@ -36,7 +36,7 @@ class Embedder:
     """Encodes chunk texts and queries into unit-length vectors (cosine = dot product)."""
 
     def __init__(self, settings: EmbedderSettings) -> None:
-        self._settings = settings
+        self.settings = settings
         self.model_path = resolve_model_path(settings.model)
 
     @cached_property
@@ -47,12 +47,12 @@ class Embedder:
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
-        return SentenceTransformer(str(self.model_path), device=self._settings.device, local_files_only=True)
+        return SentenceTransformer(str(self.model_path), device=self.settings.device, local_files_only=True)
 
     @property
     def model_id(self) -> str:
         """Identifies the model in the sync state: changing it re-embeds every document."""
-        return self._settings.model
+        return self.settings.model
 
     @property
     def dimension(self) -> int:
@@ -75,7 +75,7 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self._model.encode(
             list(texts),
-            batch_size=self._settings.batch_size,
+            batch_size=self.settings.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,

@@ -12,7 +12,7 @@ import yaml
 
 from assistant.access import Principal
 from assistant.errors import ConfigError, IdentityError
-from assistant.settings import IdentitySettings
+from assistant.settings import IdentitySettings, Settings
 
 
 def load_dev_users(path: Path) -> dict[str, Principal]:
@@ -44,3 +44,21 @@ def dev_principal(settings: IdentitySettings, user: str) -> Principal:
     if user not in users:
         raise IdentityError(f"unknown user {user!r} in {settings.users_file}; known: {', '.join(sorted(users))}")
     return users[user]
+
+
+def resolve_principal(settings: Settings, user: str | None, groups: str | None) -> Principal:
+    """The principal of a development caller: exactly one of a dev user's name or a comma-separated group list.
+
+    There is no search without a principal. Production profiles take identities from SSO only."""
+    if (user is None) == (groups is None):
+        raise IdentityError("say who is asking: --user NAME (dev users file) or --groups G1,G2")
+    if not settings.identity.allow_dev_users:
+        raise IdentityError("this profile takes identities from SSO only; --user and --groups are for development")
+    if user is not None:
+        return dev_principal(settings.identity, user)
+    return Principal.of("cli", parse_groups(groups or ""))
+
+
+def parse_groups(groups: str) -> list[str]:
+    """'G1, G2' -> ['G1', 'G2']."""
+    return [g.strip() for g in groups.split(",") if g.strip()]

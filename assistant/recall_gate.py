@@ -9,17 +9,14 @@ unanswerable questions. Not covered: whether the chunk really states the answer 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from assistant.settings import RecallGateSettings
 from assistant.sparse import Bm25Encoder
 
-
-def passage_text(title: str, section: str | None, body: str) -> str:
-    """The text a chunk is embedded and BM25-indexed as: title and section heading, then the chunk itself."""
-    header = title if not section else f"{title}\n{section}"
-    return f"{header}\n\n{body}"
+if TYPE_CHECKING:
+    from assistant.retriever import Retrieval
 
 
 @dataclass(frozen=True)
@@ -29,20 +26,31 @@ class Evidence:
     score: float
 
 
+@dataclass(frozen=True)
+class RecallCheck:
+    """The gate's verdict on one retrieval: answer (`answerable`) or refuse."""
+
+    evidence: Evidence
+    threshold: float
+    answerable: bool
+
+
 class RecallGate:
     def __init__(self, settings: RecallGateSettings, bm25: Bm25Encoder) -> None:
         self.settings = settings
         self.bm25 = bm25
 
-    def evidence(self, question_terms: Collection[int], similarity: float, passages: Sequence[str]) -> Evidence:
-        """`question_terms`: the BM25 term ids of the question (its sparse query vector's indices)."""
-        terms = set(question_terms)
+    def check(self, retrieval: Retrieval) -> RecallCheck:
+        evidence = self.evidence(retrieval)
+        answerable = bool(retrieval.chunks) and evidence.score >= self.settings.min_evidence
+        return RecallCheck(evidence, self.settings.min_evidence, answerable)
+
+    def evidence(self, retrieval: Retrieval) -> Evidence:
+        terms = set(retrieval.query_terms)
         coverage = 0.0
         if terms:
-            for passage in passages:
-                found = terms & set(self.bm25.embed_document(passage).indices)
+            for chunk in retrieval.chunks[: self.settings.passages]:
+                found = terms & set(self.bm25.embed_document(chunk.passage).indices)
                 coverage = max(coverage, len(found) / len(terms))
+        similarity = retrieval.nearest_similarity
         return Evidence(similarity, coverage, similarity + self.settings.coverage_weight * coverage)
-
-    def allows(self, evidence: Evidence, retrieved_anything: bool) -> bool:
-        return retrieved_anything and evidence.score >= self.settings.min_evidence

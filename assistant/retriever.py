@@ -1,5 +1,6 @@
 """Retrieval for one principal: embed the question, search inside Qdrant with the groups filter, de-duplicate
-per document, and decide whether anything readable supports an answer (the recall gate).
+per document, and measure how close the nearest readable chunk is (for the recall gate, which the answer step
+calls next).
 
 There is no way to call `search` without a `Principal`; the store puts the principal's groups into every stage
 of the query, so chunks the caller may not read are never candidates, not filtered out afterwards.
@@ -8,17 +9,14 @@ of the query, so chunks the caller may not read are never candidates, not filter
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from assistant.access import Principal
 from assistant.embedder import Embedder
-from assistant.recall_gate import Evidence, RecallGate, passage_text
-from assistant.settings import RetrievalSettings, Settings
+from assistant.settings import RetrievalMode, RetrievalSettings
 from assistant.sparse import Bm25Encoder
 from assistant.store import SearchQuery, StoredChunk, VectorSpace, VectorStore
-from assistant.store.base import check_space
+from assistant.store.base import check_space, passage_text
 
-Mode = Literal["hybrid", "dense", "bm25"]
 DEDUP_OVERFETCH = 3  # chunks fetched per wanted document when de-duplicating
 
 
@@ -36,18 +34,22 @@ class RetrievedChunk:
 
     @classmethod
     def from_stored(cls, rank: int, chunk: StoredChunk) -> RetrievedChunk:
-        p = chunk.payload
         return cls(
             rank=rank,
             score=chunk.score,
             chunk_id=chunk.id,
             doc_id=chunk.doc_id,
-            title=str(p.get("title", "")),
-            path=str(p.get("path", "")),
-            section=p.get("section"),
+            title=chunk.title,
+            path=chunk.path,
+            section=chunk.section,
             groups=chunk.groups,
-            text=str(p.get("text", "")),
+            text=chunk.text,
         )
+
+    @property
+    def passage(self) -> str:
+        """What the chunk was embedded and BM25-indexed as."""
+        return passage_text(self.title, self.section, self.text)
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,8 @@ class Retrieval:
     question: str
     principal: Principal
     chunks: list[RetrievedChunk]
-    evidence: Evidence
-    answerable: bool  # the recall gate's verdict: False means refuse, do not generate
+    query_terms: tuple[int, ...]  # the question's BM25 term ids (empty for a question of stop words)
+    nearest_similarity: float  # cosine of the closest chunk the principal may read; -1 when they read nothing
 
     @property
     def doc_ids(self) -> list[str]:
@@ -65,24 +67,17 @@ class Retrieval:
 
 class Retriever:
     def __init__(
-        self,
-        store: VectorStore,
-        collection: str,
-        embedder: Embedder,
-        bm25: Bm25Encoder,
-        settings: RetrievalSettings,
-        gate: RecallGate,
+        self, store: VectorStore, collection: str, embedder: Embedder, bm25: Bm25Encoder, settings: RetrievalSettings
     ) -> None:
         self.store = store
         self.collection = collection
         self.embedder = embedder
         self.bm25 = bm25
         self.settings = settings
-        self.gate = gate
         self._space_checked = False
 
     def search(
-        self, principal: Principal, question: str, *, top_k: int | None = None, mode: Mode | None = None
+        self, principal: Principal, question: str, *, top_k: int | None = None, mode: RetrievalMode | None = None
     ) -> Retrieval:
         k = top_k or self.settings.top_k
         mode = mode or self.settings.mode
@@ -90,8 +85,8 @@ class Retriever:
         dense = self.embedder.embed_query(question).tolist()
         sparse = self.bm25.embed_query(question)
         limit = k * DEDUP_OVERFETCH if self.settings.dedup_per_document else k
-        use_dense = mode != "bm25"
-        use_sparse = mode != "dense" and bool(sparse.indices)  # a question of stop words has no BM25 terms
+        use_dense = mode != RetrievalMode.bm25
+        use_sparse = mode != RetrievalMode.dense and bool(sparse.indices)  # stop words only: no BM25 terms
         hits: list[StoredChunk] = []
         if use_dense or use_sparse:
             query = SearchQuery(
@@ -110,9 +105,7 @@ class Retriever:
         if self.settings.dedup_per_document:
             hits = _best_chunk_per_document(hits)
         chunks = [RetrievedChunk.from_stored(i + 1, h) for i, h in enumerate(hits[:k])]
-        passages = [passage_text(c.title, c.section, c.text) for c in chunks[: self.gate.settings.passages]]
-        evidence = self.gate.evidence(sparse.indices, self._best_similarity(principal, dense), passages)
-        return Retrieval(question, principal, chunks, evidence, self.gate.allows(evidence, bool(chunks)))
+        return Retrieval(question, principal, chunks, tuple(sparse.indices), self._nearest(principal, dense))
 
     def _check_space(self) -> None:
         """Once: the question must be embedded by the embedder that built the collection, or scores mean nothing."""
@@ -123,8 +116,8 @@ class Retriever:
             check_space(self.collection, recorded, VectorSpace(self.embedder.model_id, self.embedder.dimension))
             self._space_checked = True
 
-    def _best_similarity(self, principal: Principal, dense: list[float]) -> float:
-        """The recall gate's evidence: how close the nearest chunk this principal may read is to the question."""
+    def _nearest(self, principal: Principal, dense: list[float]) -> float:
+        """How close the nearest chunk this principal may read is to the question (dense only, unfused)."""
         nearest = self.store.search(self.collection, principal, SearchQuery(dense=dense, sparse=None, limit=1))
         return nearest[0].score if nearest else -1.0
 
@@ -137,18 +130,3 @@ def _best_chunk_per_document(hits: list[StoredChunk]) -> list[StoredChunk]:
             seen.add(hit.doc_id)
             unique.append(hit)
     return unique
-
-
-def build_retriever(
-    settings: Settings, store: VectorStore, collection: str | None = None, embedder: Embedder | None = None
-) -> Retriever:
-    """Wire a retriever from settings; pass an already loaded embedder to share it."""
-    bm25 = Bm25Encoder(settings.bm25)
-    return Retriever(
-        store=store,
-        collection=collection or settings.store.collection,
-        embedder=embedder or Embedder(settings.embedder),
-        bm25=bm25,
-        settings=settings.retrieval,
-        gate=RecallGate(settings.recall_gate, bm25),
-    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,21 @@ from assistant.errors import ConfigError
 
 BUNDLED_EMBEDDER = "bundled:all-MiniLM-L6-v2"
 BUNDLED_GENERATOR = "bundled:gemma-3-270m"
+
+
+class RetrievalMode(StrEnum):
+    """Which retrievers run: both fused (hybrid), MiniLM alone (dense) or BM25 alone."""
+
+    hybrid = "hybrid"
+    dense = "dense"
+    bm25 = "bm25"
+
+
+class FusionMethod(StrEnum):
+    """How a hybrid search fuses its two rankings inside Qdrant."""
+
+    rrf = "rrf"  # weighted reciprocal rank fusion
+    dbsf = "dbsf"  # distribution-based score fusion
 
 
 class StoreSettings(BaseModel):
@@ -95,11 +111,11 @@ class RetrievalSettings(BaseModel):
     """Hybrid search inside Qdrant. Defaults were chosen on SciFact's train queries (see README) and hold for
     every corpus: nothing here is dataset-specific."""
 
-    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Which retrievers run.")
+    mode: RetrievalMode = Field(RetrievalMode.hybrid, description="Which retrievers run.")
     top_k: int = Field(5, ge=1, description="Chunks handed to the answer step.")
     candidates: int = Field(100, ge=1, description="Candidates per retriever before fusion.")
-    fusion: Literal["rrf", "dbsf"] = Field(
-        "dbsf",
+    fusion: FusionMethod = Field(
+        FusionMethod.dbsf,
         description="dbsf: distribution-based score fusion (best on SciFact train: nDCG@10 0.740 vs 0.731 for the "
         "best RRF); rrf: weighted reciprocal rank fusion (rrf_k, dense_weight, sparse_weight).",
     )

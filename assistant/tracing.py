@@ -29,6 +29,7 @@ from assistant.settings import TracingSettings
 if TYPE_CHECKING:
     from langfuse import Langfuse
 
+    from assistant.recall_gate import RecallCheck
     from assistant.retriever import Retrieval
 
 FEEDBACK_SCORE = "user-feedback"
@@ -116,12 +117,12 @@ class QuestionTrace:
             results.append(item)
         return results
 
-    def recall_check(self, retrieval: Retrieval, threshold: float) -> None:
-        """The gate's decision is made inside retrieval; it is recorded as its own guardrail observation."""
-        evidence = {**asdict(retrieval.evidence), "threshold": threshold}
-        with self.observe("recall-check", "guardrail", input=evidence) as check:
-            level = "DEFAULT" if retrieval.answerable else "WARNING"  # a refusal stands out in the trace list
-            check.update(output={"answerable": retrieval.answerable}, level=level)
+    def recall_check(self, check: RecallCheck) -> None:
+        """The recall gate's decision, as a guardrail observation of its own."""
+        evidence = {**asdict(check.evidence), "threshold": check.threshold}
+        with self.observe("recall-check", "guardrail", input=evidence) as span:
+            level = "DEFAULT" if check.answerable else "WARNING"  # a refusal stands out in the trace list
+            span.update(output={"answerable": check.answerable}, level=level)
 
     def generation_input(self, prompt: str, question: str, blocks: int) -> Any:
         return prompt if self.include_document_text else {"question": question, "context_blocks": blocks}

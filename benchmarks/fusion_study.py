@@ -24,10 +24,11 @@ from rich.console import Console
 from rich.table import Table
 
 from assistant.access import Principal
-from assistant.retriever import build_retriever
+from assistant.cli_progress import terminal_progress
+from assistant.components import open_components
 from assistant.settings import load_settings
-from assistant.store import SearchQuery, build_store
-from evals.cli import prepare_collection
+from assistant.store import SearchQuery
+from evals.corpus import prepare_collection
 from evals.datasets import load_dataset
 from evals.metrics import mean_scores, score_query
 
@@ -78,10 +79,10 @@ def fuse(lists: Sequence[tuple[list[Hit], float]], normalise: Normaliser, by_doc
 def candidates(split: str, dataset_path: Path, console: Console) -> list[dict[str, Any]]:
     settings = load_settings()
     dataset = load_dataset(dataset_path, split)
-    collection = prepare_collection(settings, dataset, None, console)
-    store = build_store(settings)
-    try:
-        retriever = build_retriever(settings, store, collection)
+    with open_components(settings) as components:
+        with terminal_progress(console) as progress:
+            collection, _ = prepare_collection(components, dataset, None, progress)
+        retriever, store = components.retriever(collection), components.store
         rows = []
         for query in dataset.queries:
             if not query.relevant:
@@ -97,8 +98,6 @@ def candidates(split: str, dataset_path: Path, console: Console) -> list[dict[st
                 row[name] = [(h.doc_id, h.id, h.score) for h in store.search(collection, principal, search)]
             rows.append(row)
         return rows
-    finally:
-        store.close()
 
 
 def main() -> None:

@@ -25,11 +25,10 @@ from typing import Any
 import numpy as np
 
 from assistant.access import Principal
-from assistant.embedder import Embedder
+from assistant.components import Components
 from assistant.settings import Settings, load_settings
 from assistant.sparse import SparseVector
 from assistant.store import ChunkRecord, SearchQuery, VectorSpace
-from assistant.store.edge import EdgeStore
 from ingestion.access_policy import AccessPolicy
 from ingestion.readers import parse_document
 from ingestion.sources import BeirSource, SourceEntry
@@ -76,7 +75,8 @@ def sync(ingestor: Ingestor, corpus: Path) -> Any:
 def query_latency(root: Path, points: int, queries: int, seed: int = 7) -> dict[str, float]:
     """Store-only latency at `points` synthetic chunks; a principal in 2 of 8 groups (about a quarter readable)."""
     rng = np.random.default_rng(seed)
-    store = EdgeStore(root)
+    components = Components(load_settings(data_dir=root, store={"backend": "edge"}))
+    store = components.store
     store.ensure_collection("synthetic", VectorSpace("synthetic", 384))
     groups = [f"g{i}" for i in range(8)]
     batch = 2000
@@ -118,7 +118,7 @@ def query_latency(root: Path, points: int, queries: int, seed: int = 7) -> dict[
             hits = store.search("synthetic", principal, SearchQuery(q.tolist(), sp, limit=10))
             timings[mode].append((time.perf_counter() - t) * 1000)
             assert all(set(h.groups) & principal.groups for h in hits)
-    store.close()
+    components.close()
     out = {"points": float(points), "build_and_optimize_s": build_s}
     for mode, values in timings.items():
         values.sort()
@@ -143,10 +143,10 @@ def main() -> None:
         settings: Settings = load_settings(data_dir=work / "data")
         corpus = work / "corpus.jsonl"
         docs = copy_corpus(args.corpus, corpus, args.limit)
-        embedder = Embedder(settings.embedder)
-        store = EdgeStore(settings.index_dir)
+        components = Components(settings)
+        embedder = components.embedder
         state = SyncState(settings.state_path)
-        ingestor = Ingestor(settings, store, embedder, state)
+        ingestor = Ingestor(components, state)
         results: dict[str, Any] = {"documents": docs, "torch_threads": __import__("torch").get_num_threads()}
 
         texts = chunk_texts(ingestor, corpus)
@@ -176,7 +176,7 @@ def main() -> None:
         results["4_s"] = delta.seconds
         results["4_chunks_in_index"] = delta.chunks_in_index
         print(f"(4) 1% changed: {len(delta.changed)} docs re-embedded ({delta.chunks} chunks) in {delta.seconds:.1f} s")
-        store.close()
+        components.close()
         state.close()
 
         results["ratio_2_over_1"] = results["2_full_ingest_s"] / results["1_bare_encode_s"]

@@ -19,10 +19,10 @@ from pathlib import Path
 from rich.console import Console
 
 from assistant.access import Principal
-from assistant.retriever import build_retriever
+from assistant.cli_progress import terminal_progress
+from assistant.components import open_components
 from assistant.settings import load_settings
-from assistant.store import build_store
-from evals.cli import prepare_collection
+from evals.corpus import prepare_collection
 from evals.datasets import EVAL_GROUP, load_dataset
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"
@@ -42,11 +42,11 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = load_settings()
     dataset = load_dataset(args.dataset, "test")
-    collection = prepare_collection(settings, dataset, None, Console())
-    store = build_store(settings)
     principal = Principal.of("latency", [EVAL_GROUP])
-    try:
-        retriever = build_retriever(settings, store, collection)
+    with open_components(settings) as components:
+        with terminal_progress(Console()) as progress:
+            collection, _ = prepare_collection(components, dataset, None, progress)
+        retriever = components.retriever(collection)
         questions = [q.text for q in dataset.queries][: args.queries]
         for question in questions[:10]:  # warm up: model, caches
             retriever.search(principal, question)
@@ -58,8 +58,6 @@ def main() -> None:
             start = time.perf_counter()
             retriever.embedder.embed_query(question)
             timings["embed_ms"].append((time.perf_counter() - start) * 1000)
-    finally:
-        store.close()
     figures: dict[str, float] = {"queries": len(questions)}
     for name, values in timings.items():
         figures[f"{name}_p50"] = statistics.median(values)

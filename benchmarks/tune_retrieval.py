@@ -18,10 +18,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from assistant.retriever import build_retriever
-from assistant.settings import load_settings
-from assistant.store import build_store
-from evals.cli import prepare_collection
+from assistant.cli_progress import terminal_progress
+from assistant.components import open_components
+from assistant.settings import FusionMethod, RetrievalMode, load_settings
+from evals.corpus import prepare_collection
 from evals.datasets import load_dataset
 from evals.retrieval import evaluate
 
@@ -45,27 +45,27 @@ def main() -> None:
     settings = load_settings()
     console = Console()
     dataset = load_dataset(args.dataset, args.split)
-    collection = prepare_collection(settings, dataset, None, console)
-    store = build_store(settings)
     rows: list[dict[str, Any]] = []
-    try:
-        base = build_retriever(settings, store, collection)
-        for mode in ("dense", "bm25"):
+    with open_components(settings) as components:
+        with terminal_progress(console) as progress:
+            collection, _ = prepare_collection(components, dataset, None, progress)
+        base = components.retriever(collection)
+        for mode in (RetrievalMode.dense, RetrievalMode.bm25):
             run = evaluate(base, dataset, mode)
-            rows.append({"mode": mode, **run.aggregate})
+            rows.append({"mode": mode.value, **run.aggregate})
             console.print(f"{mode}: nDCG@10 {run.aggregate['ndcg@10']:.4f}")
         rrf_grid = itertools.product(RRF_KS, WEIGHTS, CANDIDATES) if "rrf" in args.fusions else []
         for rrf_k, (w_dense, w_sparse), candidates in rrf_grid:
             base.settings = settings.retrieval.model_copy(
                 update={
-                    "fusion": "rrf",
+                    "fusion": FusionMethod.rrf,
                     "rrf_k": rrf_k,
                     "dense_weight": w_dense,
                     "sparse_weight": w_sparse,
                     "candidates": candidates,
                 }
             )
-            run = evaluate(base, dataset, "hybrid")
+            run = evaluate(base, dataset, RetrievalMode.hybrid)
             rows.append(
                 {
                     "mode": "hybrid",
@@ -81,12 +81,11 @@ def main() -> None:
                 f"nDCG@10 {run.aggregate['ndcg@10']:.4f} R@100 {run.aggregate['recall@100']:.4f}"
             )
         for candidates in DBSF_CANDIDATES if "dbsf" in args.fusions else []:
-            base.settings = settings.retrieval.model_copy(update={"fusion": "dbsf", "candidates": candidates})
-            run = evaluate(base, dataset, "hybrid")
+            dbsf = {"fusion": FusionMethod.dbsf, "candidates": candidates}
+            base.settings = settings.retrieval.model_copy(update=dbsf)
+            run = evaluate(base, dataset, RetrievalMode.hybrid)
             rows.append({"mode": "hybrid dbsf", "candidates": candidates, **run.aggregate})
             console.print(f"hybrid dbsf c={candidates}: nDCG@10 {run.aggregate['ndcg@10']:.4f}")
-    finally:
-        store.close()
     rows.sort(key=lambda r: -r["ndcg@10"])
     table = Table(title=f"{dataset.name} {args.split}: {len(dataset.queries)} queries, best first")
     columns = ("mode", "rrf_k", "dense_weight", "sparse_weight", "candidates", "ndcg@10", "recall@100")

@@ -10,16 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.answering import open_answerer
-from assistant.retriever import build_retriever
-from assistant.search_cli import CollectionOption
-from assistant.settings import Settings, load_settings
-from assistant.store import build_store
+from assistant.cli_options import CollectionOption, JsonFileOption
+from assistant.cli_progress import terminal_progress
+from assistant.components import open_components
+from assistant.settings import RetrievalMode, load_settings
 from evals import gate as gate_calibration
 from evals.answers import evaluate_answers
-from evals.datasets import EVAL_GROUP, EvalSet, load_dataset, load_golden
+from evals.corpus import prepare_collection
+from evals.datasets import load_dataset, load_golden
 from evals.retrieval import EvalRun, evaluate, load_run, regressions
-from ingestion.run import run_ingest
 
 SAMPLE_GOLDEN = Path("samples/handbook-golden.jsonl")
 SAMPLE_OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
@@ -31,39 +30,25 @@ UnanswerableOption = Annotated[Path, typer.Option(help="Golden .jsonl: questions
 eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
 
 
-def prepare_collection(settings: Settings, dataset: EvalSet, collection: str | None, console: Console) -> str:
-    """A BEIR corpus gets a collection of its own, synced on first use and reused (unchanged: seconds)."""
-    if dataset.corpus is None:
-        return collection or settings.store.collection
-    summary = run_ingest(
-        settings, dataset.corpus, dataset.collection, [EVAL_GROUP], dry_run=False, progress=console.is_terminal
-    )
-    if summary.chunks:
-        summary.render(console)
-    return dataset.collection
-
-
 @eval_app.command("retrieval")
 def retrieval(
     dataset: Annotated[Path, typer.Option(help="BEIR directory or golden .jsonl.")],
     split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
-    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    mode: Annotated[RetrievalMode, typer.Option(help="Which retrievers run.")] = RetrievalMode.hybrid,
     collection: Annotated[str | None, typer.Option(help="For a golden set [default: store.collection].")] = None,
     baseline: Annotated[Path | None, typer.Option(help="An earlier run's JSON: list queries that got worse.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the run as JSON here.")] = None,
+    json_out: JsonFileOption = None,
 ) -> None:
     """nDCG@10, Recall@10/100, MRR@10 per query and overall; saves the run in ASSISTANT_DATA_DIR/eval-runs."""
-    if mode not in ("hybrid", "dense", "bm25"):
-        raise typer.BadParameter("mode must be hybrid, dense or bm25", param_hint="--mode")
     settings = load_settings()
     console = Console()
     data = load_dataset(dataset, split)
-    target = prepare_collection(settings, data, collection, console)
-    store = build_store(settings)
-    try:
-        run = evaluate(build_retriever(settings, store, target), data, mode)  # type: ignore[arg-type]
-    finally:
-        store.close()
+    with open_components(settings) as components:
+        with terminal_progress(console) as progress:
+            target, synced = prepare_collection(components, data, collection, progress)
+        if synced is not None and synced.chunks:
+            synced.render(console)
+        run = evaluate(components.retriever(target), data, mode)
     path = run.save(settings.eval_runs_dir)
     render_run(run, console)
     console.print(f"run saved to {path}")
@@ -81,16 +66,14 @@ def gate(
     answerable: AnswerableOption = SAMPLE_GOLDEN,
     unanswerable: UnanswerableOption = SAMPLE_OUT_OF_CORPUS,
     collection: CollectionOption = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
+    json_out: JsonFileOption = None,
 ) -> None:
     """Precision and recall of refusals at the configured threshold, and the best threshold on this set."""
     settings = load_settings()
-    store = build_store(settings)
-    try:
-        retriever = build_retriever(settings, store, collection)
-        samples = gate_calibration.collect(retriever, load_golden(answerable), load_golden(unanswerable))
-    finally:
-        store.close()
+    with open_components(settings) as components:
+        samples = gate_calibration.collect(
+            components.retriever(collection), components.recall_gate, load_golden(answerable), load_golden(unanswerable)
+        )
     gate_settings = settings.recall_gate
     configured = gate_calibration.score(samples, gate_settings.min_evidence, gate_settings.coverage_weight)
     best = gate_calibration.best_threshold(samples)
@@ -121,14 +104,15 @@ def answers(
     skip_unanswerable: Annotated[bool, typer.Option(help="Ask only the answerable questions.")] = False,
     collection: CollectionOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Ask only the first N questions of each set.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the run as JSON here.")] = None,
+    json_out: JsonFileOption = None,
 ) -> None:
     """Answer every question with the configured model: answered, refusals, citations, token F1 vs the reference."""
     settings = load_settings()
     console = Console()
     golden = load_golden(answerable)
-    with open_answerer(settings, collection) as answerer:
-        run = evaluate_answers(answerer, golden, None if skip_unanswerable else load_golden(unanswerable), limit)
+    refusable = None if skip_unanswerable else load_golden(unanswerable)
+    with open_components(settings) as components:
+        run = evaluate_answers(components.answerer(collection), golden, refusable, limit)
     path = run.save(settings.eval_runs_dir)
     title = f"answers on {golden.name}: {len(run.samples)} questions, {run.model} + {run.adapter}"
     render_aggregate(title, run.aggregate, console, digits=3)

@@ -82,6 +82,9 @@ def load_golden(path: Path) -> EvalSet:
             groups = tuple(str(g) for g in record["groups"])
             reference = str(record["answer"]) if record.get("answer") else None
         except (ValueError, KeyError, TypeError) as exc:
-            raise SourceError(f"{path}:{number}: not a golden question ({exc}); see the format in DESIGN.md") from exc
+            raise SourceError(
+                f"{path}:{number}: not a golden question ({exc}); each line must be "
+                '{"question": str, "relevant": [doc ids], "groups": [groups of the asker], "answer": optional str}'
+            ) from exc
         queries.append(EvalQuery(f"{path.stem}:{number}", question, relevant, groups, reference))
     return EvalSet(path.stem, "golden", None, queries, None)

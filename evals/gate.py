@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from assistant.access import Principal
+from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
 from evals.datasets import EvalSet
 
@@ -44,15 +45,20 @@ class GateScore:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def collect(retriever: Retriever, answerable: EvalSet, unanswerable: EvalSet) -> list[GateSample]:
+def collect(retriever: Retriever, gate: RecallGate, answerable: EvalSet, unanswerable: EvalSet) -> list[GateSample]:
     readable_by = _document_groups(retriever)
+
+    def sample(question: str, groups: tuple[str, ...], should_refuse: bool) -> GateSample:
+        evidence = gate.evidence(retriever.search(Principal.of("gate-calibration", list(groups)), question))
+        return GateSample(question, groups, should_refuse, evidence.similarity, evidence.coverage)
+
     samples = []
     for q in answerable.queries:
-        samples.append(_sample(retriever, q.text, q.groups, should_refuse=False))
+        samples.append(sample(q.text, q.groups, should_refuse=False))
         hidden = not any(set(readable_by.get(doc, ())) & set(OUTSIDER_GROUPS) for doc in q.relevant)
         if hidden:
-            samples.append(_sample(retriever, q.text, OUTSIDER_GROUPS, should_refuse=True))
-    samples += [_sample(retriever, q.text, q.groups, should_refuse=True) for q in unanswerable.queries]
+            samples.append(sample(q.text, OUTSIDER_GROUPS, should_refuse=True))
+    samples += [sample(q.text, q.groups, should_refuse=True) for q in unanswerable.queries]
     return samples
 
 
@@ -77,12 +83,6 @@ def best_threshold(samples: list[GateSample]) -> GateScore:
     """The weight and threshold with the best F1 of refusals, ties broken towards fewer false refusals."""
     scores = [score(samples, round(s.evidence(w) + 1e-6, 6), w) for w in WEIGHTS for s in samples]
     return max(scores, key=lambda s: (round(s.f1, 9), -s.false_refusals))
-
-
-def _sample(retriever: Retriever, question: str, groups: tuple[str, ...], *, should_refuse: bool) -> GateSample:
-    principal = Principal.of("gate-calibration", list(groups))
-    result = retriever.search(principal, question)
-    return GateSample(question, groups, should_refuse, result.evidence.similarity, result.evidence.coverage)
 
 
 def _document_groups(retriever: Retriever) -> dict[str, tuple[str, ...]]:

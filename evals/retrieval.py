@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.access import Principal
-from assistant.retriever import Mode, Retriever
+from assistant.retriever import Retriever
+from assistant.settings import RetrievalMode
 from evals.datasets import EvalSet
 from evals.metrics import mean_scores, score_query
 
@@ -54,7 +55,7 @@ class EvalRun:
         return path
 
 
-def evaluate(retriever: Retriever, dataset: EvalSet, mode: Mode) -> EvalRun:
+def evaluate(retriever: Retriever, dataset: EvalSet, mode: RetrievalMode) -> EvalRun:
     started = time.perf_counter()
     results = []
     for query in dataset.queries:
@@ -70,7 +71,7 @@ def evaluate(retriever: Retriever, dataset: EvalSet, mode: Mode) -> EvalRun:
         )
     settings = retriever.settings.model_dump()
     aggregate = mean_scores([r.metrics for r in results])
-    return EvalRun(dataset.name, dataset.split, mode, settings, aggregate, results, time.perf_counter() - started)
+    return EvalRun(dataset.name, dataset.split, mode.value, settings, aggregate, results, time.perf_counter() - started)
 
 
 def load_run(path: Path) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from llama_index.core.node_parser import SentenceSplitter
 
-from assistant.recall_gate import passage_text
 from assistant.settings import ChunkingSettings
+from assistant.store.base import passage_text
 from ingestion.readers import ParsedDocument
 
 

@@ -9,6 +9,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from assistant.cli_options import JsonFileOption, QuietOption
+from assistant.cli_progress import terminal_progress
+from assistant.components import open_components
+from assistant.identity import parse_groups
 from assistant.settings import load_settings
 from ingestion.run import run_ingest
 
@@ -20,26 +24,17 @@ def ingest(
         str | None, typer.Option(help="Give every document to these groups (G1,G2) instead of an access.yaml.")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")] = False,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the summary as JSON to this file.")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    json_out: JsonFileOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Sync SOURCE into the index: embed added and changed documents, delete removed ones, re-group moved ones.
 
     Exit code 1 when any document failed; everything else is still synced and nothing already indexed is lost.
     """
-    settings = load_settings()
     console = Console()
-    group_list = [g.strip() for g in groups.split(",") if g.strip()] if groups is not None else None
-    summary = run_ingest(
-        settings,
-        source,
-        collection or settings.store.collection,
-        group_list,
-        dry_run=dry_run,
-        progress=not quiet and console.is_terminal,
-    )
+    group_list = parse_groups(groups) if groups is not None else None
+    with open_components(load_settings()) as components, terminal_progress(console, quiet=quiet) as progress:
+        summary = run_ingest(components, source, collection, group_list, dry_run=dry_run, progress=progress)
     summary.render(console)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,13 @@
-"""Run one sync from a path: open the source, the store and the state, sync, close them (and the store lock)."""
+"""Run one sync from a path on the process's components: open the source and the sync state, sync, close the
+state. The store and the embedder belong to the components and stay open (the app keeps answering meanwhile)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from assistant.embedder import Embedder
+from assistant.components import Components
 from assistant.errors import AccessPolicyError
-from assistant.settings import Settings
-from assistant.store import build_store
+from assistant.progress import NO_PROGRESS, Progress
 from ingestion.access_policy import AccessPolicy
 from ingestion.sources import SourceFailure, open_source
 from ingestion.state import SyncState
@@ -16,12 +16,21 @@ from ingestion.sync import Ingestor
 
 
 def run_ingest(
-    settings: Settings, source_path: Path, collection: str, groups: list[str] | None, *, dry_run: bool, progress: bool
+    components: Components,
+    source_path: Path,
+    collection: str | None = None,
+    groups: list[str] | None = None,
+    *,
+    dry_run: bool = False,
+    progress: Progress = NO_PROGRESS,
 ) -> SyncSummary:
-    """Open the source, the store and the state, sync, and close them again (the store lock included).
+    """Sync `source_path` into `collection` (default: store.collection); `groups` gives every document these
+    groups instead of an access.yaml. One re-ingest at a time per process.
 
     An invalid access policy syncs nothing: dropping one bad rule could let an earlier, broader rule apply.
     """
+    settings = components.settings
+    target = components.collection(collection)
     policy = AccessPolicy.grant_all(groups) if groups else None
     try:
         source = open_source(source_path, policy, settings.ingest.extensions, settings.ingest.max_file_bytes)
@@ -29,13 +38,10 @@ def run_ingest(
         where = f"line {exc.line}: " if exc.line is not None else ""
         error = f"{where}{exc.reason}; nothing was synced, the index keeps serving its previous state"
         failure = SourceFailure(Path(exc.path).name, error)
-        return SyncSummary(collection, str(source_path.resolve()), dry_run, failed=[failure])
-    state = SyncState(settings.state_path)
-    store = build_store(settings)
-    try:
-        return Ingestor(settings, store, Embedder(settings.embedder), state).sync(
-            source, collection, dry_run=dry_run, progress=progress
-        )
-    finally:
-        store.close()
-        state.close()
+        return SyncSummary(target, str(source_path.resolve()), dry_run, failed=[failure])
+    with components.ingest_lock:
+        state = SyncState(settings.state_path)
+        try:
+            return Ingestor(components, state).sync(source, target, dry_run=dry_run, progress=progress)
+        finally:
+            state.close()

@@ -63,19 +63,24 @@ class SyncState:
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    def bind_source(self, collection: str, source: str, *, record: bool) -> None:
-        """A collection mirrors one source; syncing another source into it would delete the first one's docs.
-
-        Raises when the collection is bound to another source; binds it to `source` when `record` is set."""
-        row = self._db.execute("SELECT source FROM collections WHERE name=?", (collection,)).fetchone()
-        if row is None:
-            if record:
-                self._db.execute("INSERT INTO collections VALUES (?,?,?)", (collection, source, time.time()))
-        elif row[0] != source:
+    def check_source(self, collection: str, source: str) -> None:
+        """A collection mirrors one source; syncing another source into it would delete the first one's docs."""
+        bound = self._source_of(collection)
+        if bound is not None and bound != source:
             raise CollectionMismatchError(
-                f"collection {collection!r} is synced from {row[0]}, not {source}; "
+                f"collection {collection!r} is synced from {bound}, not {source}; "
                 "pass --collection NAME to ingest this source into a collection of its own"
             )
+
+    def record_source(self, collection: str, source: str) -> None:
+        """Bind a collection to its source on its first real (not dry-run) sync."""
+        self.check_source(collection, source)
+        if self._source_of(collection) is None:
+            self._db.execute("INSERT INTO collections VALUES (?,?,?)", (collection, source, time.time()))
+
+    def _source_of(self, collection: str) -> str | None:
+        row = self._db.execute("SELECT source FROM collections WHERE name=?", (collection,)).fetchone()
+        return None if row is None else str(row[0])
 
     def documents(self, collection: str) -> dict[str, DocumentState]:
         rows = self._db.execute(

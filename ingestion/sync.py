@@ -9,44 +9,27 @@ the state behind the store, redoes the lagging documents and finishes the sync.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from assistant.embedder import Embedder
+from assistant.components import Components
 from assistant.errors import AccessRuleError, CollectionMismatchError, DocumentError
-from assistant.settings import Settings
-from assistant.sparse import Bm25Encoder
-from assistant.store import ChunkRecord, VectorSpace, VectorStore, chunk_point_id
+from assistant.progress import NO_PROGRESS, Progress
+from assistant.store import ChunkRecord, VectorSpace, chunk_point_id
 from ingestion.access_policy import narrow
 from ingestion.chunker import Chunk, Chunker
+from ingestion.crash_points import crash_point
 from ingestion.plan import PlannedDocument, Regroup, SyncPlan, content_hash, keep_serving_under_policy, plan_sync
 from ingestion.readers import parse_document
+from ingestion.recovery import recovered_from_index
 from ingestion.sources import Source, SourceFailure
 from ingestion.state import DocumentState, SyncState
 from ingestion.summary import SyncSummary
 
-_crash_counts: dict[str, int] = {}
 PENDING = "pending"  # content hash of a document whose store write may or may not have happened
-
-
-def crash_point(name: str) -> None:
-    """Fault injection for the crash-safety tests: `ASSISTANT_CRASH_AT=name:n` SIGKILLs this process the n-th
-    time it reaches `name`. Unset (always, outside those tests) it does nothing."""
-    wanted = os.environ.get("ASSISTANT_CRASH_AT")
-    if not wanted:
-        return
-    point, _, nth = wanted.partition(":")
-    if point == name:
-        _crash_counts[name] = _crash_counts.get(name, 0) + 1
-        if _crash_counts[name] >= int(nth or 1):
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -61,57 +44,78 @@ class ReadyDocument:
     chunks: list[Chunk]
 
 
+@dataclass
+class ReadResult:
+    """What reading the added and changed documents gave: the documents to embed, the ones that failed, and
+    what must happen to failing documents that are indexed (withdraw or re-group under today's policy)."""
+
+    ready: list[ReadyDocument] = field(default_factory=list)
+    failed: list[SourceFailure] = field(default_factory=list)
+    kept: SyncPlan = field(default_factory=SyncPlan)
+
+
+class PhaseTimer:
+    """Seconds spent in each phase of a sync (plan, read, embed, write, index)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - started
+
+    @property
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
 class Ingestor:
     """Wires source -> parse -> chunk -> embed -> store, keeping the sync state in step."""
 
-    def __init__(self, settings: Settings, store: VectorStore, embedder: Embedder, state: SyncState) -> None:
-        self.settings = settings
-        self.store = store
-        self.embedder = embedder
+    def __init__(self, components: Components, state: SyncState) -> None:
+        self.settings = components.settings
+        self.store = components.store
+        self.embedder = components.embedder
+        self.bm25 = components.bm25
         self.state = state
-        self.bm25 = Bm25Encoder(settings.bm25)
-        self.chunker = Chunker(settings.chunking, embedder.count_tokens)
-        self.fingerprint = f"{embedder.model_id}|{self.chunker.fingerprint}|{self.bm25.fingerprint}"
+        self.chunker = Chunker(self.settings.chunking, self.embedder.count_tokens)
+        self.fingerprint = f"{self.embedder.model_id}|{self.chunker.fingerprint}|{self.bm25.fingerprint}"
 
-    def sync(self, source: Source, collection: str, *, dry_run: bool = False, progress: bool = False) -> SyncSummary:
-        started = time.perf_counter()
-        self.state.bind_source(collection, source.location, record=False)  # raises on another source
-        indexed, recovered = self._known_documents(collection, dry_run)
-        plan = plan_sync(source, indexed, self.fingerprint)
-        if recovered and len(recovered) == len(indexed) and len(plan.deleted) + len(plan.held) == len(recovered):
-            raise CollectionMismatchError(
-                f"collection {collection!r} has lost its sync state and holds {len(recovered)} documents, none of "
-                f"them in {source.location}: it was built from another source. Sync that source, or pass "
-                "--collection NAME for this one"
-            )
-        summary = _summary_of(plan, collection, source.location, dry_run)
-        summary.phases["plan"] = time.perf_counter() - started
+    def sync(
+        self, source: Source, collection: str, *, dry_run: bool = False, progress: Progress = NO_PROGRESS
+    ) -> SyncSummary:
+        timer = PhaseTimer()
+        with timer("plan"):
+            self.state.check_source(collection, source.location)
+            indexed, recovered = self._known_documents(collection, dry_run)
+            plan = plan_sync(source, indexed, self.fingerprint)
+            _refuse_foreign_source(plan, indexed, recovered, collection, source.location)
         if dry_run:
-            summary.seconds = time.perf_counter() - started
-            return summary
-        self.state.bind_source(collection, source.location, record=True)
+            return summarise(plan, ReadResult(), collection, source.location, timer, dry_run=True)
+        self.state.record_source(collection, source.location)
         # Recovered rows are saved before any store write, so a crash or a failed read cannot orphan a document.
         self.state.save(collection, recovered.values())
 
-        with _timed(summary, "write"):
+        with timer("write"):
             self.store.ensure_collection(collection, VectorSpace(self.embedder.model_id, self.embedder.dimension))
             self._withdraw(collection, plan.deleted + plan.withdrawn)
             self._regroup(collection, plan.regrouped)
-        with _progress(progress) as bar:
-            with _timed(summary, "read"):
-                ready, kept = self._read_all(source, plan.added + plan.changed, summary, bar)
-            with _timed(summary, "write"):
-                self._withdraw(collection, kept.withdrawn)
-                self._regroup(collection, kept.regrouped)
-            summary.deleted += kept.withdrawn
-            summary.regrouped += [change.doc_id for change in kept.regrouped]
-            summary.chunks = self._embed_and_write(collection, ready, bar, summary)
-        with _timed(summary, "index"):
+        with timer("read"):
+            read = self._read_all(source, plan.added + plan.changed, progress)
+        with timer("write"):
+            self._withdraw(collection, read.kept.withdrawn)
+            self._regroup(collection, read.kept.regrouped)
+        chunks = self._embed_and_write(collection, read.ready, progress, timer)
+        with timer("index"):
             self.store.purge_tombstones(collection)
             self.store.finish_writes(collection)
-            summary.chunks_in_index = self.store.count(collection)
-        summary.seconds = time.perf_counter() - started
-        return summary
+            in_index = self.store.count(collection)
+        return summarise(plan, read, collection, source.location, timer, chunks=chunks, chunks_in_index=in_index)
 
     # -- steps ----------------------------------------------------------------------------------
     def _known_documents(
@@ -137,27 +141,24 @@ class Ingestor:
         for change in regroups:
             self.store.set_groups(collection, change.doc_id, change.groups)
             crash_point("after_regroup")
-            self.state.save(collection, [_replace_groups(change.previous, change.groups)])
+            self.state.save(collection, [replace(change.previous, groups=change.groups)])
 
-    def _read_all(
-        self, source: Source, docs: list[PlannedDocument], summary: SyncSummary, bar: Progress
-    ) -> tuple[list[ReadyDocument], SyncPlan]:
+    def _read_all(self, source: Source, docs: list[PlannedDocument], progress: Progress) -> ReadResult:
         """Parse and chunk. Indexed documents that fail keep serving their old version, but only under today's
-        policy: the returned plan withdraws or re-groups them."""
-        task = bar.add_task("reading", total=len(docs))
-        ready: list[ReadyDocument] = []
-        kept = SyncPlan()
+        policy: the result says which to withdraw or re-group."""
+        result = ReadResult()
+        progress.start("reading", len(docs))
         for planned in docs:
             try:
-                ready.append(self._read(source, planned))
+                result.ready.append(self._read(source, planned))
             except DocumentError as exc:
-                summary.failed.append(SourceFailure(planned.entry.path, str(exc), doc_id=planned.entry.doc_id))
-                _drop(summary, planned.entry.doc_id)
+                result.failed.append(SourceFailure(planned.entry.path, str(exc), doc_id=planned.entry.doc_id))
                 if planned.previous is not None:
                     rule = None if isinstance(exc, AccessRuleError) else planned.rule  # undecidable: withdraw
-                    keep_serving_under_policy(kept, planned.entry.doc_id, rule, planned.previous)
-            bar.advance(task)
-        return ready, kept
+                    keep_serving_under_policy(result.kept, planned.entry.doc_id, rule, planned.previous)
+            progress.advance("reading")
+        progress.finish("reading")
+        return result
 
     def _read(self, source: Source, planned: PlannedDocument) -> ReadyDocument:
         entry = planned.entry
@@ -173,14 +174,16 @@ class Ingestor:
             chunks=self.chunker.chunk(parsed),
         )
 
-    def _embed_and_write(self, collection: str, ready: list[ReadyDocument], bar: Progress, summary: SyncSummary) -> int:
-        task = bar.add_task("embedding", total=sum(len(r.chunks) for r in ready))
+    def _embed_and_write(
+        self, collection: str, ready: list[ReadyDocument], progress: Progress, timer: PhaseTimer
+    ) -> int:
+        progress.start("embedding", sum(len(r.chunks) for r in ready))
         written = 0
         for window in _windows(ready, self.settings.ingest.window_chunks):
-            with _timed(summary, "embed"):
+            with timer("embed"):
                 dense = self.embedder.embed_documents([c.embed_text for doc in window for c in doc.chunks])
             crash_point("after_embed")
-            with _timed(summary, "write"):
+            with timer("write"):
                 # Recorded before the store write: if we die after it, the next sync knows these ids may be in
                 # the store (a pending row never matches a content hash) and re-embeds or deletes them.
                 self.state.save(collection, [_pending_state_of(doc) for doc in window])
@@ -192,7 +195,8 @@ class Ingestor:
                 self.state.save(collection, [_state_of(doc) for doc in window])
                 crash_point("after_state_commit")
             written += len(records)
-            bar.advance(task, len(records))
+            progress.advance("embedding", len(records))
+        progress.finish("embedding")
         return written
 
     def _stale_ids(self, collection: str, window: Sequence[ReadyDocument]) -> dict[str, str]:
@@ -241,30 +245,9 @@ def _state_of(doc: ReadyDocument) -> DocumentState:
 
 
 def _pending_state_of(doc: ReadyDocument) -> DocumentState:
+    """The row written before a document's store write: its old version, marked as possibly replaced."""
     previous = doc.planned.previous
-    return DocumentState(
-        doc_id=doc.planned.entry.doc_id,
-        path=doc.planned.entry.path,
-        content_hash=PENDING,
-        groups=doc.groups,
-        front_matter_groups=doc.front_matter_groups,
-        version=previous.version if previous else 0,
-        chunks=len(doc.chunks),
-        title=doc.title,
-    )
-
-
-def _replace_groups(previous: DocumentState, groups: tuple[str, ...]) -> DocumentState:
-    return DocumentState(
-        previous.doc_id,
-        previous.path,
-        previous.content_hash,
-        groups,
-        previous.front_matter_groups,
-        previous.version,
-        previous.chunks,
-        previous.title,
-    )
+    return replace(_state_of(doc), content_hash=PENDING, version=previous.version if previous else 0)
 
 
 def _windows(docs: list[ReadyDocument], size: int) -> Iterator[list[ReadyDocument]]:
@@ -281,78 +264,52 @@ def _windows(docs: list[ReadyDocument], size: int) -> Iterator[list[ReadyDocumen
         yield window
 
 
-def _summary_of(plan: SyncPlan, collection: str, source: str, dry_run: bool) -> SyncSummary:
+def _refuse_foreign_source(
+    plan: SyncPlan,
+    indexed: dict[str, DocumentState],
+    recovered: dict[str, DocumentState],
+    collection: str,
+    location: str,
+) -> None:
+    """A collection whose state was lost, synced from a source sharing none of its documents: this is the wrong
+    folder, and going on would delete the whole collection."""
+    if recovered and len(recovered) == len(indexed) and len(plan.deleted) + len(plan.held) == len(recovered):
+        raise CollectionMismatchError(
+            f"collection {collection!r} has lost its sync state and holds {len(recovered)} documents, none of "
+            f"them in {location}: it was built from another source. Sync that source, or pass "
+            "--collection NAME for this one"
+        )
+
+
+def summarise(
+    plan: SyncPlan,
+    read: ReadResult,
+    collection: str,
+    location: str,
+    timer: PhaseTimer,
+    *,
+    dry_run: bool = False,
+    chunks: int = 0,
+    chunks_in_index: int = 0,
+) -> SyncSummary:
+    """What the sync did: the plan, less the documents that failed to read (an indexed one keeps serving its old
+    version), plus what their failure withdrew or re-grouped."""
+    failed = {f.doc_id for f in read.failed}
     return SyncSummary(
         collection=collection,
-        source=source,
+        source=location,
         dry_run=dry_run,
-        added=[d.entry.doc_id for d in plan.added],
-        changed=[d.entry.doc_id for d in plan.changed],
-        deleted=plan.deleted + plan.withdrawn,
-        regrouped=[change.doc_id for change in plan.regrouped],
+        added=[d.entry.doc_id for d in plan.added if d.entry.doc_id not in failed],
+        changed=[d.entry.doc_id for d in plan.changed if d.entry.doc_id not in failed],
+        deleted=plan.deleted + plan.withdrawn + read.kept.withdrawn,
+        regrouped=[change.doc_id for change in plan.regrouped + read.kept.regrouped],
         unchanged=plan.unchanged,
         uncovered=plan.uncovered,
-        failed=list(plan.failed),
+        failed=list(plan.failed) + read.failed,
         ignored=plan.ignored,
         held=plan.held,
+        chunks=chunks,
+        chunks_in_index=chunks_in_index,
+        seconds=timer.total,
+        phases=dict(timer.phases),
     )
-
-
-def _drop(summary: SyncSummary, doc_id: str) -> None:
-    """A document that failed is neither added nor changed; after a parse error its old version keeps serving."""
-    for bucket in (summary.added, summary.changed):
-        if doc_id in bucket:
-            bucket.remove(doc_id)
-
-
-@contextmanager
-def _timed(summary: SyncSummary, phase: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        summary.phases[phase] = summary.phases.get(phase, 0.0) + time.perf_counter() - started
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Progress]:
-    columns = (
-        TextColumn("{task.description:>10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, disable=not enabled, transient=False) as bar:
-        yield bar
-
-
-RECOVERED = "recovered-from-index"  # a content hash no document has: every recovered document is read again
-
-
-def recovered_from_index(store: VectorStore, collection: str, doc_ids: set[str]) -> dict[str, DocumentState]:
-    """State rows rebuilt from the index's own payloads for indexed documents the sync state does not know (it was
-    lost, or restored from an older copy).
-
-    Documents the source no longer has are then deleted instead of lingering. Every recovered document is read and
-    embedded again (its hash never matches), and its front matter groups are taken to be the groups it is served
-    with, so a recovered document can be narrowed or withdrawn by today's policy but never widened.
-    """
-    found: dict[str, DocumentState] = {}
-    for chunk in store.iter_chunks(collection):
-        if chunk.doc_id not in doc_ids:
-            continue
-        known = found.get(chunk.doc_id)
-        # Chunks of one document share its groups; should they not, only groups all of them have are kept.
-        groups = chunk.groups if known is None else tuple(g for g in known.groups if g in chunk.groups)
-        payload = chunk.payload
-        found[chunk.doc_id] = DocumentState(
-            doc_id=chunk.doc_id,
-            path=str(payload.get("path", chunk.doc_id)),
-            content_hash=RECOVERED,
-            groups=groups,
-            front_matter_groups=groups,
-            version=int(payload.get("version", 0)),
-            chunks=(known.chunks if known else 0) + 1,
-            title=str(payload.get("title", "")),
-        )
-    return found

@@ -1,15 +1,20 @@
-"""Shared fixtures: the real bundled embedder (loaded once), real Qdrant Edge, a copy of the sample handbook, a tiny
-`from_config` Gemma, and Langfuse's real SDK wired to an in-memory span exporter and a loopback REST receiver (the
-Langfuse server itself cannot run here)."""
+"""Shared fixtures and helpers: the real bundled embedder (loaded once and handed to every runtime the tests open),
+real Qdrant Edge, a copy of the sample handbook, a tiny `from_config` Gemma, the `assistant` command as a subprocess,
+and Langfuse's real SDK wired to an in-memory span exporter and a loopback REST receiver (the Langfuse server
+itself cannot run here)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,9 +29,10 @@ from langfuse import Langfuse
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from assistant.components import Components, open_components
 from assistant.embedder import Embedder
 from assistant.settings import Settings, load_settings
-from assistant.store import StoredChunk, build_store
+from assistant.store import StoredChunk
 from ingestion.run import run_ingest
 from ingestion.summary import SyncSummary
 
@@ -34,17 +40,35 @@ REPO = Path(__file__).resolve().parents[1]
 HANDBOOK = REPO / "samples" / "handbook"
 
 
-@pytest.fixture(scope="session")
-def embedder() -> Embedder:
+@functools.cache
+def shared_embedder() -> Embedder:
+    """The bundled MiniLM, loaded once per test session."""
     model = Embedder(load_settings().embedder)
-    model.embed_documents(["warm up"])  # load once per test session
+    model.embed_documents(["warm up"])
     return model
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _share_loaded_embedder(embedder: Embedder) -> None:
-    """Every Embedder built in this test session reuses the one loaded model instead of loading it again."""
-    Embedder._model = embedder._model  # type: ignore[assignment,method-assign]
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return shared_embedder()
+
+
+@contextmanager
+def runtime(settings: Settings, **shared: object) -> Iterator[Components]:
+    """`open_components` with the session's loaded embedder, unless `settings` configure another one."""
+    if settings.embedder == shared_embedder().settings:
+        shared.setdefault("embedder", shared_embedder())
+    with open_components(settings, **shared) as components:  # type: ignore[arg-type]
+        yield components
+
+
+def run(*args: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The `assistant` command in a subprocess, as a person runs it, with the test profile."""
+    env = {**os.environ, "ASSISTANT_PROFILE": "test", "ASSISTANT_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    env.update(extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "assistant.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture
@@ -68,16 +92,14 @@ def ingest(
     dry_run: bool = False,
     collection: str = "handbook",
 ) -> SyncSummary:
-    return run_ingest(settings, source, collection, groups, dry_run=dry_run, progress=False)
+    with runtime(settings) as components:
+        return run_ingest(components, source, collection, groups, dry_run=dry_run)
 
 
 def stored_chunks(settings: Settings, collection: str = "handbook") -> list[StoredChunk]:
     """Every visible chunk in the collection (opens and closes the store: Edge allows one holder at a time)."""
-    store = build_store(settings)
-    try:
-        return list(store.iter_chunks(collection))
-    finally:
-        store.close()
+    with runtime(settings) as components:
+        return list(components.store.iter_chunks(collection))
 
 
 def docs_in_index(settings: Settings, collection: str = "handbook") -> dict[str, dict[str, object]]:
@@ -85,9 +107,9 @@ def docs_in_index(settings: Settings, collection: str = "handbook") -> dict[str,
     docs: dict[str, dict[str, object]] = {}
     for chunk in stored_chunks(settings, collection):
         entry = docs.setdefault(chunk.doc_id, {"versions": set(), "groups": set(), "chunks": 0, "hashes": set()})
-        entry["versions"].add(chunk.payload["version"])  # type: ignore[union-attr]
+        entry["versions"].add(chunk.version)  # type: ignore[union-attr]
         entry["groups"].add(tuple(chunk.groups))  # type: ignore[union-attr]
-        entry["hashes"].add(chunk.payload["doc_hash"])  # type: ignore[union-attr]
+        entry["hashes"].add(chunk.doc_hash)  # type: ignore[union-attr]
         entry["chunks"] += 1  # type: ignore[operator]
     return docs
 

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant.access import Principal
-from assistant.retriever import Retriever, build_retriever
-from assistant.settings import Settings
-from assistant.store import build_store
+from assistant.components import Components
+from assistant.retriever import Retriever
+from assistant.settings import RetrievalMode, Settings
 from evals.datasets import load_golden
-from tests.conftest import REPO
+from tests.conftest import REPO, runtime
 
 GROUPS = ["everyone", "engineering", "security", "hr", "hr-compensation", "finance", "legal", "executives"]
 NOT_GROUPS = ["Everyone", "HR", "hr_", "admin", "*", "executives,hr"]  # near misses must not match anything
@@ -25,11 +25,15 @@ QUESTIONS = [q.text for q in load_golden(REPO / "samples" / "handbook-golden.jso
 
 
 @pytest.fixture(scope="module", params=["edge", "server-stand-in"])
-def retriever(request: pytest.FixtureRequest) -> Iterator[Retriever]:
+def components(request: pytest.FixtureRequest) -> Iterator[Components]:
     index: Settings = request.getfixturevalue("handbook_index" if request.param == "edge" else "handbook_index_local")
-    store = build_store(index)
-    yield build_retriever(index, store)
-    store.close()
+    with runtime(index) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def retriever(components: Components) -> Retriever:
+    return components.retriever()
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +45,25 @@ def doc_groups(retriever: Retriever) -> dict[str, set[str]]:
 @given(
     groups=st.lists(st.sampled_from(GROUPS + NOT_GROUPS), max_size=4),
     question=st.one_of(st.sampled_from(QUESTIONS), st.text(min_size=1, max_size=60)),
-    mode=st.sampled_from(["hybrid", "dense", "bm25"]),
+    mode=st.sampled_from(list(RetrievalMode)),
     top_k=st.integers(min_value=1, max_value=30),
 )
 def test_no_chunk_outside_the_principals_groups(
-    retriever: Retriever, doc_groups: dict[str, set[str]], groups: list[str], question: str, mode: str, top_k: int
+    components: Components,
+    retriever: Retriever,
+    doc_groups: dict[str, set[str]],
+    groups: list[str],
+    question: str,
+    mode: RetrievalMode,
+    top_k: int,
 ) -> None:
     principal = Principal.of("random", groups)
-    result = retriever.search(principal, question, top_k=top_k, mode=mode)  # type: ignore[arg-type]
+    result = retriever.search(principal, question, top_k=top_k, mode=mode)
     for chunk in result.chunks:
         assert set(chunk.groups) & principal.groups, (chunk.doc_id, chunk.groups, principal.groups)
         assert doc_groups[chunk.doc_id] & principal.groups  # the stored document agrees
     if not principal.groups & set(GROUPS):
-        assert result.chunks == [] and not result.answerable
+        assert result.chunks == [] and not components.recall_gate.check(result).answerable
 
 
 RESTRICTED_TITLES = {

@@ -11,9 +11,9 @@ from assistant.access import Principal
 from assistant.answering import REFUSAL, Answer, Answerer, check_citations
 from assistant.generator import Generator
 from assistant.prompt import Turn
-from assistant.retriever import RetrievedChunk, build_retriever
+from assistant.retriever import RetrievedChunk
 from assistant.settings import GeneratorSettings, Settings
-from assistant.store import build_store
+from tests.conftest import runtime
 
 
 def chunk(n: int, text: str) -> RetrievedChunk:
@@ -38,10 +38,9 @@ def test_quotes_are_checked_against_the_cited_blocks() -> None:
 
 @pytest.fixture
 def answerer(handbook_index: Settings, tiny_model: Path, tmp_path: Path) -> Iterator[Answerer]:
-    store = build_store(handbook_index)
     generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=8), tmp_path)
-    yield Answerer(build_retriever(handbook_index, store), generator)
-    store.close()
+    with runtime(handbook_index, generator=generator) as components:
+        yield Answerer(components.retriever(), components.recall_gate, generator)
 
 
 def test_refuses_without_generating_when_nothing_approved_supports_an_answer(answerer: Answerer) -> None:

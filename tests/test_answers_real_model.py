@@ -12,11 +12,9 @@ import pytest
 from assistant.access import Principal
 from assistant.answering import REFUSAL, Answer, Answerer
 from assistant.generator import Generator
-from assistant.retriever import build_retriever
 from assistant.settings import GeneratorSettings, Settings, TracingSettings
-from assistant.store import build_store
 from assistant.tracing import Tracer
-from tests.conftest import Captured
+from tests.conftest import Captured, runtime
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +32,8 @@ def bundled(tmp_path_factory: pytest.TempPathFactory) -> Generator:
 
 @pytest.fixture
 def answerer(handbook_index: Settings, bundled: Generator, captured: Captured) -> Iterator[Answerer]:
-    store = build_store(handbook_index)
-    yield Answerer(build_retriever(handbook_index, store), bundled, tracer=Tracer(TracingSettings(), captured.client))
-    store.close()
+    with runtime(handbook_index, generator=bundled, tracer=Tracer(TracingSettings(), captured.client)) as components:
+        yield components.answerer()
 
 
 @pytest.mark.parametrize(

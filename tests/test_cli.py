@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 from assistant.store import VectorSpace
 from assistant.store.edge import EdgeStore
-
-
-def run(*args: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ASSISTANT_PROFILE": "test", "ASSISTANT_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args], env=env, capture_output=True, text=True, timeout=300
-    )
+from tests.conftest import run
 
 
 def test_ingest_json_summary_and_exit_code(handbook: Path, tmp_path: Path) -> None:
@@ -65,3 +56,12 @@ def test_invalid_policy_is_reported_and_missing_source_is_one_line(handbook: Pat
 def test_usage_error_exits_2(tmp_path: Path) -> None:
     assert run("ingest", data_dir=tmp_path).returncode == 2
     assert run("no-such-command", data_dir=tmp_path).returncode == 2
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = run("--help", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: python -m assistant.cli [OPTIONS] COMMAND [ARGS]...")
+    listed = re.findall(r"^  ([a-z-]+)  ", result.stdout.split("Commands:")[1], flags=re.MULTILINE)
+    assert listed == ["ask", "feedback", "ingest", "search", "eval"]
+    assert "Company assistant: ingest documents, search and ask with access control" in result.stdout

@@ -9,16 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answering import Answerer
 from assistant.generator import Generator
-from assistant.retriever import build_retriever
 from assistant.settings import GeneratorSettings, Settings, TracingSettings
-from assistant.store import build_store
 from assistant.tracing import Tracer
 from evals.answers import evaluate_answers, token_f1
 from evals.datasets import load_golden
-from tests.conftest import Captured, Receiver
-from tests.test_cli import run
+from tests.conftest import Captured, Receiver, run, runtime
 
 
 def test_token_f1_ignores_case_punctuation_articles_and_citations() -> None:
@@ -62,12 +58,8 @@ def test_answer_run_measures_refusals_citations_and_f1_and_scores_traces(
     golden, none = write_sets(tmp_path)
     generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=6), tmp_path)
     tracer = Tracer(TracingSettings(), client=captured.client)
-    store = build_store(handbook_index)
-    try:
-        answerer = Answerer(build_retriever(handbook_index, store), generator, tracer=tracer)
-        result = evaluate_answers(answerer, load_golden(golden), load_golden(none))
-    finally:
-        store.close()
+    with runtime(handbook_index, generator=generator, tracer=tracer) as components:
+        result = evaluate_answers(components.answerer(), load_golden(golden), load_golden(none))
     answered, contractor, unanswerable = result.samples
     assert not answered.refused and answered.token_f1 is not None and answered.trace_id
     assert contractor.refused and contractor.token_f1 == 0.0

@@ -7,8 +7,7 @@ import shutil
 from pathlib import Path
 
 from assistant.settings import Settings
-from tests.conftest import REPO
-from tests.test_cli import run
+from tests.conftest import REPO, run
 
 TINY_CORPUS = [
     {"_id": "d1", "title": "Aspirin", "text": "Aspirin lowers the risk of heart attack in adults over fifty."},

