@@ -1,10 +1,14 @@
 """Answering: principal -> retrieval -> recall gate -> generation -> citation check -> answer.
 
 When the recall gate finds no approved source, the answer is a refusal and nothing is generated. Citations are
-`[n]` markers pointing at the numbered context blocks; a marker that points at no block is removed and counted,
-and quoted passages are checked against the text of the blocks the answer cites. Sources are only chunks the
-principal was allowed to retrieve. Follow-up questions are retrieved together with the previous question, and
-the prompt carries a bounded history.
+`[n]` markers pointing at the numbered context blocks; a marker that points at no block is removed and counted.
+The citation check also reads the house answer format (`assistant/prompt.py`): whether the answer is in it, each
+quote line `[n] "..."` checked verbatim against block n, other quoted passages against the blocks the answer
+cites, and the model's own refusal sentence. Sources are only chunks the principal was allowed to retrieve.
+Follow-up questions are retrieved together with the previous question, and the prompt carries a bounded history.
+
+With an adapter, the prompt is the short one it was trained with, showing its `context_blocks`; an adapter is
+only served to principals who hold every group its training text came from (otherwise: a refusal saying so).
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assistant.access import Principal
+from assistant.adapters import AdapterRecord
 from assistant.generator import Generator
-from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt
+from assistant.prompt import FEW_SHOT, MODEL_REFUSAL, ContextBlock, Turn, render_prompt, render_tuned_prompt
 from assistant.recall_gate import RecallCheck, RecallGate
 from assistant.retriever import Retrieval, RetrievedChunk, Retriever
 from assistant.tracing import QuestionTrace, Tracer
@@ -28,8 +33,15 @@ REFUSAL = (
     "I can't find an answer to that in the documents you have access to, so I won't guess. "
     "Try rephrasing, or ask the document's owner."
 )
+ADAPTER_NOT_SERVED = (
+    "I can't answer you with this assistant's tuned model: it was trained on documents of groups you are not in. "
+    "Ask an administrator to serve you another adapter."
+)
 _CITATION = re.compile(r"\[(\d+)\]")
 _QUOTE = re.compile(r"[\"“]([^\"”]{20,})[\"”]")
+_QUOTE_LINE = re.compile(r'^\[(\d+)\]\s*"(.+)"$')
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_CITED_SENTENCE = re.compile(r"\[(\d+)\][.!?]?$")
 
 
 @dataclass(frozen=True)
@@ -56,11 +68,23 @@ class Answer:
     removed_citations: int = 0
     unsupported_quotes: list[str] = field(default_factory=list)
     trace_id: str | None = None  # the Langfuse trace, for feedback; None when tracing is off
+    format_valid: bool = False  # the generated text followed the house format (a gate refusal: False)
+    quotes: list[QuoteLine] = field(default_factory=list)
+    statement: str = ""  # the answer without its quote lines and citations (what F1 is scored on)
 
     @classmethod
-    def refusal(cls, question: str, retrieved: list[RetrievedChunk], seconds: float, trace_id: str | None) -> Answer:
-        """The recall gate found no approved source: the fixed refusal, nothing generated."""
-        return cls(question, REFUSAL, True, [], retrieved, None, None, seconds=seconds, trace_id=trace_id)
+    def refusal(
+        cls, question: str, retrieved: list[RetrievedChunk], seconds: float, trace_id: str | None, text: str = REFUSAL
+    ) -> Answer:
+        """Nothing generated: the recall gate found no approved source (or the adapter is not for this user)."""
+        return cls(question, text, True, [], retrieved, None, None, seconds=seconds, trace_id=trace_id)
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    block: int
+    text: str
+    verbatim: bool  # found, whitespace and case aside, in block `block`
 
 
 @dataclass(frozen=True)
@@ -69,10 +93,17 @@ class CheckedText:
     cited: list[int]  # block numbers, in order of first use
     removed: int
     unsupported_quotes: list[str]
+    quotes: list[QuoteLine] = field(default_factory=list)
+    statement: str = ""
+    refusal: bool = False  # the model wrote the house refusal sentence
+    format_valid: bool = False
 
 
 def check_citations(text: str, blocks: Sequence[RetrievedChunk]) -> CheckedText:
-    """Drop `[n]` markers that point at no block; list quotes that no cited block contains."""
+    """Drop `[n]` markers that point at no block; check quote lines against their block and other quotes against
+    the cited blocks; tell whether the text follows the house format."""
+    refusal = _normalise(text) == _normalise(MODEL_REFUSAL)
+    format_valid = refusal or _is_house_format(text, len(blocks))
     removed = 0
     cited: list[int] = []
 
@@ -86,11 +117,41 @@ def check_citations(text: str, blocks: Sequence[RetrievedChunk]) -> CheckedText:
         removed += 1
         return ""
 
+    quotes: list[QuoteLine] = []
+    statement: list[str] = []
+    for line in (raw.strip() for raw in text.strip().splitlines()):
+        match = _QUOTE_LINE.match(line)
+        n = int(match.group(1)) if match else 0
+        if match and 1 <= n <= len(blocks):
+            quote = match.group(2)
+            quotes.append(QuoteLine(n, quote, _normalise(quote) in _normalise(blocks[n - 1].text)))
+        elif line:
+            statement.append(line)
     cleaned = _CITATION.sub(keep_or_drop, text)
     cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
     sources = " ".join(_normalise(blocks[n - 1].text) for n in cited)
-    unsupported = [q for q in _QUOTE.findall(cleaned) if _normalise(q) not in sources]
-    return CheckedText(cleaned, cited, removed, unsupported)
+    prose = "\n".join(statement)
+    unsupported = [q.text for q in quotes if not q.verbatim]
+    unsupported += [q for q in _QUOTE.findall(prose) if _normalise(q) not in sources]
+    plain = re.sub(r"[ \t]+([.,;:!?])", r"\1", _CITATION.sub("", prose)).strip()
+    return CheckedText(cleaned, cited, removed, unsupported, quotes, plain, refusal, format_valid)
+
+
+def _is_house_format(text: str, blocks: int) -> bool:
+    """Sentences that each end with a [n] of a shown block, then one or more `[n] "quote"` lines; nothing else."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    first_quote = next((i for i, line in enumerate(lines) if _QUOTE_LINE.match(line)), len(lines))
+    statement, quotes = lines[:first_quote], lines[first_quote:]
+    if not statement or not quotes:
+        return False
+    quoted = [_QUOTE_LINE.match(line) for line in quotes]
+    numbers = [int(m.group(1)) for m in quoted if m] + [int(n) for n in _CITATION.findall(" ".join(statement))]
+    sentences = _SENTENCE_END.split(" ".join(statement))
+    return (
+        all(quoted)
+        and all(1 <= n <= blocks for n in numbers)
+        and all(_CITED_SENTENCE.search(sentence.strip()) for sentence in sentences)
+    )
 
 
 def _normalise(text: str) -> str:
@@ -106,14 +167,20 @@ class Answerer:
         gate: RecallGate,
         generator: Generator,
         *,
+        adapter: AdapterRecord | None = None,
         max_history: int = 3,
         tracer: Tracer | None = None,
     ) -> None:
         self.retriever = retriever
         self.gate = gate
         self.generator = generator
+        self.adapter = adapter  # the record of the adapter merged into `generator`, if any
         self.max_history = max_history
         self.tracer = tracer
+
+    @property
+    def adapter_id(self) -> str | None:
+        return self.adapter.id if self.adapter is not None else self.generator.adapter_id
 
     def ask(
         self, principal: Principal, question: str, history: Sequence[Turn] = (), *, session_id: str | None = None
@@ -152,31 +219,40 @@ class Answerer:
     ) -> GeneratorType[str | Answer, None, None]:  # a generator, not an Iterator: `stream` closes it
         started = time.perf_counter()
         retrieval = self._retrieve(principal, self._retrieval_query(question, history), trace)
+        refusal = None
         if not self._check_recall(retrieval, trace).answerable:
-            yield REFUSAL
-            yield Answer.refusal(question, retrieval.chunks, time.perf_counter() - started, trace.trace_id)
+            refusal = REFUSAL
+        elif self.adapter is not None and not self.adapter.servable_to(principal):
+            refusal = ADAPTER_NOT_SERVED  # fail closed: the adapter may have memorised text this user may not read
+        if refusal is not None:
+            yield refusal
+            yield Answer.refusal(question, retrieval.chunks, time.perf_counter() - started, trace.trace_id, refusal)
             return
-        prompt = self._prompt(question, retrieval, history)
-        with self._generation_observation(trace, prompt, question, retrieval) as generation:
+        shown = self._shown(retrieval)
+        prompt = self._prompt(question, shown, history)
+        with self._generation_observation(trace, prompt, question, shown) as generation:
             text = yield from self._generate(prompt, generation)
-            checked = check_citations(text, retrieval.chunks)
+            checked = check_citations(text, shown)
             prompt_tokens = self.generator.count_tokens(prompt, as_prompt=True)
             completion_tokens = self.generator.count_tokens(text)
-            generation.update(**self._generation_result(trace, retrieval, checked, prompt_tokens, completion_tokens))
+            generation.update(**self._generation_result(trace, shown, checked, prompt_tokens, completion_tokens))
         yield Answer(
             question=question,
-            answer=checked.text,
-            refused=False,
-            citations=[_citation(n, retrieval.chunks[n - 1]) for n in checked.cited],
+            answer=REFUSAL if checked.refusal else checked.text,
+            refused=checked.refusal,
+            citations=[_citation(n, shown[n - 1]) for n in checked.cited],
             retrieved=retrieval.chunks,
             model=self.generator.model_id,
-            adapter=self.generator.adapter_id,
+            adapter=self.adapter_id,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             seconds=time.perf_counter() - started,
             removed_citations=checked.removed,
             unsupported_quotes=checked.unsupported_quotes,
             trace_id=trace.trace_id,
+            format_valid=checked.format_valid,
+            quotes=checked.quotes,
+            statement=checked.statement,
         )
 
     # -- the steps ----------------------------------------------------------------------------------
@@ -197,20 +273,28 @@ class Answerer:
         trace.recall_check(check)
         return check
 
-    def _prompt(self, question: str, retrieval: Retrieval, history: Sequence[Turn]) -> str:
-        blocks = [ContextBlock(c.title, c.section, c.text) for c in retrieval.chunks]
-        # Without an adapter the base model learns the format from worked examples; an adapter has learned it.
+    def _shown(self, retrieval: Retrieval) -> list[RetrievedChunk]:
+        """The blocks the model sees: an adapter sees as many as it was trained with."""
+        return retrieval.chunks[: self.adapter.context_blocks] if self.adapter is not None else retrieval.chunks
+
+    def _prompt(self, question: str, shown: list[RetrievedChunk], history: Sequence[Turn]) -> str:
+        blocks = [ContextBlock(c.title, c.section, c.text) for c in shown]
+        if self.adapter is not None:  # the short prompt it was trained with: it has learned the format
+            return render_tuned_prompt(question, blocks, list(history)[-self.max_history :] if self.max_history else [])
+        # Without an adapter the base model learns the format from worked examples.
         examples = FEW_SHOT if self.generator.adapter_id is None else ()
         return render_prompt(question, blocks, history, max_history=self.max_history, examples=examples)
 
-    def _generation_observation(self, trace: QuestionTrace, prompt: str, question: str, retrieval: Retrieval) -> Any:
+    def _generation_observation(
+        self, trace: QuestionTrace, prompt: str, question: str, shown: list[RetrievedChunk]
+    ) -> Any:
         return trace.observe(
             "generation",
             "generation",
             model=self.generator.model_id,
-            version=self.generator.adapter_id,
-            input=trace.generation_input(prompt, question, len(retrieval.chunks)),
-            metadata={"adapter": self.generator.adapter_id},
+            version=self.adapter_id,
+            input=trace.generation_input(prompt, question, len(shown)),
+            metadata={"adapter": self.adapter_id},
         )
 
     def _generate(self, prompt: str, generation: Any) -> GeneratorType[str, None, str]:
@@ -224,16 +308,22 @@ class Answerer:
         return "".join(pieces)
 
     def _generation_result(
-        self, trace: QuestionTrace, retrieval: Retrieval, checked: CheckedText, prompt_tokens: int, completion: int
+        self,
+        trace: QuestionTrace,
+        shown: list[RetrievedChunk],
+        checked: CheckedText,
+        prompt_tokens: int,
+        completion: int,
     ) -> dict[str, Any]:
-        cited = [retrieval.chunks[n - 1].doc_id for n in checked.cited]
+        cited = [shown[n - 1].doc_id for n in checked.cited]
         return {
-            "output": trace.answer_output(checked.text, False, cited),
+            "output": trace.answer_output(checked.text, checked.refusal, cited),
             "usage_details": {"input": prompt_tokens, "output": completion},
             "metadata": {
-                "adapter": self.generator.adapter_id,
+                "adapter": self.adapter_id,
                 "removed_citations": checked.removed,
                 "unsupported_quotes": len(checked.unsupported_quotes),
+                "format_valid": checked.format_valid,
             },
         }
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from assistant.adapters import AdapterRecord, resolve_adapter
 from assistant.embedder import Embedder
 from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
@@ -70,13 +71,23 @@ class Components:
         return RecallGate(self.settings.recall_gate, self.bm25)
 
     @cached_property
+    def adapter(self) -> AdapterRecord | None:
+        """The adapter served (checked against the prompt template and base model); None: the base model."""
+        if self._generator is not None:  # a generator passed in carries its own adapter, if any
+            return None
+        return resolve_adapter(self.settings)
+
+    @cached_property
     def generator(self) -> Generator:
-        """The answering model (weights load on its first answer)."""
+        """The answering model, with the served adapter merged in (weights load on its first answer)."""
         if self._generator is not None:
             return self._generator
         from assistant.generator import Generator
 
-        return Generator(self.settings.generator, self.settings.models_dir)
+        settings = self.settings.generator
+        if self.adapter is not None:
+            settings = settings.model_copy(update={"adapter": self.adapter.path})
+        return Generator(settings, self.settings.models_dir)
 
     def collection(self, name: str | None = None) -> str:
         return name or self.settings.store.collection
@@ -92,7 +103,9 @@ class Components:
     def answerer(self, collection: str | None = None) -> Answerer:
         from assistant.answering import Answerer
 
-        return Answerer(self.retriever(collection), self.recall_gate, self.generator, tracer=self.tracer)
+        return Answerer(
+            self.retriever(collection), self.recall_gate, self.generator, adapter=self.adapter, tracer=self.tracer
+        )
 
     def close(self) -> None:
         """Send buffered traces, then close the store (releasing the index lock) if it was opened."""

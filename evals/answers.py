@@ -2,11 +2,19 @@
 as its asker, and measure what employees notice.
 
 - answered: share of answerable questions that got an answer, not a refusal;
-- correct refusals: share of unanswerable questions that were refused;
+- correct refusals: share of unanswerable questions that were refused (by the recall gate or the model);
+- format valid: share of generated answers in the house format (`assistant/prompt.py`; the refusal sentence
+  counts);
 - cited: share of answers that cite at least one retrieved block;
 - cited relevant: share of answers citing a document the golden set marks as answering the question;
-- token F1: SQuAD-style word overlap with the reference answer (a refusal scores 0), a cheap proxy for "says the
-  right thing" that needs no judge model.
+- citation precision: share of all citations that point at such a document;
+- quotes verbatim: share of answers with at least one quote line, every one found verbatim in its block;
+- token F1: SQuAD-style word overlap of the answer statement (quote lines and citations left out: they are
+  evidence, scored above) with the reference answer; a refusal scores 0. A cheap proxy for "says the right
+  thing" that needs no judge model;
+- verdict accuracy (claim sets such as SciFact): a claim with evidence is answered with the right verdict
+  (supports / contradicts), a claim without evidence is refused;
+- prompt tokens and seconds per generated answer.
 With tracing on, each question is a trace and its token F1 becomes a score on it.
 """
 
@@ -23,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.access import Principal
-from assistant.answering import Answerer
+from assistant.answering import Answer, Answerer
 from evals.datasets import EvalSet
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -59,6 +67,13 @@ class AnswerSample:
     removed_citations: int
     seconds: float
     trace_id: str | None
+    generated: bool = False  # the model wrote this answer (not a gate refusal)
+    format_valid: bool = False
+    quotes: int = 0
+    quotes_verbatim: int = 0
+    prompt_tokens: int = 0
+    verdict: str | None = None  # the claim's label (SUPPORT / CONTRADICT) on claim sets
+    verdict_correct: bool | None = None
 
 
 @dataclass
@@ -93,7 +108,7 @@ def evaluate_answers(
         answer = answerer.ask(principal, query.text)
         f1 = None
         if query.reference and not should_refuse:
-            f1 = 0.0 if answer.refused else token_f1(answer.answer, query.reference)
+            f1 = 0.0 if answer.refused else token_f1(answer.statement or answer.answer, query.reference)
             tracer = answerer.tracer
             if answer.trace_id and tracer is not None:  # a reference answer is document text
                 comment = f"reference: {query.reference}" if tracer.include_document_text else None
@@ -112,6 +127,13 @@ def evaluate_answers(
                 removed_citations=answer.removed_citations,
                 seconds=round(answer.seconds, 3),
                 trace_id=answer.trace_id,
+                generated=answer.model is not None,
+                format_valid=answer.format_valid,
+                quotes=len(answer.quotes),
+                quotes_verbatim=sum(q.verbatim for q in answer.quotes),
+                prompt_tokens=answer.prompt_tokens,
+                verdict=query.verdict,
+                verdict_correct=_verdict_correct(query.verdict, answer) if query.verdict is not None else None,
             )
         )
     return AnswerRun(
@@ -132,12 +154,33 @@ def aggregate(samples: list[AnswerSample]) -> dict[str, float]:
     def share(part: int, whole: int) -> float:
         return part / whole if whole else 0.0
 
-    return {
+    generated = [s for s in samples if s.generated]
+    citations = [doc in s.relevant for s in answered for doc in s.cited]
+    figures = {
         "answered": share(len(answered), len(answerable)),
         "correct_refusals": share(sum(s.refused for s in unanswerable), len(unanswerable)),
+        "format_valid": share(sum(s.format_valid for s in generated), len(generated)),
         "cited": share(sum(bool(s.cited) for s in answered), len(answered)),
         "cited_relevant": share(sum(bool(set(s.cited) & set(s.relevant)) for s in answered), len(answered)),
+        "citation_precision": share(sum(citations), len(citations)),
+        "quotes_verbatim": share(sum(s.quotes > 0 and s.quotes_verbatim == s.quotes for s in answered), len(answered)),
         "token_f1": sum(scored) / len(scored) if scored else 0.0,
         "removed_citations": float(sum(s.removed_citations for s in samples)),
-        "seconds_per_answer": statistics.fmean(s.seconds for s in answered) if answered else 0.0,
+        "prompt_tokens": statistics.fmean(s.prompt_tokens for s in generated) if generated else 0.0,
+        "seconds_per_answer": statistics.fmean(s.seconds for s in generated) if generated else 0.0,
     }
+    judged = [s.verdict_correct for s in samples if s.verdict_correct is not None]
+    if judged:
+        figures["verdict_accuracy"] = share(sum(judged), len(judged))
+    return figures
+
+
+def _verdict_correct(label: str, answer: Answer) -> bool:
+    """A claim with evidence needs the right verdict in the answer; one without (label "") needs a refusal."""
+    if not label:
+        return answer.refused
+    if answer.refused:
+        return False
+    said = answer.statement.lower() or answer.answer.lower()
+    supports, contradicts = "support" in said, "contradict" in said
+    return supports != contradicts and supports == (label == "SUPPORT")

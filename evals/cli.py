@@ -19,6 +19,7 @@ from evals.answers import evaluate_answers
 from evals.corpus import prepare_collection
 from evals.datasets import load_dataset, load_golden
 from evals.retrieval import EvalRun, evaluate, load_run, regressions
+from evals.tables import render_aggregate
 
 SAMPLE_GOLDEN = Path("samples/handbook-golden.jsonl")
 SAMPLE_OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
@@ -124,14 +125,6 @@ def answers(
 def render_run(run: EvalRun, console: Console) -> None:
     title = f"{run.dataset} ({run.split or 'golden'}), {run.mode}, {len(run.queries)} queries"
     render_aggregate(title, run.aggregate, console, digits=4)
-
-
-def render_aggregate(title: str, aggregate: dict[str, float], console: Console, digits: int) -> None:
-    table = Table(title=title)
-    for name in aggregate:
-        table.add_column(name)
-    table.add_row(*(f"{v:.{digits}f}" for v in aggregate.values()))
-    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ class EvalQuery:
     relevant: dict[str, int]  # doc id -> grade
     groups: tuple[str, ...]
     reference: str | None = None  # a golden set's reference answer ("answer"), for answer-quality evaluation
+    verdict: str | None = None  # a claim set's label: SUPPORT, CONTRADICT, or "" (no evidence: refuse)
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,20 @@ def load_golden(path: Path) -> EvalSet:
             ) from exc
         queries.append(EvalQuery(f"{path.stem}:{number}", question, relevant, groups, reference))
     return EvalSet(path.stem, "golden", None, queries, None)
+
+
+def load_claims(root: Path, split: str, collection_groups: tuple[str, ...], limit: int | None = None) -> EvalSet:
+    """SciFact claims of `split` with their verdicts, for answer evaluation: SUPPORT / CONTRADICT from the first
+    cited abstract with evidence, "" for claims whose cited abstracts hold none (the answer is a refusal)."""
+    base = load_beir(root, split)
+    labels: dict[str, str] = {}
+    with (root / "queries.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            evidence = record.get("metadata") or {}
+            labels[str(record["_id"])] = next((r["label"] for rs in evidence.values() for r in rs), "")
+    queries = [
+        EvalQuery(q.qid, q.text, q.relevant, collection_groups, None, labels.get(q.qid, ""))
+        for q in sorted(base.queries, key=lambda q: int(q.qid))[:limit]
+    ]
+    return EvalSet(f"{root.name}-claims", "beir", split, queries, None)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from assistant.access import Principal
-from assistant.answering import REFUSAL, Answer, Answerer, check_citations
+from assistant.answering import REFUSAL, Answer, Answerer, QuoteLine, check_citations
 from assistant.generator import Generator
-from assistant.prompt import Turn
+from assistant.prompt import MODEL_REFUSAL, Turn, render_answer
 from assistant.retriever import RetrievedChunk
 from assistant.settings import GeneratorSettings, Settings
 from tests.conftest import runtime
@@ -34,6 +34,33 @@ def test_quotes_are_checked_against_the_cited_blocks() -> None:
     bad = check_citations('The policy says "everyone gets a pony and a boat" [1].', blocks)
     assert good.unsupported_quotes == []
     assert bad.unsupported_quotes == ["everyone gets a pony and a boat"]
+
+
+def test_the_house_format_is_recognised_and_its_quotes_checked_against_their_block() -> None:
+    blocks = [chunk(1, "Visitors park in the east lot."), chunk(2, "Birth parents get 20 weeks of\npaid leave.")]
+    good = render_answer("Birth parents get 20 weeks of paid leave.", ["Birth parents get 20 weeks of paid leave."], 2)
+    assert good == 'Birth parents get 20 weeks of paid leave [2].\n[2] "Birth parents get 20 weeks of paid leave."'
+    checked = check_citations(good, blocks)
+    assert checked.format_valid and checked.cited == [2] and checked.unsupported_quotes == []
+    assert checked.quotes == [QuoteLine(2, "Birth parents get 20 weeks of paid leave.", True)]
+    assert checked.statement == "Birth parents get 20 weeks of paid leave."
+    wrong_block = check_citations(good.replace('[2] "', '[1] "'), blocks)
+    assert wrong_block.format_valid and wrong_block.unsupported_quotes == ["Birth parents get 20 weeks of paid leave."]
+    for text in (
+        "Birth parents get 20 weeks of paid leave [2].",  # no quote line
+        'Birth parents get 20 weeks. Of paid leave [2].\n[2] "Birth parents get 20 weeks of paid leave."',  # uncited
+        'Twenty weeks [3].\n[3] "Birth parents get 20 weeks of paid leave."',  # no block 3
+        'Twenty weeks [2].\n[2] "Birth parents get 20 weeks of paid leave."\nAnd more.',  # prose after the quotes
+    ):
+        assert not check_citations(text, blocks).format_valid, text
+    refusal = check_citations(MODEL_REFUSAL, blocks)
+    assert refusal.refusal and refusal.format_valid and refusal.cited == []
+
+
+def test_multi_sentence_answers_cite_every_sentence() -> None:
+    text = render_answer("Yes, on Fridays. Dogs stay on a leash.", ["Dogs are welcome on Fridays.", "On a leash."], 1)
+    assert text.splitlines()[0] == "Yes, on Fridays [1]. Dogs stay on a leash [1]."
+    assert check_citations(text, [chunk(1, "Dogs are welcome on Fridays. On a leash.")]).format_valid
 
 
 @pytest.fixture

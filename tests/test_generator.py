@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from assistant.generator import Generator, resolve_base_model
-from assistant.prompt import END_OF_ANSWER, FEW_SHOT, ContextBlock, Turn, render_prompt, render_training_example
+from assistant.prompt import (
+    END_OF_ANSWER,
+    FEW_SHOT,
+    TUNED_INSTRUCTION,
+    ContextBlock,
+    Turn,
+    render_prompt,
+    render_training_example,
+    render_tuned_prompt,
+)
 from assistant.settings import GeneratorSettings, load_settings
 
 
@@ -20,10 +29,11 @@ def test_prompt_numbers_blocks_and_bounds_history() -> None:
     assert "Q: q3" in prompt and "Q: q4" in prompt and "Q: q2" not in prompt
     assert prompt.endswith("Question: How many?\nAnswer:")
     training_prompt, completion = render_training_example("How many?", blocks, "Ten [1].", history)
-    assert training_prompt == render_prompt("How many?", blocks, history)  # one template for both
+    assert training_prompt == render_tuned_prompt("How many?", blocks, history)  # what an adapter is served
+    assert training_prompt == render_prompt("How many?", blocks, history, instruction=TUNED_INSTRUCTION)
     assert completion == f" Ten [1].\n{END_OF_ANSWER}"
     with_examples = render_prompt("How many?", blocks, examples=FEW_SHOT)
-    assert with_examples.count("Question:") == 3 and with_examples.count(END_OF_ANSWER) == 2
+    assert with_examples.count("Question:") == 4 and with_examples.count(END_OF_ANSWER) == 3
     assert with_examples.endswith("Question: How many?\nAnswer:")
     assert with_examples.index("[1] Holidays - 2026") > with_examples.rindex(END_OF_ANSWER)  # examples first
 

@@ -1,0 +1,183 @@
+"""`assistant tune build-data`: RAFT-style training examples (arXiv 2403.10131) from reviewed items.
+
+For each item: retrieve through the real retriever as a principal of the allowed groups, show the blocks the
+runtime would show (the oracle chunk, the one holding the item's quotes, among retrieved distractors, at a varied
+position), and target the item's answer in the house format citing the oracle's block number. For a share of
+answerable items the oracle is dropped and the target is the refusal; unanswerable items always target it.
+Everything is rendered through `assistant/prompt.py`, the template the runtime serves with.
+
+Access control: one adapter serves every user, so only documents whose groups are all in `allowed_groups` may
+give text (oracle or distractor) to an example; what was excluded, and why, is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.access import Principal
+from assistant.components import Components
+from assistant.progress import NO_PROGRESS, Progress
+from assistant.prompt import MODEL_REFUSAL, ContextBlock, normalise_space, render_answer, render_training_example
+from assistant.store import StoredChunk
+from ingestion.run import run_ingest
+from tuning.check import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
+from tuning.items import Item, load_items, scifact_items
+from tuning.recipe import Recipe
+
+RETRIEVED = 10  # candidates retrieved per item; distractors are the best that are not the oracle
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    prompt: str
+    completion: str
+    meta: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prompt": self.prompt, "completion": self.completion, "meta": self.meta}
+
+
+@dataclass
+class BuildReport:
+    examples: list[Example] = field(default_factory=list)
+    excluded: Counter[str] = field(default_factory=Counter)  # reason -> items
+    excluded_items: list[str] = field(default_factory=list)  # "id: reason"
+    excluded_distractors: int = 0  # retrieved chunks of documents outside the allowed groups
+    data_groups: set[str] = field(default_factory=set)  # groups of every document that gave text
+
+    def exclude(self, item: Item, reason: str, detail: str = "") -> None:
+        self.excluded[reason] += 1
+        self.excluded_items.append(f"{item.id}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+def build(components: Components, recipe: Recipe, repo: Path, progress: Progress = NO_PROGRESS) -> BuildReport:
+    data = recipe.data
+    rng = random.Random(data.seed)
+    report = BuildReport()
+    allowed = frozenset(data.allowed_groups)
+    jobs: list[tuple[str, list[Item]]] = []
+    for source in data.sources:
+        run_ingest(components, repo / source.corpus, source.collection, progress=progress)
+        jobs.append((source.collection, load_items(repo / source.items, source.collection)))
+    if data.scifact:
+        root = (repo / data.scifact).resolve()
+        run_ingest(components, root / "corpus.jsonl", "tuning-scifact", ["everyone"], progress=progress)
+        claims = scifact_items(root, "train")
+        sample = random.Random(data.seed).sample(claims, min(data.scifact_examples, len(claims)))
+        jobs.append(("tuning-scifact", sample))
+    principal = Principal.of("tuning-data", sorted(allowed))
+    held_out = held_out_index(repo)
+    kept_questions: list[frozenset[str]] = []  # no two examples with near-duplicate questions (`tune check` rule)
+    for collection, items in jobs:
+        chunks_of = _chunks_by_document(components, collection)
+        retriever = components.retriever(collection)
+        progress.start(f"examples ({collection})", len(items))
+        for item in items:
+            progress.advance(f"examples ({collection})")
+            overlap = eval_overlap(item.question, held_out)
+            if overlap is not None:
+                report.exclude(item, "repeats or paraphrases an evaluation question", overlap)
+                continue
+            mine = words(item.question)
+            if any(jaccard(mine, other) >= NEAR_DUPLICATE for other in kept_questions):
+                report.exclude(item, "near duplicate of another item's question")
+                continue
+            kept_questions.append(mine)
+            retrieved = retriever.search(principal, item.question, top_k=RETRIEVED).chunks
+            example = _example(item, retrieved, chunks_of, allowed, recipe, rng, report)
+            if example is not None:
+                report.examples.append(example)
+        progress.finish(f"examples ({collection})")
+    return report
+
+
+def _chunks_by_document(components: Components, collection: str) -> dict[str, list[StoredChunk]]:
+    """Every chunk of the collection by document (a maintenance read: finds the oracle even if not retrieved)."""
+    found: dict[str, list[StoredChunk]] = {}
+    for chunk in components.store.iter_chunks(collection):
+        found.setdefault(chunk.doc_id, []).append(chunk)
+    for chunks in found.values():
+        chunks.sort(key=lambda c: int(c.payload.get("chunk_index", 0)))
+    return found
+
+
+def _example(
+    item: Item,
+    retrieved: list[Any],
+    chunks_of: dict[str, list[StoredChunk]],
+    allowed: frozenset[str],
+    recipe: Recipe,
+    rng: random.Random,
+    report: BuildReport,
+) -> Example | None:
+    data = recipe.data
+    oracle: StoredChunk | None = None
+    if item.answerable:
+        assert item.doc_id is not None
+        chunks = chunks_of.get(item.doc_id)
+        if not chunks:
+            report.exclude(item, "its document is not in the index")
+            return None
+        if not set(chunks[0].groups) <= allowed:
+            report.exclude(item, "its document is readable beyond the allowed groups")
+            return None
+        oracle = _oracle(chunks, item.quotes)
+        if oracle is None:
+            report.exclude(item, "no single chunk holds all its quotes")
+            return None
+    distractors = []
+    for chunk in retrieved:
+        if chunk.doc_id == item.doc_id:
+            continue
+        if not set(chunk.groups) <= allowed:
+            report.excluded_distractors += 1
+            continue
+        distractors.append(chunk)
+    count = rng.randint(data.min_blocks, data.max_blocks)
+    drop_oracle = oracle is not None and rng.random() < data.no_oracle_share
+    shown: list[Any]
+    if oracle is None or drop_oracle:
+        shown, target, position = distractors[:count], MODEL_REFUSAL, None
+    else:
+        shown = distractors[: count - 1]
+        position = rng.randint(0, len(shown))
+        shown.insert(position, oracle)
+        target = render_answer(item.answer, item.quotes, position + 1)
+    for chunk in shown:
+        report.data_groups.update(chunk.groups)
+    blocks = [ContextBlock(c.title, c.section, c.text) for c in shown]
+    prompt, completion = render_training_example(item.question, blocks, target)
+    meta = {
+        "item": item.id,
+        "source": item.source,
+        "question": item.question,
+        "doc_id": item.doc_id,
+        "oracle_block": None if position is None else position + 1,
+        "blocks": len(blocks),
+        "target": "answer" if position is not None else "refusal",
+    }
+    return Example(item.id, prompt, completion, meta)
+
+
+def _oracle(chunks: list[StoredChunk], quotes: tuple[str, ...]) -> StoredChunk | None:
+    wanted = [normalise_space(q).lower() for q in quotes]
+    for chunk in chunks:
+        text = normalise_space(chunk.text).lower()
+        if all(q in text for q in wanted):
+            return chunk
+    return None
+
+
+def write_examples(examples: list[Example], path: Path) -> str:
+    """Write JSONL; return the dataset hash (sha256 of the file's bytes, 16 hex digits)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in examples)
+    path.write_text(text, encoding="utf-8")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

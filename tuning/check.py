@@ -1,0 +1,214 @@
+"""`assistant tune check FILE`: validate training JSONL before any training, reporting every problem by line.
+
+Accepted shapes, one example a line: chat `{"messages": [{"role": "system"|"user"|"assistant", "content": ...}]}`
+or `{"prompt": ..., "completion": ...}` (what `tune build-data` writes, with an optional `meta`). Checked:
+invalid JSON, unknown shapes and roles, a missing or empty answer turn, examples longer than the recipe's
+`max_length` after tokenisation (counted and reported; training skips them, never cuts them), exact and near
+duplicate questions, near duplicates landing in both splits, and any question that repeats or paraphrases an
+evaluation question (the handbook golden and out-of-corpus sets, SciFact's test claims).
+
+Splits are deterministic: an example's split comes from a hash of its normalised question, so the same question
+always lands in the same split, on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROLES = {"system", "user", "assistant"}
+NEAR_DUPLICATE = 0.85  # word-set Jaccard between two training questions
+EVAL_OVERLAP = 0.6  # word-set Jaccard between a training question and an evaluation question (stricter)
+_WORD = re.compile(r"[a-z0-9]+")
+EVAL_SETS = ("samples/handbook-golden.jsonl", "samples/out-of-corpus.jsonl")
+SCIFACT_TEST = ("../shared/data/beir/scifact/queries.jsonl", "../shared/data/beir/scifact/qrels/test.tsv")
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    code: str
+    message: str
+
+
+@dataclass
+class CheckReport:
+    examples: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    splits: Counter[str] = field(default_factory=Counter)
+    too_long: int = 0
+
+    def add(self, line: int, code: str, message: str) -> None:
+        self.problems.append(Problem(line, code, message))
+
+    def summary(self) -> str:
+        counts = Counter(p.code for p in self.problems)
+        found = ", ".join(f"{n} {code}" for code, n in sorted(counts.items())) or "no problems"
+        splits = ", ".join(f"{n} {name}" for name, n in sorted(self.splits.items()))
+        return f"{self.examples} examples ({splits}): {found}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "examples": self.examples,
+            "splits": dict(self.splits),
+            "too_long": self.too_long,
+            "problems": [p.__dict__ for p in self.problems],
+        }
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def split_of(question: str, validation_share: float) -> str:
+    digest = hashlib.sha256(" ".join(sorted(words(question))).encode("utf-8")).digest()
+    return "validation" if int.from_bytes(digest[:4], "big") / 2**32 < validation_share else "train"
+
+
+def evaluation_questions(repo: Path) -> list[tuple[str, str]]:
+    """(where, question) of every held-out evaluation question this repository knows."""
+    found = []
+    for name in EVAL_SETS:
+        path = repo / name
+        if path.is_file():
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if line.strip():
+                    found.append((f"{name}:{number}", str(json.loads(line)["question"])))
+    queries, qrels = (repo / p for p in SCIFACT_TEST)
+    if queries.is_file() and qrels.is_file():
+        test_ids = {row.split("\t")[0] for row in qrels.read_text(encoding="utf-8").splitlines()[1:] if row}
+        for line in queries.read_text(encoding="utf-8").splitlines():
+            claim = json.loads(line)
+            if str(claim["_id"]) in test_ids:
+                found.append((f"scifact test claim {claim['_id']}", str(claim["text"])))
+    return found
+
+
+def eval_overlap(question: str, held_out: list[tuple[str, frozenset[str]]]) -> str | None:
+    """Where `question` repeats or paraphrases an evaluation question, if it does."""
+    mine = words(question)
+    for where, theirs in held_out:
+        if jaccard(mine, theirs) >= EVAL_OVERLAP:
+            return where
+    return None
+
+
+def held_out_index(repo: Path) -> list[tuple[str, frozenset[str]]]:
+    return [(where, words(q)) for where, q in evaluation_questions(repo)]
+
+
+def check_file(path: Path, tokenizer_dir: str, max_length: int, validation_share: float, repo: Path) -> CheckReport:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    report = CheckReport()
+    held_out = held_out_index(repo)
+    seen_exact: dict[str, int] = {}
+    questions: list[tuple[int, str, frozenset[str], str]] = []  # line, question, words, split
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        report.examples += 1
+        parsed = _parse(line, number, report)
+        if parsed is None:
+            continue
+        prompt, answer, question = parsed
+        length = len(tokenizer(prompt + answer)["input_ids"]) + 1
+        if length > max_length:
+            report.too_long += 1
+            report.add(number, "too-long", f"{length} tokens > max_length {max_length}: training would skip it")
+        key = hashlib.sha256((prompt + "\x00" + answer).encode("utf-8")).hexdigest()
+        if key in seen_exact:
+            report.add(number, "duplicate", f"the same example as line {seen_exact[key]}")
+            continue
+        seen_exact[key] = number
+        split = split_of(question, validation_share)
+        report.splits[split] += 1
+        where = eval_overlap(question, held_out)
+        if where is not None:
+            report.add(number, "eval-overlap", f"question {question[:60]!r} repeats or paraphrases {where}")
+        questions.append((number, question, words(question), split))
+    _near_duplicates(questions, report)
+    report.problems.sort(key=lambda p: p.line)
+    return report
+
+
+def _near_duplicates(questions: list[tuple[int, str, frozenset[str], str]], report: CheckReport) -> None:
+    for i, (line, question, mine, split) in enumerate(questions):
+        for other_line, other, theirs, other_split in questions[:i]:
+            if question == other or jaccard(mine, theirs) < NEAR_DUPLICATE:
+                continue  # the same question in several examples (RAFT variants) is not a near duplicate
+            if split != other_split:
+                report.add(line, "split-overlap", f"near duplicate of line {other_line} in the {other_split} split")
+            else:
+                report.add(line, "near-duplicate", f"question close to line {other_line}: {other[:60]!r}")
+            break
+
+
+def _parse(line: str, number: int, report: CheckReport) -> tuple[str, str, str] | None:
+    """(prompt text, answer text, question) of one line, or None after reporting why it is unusable."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        report.add(number, "invalid-json", f"{exc.msg} at column {exc.colno}")
+        return None
+    if not isinstance(record, dict):
+        report.add(number, "not-an-object", "each line must be one JSON object")
+        return None
+    if "messages" in record:
+        return _parse_messages(record["messages"], number, report)
+    if "prompt" in record or "completion" in record:
+        prompt, completion = record.get("prompt"), record.get("completion")
+        if not isinstance(prompt, str) or not prompt.strip():
+            report.add(number, "missing-prompt", "'prompt' must be a non-empty string")
+            return None
+        if not isinstance(completion, str) or not completion.strip():
+            report.add(number, "empty-answer", "'completion' (the answer) is missing or empty")
+            return None
+        meta = record.get("meta") or {}
+        question = str(meta.get("question") or _question_of(prompt))
+        return prompt, completion, question
+    report.add(number, "unknown-shape", "expected 'messages' (chat) or 'prompt' and 'completion'")
+    return None
+
+
+def _parse_messages(messages: Any, number: int, report: CheckReport) -> tuple[str, str, str] | None:
+    if not isinstance(messages, list) or not messages:
+        report.add(number, "no-messages", "'messages' must be a non-empty list of {role, content}")
+        return None
+    for turn in messages:
+        role = turn.get("role") if isinstance(turn, dict) else None
+        if role not in ROLES:
+            report.add(number, "unknown-role", f"role {role!r}; use one of {', '.join(sorted(ROLES))}")
+            return None
+        if not isinstance(turn.get("content"), str):
+            report.add(number, "bad-content", f"the {role} turn's 'content' must be a string")
+            return None
+    answers = [t for t in messages if t["role"] == "assistant"]
+    if not answers:
+        report.add(number, "missing-answer", "no assistant turn: nothing to learn from")
+        return None
+    if not answers[-1]["content"].strip():
+        report.add(number, "empty-answer", "the last assistant turn is empty")
+        return None
+    users = [t["content"] for t in messages if t["role"] == "user"]
+    if not users:
+        report.add(number, "missing-question", "no user turn")
+        return None
+    prompt = "\n".join(t["content"] for t in messages[:-1])
+    return prompt, answers[-1]["content"], _question_of(users[-1])
+
+
+def _question_of(prompt: str) -> str:
+    """The question of a rendered prompt (its last 'Question:' line), else the whole text."""
+    lines = [line for line in prompt.splitlines() if line.startswith("Question:")]
+    return lines[-1].removeprefix("Question:").strip() if lines else prompt.strip()

@@ -1,0 +1,199 @@
+"""`assistant tune check | build-data | train | eval | list | promote | rollback`."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from assistant.adapters import adapters_dir, promoted_id, read_record
+from assistant.cli_progress import terminal_progress
+from assistant.components import open_components
+from assistant.errors import ConfigError
+from assistant.generator import resolve_base_model
+from assistant.settings import Settings, load_settings
+from tuning import registry
+from tuning.build_data import build, write_examples
+from tuning.check import check_file, split_of
+from tuning.evaluate import BASE, evaluate_adapter
+from tuning.recipe import Recipe, load_recipe
+from tuning.train import train as run_training
+
+REPO = Path.cwd()
+RecipeOption = Annotated[Path, typer.Option("--recipe", help="A recipe YAML (tuning/recipes/).")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe field: section.field=value.")]
+
+tune_app = typer.Typer(help="Train, evaluate and promote the answer adapter.", no_args_is_help=True)
+
+
+def work_dir(settings: Settings, recipe: Recipe) -> Path:
+    """Where a recipe's built data, checkpoints and last adapter live."""
+    return settings.data_dir / "tuning" / recipe.name
+
+
+@tune_app.command("build-data")
+def build_data(recipe_path: RecipeOption, overrides: SetOption = None) -> None:
+    """RAFT-style examples from the recipe's items: retrieved as a principal of the allowed groups, rendered through
+    assistant/prompt.py, split by content hash into train.jsonl and validation.jsonl."""
+    settings = load_settings()
+    recipe = load_recipe(recipe_path, overrides or [])
+    console = Console()
+    with open_components(settings) as components, terminal_progress(console) as progress:
+        report = build(components, recipe, REPO, progress)
+    folder = work_dir(settings, recipe)
+    train_rows = [e for e in report.examples if split_of(e.meta["question"], recipe.data.validation_share) == "train"]
+    valid_rows = [e for e in report.examples if e not in train_rows]
+    hashes = {"train": write_examples(train_rows, folder / "train.jsonl")}
+    hashes["validation"] = write_examples(valid_rows, folder / "validation.jsonl")
+    summary = {
+        "train": len(train_rows),
+        "validation": len(valid_rows),
+        "refusal_targets": sum(e.meta["target"] == "refusal" for e in report.examples),
+        "by_source": dict(Counter(e.meta["source"] for e in report.examples)),
+        "excluded": dict(report.excluded),
+        "excluded_items": report.excluded_items,
+        "excluded_distractors": report.excluded_distractors,
+        "data_groups": sorted(report.data_groups),
+        "dataset_hash": hashes,
+    }
+    (folder / "build-report.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    console.print(
+        f"{len(train_rows)} train and {len(valid_rows)} validation examples in {folder} "
+        f"({summary['refusal_targets']} refusal targets; by source {summary['by_source']})"
+    )
+    for reason, count in report.excluded.items():
+        console.print(f"[yellow]excluded {count} item(s): {reason}[/yellow]")
+    if report.excluded_distractors:
+        console.print(
+            f"[yellow]{report.excluded_distractors} retrieved chunk(s) of documents outside "
+            f"{recipe.data.allowed_groups} were kept out of the examples[/yellow]"
+        )
+    console.print(f"training text comes from documents of groups {summary['data_groups']}")
+
+
+@tune_app.command("check")
+def check(
+    file: Annotated[Path, typer.Argument(help="Training JSONL: chat `messages`, or `prompt` / `completion`.")],
+    recipe_path: Annotated[Path | None, typer.Option("--recipe", help="Its max_length applies.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+) -> None:
+    """Validate training data: every problem with its line number; exit 1 when there is any."""
+    recipe = load_recipe(recipe_path) if recipe_path else Recipe()
+    settings = load_settings()
+    tokenizer_dir = resolve_base_model(recipe.base_model, settings.models_dir)
+    report = check_file(file, tokenizer_dir, recipe.train.max_length, recipe.data.validation_share, REPO)
+    console = Console(highlight=False)
+    for problem in report.problems:
+        console.print(f"{file}:{problem.line}: {problem.code}: {problem.message}", soft_wrap=True)
+    console.print(report.summary())
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+    if report.problems:
+        raise typer.Exit(code=1)
+
+
+@tune_app.command("train")
+def train(
+    recipe_path: RecipeOption,
+    overrides: SetOption = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after N optimiser steps [recipe: train.max_steps].")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda ...")] = "auto",
+) -> None:
+    """Train the recipe's adapter on its built data (resuming from the last checkpoint), then register it."""
+    settings = load_settings()
+    recipe = load_recipe(recipe_path, [*(overrides or []), *([f"train.max_steps={max_steps}"] if max_steps else [])])
+    folder = work_dir(settings, recipe)
+    report_path = folder / "build-report.json"
+    if not report_path.is_file():
+        raise ConfigError(f"no built data in {folder}: run `assistant tune build-data --recipe {recipe_path}` first")
+    built = json.loads(report_path.read_text(encoding="utf-8"))
+    console = Console()
+    with terminal_progress(console) as progress:
+        result = run_training(recipe, folder, folder, settings.models_dir, device_setting=device, progress=progress)
+    training = {
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "train_loss": result.train_loss,
+        "eval_loss": result.eval_loss,
+        "examples": result.examples,
+        "skipped_too_long": result.skipped_too_long,
+        "resumed_from": result.resumed_from,
+        "device": result.device,
+    }
+    record = registry.register(
+        settings,
+        result.adapter_dir,
+        recipe,
+        base_dir=Path(resolve_base_model(recipe.base_model, settings.models_dir)),
+        dataset_hash=built["dataset_hash"]["train"],
+        data_groups=built["data_groups"],
+        training=training,
+        repo=REPO,
+    )
+    console.print(
+        f"adapter {record.id}: {result.steps} steps in {result.seconds / 60:.1f} min on {result.device}, "
+        f"train loss {result.train_loss}, validation loss {result.eval_loss}; "
+        f"{result.skipped_too_long} example(s) over max_length skipped"
+    )
+    console.print(f"next: assistant tune eval {record.id}, then assistant tune promote {record.id}")
+
+
+@tune_app.command("eval")
+def evaluate(
+    adapter_id: Annotated[str, typer.Argument(help="An adapter id from `tune list`, or 'base' for the base model.")],
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Ask only the first N handbook questions of each set.")
+    ] = None,
+    scifact: Annotated[int, typer.Option(min=0, help="SciFact test claims to judge (0: none).")] = 100,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """Answer quality on the held-out sets: handbook golden + out-of-corpus questions, and SciFact test claims.
+    An adapter's figures are saved in its record (promotion reads them)."""
+    settings = load_settings()
+    console = Console()
+    figures = evaluate_adapter(settings, adapter_id, limit, scifact, console)
+    if adapter_id != BASE:
+        registry.set_metrics(read_record(adapters_dir(settings) / adapter_id), figures)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+
+
+@tune_app.command("list")
+def list_adapters() -> None:
+    """The registered adapters, their metrics, and which one is promoted."""
+    settings = load_settings()
+    current = promoted_id(settings)
+    table = Table(title=f"adapters in {adapters_dir(settings)}")
+    for column in ("", "id", "data groups", "format", "cited", "F1", "refusals"):
+        table.add_column(column)
+    for record in registry.list_adapters(settings):
+        m = record.metrics.get("handbook", {})
+        cells = [f"{m[k]:.2f}" if k in m else "-" for k in ("format_valid", "cited", "token_f1", "correct_refusals")]
+        table.add_row("*" if record.id == current else "", record.id, ", ".join(record.data_groups), *cells)
+    Console().print(table)
+
+
+@tune_app.command("promote")
+def promote(adapter_id: Annotated[str, typer.Argument(help="An adapter id from `tune list`.")]) -> None:
+    """Serve this adapter, if it meets the gates and does not regress against the one served now."""
+    record = registry.promote(load_settings(), adapter_id)
+    typer.echo(f"promoted {record.id}: the runtime serves it from now on")
+
+
+@tune_app.command("rollback")
+def rollback() -> None:
+    """Serve the previously promoted adapter again."""
+    current = registry.rollback(load_settings())
+    typer.echo(f"now serving {current}" if current else "no adapter promoted: the shipped adapter serves")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tune_app, name="tune")

@@ -1,0 +1,48 @@
+"""`assistant tune eval`: the base model with its best prompt (worked examples, every retrieved block) against an
+adapter with its short prompt, on questions no training example repeats: the handbook golden and out-of-corpus
+sets, and SciFact test claims (a different domain: does the behaviour carry over?)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from assistant.adapters import adapters_dir
+from assistant.components import open_components
+from assistant.settings import Settings
+from evals.answers import evaluate_answers
+from evals.datasets import load_claims, load_golden
+from evals.tables import render_aggregate
+
+BASE = "base"
+GOLDEN = Path("samples/handbook-golden.jsonl")
+OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
+SCIFACT = Path("../shared/data/beir/scifact")
+SCIFACT_COLLECTION = "tuning-scifact"  # SciFact ingested for everyone by `tune build-data`
+
+
+def evaluate_adapter(
+    settings: Settings, adapter_id: str, limit: int | None, scifact_claims: int, console: Console
+) -> dict[str, Any]:
+    generator = settings.generator.model_copy(
+        update={
+            "adapter": None if adapter_id == BASE else adapters_dir(settings) / adapter_id,
+            "use_promoted_adapter": False,
+        }
+    )
+    settings = settings.model_copy(update={"generator": generator})
+    figures: dict[str, Any] = {}
+    with open_components(settings) as components:
+        handbook = evaluate_answers(components.answerer(), load_golden(GOLDEN), load_golden(OUT_OF_CORPUS), limit)
+        handbook.save(settings.eval_runs_dir)
+        figures["handbook"] = handbook.aggregate
+        render_aggregate(f"{adapter_id}: handbook, {len(handbook.samples)} questions", handbook.aggregate, console, 3)
+        if scifact_claims and SCIFACT.is_dir():
+            claims = load_claims(SCIFACT, "test", ("everyone",), scifact_claims)
+            run = evaluate_answers(components.answerer(SCIFACT_COLLECTION), claims, None, None)
+            run.save(settings.eval_runs_dir)
+            figures["scifact"] = {**run.aggregate, "claims": len(run.samples)}
+            render_aggregate(f"{adapter_id}: SciFact test, {len(run.samples)} claims", run.aggregate, console, 3)
+    return figures

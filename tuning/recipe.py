@@ -1,0 +1,149 @@
+"""A tuning recipe: small documented dataclasses, checked in as YAML (tuning/recipes/) and overridable from the
+command line (`--set train.learning_rate=3e-4`). The resolved recipe is saved next to every adapter.
+
+Every field's comment is its documentation; an unknown key in a YAML file or a `--set` is an error naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from assistant.errors import ConfigError
+
+
+@dataclass
+class ItemSource:
+    """Curated items over one corpus."""
+
+    items: str  # the items JSONL, relative to the repository root
+    corpus: str  # the corpus folder (with access.yaml) the items were written over
+    collection: str  # the collection that corpus is ingested into for building the data
+
+
+@dataclass
+class DataRecipe:
+    """What the training examples are made of (RAFT-style: the oracle block among retrieved distractors)."""
+
+    sources: list[ItemSource] = field(default_factory=list)
+    scifact: str | None = None  # a BEIR SciFact directory: its train split adds out-of-domain examples
+    scifact_examples: int = 160  # SciFact train claims used (answerable and not, in their natural mix)
+    no_oracle_share: float = 0.2  # share of answerable items whose oracle block is dropped: target = refusal
+    min_blocks: int = 2  # context blocks per example, drawn between min and max (the runtime shows max)
+    max_blocks: int = 3
+    allowed_groups: list[str] = field(default_factory=lambda: ["everyone"])  # only these groups' documents give text
+    validation_share: float = 0.1  # by content hash: the same example always lands in the same split
+    seed: int = 13
+
+
+@dataclass
+class LoraRecipe:
+    r: int = 16  # rank of the update matrices
+    alpha: int = 32  # scaling (alpha / r)
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
+class TrainRecipe:
+    epochs: float = 1.0  # passes over the training examples (max_steps wins when set)
+    max_steps: int = -1  # -1: from epochs
+    batch_size: int = 4  # examples per forward pass
+    gradient_accumulation: int = 2  # forward passes per optimiser step
+    learning_rate: float = 4e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_length: int = 1024  # tokens; a longer example is reported by `tune check` and skipped, never cut
+    group_by_length: bool = True  # batches of similar length: less padding
+    gradient_checkpointing: bool = False  # recompute activations: less memory, ~30% more time
+    load_in_4bit: bool = False  # QLoRA: 4-bit NF4 base weights, bf16 compute (CUDA only)
+    bf16: bool = False  # bf16 compute (CUDA); CPU trains in fp32
+    eval_steps: int = 20  # validation loss every N optimiser steps
+    save_steps: int = 10  # checkpoint every N steps (resume from the last one)
+    logging_steps: int = 5
+    seed: int = 13
+
+
+@dataclass
+class ServeRecipe:
+    context_blocks: int = 3  # retrieved blocks shown to the adapter at answer time
+
+
+@dataclass
+class Recipe:
+    name: str = "handbook-cpu"
+    base_model: str = "bundled:gemma-3-270m"  # a generator.model value
+    data: DataRecipe = field(default_factory=DataRecipe)
+    lora: LoraRecipe = field(default_factory=LoraRecipe)
+    train: TrainRecipe = field(default_factory=TrainRecipe)
+    serve: ServeRecipe = field(default_factory=ServeRecipe)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:  # type: ignore[assignment]
+    """A recipe from YAML, then `section.field=value` overrides (values parsed as YAML)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"recipe {path} does not exist; see tuning/recipes/") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})".replace("\n", " ")) from exc
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {override!r}: write section.field=value")
+        node = data
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    recipe: Recipe = _build(Recipe, data, str(path))
+    return recipe
+
+
+def _build(cls: type[Any], data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(fields)}")
+    values = {}
+    for name, value in data.items():
+        values[name] = _value(hints[name], value, f"{where}: {name}")
+    return cls(**values)
+
+
+def _value(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)  # type: ignore[arg-type]
+    if origin is list:
+        (inner,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list")
+        return [_value(inner, v, where) for v in value]
+    if origin in (types.UnionType, typing.Union):
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint is float and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML reads "1e-4" (no dot) as a string
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if (hint in (int, str, bool) and not isinstance(value, hint)) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value

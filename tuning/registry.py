@@ -1,0 +1,181 @@
+"""The adapter registry in `ASSISTANT_DATA_DIR/adapters/`: one folder per adapter (peft files + `adapter.json`),
+and `promoted.json` naming the one the runtime serves, with the history that `rollback` walks back.
+
+Promotion is refused unless the adapter's evaluation meets the configured gates and does not regress against
+the adapter promoted now. Reading records and choosing what to serve is `assistant/adapters.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assistant.adapters import PROMOTED, RECORD, AdapterRecord, adapters_dir, promoted_id, read_record
+from assistant.errors import ConfigError
+from assistant.prompt import template_hash
+from assistant.settings import Settings
+from tuning.recipe import Recipe
+
+# Answer-quality gates an adapter must meet to be promoted (figures from `assistant tune eval`).
+GATES: dict[str, float] = {
+    "format_valid": 0.98,
+    "cited": 0.90,
+    "citation_precision": 0.80,
+    "quotes_verbatim": 0.90,
+    "correct_refusals": 0.80,
+    "token_f1": 0.40,
+}
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+REGRESSION_TOLERANCE = 0.02  # a metric may fall this much below the promoted adapter's before it counts
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def base_model_hash(base_dir: Path) -> str:
+    """Hash of the base model's weight files (safetensors), so an adapter names the exact weights it was trained on."""
+    files = sorted(Path(base_dir).glob("*.safetensors"))
+    return hashlib.sha256("".join(file_hash(f) for f in files).encode()).hexdigest()[:16] if files else "unknown"
+
+
+def git_commit(repo: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def register(
+    settings: Settings,
+    adapter_files: Path,
+    recipe: Recipe,
+    *,
+    base_dir: Path,
+    dataset_hash: str,
+    data_groups: list[str],
+    training: dict[str, Any],
+    repo: Path,
+) -> AdapterRecord:
+    """Copy a trained adapter into the registry with its record; returns the record."""
+    adapter_id = f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target = adapters_dir(settings) / adapter_id
+    target.mkdir(parents=True)
+    for name in ADAPTER_FILES:  # the tokenizer is the base model's: not copied
+        shutil.copy2(adapter_files / name, target / name)
+    record = {
+        "id": adapter_id,
+        "base_model": recipe.base_model,
+        "base_model_hash": base_model_hash(base_dir),
+        "dataset_hash": dataset_hash,
+        "prompt_template_hash": template_hash(),
+        "git_commit": git_commit(repo),
+        "data_groups": sorted(data_groups),
+        "serve": {"context_blocks": recipe.serve.context_blocks},
+        "recipe": recipe.to_dict(),
+        "training": training,
+        "metrics": {},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_record(target, record)
+    return read_record(target)
+
+
+def write_record(folder: Path, record: dict[str, Any]) -> None:
+    path = folder / RECORD
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+def set_metrics(record: AdapterRecord, metrics: dict[str, Any]) -> AdapterRecord:
+    data = dict(record.raw)
+    data["metrics"] = metrics
+    write_record(record.path, data)
+    return read_record(record.path)
+
+
+def list_adapters(settings: Settings) -> list[AdapterRecord]:
+    folder = adapters_dir(settings)
+    if not folder.is_dir():
+        return []
+    return sorted((read_record(p) for p in folder.iterdir() if (p / RECORD).is_file()), key=lambda r: r.id)
+
+
+@dataclass(frozen=True)
+class PromotionCheck:
+    failures: list[str]  # one line each: a gate missed or a regression
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def promotion_check(candidate: AdapterRecord, current: AdapterRecord | None) -> PromotionCheck:
+    failures = []
+    metrics = candidate.metrics.get("handbook", {})
+    if not metrics:
+        return PromotionCheck([f"{candidate.id} has no evaluation: run `assistant tune eval {candidate.id}` first"])
+    if candidate.prompt_template_hash != template_hash():
+        failures.append(f"prompt template {candidate.prompt_template_hash} differs from the running {template_hash()}")
+    for name, floor in GATES.items():
+        value = float(metrics.get(name, 0.0))
+        if value < floor:
+            failures.append(f"{name} {value:.3f} is below the gate {floor:.2f}")
+    if current is not None and current.id != candidate.id:
+        before = current.metrics.get("handbook", {})
+        for name in GATES:
+            if name in before and float(metrics.get(name, 0.0)) < float(before[name]) - REGRESSION_TOLERANCE:
+                failures.append(
+                    f"{name} {float(metrics[name]):.3f} regresses against {current.id} ({before[name]:.3f})"
+                )
+    return PromotionCheck(failures)
+
+
+def promote(settings: Settings, adapter_id: str) -> AdapterRecord:
+    folder = adapters_dir(settings) / adapter_id
+    candidate = read_record(folder)
+    current_id = promoted_id(settings)
+    current = read_record(adapters_dir(settings) / current_id) if current_id else None
+    check = promotion_check(candidate, current)
+    if not check.ok:
+        raise ConfigError(f"not promoting {adapter_id}: " + "; ".join(check.failures))
+    state = _promoted_state(settings)
+    state["history"] = [*state.get("history", []), *([current_id] if current_id else [])]
+    state["current"] = adapter_id
+    _write_promoted(settings, state)
+    return candidate
+
+
+def rollback(settings: Settings) -> str | None:
+    """Serve the previously promoted adapter again (None: no adapter promoted any more, the shipped one serves)."""
+    state = _promoted_state(settings)
+    if not state.get("current"):
+        raise ConfigError("no adapter is promoted: nothing to roll back")
+    history = list(state.get("history", []))
+    state["current"] = history.pop() if history else None
+    state["history"] = history
+    _write_promoted(settings, state)
+    return state["current"]  # type: ignore[no-any-return]
+
+
+def _promoted_state(settings: Settings) -> dict[str, Any]:
+    path = adapters_dir(settings) / PROMOTED
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _write_promoted(settings: Settings, state: dict[str, Any]) -> None:
+    path = adapters_dir(settings) / PROMOTED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+    partial.replace(path)
