@@ -11,7 +11,8 @@ Serving rules, each failing closed:
 - an adapter is served only to principals who hold every group its training text came from (it may have
   memorised some of that text).
 Resolution when `generator.adapter` is not set and `generator.use_promoted_adapter` is on: the adapter promoted in
-`ASSISTANT_DATA_DIR/adapters/`, else the one shipped with the package (`assistant/shipped_adapter/`), else none.
+`ASSISTANT_DATA_DIR/adapters/`, else the one shipped with the package (`assistant/shipped_adapter/`) when
+`generator.model` is the base it was trained on, else none.
 """
 
 from __future__ import annotations
@@ -91,8 +92,12 @@ def resolve_adapter(settings: Settings) -> AdapterRecord | None:
         current = promoted_id(settings)
         if current is not None:
             folder = adapters_dir(settings) / current
+        elif (SHIPPED / RECORD).is_file():
+            shipped = read_record(SHIPPED)
+            # The shipped adapter is a default, not a requirement: another base model simply runs without it.
+            folder = SHIPPED if shipped.base_model == generator.model else None
         else:
-            folder = SHIPPED if (SHIPPED / RECORD).is_file() else None
+            folder = None
     if folder is None:
         return None
     record = read_record(folder)

@@ -296,3 +296,8 @@ def test_the_shipped_adapter_is_served_by_default_and_matches_the_prompt_templat
         update={"generator": settings.generator.model_copy(update={"use_promoted_adapter": False})}
     )
     assert resolve_adapter(off) is None
+
+
+def test_another_base_model_runs_without_the_shipped_adapter(settings: Settings, tiny_model: Path) -> None:
+    other = settings.model_copy(update={"generator": settings.generator.model_copy(update={"model": str(tiny_model)})})
+    assert resolve_adapter(other) is None
