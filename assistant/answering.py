@@ -280,7 +280,7 @@ class Answerer:
     def _prompt(self, question: str, shown: list[RetrievedChunk], history: Sequence[Turn]) -> str:
         blocks = [ContextBlock(c.title, c.section, c.text) for c in shown]
         if self.adapter is not None:  # the short prompt it was trained with: it has learned the format
-            return render_tuned_prompt(question, blocks, list(history)[-self.max_history :] if self.max_history else [])
+            return render_tuned_prompt(question, blocks, history, max_history=self.max_history)
         # Without an adapter the base model learns the format from worked examples.
         examples = FEW_SHOT if self.generator.adapter_id is None else ()
         return render_prompt(question, blocks, history, max_history=self.max_history, examples=examples)

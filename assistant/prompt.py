@@ -156,9 +156,11 @@ def render_prompt(
     return "\n".join(parts)
 
 
-def render_tuned_prompt(question: str, blocks: Sequence[ContextBlock], history: Sequence[Turn] = ()) -> str:
+def render_tuned_prompt(
+    question: str, blocks: Sequence[ContextBlock], history: Sequence[Turn] = (), *, max_history: int = 3
+) -> str:
     """The short prompt an adapter is trained and served with: no worked examples, a one-line instruction."""
-    return render_prompt(question, blocks, history, instruction=TUNED_INSTRUCTION)
+    return render_prompt(question, blocks, history, max_history=max_history, instruction=TUNED_INSTRUCTION)
 
 
 def render_training_example(

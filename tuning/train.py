@@ -136,7 +136,7 @@ def train(
     )
     torch.manual_seed(cfg.seed)
     output = trainer.train(resume_from_checkpoint=resume)
-    eval_loss = trainer.evaluate()["eval_loss"] if eval_rows else None
+    eval_loss = _final_eval_loss(trainer) if eval_rows else None
     adapter_dir = work_dir / "adapter"
     trainer.save_model(str(adapter_dir))
     return TrainResult(
@@ -150,6 +150,14 @@ def train(
         resumed_from=resume,
         device=device,
     )
+
+
+def _final_eval_loss(trainer: Any) -> float:
+    """Validation loss of the final weights: the one logged at the last step when the schedule just evaluated
+    there (evaluating again would repeat minutes of CPU work), else a fresh evaluation."""
+    step = trainer.state.global_step
+    logged = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e and e.get("step") == step]
+    return float(logged[-1]) if logged else float(trainer.evaluate()["eval_loss"])
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:
