@@ -231,7 +231,7 @@ class Answerer:
         shown = self._shown(retrieval)
         prompt = self._prompt(question, shown, history)
         with self._generation_observation(trace, prompt, question, shown) as generation:
-            text = yield from self._generate(prompt, generation)
+            text = yield from self._generate(prompt, [c.text for c in shown], generation)
             checked = check_citations(text, shown)
             prompt_tokens = self.generator.count_tokens(prompt, as_prompt=True)
             completion_tokens = self.generator.count_tokens(text)
@@ -297,10 +297,10 @@ class Answerer:
             metadata={"adapter": self.adapter_id},
         )
 
-    def _generate(self, prompt: str, generation: Any) -> GeneratorType[str, None, str]:
-        """Stream the model's pieces; return the whole text."""
+    def _generate(self, prompt: str, sources: list[str], generation: Any) -> GeneratorType[str, None, str]:
+        """Stream the model's pieces (quote lines constrained to the shown blocks); return the whole text."""
         pieces: list[str] = []
-        for piece in self.generator.stream(prompt):
+        for piece in self.generator.stream(prompt, quote_sources=sources):
             if not pieces:
                 generation.update(completion_start_time=datetime.now(UTC))
             pieces.append(piece)

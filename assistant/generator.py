@@ -13,7 +13,7 @@ import importlib.util
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -146,23 +146,44 @@ class Generator:
         encoded = tokenizer(prompt, return_tensors="pt").to(self.device)
         return {k: v for k, v in encoded.items() if k != "token_type_ids"}  # causal LMs take no segment ids
 
-    def _generate_kwargs(self, max_new_tokens: int | None) -> dict[str, Any]:
-        _, tokenizer = self._loaded
-        return {
+    def _generate_kwargs(
+        self, max_new_tokens: int | None, inputs: dict[str, torch.Tensor], quote_sources: Sequence[str] | None
+    ) -> dict[str, Any]:
+        model, tokenizer = self._loaded
+        kwargs: dict[str, Any] = {
             "max_new_tokens": max_new_tokens or self.settings.max_new_tokens,
             "do_sample": False,  # the same context gives the same answer
             "stop_strings": list(STOP_MARKERS),
             "tokenizer": tokenizer,
             "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         }
+        if quote_sources is not None and self.settings.constrain_quotes:
+            from transformers import LogitsProcessorList
 
-    def generate(self, prompt: str, *, max_new_tokens: int | None = None, exact_length: bool = False) -> Generation:
-        """The whole answer. `exact_length` ignores stop markers and EOS (benchmarks time a fixed length)."""
+            from assistant.quote_constraint import QuoteConstraint
+            from assistant.shortlist_head import ShortlistHead
+
+            head = model.get_output_embeddings()
+            exact = head.exact_logits if isinstance(head, ShortlistHead) else None
+            constraint = QuoteConstraint(tokenizer, quote_sources, int(inputs["input_ids"].shape[1]), exact)
+            kwargs["logits_processor"] = LogitsProcessorList([constraint])
+        return kwargs
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int | None = None,
+        exact_length: bool = False,
+        quote_sources: Sequence[str] | None = None,
+    ) -> Generation:
+        """The whole answer. `exact_length` ignores stop markers and EOS (benchmarks time a fixed length);
+        `quote_sources` (the blocks' texts, in order) constrains quote lines to their sentences."""
         import torch
 
         model, tokenizer = self._loaded
         inputs = self._inputs(prompt)
-        kwargs = self._generate_kwargs(max_new_tokens)
+        kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources)
         if exact_length:
             kwargs.pop("stop_strings")
             kwargs["min_new_tokens"] = kwargs["max_new_tokens"]
@@ -179,8 +200,10 @@ class Generator:
             token_ids=tuple(int(t) for t in new_tokens),
         )
 
-    def stream(self, prompt: str, *, max_new_tokens: int | None = None) -> Iterator[str]:
-        """Pieces of the answer as they are decoded (generation runs in a worker thread)."""
+    def stream(
+        self, prompt: str, *, max_new_tokens: int | None = None, quote_sources: Sequence[str] | None = None
+    ) -> Iterator[str]:
+        """Pieces of the answer as they are decoded (generation runs in a worker thread); see `generate`."""
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -193,7 +216,7 @@ class Generator:
             return torch.full((input_ids.shape[0],), cancelled.is_set(), dtype=torch.bool, device=input_ids.device)
 
         def work() -> None:
-            kwargs = self._generate_kwargs(max_new_tokens)
+            kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources)
             kwargs["stopping_criteria"] = StoppingCriteriaList([stop_if_cancelled])
             with torch.inference_mode():
                 model.generate(**inputs, **kwargs, streamer=streamer)

@@ -64,14 +64,17 @@ class Example:
 
 def render_answer(answer: str, quotes: Sequence[str], block: int) -> str:
     """An answer in the house format: every sentence of `answer` cites `block`, then each quote on its line."""
-    sentences = [s.strip() for s in _SENTENCE_END.split(answer.strip()) if s.strip()]
     cited = []
-    for sentence in sentences:
+    for sentence in split_sentences(answer):
         body, end = (sentence[:-1], sentence[-1]) if sentence[-1] in ".!?" else (sentence, ".")
         cited.append(f"{body} [{block}]{end}")
     lines = [" ".join(cited)]
     lines += [f'[{block}] "{normalise_space(q)}"' for q in quotes]
     return "\n".join(lines)
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
 def normalise_space(text: str) -> str:

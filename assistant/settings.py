@@ -155,6 +155,11 @@ class GeneratorSettings(BaseModel):
     device: str = Field("auto", description="auto (CUDA if present, else CPU), cpu, cuda, cuda:0 ...")
     load_in_4bit: bool = Field(False, description="4-bit weights through bitsandbytes (CUDA only).")
     max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
+    constrain_quotes: bool = Field(
+        True,
+        description='While the model writes a quote line `[n] "..."`, allow only tokens that keep it a sentence '
+        "of block n (assistant/quote_constraint.py): quotes are verbatim by construction; false: free decoding.",
+    )
     shortlist_head: int | None = Field(
         64,
         ge=1,

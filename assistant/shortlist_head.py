@@ -14,6 +14,7 @@ weight-only int8 matmul with bf16 activations (~13 ms).
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,7 @@ class ShortlistHead(nn.Module):
     weight: torch.Tensor
     size: int
     approximate: Scorer
+    _last: threading.local
 
     def __init__(self, projection: nn.Linear, size: int = 64) -> None:
         super().__init__()
@@ -66,9 +68,17 @@ class ShortlistHead(nn.Module):
         self.weight = weight  # shared with the model (tied to the input embeddings): no copy
         self.size = min(size, weight.shape[0])
         self.approximate = int8_scorer(weight)
+        self._last = threading.local()  # per thread: answers are decoded in worker threads
+
+    def exact_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Full-precision logits of token `ids` at the last position of this thread's last forward pass
+        (for a logits processor that allows tokens outside the shortlist)."""
+        row: torch.Tensor = self._last.row
+        return self.weight[ids].to(row.dtype) @ row
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         rows = hidden.reshape(-1, hidden.shape[-1])
+        self._last.row = rows[-1]
         approximate = self.approximate(rows)
         shortlist = approximate.topk(self.size, dim=-1).indices
         exact = torch.einsum("nd,nkd->nk", rows, self.weight[shortlist].to(rows.dtype))

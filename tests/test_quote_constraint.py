@@ -1,0 +1,135 @@
+"""Copy-constrained quote lines, with a tiny random Gemma 3 and a real SentencePiece-style tokenizer (BPE with
+U+2581 word boundaries, as Gemma's) trained here on the sample handbook: a random model left alone never quotes
+a block; constrained, every quote it writes is a sentence of the block it names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.generator import Generator
+from assistant.prompt import ContextBlock, render_tuned_prompt
+from assistant.quote_constraint import QuoteConstraint, quote_candidates
+from assistant.settings import GeneratorSettings
+
+BLOCK = (
+    "Employees reset passwords at the self-service portal. The portal asks for a second factor.\n"
+    "Locked accounts are unlocked by the service desk."
+)
+OTHER = "Parking is in the north garage."
+ANSWER_START = " Use the portal [1].\n[1]"
+
+
+@pytest.fixture(scope="module")
+def sentencepiece_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import string
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted(Path("samples/handbook").rglob("*.md"))]
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=800, special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"], initial_alphabet=list(string.printable)
+    )
+    tokenizer.train_from_iterator([*texts, BLOCK, OTHER], trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=len(fast),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=1024,
+        sliding_window=64,
+        pad_token_id=fast.pad_token_id,
+    )
+    path = tmp_path_factory.mktemp("sentencepiece-gemma")
+    Gemma3ForCausalLM(config).save_pretrained(str(path))
+    fast.save_pretrained(str(path))
+    return path
+
+
+def _continue(generator: Generator, constrained: bool, exact: bool = True) -> str:
+    """Greedy text after `[1]`, the answer forced up to there (`ANSWER_START`)."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    model, tokenizer = generator._loaded
+    prompt = render_tuned_prompt("How do I reset my password?", [ContextBlock("IT", None, BLOCK)])
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    ids = torch.tensor([prompt_ids + tokenizer(ANSWER_START, add_special_tokens=False)["input_ids"]])
+    head: Any = model.get_output_embeddings()
+    rescore = head.exact_logits if exact and hasattr(head, "exact_logits") else None
+    processors = [QuoteConstraint(tokenizer, [BLOCK, OTHER], len(prompt_ids), rescore)] if constrained else []
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=60,
+            do_sample=False,
+            logits_processor=LogitsProcessorList(processors),
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    answer = str(tokenizer.decode(out[0, len(prompt_ids) :], skip_special_tokens=True))
+    return answer.split("\n[1]", 1)[1]
+
+
+def test_candidates_are_every_sentence_and_line_of_the_block() -> None:
+    assert quote_candidates(BLOCK) == sorted(
+        {
+            ' "Employees reset passwords at the self-service portal. The portal asks for a second factor."',
+            ' "Employees reset passwords at the self-service portal."',
+            ' "The portal asks for a second factor."',
+            ' "Locked accounts are unlocked by the service desk."',
+        }
+    )
+
+
+def test_only_quote_lines_are_constrained(sentencepiece_model: Path, tmp_path: Path) -> None:
+    generator = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)
+    _, tokenizer = generator._loaded
+    constraint = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
+    assert constraint.allowed(" Use the portal [1") is None  # the statement is free
+    assert constraint.allowed(" Use the portal [1].\n[3]") is None  # no block 3: the citation check drops it
+    assert constraint.allowed(' Use it [1].\n[1] "The portal asks for a second factor."') is None  # closed
+    allowed = constraint.allowed(' Use it [1].\n[1] "The portal')
+    assert allowed
+    spelled = {tokenizer.decode([tokenizer("a", add_special_tokens=False)["input_ids"][-1], t])[1:] for t in allowed}
+    assert all(' asks for a second factor."'.startswith(text) for text in spelled)
+    assert constraint.allowed(" Use it [2] .\n[2]") is not None  # block 2 has its own sentences
+
+
+def test_a_constrained_quote_is_a_sentence_of_its_block(sentencepiece_model: Path, tmp_path: Path) -> None:
+    settings = GeneratorSettings(model=str(sentencepiece_model), device="cpu", shortlist_head=None)
+    generator = Generator(settings, tmp_path)
+    free = _continue(generator, constrained=False)
+    assert not any(free.startswith(c) for c in quote_candidates(BLOCK))  # a random model does not quote
+    quoted = _continue(generator, constrained=True)
+    assert any(quoted.startswith(c) for c in quote_candidates(BLOCK)), quoted
+
+
+def test_the_shortlist_head_scores_allowed_tokens_exactly(sentencepiece_model: Path, tmp_path: Path) -> None:
+    plain = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu", shortlist_head=None), tmp_path)
+    fast = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu", shortlist_head=2), tmp_path)
+    assert type(fast._loaded[0].get_output_embeddings()).__name__ == "ShortlistHead"
+    assert _continue(fast, constrained=True) == _continue(plain, constrained=True)
+
+
+def test_the_setting_turns_the_constraint_off(sentencepiece_model: Path, tmp_path: Path) -> None:
+    for on in (True, False):
+        settings = GeneratorSettings(model=str(sentencepiece_model), device="cpu", constrain_quotes=on)
+        generator = Generator(settings, tmp_path)
+        kwargs = generator._generate_kwargs(None, generator._inputs("Question"), [BLOCK])
+        assert ("logits_processor" in kwargs) == on
+        assert "logits_processor" not in generator._generate_kwargs(None, generator._inputs("Question"), None)
