@@ -21,6 +21,7 @@ import torch
 from assistant.prompt import normalise_space, split_sentences
 
 _QUOTE_START = re.compile(r"\[(\d+)\]")
+_SHORTEST_QUOTE = 3  # words
 _LONGEST_PIECE = 48  # characters; longer vocabulary pieces are whitespace runs and never inside a quote
 
 
@@ -37,6 +38,7 @@ class PieceIndex:
         texts = tokenizer.batch_decode([[anchor, t] for t in vocabulary], clean_up_tokenization_spaces=False)
         self.ids: dict[str, list[int]] = defaultdict(list)
         self.closing: list[int] = []  # `"` followed only by whitespace: a quote may end with its line
+        self.line_ends: list[int] = list(tokenizer.all_special_ids)  # a new line (or the end) after a quote
         for token_id, text in zip(vocabulary, texts, strict=True):
             text = text[len(anchor_text) :]
             if not text or "\ufffd" in text:  # a byte of a multi-byte character: never a whole piece of a quote
@@ -45,6 +47,8 @@ class PieceIndex:
                 self.ids[text].append(token_id)
             if text.startswith('"') and len(text) > 1 and not text[1:].strip():
                 self.closing.append(token_id)
+            if text.startswith("\n"):
+                self.line_ends.append(token_id)
 
     def spelling_prefixes(self, text: str) -> list[int]:
         """Ids of the tokens whose text is a non-empty prefix of `text`."""
@@ -60,13 +64,14 @@ def piece_index(tokenizer: Any) -> PieceIndex:
 
 
 def quote_candidates(block_text: str) -> list[str]:
-    """What may follow `[n]` on a quote line of block n: ` "sentence"` for every sentence and every line."""
+    """What may follow `[n]` on a quote line of block n: ` "sentence"` for every sentence and every line of at
+    least `_SHORTEST_QUOTE` words (a table cell or a heading alone supports nothing)."""
     spans: list[str] = []
     for line in block_text.splitlines():
         line = normalise_space(line)
         if line:
             spans += [line, *split_sentences(line)]
-    return sorted({f' "{span}"' for span in spans})
+    return sorted({f' "{span}"' for span in spans if len(span.split()) >= _SHORTEST_QUOTE})
 
 
 class QuoteConstraint:
@@ -94,8 +99,8 @@ class QuoteConstraint:
             return None
         written = line[match.end() :]
         candidates = self.candidates[int(match.group(1)) - 1]
-        if written in candidates:
-            return None  # the quote is closed
+        if written.rstrip() in candidates:
+            return self.pieces.line_ends  # the quote is closed: its line ends here
         remaining = [c[len(written) :] for c in candidates if c.startswith(written)]
         if not remaining:
             return None  # the line went its own way before the constraint could act; the check will judge it

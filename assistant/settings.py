@@ -201,6 +201,28 @@ class IdentitySettings(BaseModel):
     allow_dev_users: bool = Field(True, description="False in production profiles: only SSO identities count.")
 
 
+class UISettings(BaseModel):
+    """The Streamlit app: how people sign in, and which groups reach which page."""
+
+    auth: Literal["dev", "oidc"] = Field(
+        "dev",
+        description="dev: pick a user of identity.users_file (refused where identity.allow_dev_users is off); "
+        "oidc: Streamlit's native OIDC sign-in (st.login), configured in Streamlit's secrets [auth].",
+    )
+    oidc_provider: str | None = Field(
+        None, description="The [auth.<name>] section of Streamlit's secrets to sign in with; null: [auth] itself."
+    )
+    groups_claim: str = Field("groups", description="The ID-token claim that lists the user's SSO groups.")
+    name_claim: str = Field("email", description="The ID-token claim shown as the user's name.")
+    corpus_owner_groups: list[str] = Field(
+        ["corpus-owners"], description="Members of any of these groups see the corpus page (re-ingest)."
+    )
+    engineer_groups: list[str] = Field(
+        ["assistant-engineers"], description="Members of any of these groups see the quality page."
+    )
+    langfuse_url: str = Field("", description="Link shown on the quality page; empty: tracing.base_url.")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Built once by `load_settings()`."""
 
@@ -223,6 +245,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = IdentitySettings()
     generator: GeneratorSettings = GeneratorSettings()
     tracing: TracingSettings = TracingSettings()
+    ui: UISettings = UISettings()
 
     @classmethod
     def settings_customise_sources(

@@ -86,6 +86,10 @@ def _continue(generator: Generator, constrained: bool, exact: bool = True) -> st
 
 
 def test_candidates_are_every_sentence_and_line_of_the_block() -> None:
+    assert quote_candidates("Reno\nSee the table. Pittsburgh only.") == [
+        ' "See the table. Pittsburgh only."',
+        ' "See the table."',
+    ]  # a line, its sentences of 3 words or more
     assert quote_candidates(BLOCK) == sorted(
         {
             ' "Employees reset passwords at the self-service portal. The portal asks for a second factor."',
@@ -102,7 +106,8 @@ def test_only_quote_lines_are_constrained(sentencepiece_model: Path, tmp_path: P
     constraint = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
     assert constraint.allowed(" Use the portal [1") is None  # the statement is free
     assert constraint.allowed(" Use the portal [1].\n[3]") is None  # no block 3: the citation check drops it
-    assert constraint.allowed(' Use it [1].\n[1] "The portal asks for a second factor."') is None  # closed
+    closed = constraint.allowed(' Use it [1].\n[1] "The portal asks for a second factor."')
+    assert closed and all(t in tokenizer.all_special_ids or tokenizer.decode([t]).startswith("\n") for t in closed)
     allowed = constraint.allowed(' Use it [1].\n[1] "The portal')
     assert allowed
     spelled = {tokenizer.decode([tokenizer("a", add_special_tokens=False)["input_ids"][-1], t])[1:] for t in allowed}
@@ -116,7 +121,9 @@ def test_a_constrained_quote_is_a_sentence_of_its_block(sentencepiece_model: Pat
     free = _continue(generator, constrained=False)
     assert not any(free.startswith(c) for c in quote_candidates(BLOCK))  # a random model does not quote
     quoted = _continue(generator, constrained=True)
-    assert any(quoted.startswith(c) for c in quote_candidates(BLOCK)), quoted
+    assert any(quoted.startswith(c + "\n") or quoted == c for c in quote_candidates(BLOCK)), (
+        quoted
+    )  # then its line ends
 
 
 def test_the_shortlist_head_scores_allowed_tokens_exactly(sentencepiece_model: Path, tmp_path: Path) -> None:
