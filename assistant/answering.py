@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Generator as GeneratorType
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -194,8 +194,9 @@ class Answerer:
 
     def stream(
         self, principal: Principal, question: str, history: Sequence[Turn] = (), *, session_id: str | None = None
-    ) -> Iterator[str | Answer]:
-        """Pieces of the answer as they are generated, then the checked `Answer`; traced when tracing is on."""
+    ) -> GeneratorType[str | Answer, None, None]:
+        """Pieces of the answer as they are generated, then the checked `Answer`; traced when tracing is on.
+        Closing it early (a reader that stops) stops decoding at the next token."""
         trace = self.tracer.start_question(principal, question, session_id) if self.tracer else QuestionTrace.off()
         steps = self._answer(principal, question, history, trace)
         answer: Answer | None = None
@@ -334,6 +335,11 @@ class Answerer:
             "model": answer.model,
             "adapter": answer.adapter,
         }
+
+
+def statement_lines(text: str) -> str:
+    """An answer's text without its quote lines (what a reader sees above the opened sources)."""
+    return "\n".join(line for line in text.splitlines() if not _QUOTE_LINE.match(line.strip())).strip()
 
 
 def _citation(n: int, chunk: RetrievedChunk) -> Citation:

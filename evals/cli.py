@@ -1,4 +1,5 @@
-"""`assistant eval retrieval|gate`: measure retrieval and calibrate the recall gate; runs are saved locally."""
+"""`assistant eval retrieval|gate|answers|leaks`: measure retrieval, calibrate the recall gate, score answers,
+probe access control; runs are saved locally."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from rich.table import Table
 from assistant.cli_options import CollectionOption, JsonFileOption
 from assistant.cli_progress import terminal_progress
 from assistant.components import open_components
+from assistant.errors import ConfigError
+from assistant.identity import load_dev_users
 from assistant.settings import RetrievalMode, load_settings
 from evals import gate as gate_calibration
 from evals.answers import evaluate_answers
 from evals.corpus import prepare_collection
 from evals.datasets import load_dataset, load_golden
+from evals.leaks import probe_leaks
 from evals.retrieval import EvalRun, evaluate, load_run, regressions
 from evals.tables import render_aggregate
 
@@ -120,6 +124,28 @@ def answers(
     console.print(f"run saved to {path}")
     if json_out is not None:
         json_out.write_text(json.dumps(run.to_json(), indent=1) + "\n", encoding="utf-8")
+
+
+@eval_app.command("leaks")
+def leaks(
+    golden: AnswerableOption = SAMPLE_GOLDEN,
+    collection: CollectionOption = None,
+) -> None:
+    """Every dev user asks every golden question and every document title: any chunk outside their groups is a
+    leak (exit 1). Saves the run in ASSISTANT_DATA_DIR/eval-runs (the app's quality page shows the latest)."""
+    settings = load_settings()
+    if settings.identity.users_file is None:
+        raise ConfigError("identity.users_file is not set: the probe asks as each dev user")
+    users = load_dev_users(settings.identity.users_file)
+    questions = [q.text for q in load_golden(golden).queries]
+    with open_components(settings) as components:
+        run = probe_leaks(components.retriever(collection), users, questions)
+    path = run.save(settings.eval_runs_dir)
+    typer.echo(f"{run.probes} probes by {run.users} users on {run.collection}: {len(run.leaks)} leaks ({path})")
+    for leak in run.leaks[:20]:
+        typer.echo(f"LEAK: {leak.user} got {leak.doc_id} {leak.doc_groups} for {leak.question!r}")
+    if run.leaks:
+        raise typer.Exit(1)
 
 
 def render_run(run: EvalRun, console: Console) -> None:

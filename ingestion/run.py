@@ -9,6 +9,7 @@ from assistant.components import Components
 from assistant.errors import AccessPolicyError
 from assistant.progress import NO_PROGRESS, Progress
 from ingestion.access_policy import AccessPolicy
+from ingestion.history import record_run
 from ingestion.sources import SourceFailure, open_source
 from ingestion.state import SyncState
 from ingestion.summary import SyncSummary
@@ -23,9 +24,11 @@ def run_ingest(
     *,
     dry_run: bool = False,
     progress: Progress = NO_PROGRESS,
+    started_by: str = "cli",
 ) -> SyncSummary:
     """Sync `source_path` into `collection` (default: store.collection); `groups` gives every document these
-    groups instead of an access.yaml. One re-ingest at a time per process.
+    groups instead of an access.yaml. One re-ingest at a time per process. A real sync is appended to the
+    history (`ingestion.history`) with `started_by`.
 
     An invalid access policy syncs nothing: dropping one bad rule could let an earlier, broader rule apply.
     """
@@ -38,10 +41,14 @@ def run_ingest(
         where = f"line {exc.line}: " if exc.line is not None else ""
         error = f"{where}{exc.reason}; nothing was synced, the index keeps serving its previous state"
         failure = SourceFailure(Path(exc.path).name, error)
-        return SyncSummary(target, str(source_path.resolve()), dry_run, failed=[failure])
-    with components.ingest_lock:
-        state = SyncState(settings.state_path)
-        try:
-            return Ingestor(components, state).sync(source, target, dry_run=dry_run, progress=progress)
-        finally:
-            state.close()
+        summary = SyncSummary(target, str(source_path.resolve()), dry_run, failed=[failure])
+    else:
+        with components.ingest_lock:
+            state = SyncState(settings.state_path)
+            try:
+                summary = Ingestor(components, state).sync(source, target, dry_run=dry_run, progress=progress)
+            finally:
+                state.close()
+    if not dry_run:
+        record_run(settings.data_dir, summary, started_by)
+    return summary

@@ -65,7 +65,7 @@ class SyncState:
 
     def check_source(self, collection: str, source: str) -> None:
         """A collection mirrors one source; syncing another source into it would delete the first one's docs."""
-        bound = self._source_of(collection)
+        bound = self.source_of(collection)
         if bound is not None and bound != source:
             raise CollectionMismatchError(
                 f"collection {collection!r} is synced from {bound}, not {source}; "
@@ -75,10 +75,10 @@ class SyncState:
     def record_source(self, collection: str, source: str) -> None:
         """Bind a collection to its source on its first real (not dry-run) sync."""
         self.check_source(collection, source)
-        if self._source_of(collection) is None:
+        if self.source_of(collection) is None:
             self._db.execute("INSERT INTO collections VALUES (?,?,?)", (collection, source, time.time()))
 
-    def _source_of(self, collection: str) -> str | None:
+    def source_of(self, collection: str) -> str | None:
         row = self._db.execute("SELECT source FROM collections WHERE name=?", (collection,)).fetchone()
         return None if row is None else str(row[0])
 

@@ -1,0 +1,51 @@
+"""Users' verdicts on answers: appended to `feedback.jsonl` in the data directory, and sent to Langfuse as a
+score on the answer's trace when tracing is on. The local file is what the review queue and the quality page read
+without a Langfuse server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from assistant.tracing import Tracer
+
+_WRITING = threading.Lock()  # app sessions are threads of one process: one line at a time
+
+
+@dataclass(frozen=True)
+class Feedback:
+    user_id: str
+    question: str
+    helpful: bool
+    comment: str | None
+    trace_id: str | None
+    model: str | None
+    adapter: str | None
+    cited: list[str]  # doc ids the answer cited
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def feedback_path(data_dir: Path) -> Path:
+    return data_dir / "feedback.jsonl"
+
+
+def record_feedback(data_dir: Path, tracer: Tracer, feedback: Feedback) -> bool:
+    """Store `feedback`; True when it also went to Langfuse."""
+    path = feedback_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _WRITING, path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(asdict(feedback)) + "\n")
+    if tracer.enabled and feedback.trace_id:
+        tracer.feedback(feedback.trace_id, feedback.helpful, feedback.comment)
+        return True
+    return False
+
+
+def read_feedback(data_dir: Path) -> list[Feedback]:
+    path = feedback_path(data_dir)
+    if not path.exists():
+        return []
+    return [Feedback(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

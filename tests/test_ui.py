@@ -1,0 +1,227 @@
+"""The Streamlit app through Streamlit's AppTest, on the real runtime: Qdrant Edge with the sample handbook, the
+bundled Gemma 3 270M with the shipped adapter (converted once per session, ~50 s), real sign-in code paths (the
+dev picker, and `st.user` as Streamlit fills it after an OIDC sign-in; the browser test drives a real provider).
+
+Who sees which page, a page reached directly by someone it is not for, a cited answer whose source opens, a
+refusal, feedback recorded, a re-ingest from the corpus page, the quality page, dev sign-in refused in production.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from assistant.access import Principal
+from assistant.feedback import read_feedback
+from assistant.settings import Settings, load_settings
+from evals.datasets import load_golden
+from evals.leaks import probe_leaks
+from evals.retrieval import evaluate
+from ingestion.history import read_runs
+from tests.conftest import HANDBOOK, REPO, ingest, runtime
+
+APP = str(REPO / "ui" / "app.py")
+VIEWS = REPO / "ui" / "views"
+TIMEOUT = 300  # the first answer loads (and once per session converts) the model
+
+
+def close_app_runtime() -> None:
+    """The app's cached runtime holds the embedded index open: release it for the next test."""
+    import streamlit as st
+
+    from ui import runtime as app_runtime
+
+    app_runtime.components().close()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def app_data(handbook_index: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The app runs on the session's handbook index (it only reads it)."""
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(handbook_index.data_dir))
+    yield load_settings()
+    close_app_runtime()
+
+
+def signed_in(user: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.selectbox(key="dev_user").set_value(user).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def test_each_role_is_offered_its_pages_only(app_data: Settings) -> None:
+    dana = signed_in("dana")
+    assert titles(dana) == ["Ask the company's documents"]  # the default page is chat
+    for page in ("corpus", "quality"):
+        with pytest.raises(ValueError):  # not registered for her: Streamlit has no such page
+            dana.switch_page(str(VIEWS / f"{page}.py"))
+    olivia = signed_in("olivia")
+    olivia.switch_page(str(VIEWS / "corpus.py")).run()
+    assert titles(olivia) == ["Corpus: handbook"] and not olivia.error
+    with pytest.raises(ValueError):
+        olivia.switch_page(str(VIEWS / "quality.py"))
+    ian = signed_in("ian")
+    ian.switch_page(str(VIEWS / "quality.py")).run()
+    assert titles(ian) == ["Quality"] and not ian.exception
+
+
+@pytest.mark.parametrize("page", ["corpus", "quality"])
+def test_a_page_reached_directly_is_forbidden_to_others(app_data: Settings, page: str) -> None:
+    at = AppTest.from_file(str(VIEWS / f"{page}.py"), default_timeout=60)
+    at.run()
+    assert [e.value for e in at.error] == ["Sign in first: this page needs to know who you are."]
+    at.session_state["principal"] = Principal.of("dana", ["everyone", "engineering", "hr"])
+    at.run()
+    assert [e.value for e in at.error] == [f"Forbidden: the {page} page is not open to your groups."]
+    assert not at.dataframe and not at.button  # nothing of the page rendered
+
+
+def test_a_cited_answer_opens_its_source_and_takes_feedback(app_data: Settings) -> None:
+    at = signed_in("dana")
+    at.chat_input[0].set_value("How do I reset my password?").run()
+    assert not at.exception, at.exception
+    user, assistant = at.chat_message
+    assert user.markdown[0].value == "How do I reset my password?"
+    assert "[1]" in assistant.markdown[0].value
+    source = at.expander[0]
+    assert source.label.startswith("[1] Password and Multi-Factor Authentication Policy")
+    shown = " ".join(t.value for t in source.text)
+    assert "reset" in shown.lower()  # the cited chunk itself
+    assert any("verified in the source" in m.value for m in source.markdown)
+    assert any("adapter" in c.value for c in assistant.caption)  # the model and adapter that answered
+
+    at.feedback[0].set_value(0).run()  # thumbs down
+    at.text_input[0].set_value("It should link the reset portal").run()
+    at.button(key="send-0").click().run()
+    recorded = read_feedback(app_data.data_dir)
+    assert [(f.user_id, f.helpful, f.comment) for f in recorded][-1] == (
+        "dana",
+        False,
+        "It should link the reset portal",
+    )
+    assert recorded[-1].cited == ["security/password-and-mfa-policy.md"]
+    assert any("Feedback recorded" in c.value for c in at.caption)
+
+
+def test_no_approved_source_is_a_refusal_not_a_guess(app_data: Settings) -> None:
+    at = signed_in("victor")  # a contractor with no groups reads nothing
+    at.chat_input[0].set_value("How do I reset my password?").run()
+    assert not at.exception, at.exception
+    assert at.info and at.info[0].value.startswith("I can't find an answer to that in the documents you have access")
+    assert not at.expander  # no source to open
+    assert any("no model (refused before generation)" in c.value for c in at.caption)
+
+
+def test_dev_sign_in_is_refused_under_the_production_profile(
+    app_data: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSISTANT_PROFILE", "server")
+    monkeypatch.setenv("ASSISTANT_UI__AUTH", "dev")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert [e.value for e in at.error] == [
+        "dev sign-in is refused under profile 'server': identities come from SSO only (ui.auth=oidc)"
+    ]
+    assert not at.selectbox and not at.chat_input
+
+
+def test_oidc_claims_decide_the_pages_and_missing_groups_read_nothing(
+    app_data: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSISTANT_UI__AUTH", "oidc")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert [b.label for b in at.button] == ["Sign in"] and not at.chat_input
+    at.user = {"is_logged_in": True, "sub": "u-17", "email": "owner@example.com", "groups": ["corpus-owners"]}
+    at.run()
+    assert any(c.value == "Groups: corpus-owners" for c in at.caption)
+    at.switch_page(str(VIEWS / "corpus.py")).run()
+    assert titles(at) == ["Corpus: handbook"]
+    no_groups = AppTest.from_file(APP, default_timeout=60)
+    no_groups.user = {"is_logged_in": True, "sub": "u-18", "email": "x@example.com", "groups": "corpus-owners"}
+    no_groups.run()  # a string is not a list of groups: fail closed
+    assert [w.value for w in no_groups.warning] == [
+        "Your sign-in carries no 'groups' claim: you can read no documents."
+    ]
+    with pytest.raises(ValueError):
+        no_groups.switch_page(str(VIEWS / "corpus.py"))
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, Path]]:
+    """A corpus of its own (the corpus page re-ingests it): three handbook documents and their access rules."""
+    corpus = tmp_path / "corpus"
+    (corpus / "company").mkdir(parents=True)
+    for name in ("holidays.md", "code-of-conduct.md", "remote-work-policy.md"):
+        shutil.copy(HANDBOOK / "company" / name, corpus / "company" / name)
+    (corpus / "access.yaml").write_text('rules:\n  - match: "company/**"\n    groups: [everyone]\n', encoding="utf-8")
+    settings = load_settings(data_dir=tmp_path / "data")
+    assert ingest(settings, corpus).ok
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(settings.data_dir))
+    yield settings, corpus
+    close_app_runtime()
+
+
+def test_corpus_page_previews_and_runs_a_reingest(small_corpus: tuple[Settings, Path]) -> None:
+    settings, corpus = small_corpus
+    (corpus / "company" / "holidays.md").write_text("# Holidays\n\nEvery Friday is a holiday.\n", encoding="utf-8")
+    (corpus / "company" / "code-of-conduct.md").unlink()
+    at = signed_in("olivia")
+    at.switch_page(str(VIEWS / "corpus.py")).run()
+    table = at.dataframe[0].value
+    assert sorted(table["path"]) == [
+        "company/code-of-conduct.md",
+        "company/holidays.md",
+        "company/remote-work-policy.md",
+    ]
+    assert set(table["groups"]) == {"everyone"} and set(table["version"]) == {1}
+    at.button[0].click().run()  # dry run
+    diff = " ".join(m.value for m in at.markdown)
+    assert "**0** added · **1** changed · **1** deleted" in diff
+    assert "`company/holidays.md`" in diff and "`company/code-of-conduct.md`" in diff
+    at.button[1].click().run()  # re-ingest, in the app process's background thread
+    deadline = time.monotonic() + 120
+    while not at.success and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert at.success and at.success[0].value.startswith("Re-ingest finished")
+    history = at.dataframe[-1].value
+    assert list(history["by"]) == ["olivia", "cli"]  # newest first: this re-ingest, then the first sync
+    assert list(history["changed"]) == [1, 0] and list(history["deleted"]) == [1, 0]
+    assert read_runs(settings.data_dir)[0]["documents"]["deleted"] == ["company/code-of-conduct.md"]
+    versions = dict(zip(at.dataframe[0].value["path"], at.dataframe[0].value["version"], strict=True))
+    assert versions == {"company/holidays.md": 2, "company/remote-work-policy.md": 1}
+
+
+def test_quality_page_shows_saved_runs_leaks_and_adapters(app_data: Settings) -> None:
+    with runtime(app_data) as components:
+        golden = load_golden(REPO / "samples" / "handbook-golden.jsonl")
+        evaluate(components.retriever(), golden, app_data.retrieval.mode).save(app_data.eval_runs_dir)
+        users = {"dana": Principal.of("dana", ["everyone"]), "hr": Principal.of("hr", ["everyone", "hr"])}
+        probe_leaks(components.retriever(), users, ["How many holidays?"]).save(app_data.eval_runs_dir)
+    (app_data.eval_runs_dir / "broken.json").write_text("{", encoding="utf-8")
+    at = signed_in("ian")
+    at.switch_page(str(VIEWS / "quality.py")).run()
+    assert not at.exception, at.exception
+    assert any(w.value == "Unreadable run files: broken.json" for w in at.warning)
+    assert at.success[0].value.startswith("No leaks:") and "by 2 users on handbook" in at.success[0].value
+    questions = at.dataframe[0].value
+    assert len(questions) == len([q for q in golden.queries if q.relevant])
+    assert any(c.value.startswith("Serving: handbook-cpu-") for c in at.caption)  # the shipped adapter
+    (app_data.eval_runs_dir / "broken.json").unlink()
+    for leftover in app_data.eval_runs_dir.glob("*.json"):
+        json.loads(leftover.read_text(encoding="utf-8"))  # every file the page read is valid JSON
+        leftover.unlink()  # the session's index stays as other tests expect it

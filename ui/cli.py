@@ -1,0 +1,39 @@
+"""`assistant ui`: start the Streamlit app (ui/app.py) on this machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def ui(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 to serve other machines).")] = "localhost",
+    secrets: Annotated[
+        Path | None, typer.Option(help="Streamlit secrets TOML with the [auth] OIDC section (ui.auth=oidc).")
+    ] = None,
+) -> None:
+    """Serve the app: chat for everyone, corpus for corpus owners, quality for engineers."""
+    env = dict(os.environ)
+    if secrets is not None:
+        env["STREAMLIT_SECRETS_FILES"] = str(secrets.resolve())
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.port", str(port),
+        "--server.address", address,
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    typer.echo(f"serving on http://{address}:{port} (Ctrl+C stops)")
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ui")(ui)

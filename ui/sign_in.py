@@ -1,0 +1,64 @@
+"""Who is using the app: Streamlit's native OIDC sign-in in production, a dev user picker in development.
+
+`current_principal()` renders the sign-in (or the picker) and stops the page until someone is signed in. The dev
+picker is refused under a profile that turns dev users off: production identities come from SSO only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from assistant.access import Principal
+from assistant.errors import IdentityError
+from assistant.identity import load_dev_users
+from assistant.settings import Settings
+from ui.roles import display_name, principal_from_claims
+
+DEV_USER_KEY = "dev_user"
+
+
+def current_principal(settings: Settings) -> Principal:
+    if settings.ui.auth == "oidc":
+        return _oidc_principal(settings)
+    return _dev_principal(settings)
+
+
+def _oidc_principal(settings: Settings) -> Principal:
+    ui = settings.ui
+    if not st.user.get("is_logged_in", False):
+        st.title("Company assistant")
+        st.write("Sign in with your company account to ask about the documents you may read.")
+        if st.button("Sign in", type="primary"):
+            st.login(ui.oidc_provider) if ui.oidc_provider else st.login()
+        st.stop()
+    claims: dict[str, Any] = st.user.to_dict()
+    principal = principal_from_claims(claims, ui)
+    with st.sidebar:
+        st.markdown(f"**{display_name(claims, ui)}**")
+        _groups_caption(principal)
+        if st.button("Sign out"):
+            st.logout()
+    if not principal.groups:
+        st.warning(f"Your sign-in carries no '{ui.groups_claim}' claim: you can read no documents.")
+    return principal
+
+
+def _dev_principal(settings: Settings) -> Principal:
+    identity = settings.identity
+    if not identity.allow_dev_users or identity.users_file is None:
+        raise IdentityError(
+            f"dev sign-in is refused under profile '{settings.profile}': identities come from SSO only (ui.auth=oidc)"
+        )
+    users = load_dev_users(identity.users_file)
+    with st.sidebar:
+        st.caption("Development sign-in: users of " + str(identity.users_file))
+        name = st.selectbox("Signed in as", sorted(users), key=DEV_USER_KEY)
+        principal = users[name]
+        _groups_caption(principal)
+    return principal
+
+
+def _groups_caption(principal: Principal) -> None:
+    st.caption("Groups: " + (", ".join(sorted(principal.groups)) or "none"))

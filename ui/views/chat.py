@@ -1,0 +1,119 @@
+"""Chat: answers stream in as they are written, cite [n] sources the user may read (each opens its chunk), or
+refuse when no approved source answers. Follow-ups carry the conversation; thumbs up/down are recorded."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import streamlit as st
+
+from assistant.access import Principal
+from assistant.answering import Answer, Answerer, statement_lines
+from assistant.components import Components
+from assistant.feedback import Feedback, record_feedback
+from assistant.prompt import Turn
+from ui.guard import require
+from ui.roles import Page
+
+CHAT_KEY = "chat"
+SESSION_KEY = "chat_session_id"
+
+
+@dataclass
+class Exchange:
+    question: str
+    answer: Answer
+    feedback: bool | None = None  # True: helpful; set once recorded
+
+
+def stream_answer(answerer: Answerer, principal: Principal, question: str, history: list[Exchange]) -> Answer:
+    """Show the answer as it is decoded; return the checked answer."""
+    turns = [Turn(e.question, e.answer.answer) for e in history if not e.answer.refused]
+    session_id = st.session_state.setdefault(SESSION_KEY, uuid.uuid4().hex)
+    items = answerer.stream(principal, question, turns, session_id=session_id)
+    final: list[Answer] = []
+
+    def pieces() -> Iterator[str]:
+        for item in items:
+            if isinstance(item, Answer):
+                final.append(item)
+            else:
+                yield item
+
+    try:
+        st.write_stream(pieces())
+    finally:
+        items.close()  # a run stopped mid-answer (Stop, a new question, a closed tab) stops decoding here
+    return final[0]
+
+
+def show_exchange(index: int, exchange: Exchange, components: Components, principal: Principal) -> None:
+    with st.chat_message("user"):
+        st.markdown(exchange.question)
+    with st.chat_message("assistant"):
+        answer = exchange.answer
+        if answer.refused:
+            st.info(answer.answer, icon=":material/block:")
+            st.caption("No approved source answers this, so the assistant does not guess.")
+        else:
+            st.markdown(statement_lines(answer.answer))
+            if not answer.citations:
+                st.warning("This answer cites no source: check it before relying on it.")
+            show_sources(answer)
+        adapter = f" + adapter {answer.adapter.rsplit('/', 1)[-1]}" if answer.adapter else ""
+        model = f"{answer.model}{adapter}" if answer.model else "no model (refused before generation)"
+        st.caption(f"{model} · {answer.seconds:.1f} s")
+        show_feedback(index, exchange, components, principal)
+
+
+def show_sources(answer: Answer) -> None:
+    for citation in answer.citations:
+        chunk = answer.retrieved[citation.n - 1]
+        heading = f"[{citation.n}] {citation.title}" + (f" · {citation.section}" if citation.section else "")
+        with st.expander(heading):
+            st.caption(f"{citation.path} (document {citation.doc_id})")
+            for quote in (q for q in answer.quotes if q.block == citation.n):
+                mark = "verified in the source" if quote.verbatim else "NOT found in the source"
+                st.markdown(f"> {quote.text}\n\n*{mark}*")
+            st.text(chunk.text)
+
+
+def show_feedback(index: int, exchange: Exchange, components: Components, principal: Principal) -> None:
+    if exchange.feedback is not None:
+        st.caption("Feedback recorded, thank you.")
+        return
+    thumbs = st.feedback("thumbs", key=f"thumbs-{index}")
+    if thumbs is None:
+        return
+    comment = st.text_input("What was right or wrong? (optional)", key=f"comment-{index}")
+    if st.button("Send feedback", key=f"send-{index}"):
+        answer = exchange.answer
+        feedback = Feedback(
+            user_id=principal.user_id,
+            question=exchange.question,
+            helpful=thumbs == 1,
+            comment=comment or None,
+            trace_id=answer.trace_id,
+            model=answer.model,
+            adapter=answer.adapter,
+            cited=[c.doc_id for c in answer.citations],
+        )
+        record_feedback(components.settings.data_dir, components.tracer, feedback)
+        exchange.feedback = feedback.helpful
+        st.rerun()
+
+
+components, principal = require(Page.CHAT)
+st.title("Ask the company's documents")
+history: list[Exchange] = st.session_state.setdefault(CHAT_KEY, [])
+for number, past in enumerate(history):
+    show_exchange(number, past, components, principal)
+if question := st.chat_input("Ask a question, for example: How do I reset my password?"):
+    with st.chat_message("user"):
+        st.markdown(question)
+    with st.chat_message("assistant"):
+        answer = stream_answer(components.answerer(), principal, question, history)
+    history.append(Exchange(question, answer))
+    st.rerun()

@@ -1,0 +1,110 @@
+"""Corpus (corpus owners): the indexed documents with their groups and versions, a dry-run diff before a
+re-ingest, the re-ingest itself with its progress (chat keeps answering), its failures, and past runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from ingestion.catalog import read_catalog
+from ingestion.history import read_runs
+from ingestion.run import run_ingest
+from ingestion.summary import SyncSummary
+from ui import runtime
+from ui.guard import require
+from ui.ingest_job import IngestJob
+from ui.roles import Page
+
+DRY_RUN_KEY = "corpus_dry_run"
+CHANGE_KINDS = ("added", "changed", "deleted", "regrouped")
+
+
+def show_changes(summary: SyncSummary) -> None:
+    counts = {kind: len(getattr(summary, kind)) for kind in CHANGE_KINDS}
+    st.markdown(" · ".join(f"**{n}** {kind}" for kind, n in counts.items()) + f" · {len(summary.unchanged)} unchanged")
+    for kind in CHANGE_KINDS:
+        if getattr(summary, kind):
+            st.markdown(f"*{kind}*: " + ", ".join(f"`{doc}`" for doc in getattr(summary, kind)))
+    if summary.uncovered:
+        st.warning("No access rule covers these, so nobody can read them: " + ", ".join(summary.uncovered))
+    if summary.failed:
+        st.error(f"{len(summary.failed)} document(s) failed; the index keeps their previous version")
+        st.dataframe([{"document": f.path, "reason": f.error} for f in summary.failed], hide_index=True)
+
+
+@st.fragment(run_every=1.0)
+def show_job(job: IngestJob) -> None:
+    if job.running:
+        st.markdown(f"Re-ingest started by **{job.started_by}** is running; chat keeps answering meanwhile.")
+        for task, (done, total) in job.progress.snapshot().items():
+            st.progress(done / total if total else 0.0, text=f"{task}: {done} / {total}")
+        return
+    if job.error:
+        st.error(f"The re-ingest stopped: {job.error}. Documents not yet written keep their previous version.")
+    elif job.summary is not None:
+        st.success(f"Re-ingest finished in {job.summary.seconds:.1f} s ({job.summary.chunks_in_index} chunks).")
+        show_changes(job.summary)
+
+
+components, principal = require(Page.CORPUS)
+settings = components.settings
+collection = settings.store.collection
+catalog = read_catalog(settings, collection)
+jobs = runtime.ingest_jobs()
+job = jobs.latest
+busy = job is not None and job.running
+
+st.title(f"Corpus: {collection}")
+if catalog.source is None:
+    st.info(f"Collection {collection!r} has not been synced yet: run `assistant ingest FOLDER` once.")
+    st.stop()
+source = Path(catalog.source)
+st.caption(f"Synced from `{source}` · {len(catalog.documents)} documents")
+st.dataframe(
+    [
+        {
+            "path": d.path,
+            "title": d.title,
+            "groups": ", ".join(d.groups) or "(nobody)",
+            "version": d.version,
+            "chunks": d.chunks,
+        }
+        for d in catalog.documents
+    ],
+    hide_index=True,
+)
+
+preview, reingest = st.columns(2)
+if preview.button("Preview changes (dry run)", disabled=busy):
+    st.session_state[DRY_RUN_KEY] = run_ingest(components, source, collection, dry_run=True)
+if reingest.button("Re-ingest now", type="primary", disabled=busy):
+    job = jobs.start(source, collection, principal.user_id)
+    st.session_state.pop(DRY_RUN_KEY, None)
+dry_run = st.session_state.get(DRY_RUN_KEY)
+if isinstance(dry_run, SyncSummary):
+    st.subheader("Would change")
+    show_changes(dry_run)
+if job is not None:
+    st.subheader("Latest re-ingest")
+    show_job(job)
+
+st.subheader("History")
+runs = read_runs(settings.data_dir, collection)
+if runs:
+    st.dataframe(
+        [
+            {
+                "finished": r["finished"],
+                "by": r.get("started_by", ""),
+                **{k: r[k] for k in CHANGE_KINDS},
+                "failed": len(r["failed"]),
+                "chunks in index": r["chunks_in_index"],
+                "seconds": r["seconds"],
+            }
+            for r in runs
+        ],
+        hide_index=True,
+    )
+else:
+    st.caption("No syncs recorded yet.")

@@ -1,0 +1,112 @@
+"""Quality (assistant engineers): retrieval nDCG@10 / recall over the saved eval runs, the latest run question by
+question, the access-leak probe's last result, answer-quality runs, the adapters and which one serves, and a link
+to Langfuse when tracing is configured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from assistant.adapters import promoted_id
+from evals.saved_runs import read_saved_runs
+from tuning.registry import list_adapters
+from ui.guard import require
+from ui.roles import Page
+
+RETRIEVAL_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+ANSWER_METRICS = (
+    "answered",
+    "correct_refusals",
+    "format_valid",
+    "cited",
+    "citation_precision",
+    "quotes_verbatim",
+    "token_f1",
+)
+
+
+def metric_rows(runs: list[dict[str, Any]], metrics: tuple[str, ...], label: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "run": run["created"],
+            label: run.get(label) or "-",
+            **{m: round(run["aggregate"][m], 4) for m in metrics if m in run["aggregate"]},
+        }
+        for run in runs
+    ]
+
+
+components, principal = require(Page.QUALITY)
+settings = components.settings
+runs = read_saved_runs(settings.eval_runs_dir)
+st.title("Quality")
+langfuse = settings.ui.langfuse_url or settings.tracing.base_url
+if langfuse:
+    st.link_button("Open Langfuse (traces, scores, datasets)", langfuse)
+if runs.unreadable:
+    st.warning("Unreadable run files: " + ", ".join(runs.unreadable))
+
+st.header("Retrieval")
+if runs.retrieval:
+    datasets = sorted({str(r["dataset"]) for r in runs.retrieval})
+    dataset = st.selectbox("Dataset", datasets, index=len(datasets) - 1)
+    chosen = [r for r in runs.retrieval if r["dataset"] == dataset]
+    rows = metric_rows(chosen, RETRIEVAL_METRICS, "mode")
+    st.line_chart(rows, x="run", y=[m for m in RETRIEVAL_METRICS if m in rows[-1]])
+    latest = chosen[-1]
+    st.subheader(f"Latest run, question by question ({latest['created']}, {latest['mode']})")
+    st.dataframe(
+        [
+            {
+                "question": q["question"],
+                **{m: q["metrics"].get(m) for m in ("ndcg@10", "recall@10")},
+                "relevant": ", ".join(q["relevant"]),
+                "top": ", ".join(q["top"][:3]),
+            }
+            for q in latest["queries"]
+        ],
+        hide_index=True,
+    )
+else:
+    st.caption("No retrieval runs yet: `assistant eval retrieval --dataset samples/handbook-golden.jsonl`.")
+
+st.header("Access control")
+if runs.leaks:
+    last = runs.leaks[-1]
+    leaks = last["leaks"]
+    summary = f"{last['probes']} probes by {last['users']} users on {last['collection']} ({last['created']})"
+    if leaks:
+        st.error(f"{len(leaks)} leaks in the last probe: {summary}")
+        st.dataframe(leaks, hide_index=True)
+    else:
+        st.success(f"No leaks: {summary}")
+else:
+    st.caption("No access-leak probe yet: `assistant eval leaks`.")
+
+st.header("Answers")
+if runs.answers:
+    st.dataframe(metric_rows(runs.answers, ANSWER_METRICS, "adapter"), hide_index=True)
+else:
+    st.caption("No answer runs yet: `assistant eval answers`.")
+
+st.header("Adapters")
+serving = promoted_id(settings)
+adapters = list_adapters(settings)
+served = components.adapter
+st.caption("Serving: " + (served.id if served is not None else "the base model"))
+if adapters:
+    st.dataframe(
+        [
+            {
+                "promoted": "yes" if a.id == serving else "",
+                "id": a.id,
+                "data groups": ", ".join(a.data_groups),
+                **{m: round(v, 3) for m, v in a.metrics.get("handbook", {}).items() if m in ANSWER_METRICS},
+            }
+            for a in adapters
+        ],
+        hide_index=True,
+    )
+else:
+    st.caption("No adapters trained here; the shipped adapter serves (`assistant tune list`).")
