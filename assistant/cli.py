@@ -21,7 +21,7 @@ COMMAND_GROUP = "assistant.commands"
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="assistant",
-        help="Company assistant: ingest documents, search and ask with access control, tune, evaluate.",
+        help="Company assistant: ingest documents, search and ask with access control, tune, evaluate, serve the app.",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,

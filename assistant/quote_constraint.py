@@ -22,6 +22,7 @@ from assistant.prompt import normalise_space, split_sentences
 
 _QUOTE_START = re.compile(r"\[(\d+)\]")
 _SHORTEST_QUOTE = 3  # words
+_STANDS_ALONE = re.compile(r"^([|*+-]|\d+[.)])|[.!?:|]$")  # not the middle of a hard-wrapped sentence
 _LONGEST_PIECE = 48  # characters; longer vocabulary pieces are whitespace runs and never inside a quote
 
 
@@ -64,12 +65,14 @@ def piece_index(tokenizer: Any) -> PieceIndex:
 
 
 def quote_candidates(block_text: str) -> list[str]:
-    """What may follow `[n]` on a quote line of block n: ` "sentence"` for every sentence and every line of at
-    least `_SHORTEST_QUOTE` words (a table cell or a heading alone supports nothing)."""
+    """What may follow `[n]` on a quote line of block n: ` "sentence"` for every sentence of every paragraph
+    (hard-wrapped lines joined) and every line that stands alone (a table row, a list item, a line ending a
+    sentence), of at least `_SHORTEST_QUOTE` words: a table cell or a heading alone supports nothing."""
     spans: list[str] = []
-    for line in block_text.splitlines():
-        line = normalise_space(line)
-        if line:
+    for paragraph in re.split(r"\n\s*\n", block_text):
+        spans += split_sentences(normalise_space(paragraph))
+        lines = [normalise_space(line) for line in paragraph.splitlines()]
+        for line in (line for line in lines if _STANDS_ALONE.search(line)):
             spans += [line, *split_sentences(line)]
     return sorted({f' "{span}"' for span in spans if len(span.split()) >= _SHORTEST_QUOTE})
 

@@ -115,6 +115,16 @@ def docs_in_index(settings: Settings, collection: str = "handbook") -> dict[str,
 
 
 @pytest.fixture(scope="session")
+def bundled_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled Gemma 3 270M converted once per test session (~50 s); data dirs link their models/ here."""
+    from assistant.generator import resolve_base_model
+
+    models = tmp_path_factory.mktemp("bundled-models")
+    resolve_base_model(load_settings().generator.model, models)
+    return models
+
+
+@pytest.fixture(scope="session")
 def handbook_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
     """The sample handbook ingested once per test session into Qdrant Edge; tests must only read it."""
     settings = load_settings(data_dir=tmp_path_factory.mktemp("handbook-index"))

@@ -85,11 +85,21 @@ def _continue(generator: Generator, constrained: bool, exact: bool = True) -> st
     return answer.split("\n[1]", 1)[1]
 
 
+def test_hard_wrapped_lines_are_joined_and_table_rows_stand_alone() -> None:
+    text = (
+        "The board discussed whether to raise a\nnew round in 2027. It did not vote.\n\n"
+        "| Revenue | $41.6M |\n- Travel is booked early"
+    )
+    candidates = quote_candidates(text)
+    assert ' "The board discussed whether to raise a new round in 2027."' in candidates  # the wrapped sentence whole
+    assert ' "The board discussed whether to raise a"' not in candidates  # never its first line alone
+    assert {' "| Revenue | $41.6M |"', ' "- Travel is booked early"'} <= set(candidates)  # rows and items stand alone
+
+
 def test_candidates_are_every_sentence_and_line_of_the_block() -> None:
-    assert quote_candidates("Reno\nSee the table. Pittsburgh only.") == [
-        ' "See the table. Pittsburgh only."',
-        ' "See the table."',
-    ]  # a line, its sentences of 3 words or more
+    candidates = quote_candidates("Reno\nSee the table. Pittsburgh only.")
+    assert {' "See the table. Pittsburgh only."', ' "See the table."'} <= set(candidates)  # a line, its sentences
+    assert not any(c in candidates for c in (' "Reno"', ' "Pittsburgh only."'))  # fewer than 3 words
     assert quote_candidates(BLOCK) == sorted(
         {
             ' "Employees reset passwords at the self-service portal. The portal asks for a second factor."',

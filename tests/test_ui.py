@@ -42,8 +42,11 @@ def close_app_runtime() -> None:
 
 
 @pytest.fixture
-def app_data(handbook_index: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """The app runs on the session's handbook index (it only reads it)."""
+def app_data(handbook_index: Settings, bundled_models: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The app runs on the session's handbook index (it only reads it) with the session's converted model."""
+    models = handbook_index.data_dir / "models"
+    if not models.exists():
+        models.symlink_to(bundled_models, target_is_directory=True)
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(handbook_index.data_dir))
     yield load_settings()
     close_app_runtime()

@@ -62,6 +62,8 @@ def show_exchange(index: int, exchange: Exchange, components: Components, princi
             if not answer.citations:
                 st.warning("This answer cites no source: check it before relying on it.")
             show_sources(answer)
+            with st.expander(f"All {len(answer.retrieved)} passages searched"):
+                st.markdown("\n".join(f"{c.rank}. **{c.title}** · `{c.path}`" for c in answer.retrieved))
         adapter = f" + adapter {answer.adapter.rsplit('/', 1)[-1]}" if answer.adapter else ""
         model = f"{answer.model}{adapter}" if answer.model else "no model (refused before generation)"
         st.caption(f"{model} · {answer.seconds:.1f} s")

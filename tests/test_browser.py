@@ -1,0 +1,158 @@
+"""End to end in a real browser: Debian's chromium (headless, driven by Playwright; nothing downloads a browser)
+signs in through a real OIDC provider on loopback (oidc-provider-mock, tokens with a `groups` claim) to the app
+served by `assistant ui` with the real runtime (its own Qdrant Edge index of the sample handbook, the bundled Gemma
+3 270M with the shipped adapter).
+
+An employee asks, sees a cited answer and opens its source; the restricted Q3 budget never appears for her, while
+an executive asking the same question gets it (so the check could fail). A screenshot of the chat page is saved
+to test-artifacts/chat-page.png.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.settings import Settings, load_settings
+from tests.conftest import HANDBOOK, REPO, ingest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+ARTIFACTS = REPO / "test-artifacts"
+BUDGET_TITLE = "Q3 2026 Quarterly Budget"
+BUDGET_QUESTION = "What is the revenue budget for Q3 2026?"
+ANSWER_WAIT_MS = 240_000  # the first answer loads the model (and converts it once per data dir)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the app exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory, bundled_models: Path) -> Iterator[str]:
+    from oidc_provider_mock import User, run_server_in_thread
+
+    data_dir = tmp_path_factory.mktemp("browser-app")
+    settings: Settings = load_settings(data_dir=data_dir)
+    assert ingest(settings, HANDBOOK).ok
+    (data_dir / "models").symlink_to(bundled_models, target_is_directory=True)
+    users = [
+        User(sub="dana", claims={"email": "dana@northwind.example", "name": "Dana Kowalski", "groups": ["everyone"]}),
+        User(
+            sub="erin",
+            claims={"email": "erin@northwind.example", "name": "Erin Whitaker", "groups": ["everyone", "executives"]},
+        ),
+    ]
+    with run_server_in_thread(port=0, user_claims=users) as provider:
+        port = free_port()
+        secrets = data_dir / "secrets.toml"
+        secrets.write_text(
+            "[auth]\n"
+            f'redirect_uri = "http://localhost:{port}/oauth2callback"\n'
+            'cookie_secret = "a-test-cookie-secret-of-some-length"\n'
+            'client_id = "company-assistant"\n'
+            'client_secret = "test-secret"\n'
+            f'server_metadata_url = "http://localhost:{provider.server_port}/.well-known/openid-configuration"\n',
+            encoding="utf-8",
+        )
+        env = {
+            **os.environ,
+            "ASSISTANT_PROFILE": "test",
+            "ASSISTANT_DATA_DIR": str(data_dir),
+            "ASSISTANT_UI__AUTH": "oidc",
+            "HF_HUB_OFFLINE": "1",
+        }
+        command = [sys.executable, "-m", "assistant.cli", "ui", "--port", str(port), "--secrets", str(secrets)]
+        app = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until_healthy(f"http://localhost:{port}/_stcore/health", app)
+            yield f"http://localhost:{port}"
+        finally:
+            app.terminate()
+            app.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+        )
+        yield launched
+        launched.close()
+
+
+def sign_in(browser: object, app_url: str, user: str) -> object:
+    """A fresh browser context (no cookies), signed in as `user` through the provider's login page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(app_url)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name=user, exact=True).click()  # the provider's one-click predefined user
+    page.get_by_text("Ask the company's documents").wait_for(timeout=60_000)
+    return page
+
+
+def ask(page: object, question: str) -> None:
+    """Ask and wait until the answer is complete: each finished answer has its "model · N.N s" caption."""
+    from playwright.sync_api import expect
+
+    finished = page.get_by_text(re.compile(r" · \d+\.\d s$"))  # type: ignore[attr-defined]
+    before = finished.count()
+    page.get_by_placeholder("Ask a question").fill(question)  # type: ignore[attr-defined]
+    page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    expect(finished).to_have_count(before + 1, timeout=ANSWER_WAIT_MS)
+
+
+def test_signed_in_employee_sees_a_cited_answer_and_never_a_restricted_source(browser: object, app_url: str) -> None:
+    page = sign_in(browser, app_url, "dana")
+    assert page.get_by_text("Groups: everyone").is_visible()  # type: ignore[attr-defined]
+    ask(page, "How do I reset my password?")
+    source = page.get_by_text("[1] Password and Multi-Factor Authentication Policy", exact=False).first  # type: ignore[attr-defined]
+    source.click()
+    page.get_by_text("security/password-and-mfa-policy.md", exact=False).first.wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-page.png"), full_page=True)  # type: ignore[attr-defined]
+
+    ask(page, BUDGET_QUESTION)
+    page.get_by_text("passages searched").last.click()  # type: ignore[attr-defined]
+    assert BUDGET_TITLE not in page.content()  # type: ignore[attr-defined]
+    assert "finance/q3-2026-budget.md" not in page.content()  # type: ignore[attr-defined]
+
+    executive = sign_in(browser, app_url, "erin")
+    ask(executive, BUDGET_QUESTION)
+    executive.get_by_text("passages searched").last.click()  # type: ignore[attr-defined]
+    executive.get_by_text("finance/q3-2026-budget.md").first.wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    assert BUDGET_TITLE in executive.content()  # type: ignore[attr-defined]  # the same question reaches it for her
