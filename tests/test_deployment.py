@@ -1,0 +1,55 @@
+"""docker-compose.yml: the app wired to a Qdrant server and a self-hosted Langfuse by environment, Langfuse with
+what it needs, a GPU profile; validated by `docker compose config` where the compose plugin is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from assistant.settings import load_settings
+from tests.conftest import REPO
+
+COMPOSE = REPO / "docker-compose.yml"
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return data
+
+
+def test_every_service_of_the_deployment_is_there() -> None:
+    services = compose()["services"]
+    assert set(services) == {
+        "app", "qdrant", "langfuse-web", "langfuse-worker", "postgres", "clickhouse", "redis", "minio", "app-gpu", "tune",
+    }  # fmt: skip
+    assert services["app-gpu"]["profiles"] == ["gpu"] and services["tune"]["profiles"] == ["gpu"]
+    assert "tuning/recipes/handbook-gpu.yaml" in " ".join(services["tune"]["command"])
+    assert (REPO / "tuning" / "recipes" / "handbook-gpu.yaml").exists()
+
+
+def test_the_app_reaches_qdrant_and_langfuse_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = compose()["services"]["app"]
+    env = app["environment"]
+    assert env["QDRANT_URL"] == "http://qdrant:6333" and env["LANGFUSE_BASE_URL"] == "http://langfuse-web:3000"
+    for name, value in env.items():
+        if not str(value).startswith("${"):
+            monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-dev")
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-lf-dev")
+    settings = load_settings()  # what the container's settings resolve to
+    assert settings.profile == "server" and settings.store.backend == "server"
+    assert settings.store.url == "http://qdrant:6333" and settings.tracing.base_url == "http://langfuse-web:3000"
+    assert settings.ui.auth == "oidc" and not settings.identity.allow_dev_users  # production: SSO only
+
+
+def test_compose_file_is_valid_for_docker_compose() -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker client on this machine")
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
+        pytest.skip("the docker client has no compose plugin here")
+    result = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
