@@ -1,0 +1,224 @@
+"""Chat under load: concurrent browser sessions against the running app on loopback. Prints figures; asserts
+nothing.
+
+    python -m benchmarks.chat_load [--sessions 20] [--timeout 900] [--json OUT]
+
+Starts `assistant ui` (embedded defaults: Qdrant Edge, the bundled Gemma 3 270M with the shipped adapter, CPU)
+on a private copy of the sample handbook, then drives it with headless chromium (Playwright over Debian's
+browser): every session opens the app, signs in with the dev picker's default user and asks one question; each
+answer is timed from pressing Enter to its first streamed text (time to first token) and to its finished answer.
+Phase 1 is chat alone; phase 2 the same while a corpus owner re-ingests the whole handbook from the corpus page
+(every document edited, so every chunk is embedded again). Bounded: `--sessions` at once, `--timeout` seconds
+for a phase. Errors: an answer that never finished, or an error shown on the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from assistant.components import open_components
+from assistant.settings import load_settings
+from ingestion.run import run_ingest
+
+REPO = Path(__file__).resolve().parents[1]
+HANDBOOK = REPO / "samples" / "handbook"
+QUESTIONS = [
+    "How do I reset my password?",
+    "How many paid holidays are there this year?",
+    "Can I work from another country for a month?",
+    "What is the hotel limit when I travel?",
+    "How do I report a lost laptop?",
+    "When are expense reports due?",
+    "What should I do in my first week?",
+    "Where is the Pittsburgh office?",
+    "How do I get help from IT?",
+    "What does the code of conduct say about gifts?",
+]
+ANSWER_DONE = re.compile(r" · \d+\.\d s$")  # every finished answer shows "model · N.N s"
+
+
+@dataclass
+class SessionResult:
+    question: str
+    ok: bool
+    first_token_s: float | None
+    answer_s: float | None
+    error: str | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"{url} did not answer in {seconds} s")
+
+
+async def chat_session(browser: Any, url: str, question: str, timeout_s: float) -> SessionResult:
+    context = await browser.new_context()
+    page = await context.new_page()
+    try:
+        await page.goto(url)
+        box = page.get_by_placeholder("Ask a question")
+        await box.wait_for(timeout=timeout_s * 1000)
+        await box.fill(question)
+        asked = time.perf_counter()
+        await page.keyboard.press("Enter")
+        # The assistant's message is the second chat message; its first text is the first streamed token.
+        await page.wait_for_function(
+            "() => { const m = document.querySelectorAll('[data-testid=stChatMessage]');"
+            " const text = m.length > 1 && m[1].querySelector('[data-testid=stMarkdownContainer]');"
+            " return !!text && text.innerText.trim().length > 0; }",
+            polling=100,
+            timeout=timeout_s * 1000,
+        )
+        first = time.perf_counter() - asked
+        await page.get_by_text(ANSWER_DONE).first.wait_for(timeout=timeout_s * 1000)
+        done = time.perf_counter() - asked
+        errors = await page.get_by_test_id("stException").count()
+        errors += await page.get_by_test_id("stAlertContentError").count()
+        return SessionResult(question, errors == 0, first, done, "error shown on the page" if errors else None)
+    except Exception as exc:  # a timeout or a broken page is an error of this session, not of the benchmark
+        return SessionResult(question, False, None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+    finally:
+        await context.close()
+
+
+async def reingest(browser: Any, url: str, timeout_s: float) -> float:
+    """Sign in as the corpus owner, start a re-ingest from the corpus page, wait for it to finish."""
+    page = await (await browser.new_context()).new_page()
+    await page.goto(url)
+    await page.get_by_text("Signed in as").wait_for()
+    await page.get_by_test_id("stSelectbox").click()
+    await page.get_by_role("option", name="olivia").click()
+    await page.get_by_role("link", name="Corpus").click()
+    started = time.perf_counter()
+    await page.get_by_role("button", name="Re-ingest now").click()
+    await page.get_by_text("Re-ingest finished").wait_for(timeout=timeout_s * 1000)
+    return time.perf_counter() - started
+
+
+async def phase(browser: Any, url: str, sessions: int, timeout_s: float, data: Path | None) -> dict[str, Any]:
+    questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(sessions)]
+    started = time.perf_counter()
+    chats = asyncio.gather(*(chat_session(browser, url, q, timeout_s) for q in questions))
+    ingest_s: float | None = None
+    if data is not None:
+        for doc in data.rglob("*.md"):  # an edit to every markdown document: all of them re-embedded
+            doc.write_text(doc.read_text(encoding="utf-8") + "\n\nReviewed for the load benchmark.\n", encoding="utf-8")
+        results, ingest_s = await asyncio.gather(chats, reingest(browser, url, timeout_s))
+    else:
+        results = await chats
+    wall = time.perf_counter() - started
+    return summarise(results, wall, ingest_s)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summarise(results: list[SessionResult], wall: float, ingest_s: float | None) -> dict[str, Any]:
+    firsts = [r.first_token_s for r in results if r.ok and r.first_token_s is not None]
+    answers = [r.answer_s for r in results if r.ok and r.answer_s is not None]
+    return {
+        "sessions": len(results),
+        "errors": sum(not r.ok for r in results),
+        "first_token_p50_s": percentile(firsts, 0.5),
+        "first_token_p95_s": percentile(firsts, 0.95),
+        "answer_p50_s": percentile(answers, 0.5),
+        "answer_p95_s": percentile(answers, 0.95),
+        "answer_mean_s": statistics.fmean(answers) if answers else None,
+        "wall_s": wall,
+        "reingest_s": ingest_s,
+        "results": [asdict(r) for r in results],
+    }
+
+
+async def drive(url: str, sessions: int, timeout_s: float, corpus: Path) -> dict[str, Any]:
+    from playwright.async_api import async_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("Debian's chromium is needed: apt-get install chromium")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
+        warm = await chat_session(browser, url, QUESTIONS[0], timeout_s)  # loads the model; not counted
+        alone = await phase(browser, url, sessions, timeout_s, None)
+        with_ingest = await phase(browser, url, sessions, timeout_s, corpus)
+        await browser.close()
+    return {"warm_up": asdict(warm), "chat": alone, "chat_while_reingesting": with_ingest}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds a phase may take at most")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="chat-load-"))
+    corpus = work / "handbook"
+    shutil.copytree(HANDBOOK, corpus)
+    settings = load_settings(data_dir=work / "data")
+    shared_models = load_settings().models_dir.resolve()
+    if shared_models.is_dir():  # reuse the converted model of ./assistant-data
+        settings.data_dir.mkdir(parents=True)
+        (settings.data_dir / "models").symlink_to(shared_models, target_is_directory=True)
+    with open_components(settings) as components:
+        run_ingest(components, corpus)
+    port = free_port()
+    env = {**os.environ, "ASSISTANT_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
+    app = subprocess.Popen(
+        [sys.executable, "-m", "assistant.cli", "ui", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_healthy(f"http://localhost:{port}/_stcore/health")
+        figures = asyncio.run(drive(f"http://localhost:{port}", args.sessions, args.timeout, corpus))
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+    figures["cpu_count"] = os.cpu_count()
+    for name in ("chat", "chat_while_reingesting"):
+        f = figures[name]
+        print(
+            f"{name}: {f['sessions']} sessions, {f['errors']} errors, first token p50 {f['first_token_p50_s']} s "
+            f"p95 {f['first_token_p95_s']} s, answer p50 {f['answer_p50_s']} s p95 {f['answer_p95_s']} s, "
+            f"wall {f['wall_s']:.1f} s" + (f", re-ingest {f['reingest_s']:.1f} s" if f["reingest_s"] else "")
+        )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
