@@ -90,3 +90,24 @@ def test_the_uncovered_draft_is_invisible_even_to_executives(retriever: Retrieve
     everyone_at_once = Principal.of("all-groups", GROUPS)
     result = retriever.search(everyone_at_once, "proposed reorganization of customer operations", top_k=50)
     assert "drafts/unreviewed-reorg-memo.md" not in result.doc_ids
+
+
+def test_the_leak_probe_finds_nothing_here_and_would_find_a_bypass(retriever: Retriever) -> None:
+    from typing import cast
+
+    from evals.leaks import probe_leaks
+
+    users = {"dana": Principal.of("dana", ["everyone"]), "victor": Principal.of("victor", [])}
+    questions = QUESTIONS[:3]
+    clean = probe_leaks(retriever, users, questions)
+    assert clean.leaks == [] and clean.probes > 2 * len(questions) * 2  # titles of every document asked too
+
+    class IgnoresGroups:  # a broken retriever: searches as someone in every group, whoever asks
+        store, collection = retriever.store, retriever.collection
+
+        def search(self, principal: Principal, query: str, **options: object) -> object:
+            return retriever.search(Principal.of("root", GROUPS), query, **options)  # type: ignore[arg-type]
+
+    broken = probe_leaks(cast(Retriever, IgnoresGroups()), users, questions)
+    assert broken.leaks and {leak.user for leak in broken.leaks} == {"dana", "victor"}
+    assert all(not set(leak.doc_groups) & users[leak.user].groups for leak in broken.leaks)

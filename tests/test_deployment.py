@@ -23,9 +23,8 @@ def compose() -> dict[str, Any]:
 
 def test_every_service_of_the_deployment_is_there() -> None:
     services = compose()["services"]
-    assert set(services) == {
-        "app", "qdrant", "langfuse-web", "langfuse-worker", "postgres", "clickhouse", "redis", "minio", "app-gpu", "tune",
-    }  # fmt: skip
+    langfuse = {"langfuse-web", "langfuse-worker", "postgres", "clickhouse", "redis", "minio"}
+    assert set(services) == {"app", "qdrant", *langfuse, "app-gpu", "tune"}
     assert services["app-gpu"]["profiles"] == ["gpu"] and services["tune"]["profiles"] == ["gpu"]
     assert "tuning/recipes/handbook-gpu.yaml" in " ".join(services["tune"]["command"])
     assert (REPO / "tuning" / "recipes" / "handbook-gpu.yaml").exists()

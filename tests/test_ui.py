@@ -125,6 +125,8 @@ def test_no_approved_source_is_a_refusal_not_a_guess(app_data: Settings) -> None
     assert at.info and at.info[0].value.startswith("I can't find an answer to that in the documents you have access")
     assert not at.expander  # no source to open
     assert any("no model (refused before generation)" in c.value for c in at.caption)
+    at.selectbox(key="dev_user").set_value("dana").run()
+    assert not at.chat_message  # another user signed in: the previous conversation is gone
 
 
 def test_dev_sign_in_is_refused_under_the_production_profile(

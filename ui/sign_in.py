@@ -31,7 +31,10 @@ def _oidc_principal(settings: Settings) -> Principal:
         st.title("Company assistant")
         st.write("Sign in with your company account to ask about the documents you may read.")
         if st.button("Sign in", type="primary"):
-            st.login(ui.oidc_provider) if ui.oidc_provider else st.login()
+            if ui.oidc_provider:
+                st.login(ui.oidc_provider)
+            else:
+                st.login()
         st.stop()
     claims: dict[str, Any] = st.user.to_dict()
     principal = principal_from_claims(claims, ui)

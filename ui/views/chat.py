@@ -18,6 +18,7 @@ from ui.guard import require
 from ui.roles import Page
 
 CHAT_KEY = "chat"
+CHAT_USER_KEY = "chat_user"  # whose conversation CHAT_KEY holds
 SESSION_KEY = "chat_session_id"
 
 
@@ -109,7 +110,11 @@ def show_feedback(index: int, exchange: Exchange, components: Components, princi
 
 components, principal = require(Page.CHAT)
 st.title("Ask the company's documents")
-history: list[Exchange] = st.session_state.setdefault(CHAT_KEY, [])
+if st.session_state.get(CHAT_USER_KEY) != principal.user_id:  # another user signed in: never show their chat
+    st.session_state[CHAT_KEY] = []
+    st.session_state[CHAT_USER_KEY] = principal.user_id
+    st.session_state.pop(SESSION_KEY, None)
+history: list[Exchange] = st.session_state[CHAT_KEY]
 for number, past in enumerate(history):
     show_exchange(number, past, components, principal)
 if question := st.chat_input("Ask a question, for example: How do I reset my password?"):
