@@ -87,6 +87,7 @@ class Generator:
         self.settings = settings
         self.models_dir = models_dir
         self.device = pick_device(settings.device)
+        self._slots = threading.BoundedSemaphore(settings.concurrent_generations)  # sessions take turns
 
     @property
     def model_id(self) -> str:
@@ -188,7 +189,7 @@ class Generator:
             kwargs.pop("stop_strings")
             kwargs["min_new_tokens"] = kwargs["max_new_tokens"]
         started = time.perf_counter()
-        with torch.inference_mode():
+        with self._slots, torch.inference_mode():
             output = model.generate(**inputs, **kwargs)
         new_tokens = output[0, inputs["input_ids"].shape[1] :]
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
@@ -218,8 +219,14 @@ class Generator:
         def work() -> None:
             kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources)
             kwargs["stopping_criteria"] = StoppingCriteriaList([stop_if_cancelled])
-            with torch.inference_mode():
-                model.generate(**inputs, **kwargs, streamer=streamer)
+            while not self._slots.acquire(timeout=0.1):  # waiting for a turn; a reader gone meanwhile ends it
+                if cancelled.is_set():
+                    return
+            try:
+                with torch.inference_mode():
+                    model.generate(**inputs, **kwargs, streamer=streamer)
+            finally:
+                self._slots.release()
 
         worker = threading.Thread(target=work, daemon=True)
         worker.start()

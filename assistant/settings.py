@@ -155,6 +155,12 @@ class GeneratorSettings(BaseModel):
     device: str = Field("auto", description="auto (CUDA if present, else CPU), cpu, cuda, cuda:0 ...")
     load_in_4bit: bool = Field(False, description="4-bit weights through bitsandbytes (CUDA only).")
     max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
+    concurrent_generations: int = Field(
+        1,
+        ge=1,
+        description="Answers one process decodes at once; the others wait their turn. On CPU one at a time is "
+        "fastest: concurrent decodes share the same cores and every one slows down (benchmarks/chat_load.py).",
+    )
     constrain_quotes: bool = Field(
         True,
         description='While the model writes a quote line `[n] "..."`, allow only tokens that keep it a sentence '

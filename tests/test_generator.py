@@ -184,3 +184,38 @@ def test_bundled_gemma_is_converted_once_and_answers(tmp_path: Path) -> None:
     assert result.completion_tokens > 0 and result.text.strip()
     plain = Generator(GeneratorSettings(device="cpu", max_new_tokens=16, shortlist_head=None), models)
     assert plain.generate("The capital of France is").text == result.text  # the fast CPU head picks the same tokens
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_concurrent_sessions_take_turns_at_the_model(tiny_model: Path, tmp_path: Path, slots: int) -> None:
+    import threading
+    import time
+
+    settings = GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=6, concurrent_generations=slots)
+    generator = Generator(settings, tmp_path)
+    model, _ = generator._loaded
+    original, lock = model.generate, threading.Lock()
+    active, peak = 0, 0
+
+    def counting(*args: object, **kwargs: object) -> object:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            time.sleep(0.2)  # long enough for every thread to arrive while one decodes
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                active -= 1
+
+    model.generate = counting
+    prompt = render_prompt("What is the leave?", [ContextBlock("Leave", None, "20 weeks.")])
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append("".join(generator.stream(prompt)))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    generator.generate(prompt)
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 4 and peak == slots
