@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -31,8 +30,9 @@ def ui(
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
-    typer.echo(f"serving on http://{address}:{port} (Ctrl+C stops)")
-    raise typer.Exit(subprocess.call(command, env=env))
+    typer.echo(f"serving on http://{address}:{port} (Ctrl+C stops)", err=True)
+    # Become the server (no child process): a signal to this process, from a terminal or a supervisor, stops it.
+    os.execve(sys.executable, command, env)
 
 
 def register(app: typer.Typer) -> None:

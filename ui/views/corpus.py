@@ -34,12 +34,16 @@ def show_changes(summary: SyncSummary) -> None:
 
 
 @st.fragment(run_every=1.0)
-def show_job(job: IngestJob) -> None:
-    if job.running:
-        st.markdown(f"Re-ingest started by **{job.started_by}** is running; chat keeps answering meanwhile.")
-        for task, (done, total) in job.progress.snapshot().items():
-            st.progress(done / total if total else 0.0, text=f"{task}: {done} / {total}")
-        return
+def show_running_job(job: IngestJob) -> None:
+    """Refreshed every second while the re-ingest runs; one full rerun when it ends (then nothing polls)."""
+    if not job.running:
+        st.rerun()
+    st.markdown(f"Re-ingest started by **{job.started_by}** is running; chat keeps answering meanwhile.")
+    for task, (done, total) in job.progress.snapshot().items():
+        st.progress(done / total if total else 0.0, text=f"{task}: {done} / {total}")
+
+
+def show_finished_job(job: IngestJob) -> None:
     if job.error:
         st.error(f"The re-ingest stopped: {job.error}. Documents not yet written keep their previous version.")
     elif job.summary is not None:
@@ -87,7 +91,10 @@ if isinstance(dry_run, SyncSummary):
     show_changes(dry_run)
 if job is not None:
     st.subheader("Latest re-ingest")
-    show_job(job)
+    if job.running:
+        show_running_job(job)
+    else:
+        show_finished_job(job)
 
 st.subheader("History")
 runs = read_runs(settings.data_dir, collection)
