@@ -1,6 +1,6 @@
 """Users' verdicts on answers: appended to `feedback.jsonl` in the data directory, and sent to Langfuse as a
-score on the answer's trace when tracing is on. The local file is what the review queue and the quality page read
-without a Langfuse server."""
+score on the answer's trace when tracing is on. The local file keeps every verdict without a Langfuse server
+(`read_feedback`), for the reviews that turn them into golden and training items."""
 
 from __future__ import annotations
 

@@ -216,17 +216,23 @@ class Generator:
         def stop_if_cancelled(input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
             return torch.full((input_ids.shape[0],), cancelled.is_set(), dtype=torch.bool, device=input_ids.device)
 
+        failure: list[BaseException] = []
+
         def work() -> None:
-            kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources)
-            kwargs["stopping_criteria"] = StoppingCriteriaList([stop_if_cancelled])
-            while not self._slots.acquire(timeout=0.1):  # waiting for a turn; a reader gone meanwhile ends it
-                if cancelled.is_set():
-                    return
             try:
-                with torch.inference_mode():
-                    model.generate(**inputs, **kwargs, streamer=streamer)
-            finally:
-                self._slots.release()
+                kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources)
+                kwargs["stopping_criteria"] = StoppingCriteriaList([stop_if_cancelled])
+                while not self._slots.acquire(timeout=0.1):  # waiting for a turn; a reader gone meanwhile ends it
+                    if cancelled.is_set():
+                        return
+                try:
+                    with torch.inference_mode():
+                        model.generate(**inputs, **kwargs, streamer=streamer)
+                finally:
+                    self._slots.release()
+            except BaseException as exc:  # handed to the reader, which would otherwise wait for pieces forever
+                failure.append(exc)
+                streamer.end()
 
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
@@ -242,6 +248,8 @@ class Generator:
                     emitted = safe
                 if finished:
                     break
+            if failure:
+                raise failure[0]
         finally:
             cancelled.set()
             worker.join()

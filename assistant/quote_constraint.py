@@ -11,6 +11,7 @@ longer misquote one. With greedy decoding this is a mask over at most a few doze
 from __future__ import annotations
 
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -39,7 +40,8 @@ class PieceIndex:
         texts = tokenizer.batch_decode([[anchor, t] for t in vocabulary], clean_up_tokenization_spaces=False)
         self.ids: dict[str, list[int]] = defaultdict(list)
         self.closing: list[int] = []  # `"` followed only by whitespace: a quote may end with its line
-        self.line_ends: list[int] = list(tokenizer.all_special_ids)  # a new line (or the end) after a quote
+        # A new line, or the end of the answer, after a quote (never a special token that decodes to nothing).
+        self.line_ends: list[int] = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         for token_id, text in zip(vocabulary, texts, strict=True):
             text = text[len(anchor_text) :]
             if not text or "\ufffd" in text:  # a byte of a multi-byte character: never a whole piece of a quote
@@ -59,18 +61,27 @@ class PieceIndex:
         return found
 
 
+_BUILDING = threading.Lock()  # the first sessions of an app would otherwise each build it
+
+
 @cache
+def _piece_index(tokenizer: Any) -> PieceIndex:
+    return PieceIndex(tokenizer)
+
+
 def piece_index(tokenizer: Any) -> PieceIndex:
-    return PieceIndex(tokenizer)  # built once per tokenizer (~1 s for Gemma's 262k pieces)
+    """Built once per tokenizer (~1 s for Gemma's 262k pieces)."""
+    with _BUILDING:
+        return _piece_index(tokenizer)
 
 
 def quote_candidates(block_text: str) -> list[str]:
     """What may follow `[n]` on a quote line of block n: ` "sentence"` for every sentence of every paragraph
     (hard-wrapped lines joined) and every line that stands alone (a table row, a list item, a line ending a
-    sentence), of at least `_SHORTEST_QUOTE` words: a table cell or a heading alone supports nothing."""
+    sentence), of at least `_SHORTEST_QUOTE` words: a table cell or a heading supports nothing."""
     spans: list[str] = []
     for paragraph in re.split(r"\n\s*\n", block_text):
-        spans += split_sentences(normalise_space(paragraph))
+        spans += [s for s in split_sentences(normalise_space(paragraph)) if _STANDS_ALONE.search(s)]
         lines = [normalise_space(line) for line in paragraph.splitlines()]
         for line in (line for line in lines if _STANDS_ALONE.search(line)):
             spans += [line, *split_sentences(line)]

@@ -45,10 +45,20 @@ def test_the_app_reaches_qdrant_and_langfuse_by_environment(monkeypatch: pytest.
     assert settings.ui.auth == "oidc" and not settings.identity.allow_dev_users  # production: SSO only
 
 
+def test_no_secret_has_a_default_and_langfuse_listens_on_loopback_only() -> None:
+    text = COMPOSE.read_text(encoding="utf-8")
+    for name in ("LANGFUSE_SECRET_KEY", "LANGFUSE_ENCRYPTION_KEY", "NEXTAUTH_SECRET", "POSTGRES_PASSWORD"):
+        assert f"${{{name}:-" not in text and f"${{{name}:?" in text
+        assert name in (REPO / ".env.example").read_text(encoding="utf-8")
+    assert compose()["services"]["langfuse-web"]["ports"] == ["127.0.0.1:3000:3000"]
+    assert "ASSISTANT_PROFILE=server" in (REPO / "Dockerfile").read_text(encoding="utf-8")  # no dev sign-in
+
+
 def test_compose_file_is_valid_for_docker_compose() -> None:
     if shutil.which("docker") is None:
         pytest.skip("no docker client on this machine")
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
         pytest.skip("the docker client has no compose plugin here")
-    result = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True)
+    command = ["docker", "compose", "-f", str(COMPOSE), "--env-file", str(REPO / ".env.example"), "config", "-q"]
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

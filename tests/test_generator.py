@@ -219,3 +219,16 @@ def test_concurrent_sessions_take_turns_at_the_model(tiny_model: Path, tmp_path:
     for thread in threads:
         thread.join()
     assert len(answers) == 4 and peak == slots
+
+
+def test_a_failure_while_decoding_reaches_the_reader(tiny_model: Path, tmp_path: Path) -> None:
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=6), tmp_path)
+    model, _ = generator._loaded
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("out of memory")
+
+    model.generate = broken
+    with pytest.raises(RuntimeError, match="out of memory"):  # not a reader waiting for pieces forever
+        "".join(generator.stream(render_prompt("What is the leave?", [ContextBlock("Leave", None, "20 weeks.")])))
+    assert generator._slots.acquire(blocking=False)  # its turn was given back

@@ -117,7 +117,8 @@ def test_only_quote_lines_are_constrained(sentencepiece_model: Path, tmp_path: P
     assert constraint.allowed(" Use the portal [1") is None  # the statement is free
     assert constraint.allowed(" Use the portal [1].\n[3]") is None  # no block 3: the citation check drops it
     closed = constraint.allowed(' Use it [1].\n[1] "The portal asks for a second factor."')
-    assert closed and all(t in tokenizer.all_special_ids or tokenizer.decode([t]).startswith("\n") for t in closed)
+    assert closed and all(t == tokenizer.eos_token_id or tokenizer.decode([t]).startswith("\n") for t in closed)
+    assert ' "Wellbeing and development"' not in quote_candidates("Wellbeing and development\n\nText follows.")
     allowed = constraint.allowed(' Use it [1].\n[1] "The portal')
     assert allowed
     spelled = {tokenizer.decode([tokenizer("a", add_special_tokens=False)["input_ids"][-1], t])[1:] for t in allowed}

@@ -230,3 +230,11 @@ def test_quality_page_shows_saved_runs_leaks_and_adapters(app_data: Settings) ->
     for leftover in app_data.eval_runs_dir.glob("*.json"):
         json.loads(leftover.read_text(encoding="utf-8"))  # every file the page read is valid JSON
         leftover.unlink()  # the session's index stays as other tests expect it
+
+
+def test_dev_sign_in_is_served_on_loopback_only(tmp_path: Path) -> None:
+    from tests.conftest import run
+
+    result = run("ui", "--address", "0.0.0.0", data_dir=tmp_path)
+    assert result.returncode == 1
+    assert "dev sign-in lets anyone pick any user: serve it on localhost only" in result.stderr

@@ -9,7 +9,11 @@ from typing import Annotated
 
 import typer
 
+from assistant.errors import ConfigError
+from assistant.settings import load_settings
+
 APP = Path(__file__).resolve().parent / "app.py"
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def ui(
@@ -20,6 +24,11 @@ def ui(
     ] = None,
 ) -> None:
     """Serve the app: chat for everyone, corpus for corpus owners, quality for engineers."""
+    settings = load_settings()
+    if settings.ui.auth == "dev" and address not in LOOPBACK:
+        raise ConfigError(
+            f"dev sign-in lets anyone pick any user: serve it on localhost only, or set ui.auth=oidc to bind {address}"
+        )
     env = dict(os.environ)
     if secrets is not None:
         env["STREAMLIT_SECRETS_FILES"] = str(secrets.resolve())

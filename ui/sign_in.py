@@ -28,6 +28,8 @@ def current_principal(settings: Settings) -> Principal:
 def _oidc_principal(settings: Settings) -> Principal:
     ui = settings.ui
     if not st.user.get("is_logged_in", False):
+        for key in list(st.session_state):  # signed out: nothing of the previous user stays in this session
+            del st.session_state[key]
         st.title("Company assistant")
         st.write("Sign in with your company account to ask about the documents you may read.")
         if st.button("Sign in", type="primary"):

@@ -18,7 +18,7 @@ from ui.guard import require
 from ui.roles import Page
 
 CHAT_KEY = "chat"
-CHAT_USER_KEY = "chat_user"  # whose conversation CHAT_KEY holds
+CHAT_USER_KEY = "chat_user"  # the principal (user and groups) whose conversation CHAT_KEY holds
 SESSION_KEY = "chat_session_id"
 
 
@@ -110,9 +110,9 @@ def show_feedback(index: int, exchange: Exchange, components: Components, princi
 
 components, principal = require(Page.CHAT)
 st.title("Ask the company's documents")
-if st.session_state.get(CHAT_USER_KEY) != principal.user_id:  # another user signed in: never show their chat
+if st.session_state.get(CHAT_USER_KEY) != principal:  # another user, or other groups: never show that chat
     st.session_state[CHAT_KEY] = []
-    st.session_state[CHAT_USER_KEY] = principal.user_id
+    st.session_state[CHAT_USER_KEY] = principal
     st.session_state.pop(SESSION_KEY, None)
 history: list[Exchange] = st.session_state[CHAT_KEY]
 for number, past in enumerate(history):
