@@ -299,12 +299,14 @@ class Answerer:
         )
 
     def _generate(self, prompt: str, sources: list[str], generation: Any) -> GeneratorType[str, None, str]:
-        """Stream the model's pieces (quote lines constrained to the shown blocks); return the whole text."""
+        """Stream the model's pieces (quote lines constrained to the shown blocks; "" while waiting for the
+        model); return the whole text."""
         pieces: list[str] = []
         for piece in self.generator.stream(prompt, quote_sources=sources):
-            if not pieces:
+            if piece and not pieces:
                 generation.update(completion_start_time=datetime.now(UTC))
-            pieces.append(piece)
+            if piece:
+                pieces.append(piece)
             yield piece
         return "".join(pieces)
 

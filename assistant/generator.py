@@ -10,6 +10,7 @@ its config carries the GGUF quantization config, so the cache is written from a 
 from __future__ import annotations
 
 import importlib.util
+import queue
 import shutil
 import threading
 import time
@@ -204,13 +205,15 @@ class Generator:
     def stream(
         self, prompt: str, *, max_new_tokens: int | None = None, quote_sources: Sequence[str] | None = None
     ) -> Iterator[str]:
-        """Pieces of the answer as they are decoded (generation runs in a worker thread); see `generate`."""
+        """Pieces of the answer as they are decoded (generation runs in a worker thread); see `generate`.
+        While nothing new is decoded (waiting for a turn at the model) it yields "" every `HEARTBEAT_S`, so a reader
+        can stop before its turn comes: closing the stream then frees it without decoding."""
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         model, tokenizer = self._loaded
         inputs = self._inputs(prompt)
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=HEARTBEAT_S)
         cancelled = threading.Event()  # set when the reader stops early: decoding stops at the next token
 
         def stop_if_cancelled(input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
@@ -239,7 +242,14 @@ class Generator:
         received = ""
         emitted = 0
         try:
-            for piece in streamer:
+            while True:
+                try:
+                    piece = next(streamer)
+                except StopIteration:
+                    break
+                except queue.Empty:
+                    yield ""  # a heartbeat: the reader gets control back while it waits
+                    continue
                 received += piece
                 answer, finished = _cut_at_stop(received)
                 safe = len(answer) if finished else len(answer) - _marker_prefix_length(answer)
@@ -253,6 +263,9 @@ class Generator:
         finally:
             cancelled.set()
             worker.join()
+
+
+HEARTBEAT_S = 0.5
 
 
 def _marker_prefix_length(text: str) -> int:

@@ -232,3 +232,18 @@ def test_a_failure_while_decoding_reaches_the_reader(tiny_model: Path, tmp_path:
     with pytest.raises(RuntimeError, match="out of memory"):  # not a reader waiting for pieces forever
         "".join(generator.stream(render_prompt("What is the leave?", [ContextBlock("Leave", None, "20 weeks.")])))
     assert generator._slots.acquire(blocking=False)  # its turn was given back
+
+
+def test_a_reader_waiting_for_its_turn_gets_heartbeats_and_leaves_without_decoding(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=6), tmp_path)
+    model, _ = generator._loaded
+    calls: list[object] = []
+    model.generate = lambda *args, **kwargs: calls.append(kwargs)
+    assert generator._slots.acquire()  # another session is decoding
+    stream = generator.stream(render_prompt("What is the leave?", [ContextBlock("Leave", None, "20 weeks.")]))
+    assert next(stream) == ""  # a heartbeat, not a reader blocked until the other answer ends
+    stream.close()  # the reader leaves (a stopped Streamlit run)
+    generator._slots.release()
+    assert calls == []  # its turn never came to use: nothing was decoded

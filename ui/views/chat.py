@@ -35,13 +35,16 @@ def stream_answer(answerer: Answerer, principal: Principal, question: str, histo
     session_id = st.session_state.setdefault(SESSION_KEY, uuid.uuid4().hex)
     items = answerer.stream(principal, question, turns, session_id=session_id)
     final: list[Answer] = []
+    waiting = st.empty()
 
     def pieces() -> Iterator[str]:
         for item in items:
             if isinstance(item, Answer):
                 final.append(item)
-            else:
+            elif item:
                 yield item
+            else:  # waiting for the model: an update lets Streamlit stop this run if the user leaves or stops
+                waiting.empty()
 
     try:
         st.write_stream(pieces())
