@@ -20,13 +20,9 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ from typing import Any
 from assistant.components import open_components
 from assistant.settings import load_settings
 from ingestion.run import run_ingest
+from ui.local_server import free_port, running_app
 
 REPO = Path(__file__).resolve().parents[1]
 HANDBOOK = REPO / "samples" / "handbook"
@@ -59,24 +56,6 @@ class SessionResult:
     first_token_s: float | None
     answer_s: float | None
     error: str | None = None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(url: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer in {seconds} s")
 
 
 async def chat_session(browser: Any, url: str, question: str, timeout_s: float) -> SessionResult:
@@ -223,18 +202,11 @@ def main() -> None:
         (settings.data_dir / "models").symlink_to(shared_models, target_is_directory=True)
     with open_components(settings) as components:
         run_ingest(components, corpus)
-    port = free_port()
     env = {**os.environ, "ASSISTANT_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
-    app = subprocess.Popen(
-        [sys.executable, "-m", "assistant.cli", "ui", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     try:
-        wait_healthy(f"http://localhost:{port}/_stcore/health")
-        figures = asyncio.run(drive(f"http://localhost:{port}", args.sessions, args.timeout, corpus))
+        with running_app(env, free_port()) as url:
+            figures = asyncio.run(drive(url, args.sessions, args.timeout, corpus))
     finally:
-        app.terminate()
-        app.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     figures["cpu_count"] = os.cpu_count()
     if args.json:

