@@ -303,9 +303,9 @@ class Answerer:
         model); return the whole text."""
         pieces: list[str] = []
         for piece in self.generator.stream(prompt, quote_sources=sources):
-            if piece and not pieces:
-                generation.update(completion_start_time=datetime.now(UTC))
             if piece:
+                if not pieces:
+                    generation.update(completion_start_time=datetime.now(UTC))
                 pieces.append(piece)
             yield piece
         return "".join(pieces)

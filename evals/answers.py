@@ -53,6 +53,9 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+ANSWERS_SUFFIX = "-answers.json"  # saved runs are told apart by name (evals/saved_runs.py)
+
+
 @dataclass
 class AnswerSample:
     question: str
@@ -90,7 +93,7 @@ class AnswerRun:
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.created.replace(':', '').replace('-', '')}-{self.dataset}-answers.json"
+        path = folder / f"{self.created.replace(':', '').replace('-', '')}-{self.dataset}{ANSWERS_SUFFIX}"
         path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
         return path
 

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evals.answers import ANSWERS_SUFFIX
 from evals.leaks import LEAKS_SUFFIX
-
-ANSWERS_SUFFIX = "-answers.json"
 
 
 @dataclass
