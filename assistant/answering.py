@@ -25,6 +25,7 @@ from assistant.access import Principal
 from assistant.adapters import AdapterRecord
 from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, MODEL_REFUSAL, ContextBlock, Turn, render_prompt, render_tuned_prompt
+from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
 from assistant.recall_gate import RecallCheck, RecallGate
 from assistant.retriever import Retrieval, RetrievedChunk, Retriever
 from assistant.tracing import QuestionTrace, Tracer
@@ -40,7 +41,7 @@ ADAPTER_NOT_SERVED = (
 _CITATION = re.compile(r"\[(\d+)\]")
 _QUOTE = re.compile(r"[\"“]([^\"”]{20,})[\"”]")
 _QUOTE_LINE = re.compile(r'^\[(\d+)\]\s*"(.+)"$')
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")  # "ext. 4357" and "approx. two" go on
 _CITED_SENTENCE = re.compile(r"\[(\d+)\][.!?]?$")
 
 
@@ -71,13 +72,20 @@ class Answer:
     format_valid: bool = False  # the generated text followed the house format (a gate refusal: False)
     quotes: list[QuoteLine] = field(default_factory=list)
     statement: str = ""  # the answer without its quote lines and citations (what F1 is scored on)
+    recall: RecallCheck | None = None  # the recall gate's evidence and decision
 
     @classmethod
     def refusal(
-        cls, question: str, retrieved: list[RetrievedChunk], seconds: float, trace_id: str | None, text: str = REFUSAL
+        cls,
+        question: str,
+        retrieved: list[RetrievedChunk],
+        seconds: float,
+        trace_id: str | None,
+        recall: RecallCheck,
+        text: str = REFUSAL,
     ) -> Answer:
         """Nothing generated: the recall gate found no approved source (or the adapter is not for this user)."""
-        return cls(question, text, True, [], retrieved, None, None, seconds=seconds, trace_id=trace_id)
+        return cls(question, text, True, [], retrieved, None, None, seconds=seconds, trace_id=trace_id, recall=recall)
 
 
 @dataclass(frozen=True)
@@ -170,6 +178,7 @@ class Answerer:
         adapter: AdapterRecord | None = None,
         max_history: int = 3,
         tracer: Tracer | None = None,
+        question_log: QuestionLog | None = None,
     ) -> None:
         self.retriever = retriever
         self.gate = gate
@@ -177,6 +186,7 @@ class Answerer:
         self.adapter = adapter  # the record of the adapter merged into `generator`, if any
         self.max_history = max_history
         self.tracer = tracer
+        self.question_log = question_log  # None: questions are not logged for review (evaluations)
 
     @property
     def adapter_id(self) -> str | None:
@@ -213,7 +223,10 @@ class Answerer:
             trace.fail(exc)
             raise
         assert answer is not None  # _answer always ends with the Answer
+        self._score(trace, answer)
         trace.finish(self._outcome(trace, answer))
+        if self.question_log is not None:
+            self.question_log.record(LoggedQuestion.of(principal, self.retriever.collection, answer, _outcome(answer)))
 
     def _answer(
         self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace
@@ -221,13 +234,16 @@ class Answerer:
         started = time.perf_counter()
         retrieval = self._retrieve(principal, self._retrieval_query(question, history), trace)
         refusal = None
-        if not self._check_recall(retrieval, trace).answerable:
+        recall = self._check_recall(retrieval, trace)
+        if not recall.answerable:
             refusal = REFUSAL
         elif self.adapter is not None and not self.adapter.servable_to(principal):
             refusal = ADAPTER_NOT_SERVED  # fail closed: the adapter may have memorised text this user may not read
         if refusal is not None:
             yield refusal
-            yield Answer.refusal(question, retrieval.chunks, time.perf_counter() - started, trace.trace_id, refusal)
+            yield Answer.refusal(
+                question, retrieval.chunks, time.perf_counter() - started, trace.trace_id, recall, refusal
+            )
             return
         shown = self._shown(retrieval)
         prompt = self._prompt(question, shown, history)
@@ -254,6 +270,7 @@ class Answerer:
             format_valid=checked.format_valid,
             quotes=checked.quotes,
             statement=checked.statement,
+            recall=recall,
         )
 
     # -- the steps ----------------------------------------------------------------------------------
@@ -331,12 +348,39 @@ class Answerer:
         }
 
     @staticmethod
+    def _score(trace: QuestionTrace, answer: Answer) -> None:
+        """The recall check and the citation check as scores on the trace: engineers filter on them."""
+        if answer.recall is not None:
+            evidence = answer.recall.evidence
+            comment = f"threshold {answer.recall.threshold}; similarity {evidence.similarity:.3f}"
+            trace.score(
+                "recall-evidence", round(evidence.score, 4), comment=comment + f", coverage {evidence.coverage:.2f}"
+            )
+            trace.score("recall-answerable", float(answer.recall.answerable), boolean=True)
+        if answer.model is None:
+            return  # nothing was generated: there is no answer to check
+        trace.score("format-valid", float(answer.format_valid), boolean=True)
+        trace.score("cited", float(bool(answer.citations)), boolean=True)
+        trace.score("model-refused", float(answer.refused), boolean=True)
+        trace.score("removed-citations", float(answer.removed_citations))
+        if answer.quotes:
+            trace.score("quotes-verbatim", sum(q.verbatim for q in answer.quotes) / len(answer.quotes))
+
+    @staticmethod
     def _outcome(trace: QuestionTrace, answer: Answer) -> dict[str, object]:
         return {
             **trace.answer_output(answer.answer, answer.refused, [c.doc_id for c in answer.citations]),
             "model": answer.model,
             "adapter": answer.adapter,
         }
+
+
+def _outcome(answer: Answer) -> Outcome:
+    if not answer.refused:
+        return "answered"
+    if answer.model is not None:
+        return "refused-model"
+    return "refused-adapter" if answer.answer == ADAPTER_NOT_SERVED else "refused-recall"
 
 
 def statement_lines(text: str) -> str:

@@ -100,11 +100,19 @@ class Components:
             )
         return self._retrievers[name]
 
-    def answerer(self, collection: str | None = None) -> Answerer:
+    def answerer(self, collection: str | None = None, *, log_questions: bool = True) -> Answerer:
+        """`log_questions=False` for evaluations: their questions are not people's, and stay out of review."""
         from assistant.answering import Answerer
+        from assistant.question_log import QuestionLog
 
+        logged = log_questions and self.settings.review.log_questions
         return Answerer(
-            self.retriever(collection), self.recall_gate, self.generator, adapter=self.adapter, tracer=self.tracer
+            self.retriever(collection),
+            self.recall_gate,
+            self.generator,
+            adapter=self.adapter,
+            tracer=self.tracer,
+            question_log=QuestionLog(self.settings.data_dir) if logged else None,
         )
 
     def close(self) -> None:

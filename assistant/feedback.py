@@ -4,15 +4,12 @@ score on the answer's trace when tracing is on. The local file keeps every verdi
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from assistant.jsonl import append_record, read_records
 from assistant.tracing import Tracer
-
-_WRITING = threading.Lock()  # app sessions are threads of one process: one line at a time
 
 
 @dataclass(frozen=True)
@@ -34,10 +31,7 @@ def feedback_path(data_dir: Path) -> Path:
 
 def record_feedback(data_dir: Path, tracer: Tracer, feedback: Feedback) -> bool:
     """Store `feedback`; True when it also went to Langfuse."""
-    path = feedback_path(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _WRITING, path.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(asdict(feedback)) + "\n")
+    append_record(feedback_path(data_dir), asdict(feedback))
     if tracer.enabled and feedback.trace_id:
         tracer.feedback(feedback.trace_id, feedback.helpful, feedback.comment)
         return True
@@ -45,7 +39,4 @@ def record_feedback(data_dir: Path, tracer: Tracer, feedback: Feedback) -> bool:
 
 
 def read_feedback(data_dir: Path) -> list[Feedback]:
-    path = feedback_path(data_dir)
-    if not path.exists():
-        return []
-    return [Feedback(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Feedback(**record) for record in read_records(feedback_path(data_dir))]

@@ -167,7 +167,13 @@ class Generator:
 
             head = model.get_output_embeddings()
             exact = head.exact_logits if isinstance(head, ShortlistHead) else None
-            constraint = QuoteConstraint(tokenizer, quote_sources, int(inputs["input_ids"].shape[1]), exact)
+            constraint = QuoteConstraint(
+                tokenizer,
+                quote_sources,
+                int(inputs["input_ids"].shape[1]),
+                exact,
+                attribute_citations=self.settings.attribute_citations,
+            )
             kwargs["logits_processor"] = LogitsProcessorList([constraint])
         return kwargs
 

@@ -1,11 +1,16 @@
-"""Copy-constrained decoding of quote lines: a quote the model writes is a sentence of the block it names.
+"""Constrained decoding of the house answer format (see `assistant.prompt`): the model still chooses every word;
+a logits processor only removes the tokens that would break the format.
 
-The house format (see `assistant.prompt`) ends an answer with lines `[n] "sentence"`, the sentence copied from
-block n. A 270M model, even tuned, often starts a real sentence and drifts a few words in ("paraphrase drift"),
-and the citation check then rejects the quote. While the model writes such a line, this logits processor allows
-only the tokens that keep the text after `[n]` a prefix of ` "<a sentence or line of block n>"`; everywhere else it
-does nothing. The model still chooses which sentence to quote (its own scores rank the allowed tokens); it can no
-longer misquote one. With greedy decoding this is a mask over at most a few dozen tokens per step.
+- Quote lines are copied: while the model writes `[n] "...`, only tokens that keep the text a prefix of
+  ` "<a sentence or line of block n>"` are allowed (a 270M model, even tuned, otherwise starts a real sentence and
+  drifts a few words in, and the citation check rejects the quote).
+- The answer line cannot end before it cites: no new line and no end of answer until it ends with `[n]`.
+- After it, each line is a quote line of a block the answer cites, or the end of the answer (after at least one
+  quote, or after the refusal sentence).
+- With `attribute_citations`, the number written inside `[` is limited to the blocks that contain most of the
+  words of the sentence it closes (when some block holds at least half of them): a small model copies the right
+  sentence far more often than it picks the right block number.
+With greedy decoding each step is a mask over a few dozen tokens, or a ban of the line-ending ones.
 """
 
 from __future__ import annotations
@@ -19,12 +24,25 @@ from typing import Any
 
 import torch
 
-from assistant.prompt import normalise_space, split_sentences
+from assistant.prompt import END_OF_ANSWER, MODEL_REFUSAL, normalise_space, split_sentences
 
 _QUOTE_START = re.compile(r"\[(\d+)\]")
+_CITATION = re.compile(r"\[(\d+)\]")
+_ENDS_CITED = re.compile(r"\[\d+\][.!?]?$")
+_CITED_PART = re.compile(r"\[\d+\][.!?]?")
+_CLOSED_QUOTE = re.compile(r'^\[\d+\] ".*"$')
 _SHORTEST_QUOTE = 3  # words
+_LONGEST_QUOTE = 60  # words; a longer "sentence" is a run of list items glued together by the document's layout
 _STANDS_ALONE = re.compile(r"^([|*+-]|\d+[.)])|[.!?:|]$")  # not the middle of a hard-wrapped sentence
+_BULLETS = re.compile(r"\s*[\u2022\u25cf\u25aa\u007f]\s*")  # list bullets that PDF and Word text keeps inline
 _LONGEST_PIECE = 48  # characters; longer vocabulary pieces are whitespace runs and never inside a quote
+_WORD = re.compile(r"[a-z0-9$%\u20ac\u00a3]+(?:[.,:][0-9]+)*")
+_FILLER_WORDS = (
+    "a an the of to in on for and or is are was be you your it its at by with from as that this can do does i we "
+    "our per each any all if not no yes"
+)
+_FILLER = frozenset(_FILLER_WORDS.split())
+_ATTRIBUTED = 0.5  # the share of a sentence's words a block must hold to attract its citation
 
 
 class PieceIndex:
@@ -40,8 +58,9 @@ class PieceIndex:
         texts = tokenizer.batch_decode([[anchor, t] for t in vocabulary], clean_up_tokenization_spaces=False)
         self.ids: dict[str, list[int]] = defaultdict(list)
         self.closing: list[int] = []  # `"` followed only by whitespace: a quote may end with its line
-        # A new line, or the end of the answer, after a quote (never a special token that decodes to nothing).
-        self.line_ends: list[int] = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        self.end: list[int] = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        self.line_ends: list[int] = list(self.end)  # a new line (nothing else on it yet), or the end of the answer
+        self.line_breaking: list[int] = list(self.end)  # every token that ends the line it is written on
         for token_id, text in zip(vocabulary, texts, strict=True):
             text = text[len(anchor_text) :]
             if not text or "\ufffd" in text:  # a byte of a multi-byte character: never a whole piece of a quote
@@ -50,8 +69,11 @@ class PieceIndex:
                 self.ids[text].append(token_id)
             if text.startswith('"') and len(text) > 1 and not text[1:].strip():
                 self.closing.append(token_id)
-            if text.startswith("\n"):
-                self.line_ends.append(token_id)
+            if "\n" in text:
+                self.line_breaking.append(token_id)
+                if not text.strip():
+                    self.line_ends.append(token_id)
+        self.line_breaking += self.spelling_prefixes(END_OF_ANSWER)
 
     def spelling_prefixes(self, text: str) -> list[int]:
         """Ids of the tokens whose text is a non-empty prefix of `text`."""
@@ -77,15 +99,21 @@ def piece_index(tokenizer: Any) -> PieceIndex:
 
 def quote_candidates(block_text: str) -> list[str]:
     """What may follow `[n]` on a quote line of block n: ` "sentence"` for every sentence of every paragraph
-    (hard-wrapped lines joined) and every line that stands alone (a table row, a list item, a line ending a
-    sentence), of at least `_SHORTEST_QUOTE` words: a table cell or a heading supports nothing."""
+    (hard-wrapped lines joined, inline list bullets splitting) and every line that stands alone (a table row, a
+    list item, a line ending a sentence), of `_SHORTEST_QUOTE` to `_LONGEST_QUOTE` words: a table cell or a
+    heading supports nothing, and a page of glued list items is no sentence."""
     spans: list[str] = []
     for paragraph in re.split(r"\n\s*\n", block_text):
-        spans += [s for s in split_sentences(normalise_space(paragraph)) if _STANDS_ALONE.search(s)]
-        lines = [normalise_space(line) for line in paragraph.splitlines()]
-        for line in (line for line in lines if _STANDS_ALONE.search(line)):
-            spans += [line, *split_sentences(line)]
-    return sorted({f' "{span}"' for span in spans if len(span.split()) >= _SHORTEST_QUOTE})
+        for part in _BULLETS.split(paragraph):
+            spans += [s for s in split_sentences(normalise_space(part)) if _STANDS_ALONE.search(s)]
+            lines = [normalise_space(line) for line in part.splitlines()]
+            for line in (line for line in lines if _STANDS_ALONE.search(line)):
+                spans += [line, *split_sentences(line)]
+    return sorted({f' "{span}"' for span in spans if _SHORTEST_QUOTE <= len(span.split()) <= _LONGEST_QUOTE})
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _FILLER}
 
 
 class QuoteConstraint:
@@ -97,16 +125,71 @@ class QuoteConstraint:
         block_texts: Sequence[str],
         prompt_length: int,
         exact_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        *,
+        attribute_citations: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
         self.pieces = piece_index(tokenizer)
         self.candidates = [quote_candidates(text) for text in block_texts]
+        self.block_words = [content_words(text) for text in block_texts]
         self.prompt_length = prompt_length
         # With the CPU shortlist head most logits are -inf: the allowed ones are then scored exactly.
         self.exact_logits = exact_logits
+        self.attribute_citations = attribute_citations
+
+    # -- what may come next ---------------------------------------------------------------------------
+    def constrain(self, generated: str) -> tuple[list[int], bool] | None:
+        """(token ids, True: only these | False: any but these) for the next token; None: anything."""
+        lines = generated.split("\n")
+        if len(lines) == 1:
+            return self._answer_line(lines[0].strip())
+        quote = self.allowed(generated)
+        if quote is not None:
+            return quote, True
+        return self._line_start(lines[0].strip(), [line.strip() for line in lines[1:-1]], lines[-1].lstrip())
+
+    def _answer_line(self, text: str) -> tuple[list[int], bool] | None:
+        if text.endswith("[") and self.attribute_citations:
+            blocks = self.supporting_blocks(_CITED_PART.split(text[:-1])[-1])
+            return sorted({t for k in blocks for t in self.pieces.spelling_prefixes(f"{k}]")}), True
+        if not text or _ENDS_CITED.search(text) or _same(text, MODEL_REFUSAL):
+            return None
+        return self.pieces.line_breaking, False  # the answer may not end before it cites a block
+
+    def _line_start(self, answer: str, done: list[str], line: str) -> tuple[list[int], bool] | None:
+        """A line after the answer: a quote line `[k]` of a block the answer cites, or the end."""
+        if _QUOTE_START.match(line):
+            return None  # the quote went its own way before the constraint could act; the check will judge it
+        if _same(answer, MODEL_REFUSAL):
+            targets = [END_OF_ANSWER]
+        else:
+            cited = sorted({int(n) for n in _CITATION.findall(answer) if 1 <= int(n) <= len(self.candidates)})
+            targets = [f"[{k}]" for k in cited or range(1, len(self.candidates) + 1)]
+            if any(_CLOSED_QUOTE.match(d) for d in done):
+                targets.append(END_OF_ANSWER)
+        remaining = [t[len(line) :] for t in targets if t.startswith(line) and len(t) > len(line)]
+        if not remaining:
+            return None
+        allowed = {token for rest in remaining for token in self.pieces.spelling_prefixes(rest)}
+        if END_OF_ANSWER in targets and not line:
+            allowed.update(self.pieces.end)
+        return sorted(allowed), True
+
+    def supporting_blocks(self, sentence: str) -> list[int]:
+        """The blocks (1-based) that hold the most of the sentence's words, when one holds at least
+        `_ATTRIBUTED` of them; otherwise every block (the model's choice stands)."""
+        every = list(range(1, len(self.block_words) + 1))
+        words = content_words(sentence)
+        if len(words) < 2:
+            return every
+        shares = [len(words & block) / len(words) for block in self.block_words]
+        best = max(shares, default=0.0)
+        if best < _ATTRIBUTED:
+            return every
+        return [k for k, share in zip(every, shares, strict=True) if share >= best - 1e-9]
 
     def allowed(self, generated: str) -> list[int] | None:
-        """Token ids allowed next, or None where no quote is being written (nothing is constrained)."""
+        """Token ids allowed next on a quote line, or None where no quote is being written."""
         line = generated.rsplit("\n", 1)[-1].lstrip()
         match = _QUOTE_START.match(line)
         if not match or not 1 <= int(match.group(1)) <= len(self.candidates):
@@ -129,11 +212,22 @@ class QuoteConstraint:
         generated = self.tokenizer.decode(
             input_ids[0, self.prompt_length :], skip_special_tokens=True, clean_up_tokenization_spaces=False
         )
-        allowed = self.allowed(generated)
-        if allowed is None:
+        constraint = self.constrain(generated)
+        if constraint is None:
             return scores
-        ids = torch.tensor(allowed, device=scores.device)
-        kept = self.exact_logits(ids).to(scores.dtype) if self.exact_logits is not None else scores[0, ids]
+        ids, only = constraint
+        index = torch.tensor(ids, dtype=torch.long, device=scores.device)
+        if not only:
+            banned = scores.clone()
+            banned[0, index] = float("-inf")
+            return banned
+        if not ids:
+            return scores
+        kept = self.exact_logits(index).to(scores.dtype) if self.exact_logits is not None else scores[0, index]
         masked = torch.full_like(scores, float("-inf"))
-        masked[0, ids] = kept
+        masked[0, index] = kept
         return masked
+
+
+def _same(text: str, sentence: str) -> bool:
+    return normalise_space(text).lower() == normalise_space(sentence).lower()

@@ -163,8 +163,14 @@ class GeneratorSettings(BaseModel):
     )
     constrain_quotes: bool = Field(
         True,
-        description='While the model writes a quote line `[n] "..."`, allow only tokens that keep it a sentence '
-        "of block n (assistant/quote_constraint.py): quotes are verbatim by construction; false: free decoding.",
+        description='Constrain decoding to the house format (assistant/quote_constraint.py): a quote line `[n] "..."` '
+        "is a sentence of block n, the answer line cites before it ends, and the lines after it are quote lines of "
+        "blocks it cites; false: free decoding.",
+    )
+    attribute_citations: bool = Field(
+        True,
+        description="With constrain_quotes: the number in `[n]` may only name the blocks that hold most of the "
+        "words of the sentence it closes (when one holds at least half); false: the model picks any block.",
     )
     shortlist_head: int | None = Field(
         64,
@@ -229,6 +235,30 @@ class UISettings(BaseModel):
     langfuse_url: str = Field("", description="Link shown on the quality page; empty: tracing.base_url.")
 
 
+class ReviewSettings(BaseModel):
+    """The quality loop: the question log, the review queue, the golden set that impact reports re-run."""
+
+    log_questions: bool = Field(
+        True,
+        description="Log every question asked outside evaluations to ASSISTANT_DATA_DIR/questions.jsonl "
+        "(question, groups, document ids and the checks' results, never document text) for `assistant review`.",
+    )
+    golden: Path = Field(
+        Path("samples/handbook-golden.jsonl"),
+        description="Golden set of store.collection: re-run after each sync that touches its documents (impact "
+        "report); `assistant review golden` appends to it. Missing file: no impact report.",
+    )
+    training_items: Path = Field(
+        Path("tuning/data/handbook-items.jsonl"), description="Curated items `assistant review train` appends to."
+    )
+    low_evidence_margin: float = Field(
+        0.05, ge=0, description="An answer whose recall evidence clears the threshold by less is queued for review."
+    )
+    group_similarity: float = Field(
+        0.8, ge=0, le=1, description="Cosine (MiniLM) at which two queued questions count as the same question."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable. Built once by `load_settings()`."""
 
@@ -252,6 +282,7 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = GeneratorSettings()
     tracing: TracingSettings = TracingSettings()
     ui: UISettings = UISettings()
+    review: ReviewSettings = ReviewSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -134,6 +134,17 @@ class QuestionTrace:
             output["answer"] = text
         return output
 
+    def score(self, name: str, value: float, *, comment: str | None = None, boolean: bool = False) -> None:
+        """A score on this question's trace (the checks' results); never fails an answer."""
+        if self._root is None:
+            return
+        try:
+            self._root.score_trace(
+                name=name, value=value, data_type="BOOLEAN" if boolean else "NUMERIC", comment=comment
+            )
+        except Exception:
+            log.warning("Langfuse could not record the %s score", name, exc_info=True)
+
     # -- closing ------------------------------------------------------------------------------------
     def finish(self, output: dict[str, Any]) -> None:
         self._close(output=output)
@@ -212,6 +223,18 @@ class Tracer:
             data_type="BOOLEAN" if boolean else "NUMERIC",
             comment=comment,
         )
+
+    def record(self, name: str, input: Any, output: Any, scores: dict[str, float]) -> str | None:
+        """A trace of its own for an event that is not a question (an ingest's impact report), with scores;
+        its id, or None when tracing is off."""
+        if self.client is None:
+            return None
+        root = self.client.start_observation(name=name, as_type="span", input=input)
+        root.update(output=output)
+        root.end()
+        for score, value in scores.items():
+            root.score_trace(name=score, value=value, data_type="NUMERIC")
+        return str(root.trace_id)
 
     def flush(self) -> None:
         """Send what is buffered now (a CLI process is about to exit)."""

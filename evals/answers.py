@@ -32,7 +32,7 @@ from typing import Any
 
 from assistant.access import Principal
 from assistant.answering import Answer, Answerer
-from evals.datasets import EvalSet
+from evals.datasets import EvalQuery, EvalSet
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _CITATIONS = re.compile(r"\[\d+\]")
@@ -105,40 +105,7 @@ def evaluate_answers(
     if unanswerable is not None:
         questions += [(q, True) for q in unanswerable.queries[:limit]]
     answerer.generator.load()  # not inside the first answer's timing
-    samples = []
-    for query, should_refuse in questions:
-        principal = Principal.of(f"eval:{query.qid}", list(query.groups))
-        answer = answerer.ask(principal, query.text)
-        f1 = None
-        if query.reference and not should_refuse:
-            f1 = 0.0 if answer.refused else token_f1(answer.statement or answer.answer, query.reference)
-            tracer = answerer.tracer
-            if answer.trace_id and tracer is not None:  # a reference answer is document text
-                comment = f"reference: {query.reference}" if tracer.include_document_text else None
-                tracer.score(answer.trace_id, "token-f1", f1, comment=comment)
-        samples.append(
-            AnswerSample(
-                question=query.text,
-                groups=list(query.groups),
-                should_refuse=should_refuse,
-                refused=answer.refused,
-                answer=answer.answer,
-                reference=query.reference,
-                cited=[c.doc_id for c in answer.citations],
-                relevant=sorted(query.relevant),
-                token_f1=f1,
-                removed_citations=answer.removed_citations,
-                seconds=round(answer.seconds, 3),
-                trace_id=answer.trace_id,
-                generated=answer.model is not None,
-                format_valid=answer.format_valid,
-                quotes=len(answer.quotes),
-                quotes_verbatim=sum(q.verbatim for q in answer.quotes),
-                prompt_tokens=answer.prompt_tokens,
-                verdict=query.verdict,
-                verdict_correct=_verdict_correct(query.verdict, answer) if query.verdict is not None else None,
-            )
-        )
+    samples = [answer_query(answerer, query, should_refuse) for query, should_refuse in questions]
     return AnswerRun(
         dataset=answerable.name,
         model=answerer.generator.model_id,
@@ -146,6 +113,57 @@ def evaluate_answers(
         aggregate=aggregate(samples),
         samples=samples,
     )
+
+
+def answer_query(answerer: Answerer, query: EvalQuery, should_refuse: bool) -> AnswerSample:
+    """One question answered as its asker and scored against its reference."""
+    principal = Principal.of(f"eval:{query.qid}", list(query.groups))
+    answer = answerer.ask(principal, query.text)
+    f1 = None
+    if query.reference and not should_refuse:
+        f1 = 0.0 if answer.refused else token_f1(answer.statement or answer.answer, query.reference)
+        tracer = answerer.tracer
+        if answer.trace_id and tracer is not None:  # a reference answer is document text
+            comment = f"reference: {query.reference}" if tracer.include_document_text else None
+            tracer.score(answer.trace_id, "token-f1", f1, comment=comment)
+    return AnswerSample(
+        question=query.text,
+        groups=list(query.groups),
+        should_refuse=should_refuse,
+        refused=answer.refused,
+        answer=answer.answer,
+        reference=query.reference,
+        cited=[c.doc_id for c in answer.citations],
+        relevant=sorted(query.relevant),
+        token_f1=f1,
+        removed_citations=answer.removed_citations,
+        seconds=round(answer.seconds, 3),
+        trace_id=answer.trace_id,
+        generated=answer.model is not None,
+        format_valid=answer.format_valid,
+        quotes=len(answer.quotes),
+        quotes_verbatim=sum(q.verbatim for q in answer.quotes),
+        prompt_tokens=answer.prompt_tokens,
+        verdict=query.verdict,
+        verdict_correct=_verdict_correct(query.verdict, answer) if query.verdict is not None else None,
+    )
+
+
+def sample_scores(sample: AnswerSample) -> dict[str, float]:
+    """One answer's metrics, as per-item scores of a Langfuse experiment."""
+    scores = {"refusal-correct": float(sample.refused == sample.should_refuse)}
+    if not sample.should_refuse and not sample.refused:
+        cited = [doc in sample.relevant for doc in sample.cited]
+        scores["cited"] = float(bool(sample.cited))
+        scores["citation-precision"] = sum(cited) / len(cited) if cited else 0.0
+        scores["quotes-verbatim"] = float(sample.quotes > 0 and sample.quotes_verbatim == sample.quotes)
+    if sample.token_f1 is not None:
+        scores["token-f1"] = sample.token_f1
+    if sample.generated:
+        scores["format-valid"] = float(sample.format_valid)
+    if sample.verdict_correct is not None:
+        scores["verdict-correct"] = float(sample.verdict_correct)
+    return scores
 
 
 def aggregate(samples: list[AnswerSample]) -> dict[str, float]:

@@ -1,11 +1,12 @@
-"""`assistant eval retrieval|gate|answers|leaks`: measure retrieval, calibrate the recall gate, score answers,
-probe access control; runs are saved locally."""
+"""`assistant eval retrieval|gate|answers|leaks|push-dataset`: measure retrieval, calibrate the recall gate, score
+answers, probe access control; runs are saved locally, and with `--langfuse` run as Langfuse experiments on the
+golden sets pushed as datasets."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,14 +14,15 @@ from rich.table import Table
 
 from assistant.cli_options import CollectionOption, JsonFileOption
 from assistant.cli_progress import terminal_progress
-from assistant.components import open_components
+from assistant.components import Components, open_components
 from assistant.errors import ConfigError
 from assistant.identity import load_dev_users
 from assistant.settings import RetrievalMode, load_settings
 from evals import gate as gate_calibration
-from evals.answers import evaluate_answers
+from evals.answers import AnswerRun, aggregate, evaluate_answers
 from evals.corpus import prepare_collection
-from evals.datasets import load_dataset, load_golden
+from evals.datasets import EvalSet, load_dataset, load_golden
+from evals.experiments import RunName, answers_experiment, index_version, push_dataset, retrieval_experiment
 from evals.leaks import probe_leaks
 from evals.retrieval import EvalRun, evaluate, load_run, regressions
 from evals.tables import render_aggregate
@@ -32,7 +34,64 @@ AnswerableOption = Annotated[
 ]
 UnanswerableOption = Annotated[Path, typer.Option(help="Golden .jsonl: questions no document answers.")]
 
+LangfuseOption = Annotated[
+    bool,
+    typer.Option(
+        "--langfuse",
+        help="Push the set as a Langfuse dataset and run it as an experiment (per-item and run scores, named by git "
+        "commit, adapter and index version); needs tracing configured.",
+    ),
+]
+
 eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
+
+
+def langfuse_client(components: Components) -> Any:
+    if components.tracer.client is None:
+        raise ConfigError(
+            "--langfuse needs Langfuse: set LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_BASE_URL"
+        )
+    return components.tracer.client
+
+
+def run_name(components: Components, kind: str, collection: str | None) -> RunName:
+    """What the run measured: this checkout's commit, the adapter served, the index's contents."""
+    from ingestion.state import SyncState
+    from tuning.registry import git_commit
+
+    state = SyncState(components.settings.state_path)
+    try:
+        documents = state.documents(components.collection(collection))
+    finally:
+        state.close()
+    version = index_version([(d.doc_id, d.content_hash, d.groups) for d in documents.values()])
+    adapter = components.adapter.id if components.adapter is not None else None
+    return RunName.now(kind, git_commit(Path.cwd()), adapter, version)
+
+
+def dataset_name(evalset: EvalSet, name: str | None) -> str:
+    return name or evalset.name
+
+
+@eval_app.command("push-dataset")
+def push(
+    golden: Annotated[Path, typer.Argument(help="Golden .jsonl to upload or update.")],
+    name: Annotated[str | None, typer.Option(help="Dataset name [default: the file's stem].")] = None,
+    unanswerable: Annotated[bool, typer.Option(help="The set's questions should be refused.")] = False,
+) -> None:
+    """Upload a golden set as a Langfuse dataset, or update it: edited items change in place, removed ones are
+    archived, nothing is duplicated. Reference answers are sent only with tracing.include_document_text."""
+    settings = load_settings()
+    evalset = load_golden(golden)
+    with open_components(settings) as components:
+        report = push_dataset(
+            langfuse_client(components),
+            evalset,
+            dataset_name(evalset, name),
+            should_refuse=unanswerable,
+            include_text=settings.tracing.include_document_text,
+        )
+    typer.echo(report.line())
 
 
 @eval_app.command("retrieval")
@@ -43,6 +102,7 @@ def retrieval(
     collection: Annotated[str | None, typer.Option(help="For a golden set [default: store.collection].")] = None,
     baseline: Annotated[Path | None, typer.Option(help="An earlier run's JSON: list queries that got worse.")] = None,
     json_out: JsonFileOption = None,
+    langfuse: LangfuseOption = False,
 ) -> None:
     """nDCG@10, Recall@10/100, MRR@10 per query and overall; saves the run in ASSISTANT_DATA_DIR/eval-runs."""
     settings = load_settings()
@@ -53,7 +113,16 @@ def retrieval(
             target, synced = prepare_collection(components, data, collection, progress)
         if synced is not None and synced.chunks:
             synced.render(console)
-        run = evaluate(components.retriever(target), data, mode)
+        if langfuse:
+            client = langfuse_client(components)
+            name = dataset_name(data, None)
+            console.print(push_dataset(client, data, name, include_text=settings.tracing.include_document_text).line())
+            outcome, run = retrieval_experiment(
+                client, components.retriever(target), data, name, run_name(components, "retrieval", target), mode
+            )
+            console.print(f"Langfuse experiment {outcome.run_name!r}: {outcome.items} items {outcome.url or ''}")
+        else:
+            run = evaluate(components.retriever(target), data, mode)
     path = run.save(settings.eval_runs_dir)
     render_run(run, console)
     console.print(f"run saved to {path}")
@@ -110,6 +179,7 @@ def answers(
     collection: CollectionOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Ask only the first N questions of each set.")] = None,
     json_out: JsonFileOption = None,
+    langfuse: LangfuseOption = False,
 ) -> None:
     """Answer every question with the configured model: answered, refusals, citations, token F1 vs the reference."""
     settings = load_settings()
@@ -117,13 +187,45 @@ def answers(
     golden = load_golden(answerable)
     refusable = None if skip_unanswerable else load_golden(unanswerable)
     with open_components(settings) as components:
-        run = evaluate_answers(components.answerer(collection), golden, refusable, limit)
+        answerer = components.answerer(collection, log_questions=False)
+        if langfuse:
+            run = answers_on_langfuse(components, answerer, golden, refusable, limit, collection, console)
+        else:
+            run = evaluate_answers(answerer, golden, refusable, limit)
     path = run.save(settings.eval_runs_dir)
     title = f"answers on {golden.name}: {len(run.samples)} questions, {run.model} + {run.adapter}"
     render_aggregate(title, run.aggregate, console, digits=3)
     console.print(f"run saved to {path}")
     if json_out is not None:
         json_out.write_text(json.dumps(run.to_json(), indent=1) + "\n", encoding="utf-8")
+
+
+def answers_on_langfuse(
+    components: Components,
+    answerer: Any,
+    golden: EvalSet,
+    refusable: EvalSet | None,
+    limit: int | None,
+    collection: str | None,
+    console: Console,
+) -> AnswerRun:
+    client = langfuse_client(components)
+    include_text = components.settings.tracing.include_document_text
+    full = [(golden, False)] + ([(refusable, True)] if refusable is not None else [])
+    for evalset, should_refuse in full:  # the whole set: a pushed subset would archive the rest
+        report = push_dataset(client, evalset, evalset.name, should_refuse=should_refuse, include_text=include_text)
+        console.print(report.line())
+    sets = [(_first(evalset, limit), evalset.name, should_refuse) for evalset, should_refuse in full]
+    outcomes, samples = answers_experiment(
+        client, answerer, sets, run_name(components, "answers", collection), include_text
+    )
+    for outcome in outcomes:
+        console.print(f"Langfuse experiment {outcome.run_name!r} on {outcome.dataset}: {outcome.items} items")
+    return AnswerRun(golden.name, answerer.generator.model_id, answerer.adapter_id, aggregate(samples), samples)
+
+
+def _first(evalset: EvalSet, limit: int | None) -> EvalSet:
+    return EvalSet(evalset.name, evalset.kind, evalset.split, evalset.queries[:limit], evalset.corpus)
 
 
 @eval_app.command("leaks")

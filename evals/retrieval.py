@@ -16,7 +16,7 @@ from typing import Any
 from assistant.access import Principal
 from assistant.retriever import Retriever
 from assistant.settings import RetrievalMode
-from evals.datasets import EvalSet
+from evals.datasets import EvalQuery, EvalSet
 from evals.metrics import mean_scores, score_query
 
 RANK_DEPTH = 100  # documents ranked per query (Recall@100 needs 100)
@@ -47,6 +47,14 @@ class EvalRun:
         data.update(self.aggregate)  # top-level "ndcg@10", "recall@10", ... for tools
         return data
 
+    @classmethod
+    def of(
+        cls, dataset: EvalSet, retriever: Retriever, mode: RetrievalMode, results: list[QueryResult], seconds: float
+    ) -> EvalRun:
+        aggregate = mean_scores([r.metrics for r in results])
+        settings = retriever.settings.model_dump()
+        return cls(dataset.name, dataset.split, mode.value, settings, aggregate, results, seconds)
+
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         stamp = self.created.replace(":", "").replace("-", "")
@@ -57,21 +65,20 @@ class EvalRun:
 
 def evaluate(retriever: Retriever, dataset: EvalSet, mode: RetrievalMode) -> EvalRun:
     started = time.perf_counter()
-    results = []
-    for query in dataset.queries:
-        if not query.relevant:
-            continue  # out-of-corpus questions measure the recall gate, not the ranking
-        principal = Principal.of(f"eval:{query.qid}", list(query.groups))
-        hits = retriever.search(principal, query.text, top_k=RANK_DEPTH, mode=mode).doc_ids
-        ranking = list(dict.fromkeys(hits))  # documents, not chunks, even with de-duplication off
-        results.append(
-            QueryResult(
-                query.qid, query.text, score_query(ranking, query.relevant), ranking[:10], sorted(query.relevant)
-            )
-        )
-    settings = retriever.settings.model_dump()
-    aggregate = mean_scores([r.metrics for r in results])
-    return EvalRun(dataset.name, dataset.split, mode.value, settings, aggregate, results, time.perf_counter() - started)
+    results = [r for r in (evaluate_query(retriever, q, mode) for q in dataset.queries) if r is not None]
+    return EvalRun.of(dataset, retriever, mode, results, time.perf_counter() - started)
+
+
+def evaluate_query(retriever: Retriever, query: EvalQuery, mode: RetrievalMode) -> QueryResult | None:
+    """One query ranked as its asker; None for an out-of-corpus question (it measures the recall gate)."""
+    if not query.relevant:
+        return None
+    principal = Principal.of(f"eval:{query.qid}", list(query.groups))
+    hits = retriever.search(principal, query.text, top_k=RANK_DEPTH, mode=mode).doc_ids
+    ranking = list(dict.fromkeys(hits))  # documents, not chunks, even with de-duplication off
+    return QueryResult(
+        query.qid, query.text, score_query(ranking, query.relevant), ranking[:10], sorted(query.relevant)
+    )
 
 
 def load_run(path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from assistant.cli_progress import terminal_progress
 from assistant.components import open_components
 from assistant.identity import parse_groups
 from assistant.settings import load_settings
+from evals.impact import publish, watcher_for
 from ingestion.run import run_ingest
 
 
@@ -30,12 +31,23 @@ def ingest(
     """Sync SOURCE into the index: embed added and changed documents, delete removed ones, re-group moved ones.
 
     Exit code 1 when any document failed; everything else is still synced and nothing already indexed is lost.
+    When the sync touched documents of the golden set (review.golden), the impact report follows the summary.
     """
     console = Console()
     group_list = parse_groups(groups) if groups is not None else None
-    with open_components(load_settings()) as components, terminal_progress(console, quiet=quiet) as progress:
-        summary = run_ingest(components, source, collection, group_list, dry_run=dry_run, progress=progress)
-    summary.render(console)
+    settings = load_settings()
+    watcher = watcher_for(settings, collection)
+    with open_components(settings) as components:
+        with terminal_progress(console, quiet=quiet) as progress:
+            summary = run_ingest(
+                components, source, collection, group_list, dry_run=dry_run, progress=progress, watcher=watcher
+            )
+        summary.render(console)
+        if watcher is not None and watcher.report is not None:
+            watcher.report.render(console)
+            console.print(f"impact report saved to {publish(watcher.report, settings, components.tracer)}")
+        elif watcher is not None and watcher.error:
+            console.print(f"[yellow]no impact report: {watcher.error}[/yellow]", highlight=False)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")

@@ -4,16 +4,26 @@ state. The store and the embedder belong to the components and stay open (the ap
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from assistant.components import Components
 from assistant.errors import AccessPolicyError
 from assistant.progress import NO_PROGRESS, Progress
+from assistant.retriever import Retriever
 from ingestion.access_policy import AccessPolicy
 from ingestion.history import record_run
 from ingestion.sources import SourceFailure, open_source
-from ingestion.state import SyncState
+from ingestion.state import DocumentState, SyncState
 from ingestion.summary import SyncSummary
 from ingestion.sync import Ingestor
+
+
+class SyncWatcher(Protocol):
+    """Called around a sync, with the collection's documents before and after (the impact report)."""
+
+    def before_sync(self, retriever: Retriever, documents: dict[str, DocumentState]) -> None: ...
+
+    def after_sync(self, retriever: Retriever, summary: SyncSummary, documents: dict[str, DocumentState]) -> None: ...
 
 
 def run_ingest(
@@ -25,6 +35,7 @@ def run_ingest(
     dry_run: bool = False,
     progress: Progress = NO_PROGRESS,
     started_by: str = "cli",
+    watcher: SyncWatcher | None = None,
 ) -> SyncSummary:
     """Sync `source_path` into `collection` (default: store.collection); `groups` gives every document these
     groups instead of an access.yaml. One re-ingest at a time per process. A real sync is appended to the
@@ -46,7 +57,11 @@ def run_ingest(
         with components.ingest_lock:
             state = SyncState(settings.state_path)
             try:
+                if watcher is not None and not dry_run:
+                    watcher.before_sync(components.retriever(target), state.documents(target))
                 summary = Ingestor(components, state).sync(source, target, dry_run=dry_run, progress=progress)
+                if watcher is not None and not dry_run:
+                    watcher.after_sync(components.retriever(target), summary, state.documents(target))
             finally:
                 state.close()
     if not dry_run:

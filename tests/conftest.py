@@ -6,17 +6,14 @@ itself cannot run here)."""
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from assistant.settings import Settings, load_settings
 from assistant.store import StoredChunk
 from ingestion.run import run_ingest
 from ingestion.summary import SyncSummary
+from tests.fake_langfuse import FakeLangfuse, serve
 
 REPO = Path(__file__).resolve().parents[1]
 HANDBOOK = REPO / "samples" / "handbook"
@@ -173,34 +171,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_gemma(tokenizer, tmp_path_factory.mktemp("tiny-gemma"))
 
 
-@dataclass
-class Receiver:
-    """A loopback stand-in for the Langfuse server's REST API: records every request, answers 2xx."""
-
-    url: str = ""
-    requests: list[dict[str, Any]] = field(default_factory=list)
+Receiver = FakeLangfuse  # the loopback FAKE of Langfuse's REST API (tests/fake_langfuse.py)
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    received = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-            self.send_response(202 if self.path == "/api/public/scores" else 200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"message": "Accepted"}')
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    received.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield received
+def receiver() -> Iterator[FakeLangfuse]:
+    fake, server = serve()
+    yield fake
     server.shutdown()
 
 

@@ -67,10 +67,10 @@ def test_answer_run_measures_refusals_citations_and_f1_and_scores_traces(
     assert result.aggregate["answered"] == 0.5 and result.aggregate["correct_refusals"] == 1.0
     tracer.flush()
     scores = [s for r in receiver.requests if r["path"] == "/api/public/scores" for s in r["body"]]
-    assert {(s["traceId"], s["name"]) for s in scores} == {
-        (answered.trace_id, "token-f1"),
-        (contractor.trace_id, "token-f1"),
-    }
+    f1 = {(s["traceId"], s["name"]) for s in scores if s["name"] == "token-f1"}
+    assert f1 == {(answered.trace_id, "token-f1"), (contractor.trace_id, "token-f1")}  # only answerable questions
+    recall = {s["traceId"] for s in scores if s["name"] == "recall-answerable"}  # every question carries its check
+    assert recall == {answered.trace_id, contractor.trace_id, unanswerable.trace_id}
 
 
 def test_eval_answers_command(handbook_index: Settings, tiny_model: Path, tmp_path: Path) -> None:

@@ -35,13 +35,15 @@ def evaluate_adapter(
     settings = settings.model_copy(update={"generator": generator})
     figures: dict[str, Any] = {}
     with open_components(settings) as components:
-        handbook = evaluate_answers(components.answerer(), load_golden(GOLDEN), load_golden(OUT_OF_CORPUS), limit)
+        handbook = evaluate_answers(
+            components.answerer(log_questions=False), load_golden(GOLDEN), load_golden(OUT_OF_CORPUS), limit
+        )
         handbook.save(settings.eval_runs_dir)
         figures["handbook"] = handbook.aggregate
         render_aggregate(f"{adapter_id}: handbook, {len(handbook.samples)} questions", handbook.aggregate, console, 3)
         if scifact_claims and SCIFACT.is_dir():
             claims = load_claims(SCIFACT, "test", ("everyone",), scifact_claims)
-            run = evaluate_answers(components.answerer(SCIFACT_COLLECTION), claims, None, None)
+            run = evaluate_answers(components.answerer(SCIFACT_COLLECTION, log_questions=False), claims, None, None)
             run.save(settings.eval_runs_dir)
             figures["scifact"] = {**run.aggregate, "claims": len(run.samples)}
             render_aggregate(f"{adapter_id}: SciFact test, {len(run.samples)} claims", run.aggregate, console, 3)

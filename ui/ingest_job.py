@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.components import Components
+from evals.impact import ImpactReport, publish, watcher_for
 from ingestion.run import run_ingest
 from ingestion.summary import SyncSummary
 
@@ -48,6 +49,7 @@ class IngestJob:
     started: float = field(default_factory=time.time)
     progress: JobProgress = field(default_factory=JobProgress)
     summary: SyncSummary | None = None
+    impact: ImpactReport | None = None  # what the sync did to the golden questions, when it touched theirs
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -74,10 +76,20 @@ class IngestJobs:
         return job
 
     def _run(self, job: IngestJob) -> None:
+        settings = self.components.settings
+        watcher = watcher_for(settings, job.collection)
         try:
             job.summary = run_ingest(
-                self.components, job.source, job.collection, progress=job.progress, started_by=job.started_by
+                self.components,
+                job.source,
+                job.collection,
+                progress=job.progress,
+                started_by=job.started_by,
+                watcher=watcher,
             )
+            if watcher is not None and watcher.report is not None:
+                job.impact = watcher.report
+                publish(watcher.report, settings, self.components.tracer)
         except Exception as exc:  # shown on the page: the app must outlive a failed sync
             job.error = f"{type(exc).__name__}: {exc}"
         finally:

@@ -1,5 +1,6 @@
 """Corpus (corpus owners): the indexed documents with their groups and versions, a dry-run diff before a
-re-ingest, the re-ingest itself with its progress (chat keeps answering), its failures, and past runs."""
+re-ingest, the re-ingest itself with its progress (chat keeps answering), its failures, what the latest sync did
+to the golden questions (impact report), the corpus gaps reviewers found, and past runs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from evals.impact import latest_report
+from evals.review import files_of, read_gaps
 from ingestion.catalog import read_catalog
 from ingestion.history import read_runs
 from ingestion.run import run_ingest
@@ -95,6 +98,50 @@ if job is not None:
         show_running_job(job)
     else:
         show_finished_job(job)
+
+st.subheader("Impact on the golden questions")
+impact = latest_report(settings.eval_runs_dir, collection)
+if impact is None:
+    st.caption("No sync has touched a document of the golden set yet.")
+else:
+    counts = impact["counts"]
+    st.markdown(
+        f"Sync of {impact['created']}: **{counts['touched']}** of {impact['questions']} golden questions touched · "
+        f"recall worse for **{counts['worse']}**, better for {counts['better']} · **{counts['stale']}** stale · "
+        f"**{counts['unreadable']}** no longer readable by their asker"
+    )
+    st.dataframe(
+        [
+            {
+                "question": i["question"],
+                "touched": ", ".join(f"{d} ({how})" for d, how in i["touched"].items()),
+                "recall before": i["recall_before"],
+                "recall after": i["recall_after"],
+                "moved to": ", ".join(i["moved"].values()),
+                "asker cannot read": ", ".join(i["unreadable"]),
+            }
+            for i in impact["items"]
+        ],
+        hide_index=True,
+    )
+
+st.subheader("Corpus gaps")
+gaps = read_gaps(files_of(settings))
+if gaps:
+    st.dataframe(
+        [
+            {
+                "question": g["question"],
+                "asked": g["asked"],
+                "note": g.get("note") or "",
+                "by": g["provenance"]["reviewer"],
+            }
+            for g in gaps
+        ],
+        hide_index=True,
+    )
+else:
+    st.caption("No gaps recorded: reviewers add them from the review queue (`assistant review gap`).")
 
 st.subheader("History")
 runs = read_runs(settings.data_dir, collection)

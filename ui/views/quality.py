@@ -1,6 +1,7 @@
 """Quality (assistant engineers): retrieval nDCG@10 / recall over the saved eval runs, the latest run question by
-question, the access-leak probe's last result, answer-quality runs, the adapters and which one serves, and a link
-to Langfuse when tracing is configured."""
+question, the access-leak probe's last result, answer-quality runs, the adapters and which one serves, the review queue
+(refusals, low-evidence answers and thumbs-down of the week, grouped; accept as golden, corpus gap or dismiss), and
+a link to Langfuse when tracing is configured."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import streamlit as st
 
 from assistant.adapters import promoted_id
+from assistant.errors import AssistantError
+from evals import review
 from evals.saved_runs import read_saved_runs
 from tuning.registry import list_adapters
 from ui.guard import require
@@ -35,6 +38,37 @@ def metric_rows(runs: list[dict[str, Any]], metrics: tuple[str, ...], label: str
         }
         for run in runs
     ]
+
+
+def show_review_group(group: review.ReviewGroup) -> None:
+    """One group: its questions and what was retrieved (metadata only, as in a trace), and the decisions."""
+    files = review.files_of(components.settings)
+    why = ", ".join(f"{reason} x{count}" for reason, count in group.reasons.items())
+    with st.expander(f"{group.question} ({len(group.items)} asked; {why})"):
+        st.dataframe(
+            [
+                {"asked": i.created, "question": i.question, "groups": ", ".join(i.groups), "comment": i.comment or ""}
+                for i in group.items
+            ],
+            hide_index=True,
+        )
+        documents = [d["doc_id"] for d in group.documents]
+        st.caption("Retrieved: " + (", ".join(documents) or "nothing the asker may read"))
+        golden_doc = st.selectbox("Document that should answer it", documents, key=f"doc-{group.id}")
+        golden, gap, dismiss = st.columns(3)
+        try:
+            if golden.button("Accept as golden question", key=f"golden-{group.id}", disabled=not golden_doc):
+                groups, _ = review.indexed_document(components, None, str(golden_doc))
+                review.accept_golden(files, group, str(golden_doc), groups, principal.user_id)
+                st.rerun()
+            if gap.button("Corpus gap", key=f"gap-{group.id}"):
+                review.record_gap(files, group, principal.user_id)
+                st.rerun()
+            if dismiss.button("Dismiss", key=f"dismiss-{group.id}"):
+                review.dismiss(files, group, principal.user_id)
+                st.rerun()
+        except AssistantError as exc:
+            st.error(str(exc))
 
 
 components, principal = require(Page.QUALITY)
@@ -110,3 +144,15 @@ if adapters:
     )
 else:
     st.caption("No adapters trained here; the shipped adapter serves (`assistant tune list`).")
+
+st.header("Review queue")
+queue = review.open_queue(components, days=7)
+if queue:
+    st.caption(
+        f"{len(queue)} groups from the last 7 days; training items go through `assistant review train` "
+        "(the tuning data rules need a reference answer and verbatim quotes)."
+    )
+    for group in queue:
+        show_review_group(group)
+else:
+    st.caption("Nothing to review: no refusals, low-evidence answers or thumbs-down in the last 7 days.")

@@ -1,0 +1,323 @@
+"""The quality loop: golden sets as Langfuse datasets, evaluations as dataset runs with per-item and run-level
+scores, recall and citation signals on production traces, the review queue, and the re-ingest impact report.
+
+Langfuse's real SDK runs against a loopback FAKE of the Langfuse server's REST API (`tests/fake_langfuse.py`;
+the server cannot run here) and an in-memory span exporter; everything the SDK sends is asserted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.access import Principal
+from assistant.answering import Answerer
+from assistant.errors import SourceError
+from assistant.feedback import Feedback, record_feedback
+from assistant.generator import Generator
+from assistant.question_log import QuestionLog
+from assistant.settings import GeneratorSettings, Settings, TracingSettings
+from assistant.tracing import Tracer
+from evals.datasets import EvalSet, load_golden
+from evals.experiments import RunName, push_dataset, retrieval_experiment
+from evals.impact import GoldenImpact
+from evals.retrieval import evaluate
+from evals.review import ReviewFiles, TrainingRules, accept_golden, accept_training, collect, group_similar, record_gap
+from ingestion.run import run_ingest
+from tests.conftest import REPO, Captured, Receiver, ingest, run, runtime, shared_embedder
+
+GOLDEN = REPO / "samples" / "handbook-golden.jsonl"
+OUT_OF_CORPUS = "What's the wifi password at the Lisbon office?"
+
+
+def write_golden(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def first(evalset: EvalSet, n: int) -> EvalSet:
+    return EvalSet(evalset.name, evalset.kind, evalset.split, evalset.queries[:n], evalset.corpus)
+
+
+# -- datasets ---------------------------------------------------------------------------------------
+def test_repushing_an_edited_golden_set_updates_items_and_never_duplicates_them(
+    captured: Captured, receiver: Receiver, tmp_path: Path
+) -> None:
+    rows = [
+        {"question": "Who approves travel?", "relevant": ["company/travel-policy.docx"], "groups": ["everyone"]},
+        {"question": "How long is parental leave?", "relevant": ["hr/parental-leave.md"], "groups": ["hr"]},
+        {
+            "question": "Where is Reno?",
+            "relevant": ["company/office-locations-and-hours.html"],
+            "groups": ["everyone"],
+            "answer": "3100 Railyard Avenue",
+        },
+    ]
+    golden = write_golden(tmp_path / "hb.jsonl", rows)
+    first_push = push_dataset(captured.client, load_golden(golden), "hb")
+    assert (first_push.created, first_push.updated, first_push.archived) == (3, 0, 0)
+    items = receiver.dataset_items("hb")
+    assert sorted(i["input"]["question"] for i in items) == sorted(r["question"] for r in rows)
+    assert all("answer" not in i["expectedOutput"] for i in items)  # a reference answer is document text
+
+    rows[0]["relevant"] = ["company/expense-basics.md"]  # edited
+    rows.pop(1)  # removed
+    rows.append({"question": "What is the PTO accrual?", "relevant": ["company/holidays.md"], "groups": ["everyone"]})
+    write_golden(golden, rows)
+    second = push_dataset(captured.client, load_golden(golden), "hb")
+    assert (second.created, second.updated, second.unchanged, second.archived) == (1, 1, 1, 1)
+    items = {i["input"]["question"]: i for i in receiver.dataset_items("hb")}
+    assert len(items) == 4  # nothing duplicated: the removed question is archived, not deleted
+    assert items["Who approves travel?"]["expectedOutput"]["relevant"] == ["company/expense-basics.md"]
+    assert items["How long is parental leave?"]["status"] == "ARCHIVED"
+
+    third = push_dataset(captured.client, load_golden(golden), "hb")
+    assert (third.created, third.updated, third.unchanged, third.archived) == (0, 0, 3, 0)
+
+
+def test_reference_answers_are_pushed_only_when_document_text_may_leave(
+    captured: Captured, receiver: Receiver, tmp_path: Path
+) -> None:
+    golden = write_golden(
+        tmp_path / "g.jsonl",
+        [{"question": "Where is Reno?", "relevant": ["a"], "groups": ["everyone"], "answer": "3100 Railyard Avenue"}],
+    )
+    push_dataset(captured.client, load_golden(golden), "with-text", include_text=True)
+    [item] = receiver.dataset_items("with-text")
+    assert item["expectedOutput"] == {"relevant": ["a"], "answer": "3100 Railyard Avenue"}
+
+
+# -- experiments ------------------------------------------------------------------------------------
+def test_a_retrieval_experiment_links_every_item_and_scores_items_and_the_run(
+    handbook_index: Settings, captured: Captured, receiver: Receiver
+) -> None:
+    golden = first(load_golden(GOLDEN), 4)
+    push_dataset(captured.client, golden, "handbook-golden")
+    name = RunName.now("retrieval", "0123456789abcdef", "hb-adapter", "idx123")
+    with runtime(handbook_index) as components:
+        mode = components.settings.retrieval.mode
+        outcome, local = retrieval_experiment(
+            captured.client, components.retriever(), golden, "handbook-golden", name, mode
+        )
+        reference = evaluate(components.retriever(), golden, mode)
+    assert outcome.items == 4 and outcome.experiment_id
+    assert (
+        "0123456789" in outcome.run_name
+        and "adapter=hb-adapter" in outcome.run_name
+        and "index=idx123" in outcome.run_name
+    )
+    assert local.aggregate == reference.aggregate  # the same numbers as the local evaluation
+
+    spans = [s for s in captured.exporter.get_finished_spans() if s.name == "experiment-item-run"]
+    items = {i["id"] for i in receiver.dataset_items("handbook-golden")}
+    assert {s.attributes["langfuse.experiment.item.id"] for s in spans} == items  # type: ignore[index]
+    assert {s.attributes["langfuse.experiment.id"] for s in spans} == {outcome.experiment_id}  # type: ignore[index]
+
+    scores = receiver.scores()
+    per_item = [s for s in scores if s.get("traceId") and s["name"] == "recall@10"]
+    assert {s["traceId"] for s in per_item} == {format(sp.context.trace_id, "032x") for sp in spans}
+    run_level = {s["name"]: s["value"] for s in scores if s.get("datasetRunId") == outcome.experiment_id}
+    assert run_level["recall@10"] == pytest.approx(reference.aggregate["recall@10"])
+    assert run_level["mrr@10"] == pytest.approx(reference.aggregate["mrr@10"])
+
+
+# -- signals on production traces -------------------------------------------------------------------
+@pytest.fixture
+def answerer_for(handbook_index: Settings, tiny_model: Path, tmp_path: Path) -> Iterator[Callable[..., Answerer]]:
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=8), tmp_path)
+    with runtime(handbook_index, generator=generator) as components:
+
+        def build(tracer: Tracer | None = None, log: QuestionLog | None = None) -> Answerer:
+            return Answerer(components.retriever(), components.recall_gate, generator, tracer=tracer, question_log=log)
+
+        yield build
+
+
+def test_every_question_trace_carries_the_recall_check_and_the_citation_check_as_scores(
+    answerer_for: Callable[..., Answerer], captured: Captured, receiver: Receiver
+) -> None:
+    answerer = answerer_for(Tracer(TracingSettings(), client=captured.client))
+    answered = answerer.ask(Principal.of("dana", ["everyone"]), "How many floating holidays do I get each year?")
+    refused = answerer.ask(Principal.of("dana", ["everyone"]), OUT_OF_CORPUS)
+    captured.client.flush()
+    by_trace: dict[str, dict[str, float]] = {}
+    for score in receiver.scores():
+        by_trace.setdefault(score["traceId"], {})[score["name"]] = score["value"]
+    assert not answered.refused and refused.refused
+    assert answered.recall is not None and refused.recall is not None
+    assert by_trace[answered.trace_id]["recall-evidence"] == pytest.approx(answered.recall.evidence.score, abs=1e-4)  # type: ignore[index]
+    assert by_trace[answered.trace_id]["recall-answerable"] == 1.0  # type: ignore[index]
+    assert by_trace[answered.trace_id]["format-valid"] == float(answered.format_valid)  # type: ignore[index]
+    assert by_trace[answered.trace_id]["cited"] == float(bool(answered.citations))  # type: ignore[index]
+    assert by_trace[refused.trace_id]["recall-answerable"] == 0.0  # type: ignore[index]
+    assert "format-valid" not in by_trace[refused.trace_id]  # type: ignore[index]  # nothing was generated
+
+
+# -- the review queue -------------------------------------------------------------------------------
+def review_files(tmp_path: Path) -> ReviewFiles:
+    golden = tmp_path / "golden.jsonl"
+    shutil.copy(GOLDEN, golden)
+    items = tmp_path / "items.jsonl"
+    shutil.copy(REPO / "tuning" / "data" / "handbook-items.jsonl", items)
+    return ReviewFiles(tmp_path / "decisions.jsonl", golden, items, tmp_path / "gaps.jsonl")
+
+
+def test_the_review_queue_groups_refusals_and_thumbs_down_and_accepts_them_with_provenance(
+    answerer_for: Callable[..., Answerer], handbook_index: Settings, tmp_path: Path
+) -> None:
+    log = QuestionLog(tmp_path)
+    answerer = answerer_for(log=log)
+    dana = Principal.of("dana", ["everyone"])
+    answerer.ask(dana, OUT_OF_CORPUS)
+    answerer.ask(Principal.of("erin", ["everyone", "engineering"]), "what is the wifi password in the Lisbon office")
+    disliked = answerer.ask(dana, "Which airline do we book for business trips?")
+    record_feedback(
+        tmp_path,
+        Tracer(TracingSettings()),
+        Feedback("dana", disliked.question, False, "wrong policy", disliked.trace_id, None, None, []),
+    )
+    files = review_files(tmp_path)
+    queue = collect(log.read(), _feedback(tmp_path), files.decided(), start="2000-01-01", low_evidence_margin=0.0)
+    groups = group_similar(queue, shared_embedder().embed_documents, threshold=0.8)
+    wifi = next(g for g in groups if "wifi" in g.question.lower())
+    assert len(wifi.items) == 2 and wifi.reasons == {"refused": 2}
+    assert all("text" not in d for d in wifi.documents)  # document metadata only, as in a trace
+    airline = next(g for g in groups if "airline" in g.question.lower())
+    assert "thumbs down" in airline.reasons and airline.items[0].comment == "wrong policy"
+
+    gap = record_gap(files, wifi, "ian", note="no office wifi page")
+    assert gap["provenance"]["reviewer"] == "ian" and gap["asked"] == 2
+
+    with pytest.raises(SourceError, match="cannot read"):
+        accept_golden(files, airline, "hr/salary-bands.md", ["hr-compensation", "executives"], "ian")
+    record = accept_golden(files, airline, "company/travel-policy.docx", ["everyone"], "ian")
+    assert record["provenance"]["reasons"] == airline.reasons
+    added = load_golden(files.golden).queries[-1]
+    assert added.text == disliked.question and set(added.relevant) == {"company/travel-policy.docx"}
+
+    left = collect(log.read(), _feedback(tmp_path), files.decided(), start="2000-01-01", low_evidence_margin=0.0)
+    assert {i.question for i in left}.isdisjoint({i.question for i in wifi.items + airline.items})
+
+
+def _feedback(data_dir: Path) -> list[Feedback]:
+    from assistant.feedback import read_feedback
+
+    return read_feedback(data_dir)
+
+
+def test_a_training_item_from_review_passes_the_tuning_rules(tmp_path: Path) -> None:
+    from evals.review import ReviewGroup, ReviewItem
+    from tuning.items import load_items
+
+    files = review_files(tmp_path)
+    rules = TrainingRules.for_repo(REPO, ["everyone"])
+
+    def group(question: str) -> ReviewGroup:
+        return ReviewGroup(
+            [
+                ReviewItem(
+                    "id" + str(abs(hash(question)))[:8],
+                    question,
+                    "dana",
+                    ["everyone"],
+                    "2026-12-01T10:00:00",
+                    ["refused"],
+                    [],
+                )
+            ]
+        )
+
+    held_out = group("How many floating holidays do I get each year?")  # a golden question
+    with pytest.raises(SourceError, match="held-out"):
+        accept_training(files, held_out, rules, "ian", doc_id=None, doc_groups=None, doc_text="")
+    restricted = group("What is the top of the E4 band in Rotterdam?")
+    with pytest.raises(SourceError, match="allow-list"):
+        accept_training(
+            files,
+            restricted,
+            rules,
+            "ian",
+            doc_id="hr/salary-bands.md",
+            doc_groups=["hr-compensation", "executives"],
+            doc_text="E4 tops out at 190k.",
+            answer="190k",
+            quotes=["E4 tops out at 190k."],
+        )
+    paraphrase = group("Who owns the company holiday calendar")  # an item of the set, case and mark aside
+    with pytest.raises(SourceError, match="near-duplicate"):
+        accept_training(files, paraphrase, rules, "ian", doc_id=None, doc_groups=None, doc_text="")
+    fresh = group("Do the canteen opening hours change in August?")
+    text = "The canteen opens at 8:00. In August it opens at 9:00."
+    with pytest.raises(SourceError, match="not verbatim"):
+        accept_training(
+            files,
+            fresh,
+            rules,
+            "ian",
+            doc_id="company/canteen.md",
+            doc_groups=["everyone"],
+            doc_text=text,
+            answer="Yes, 9:00.",
+            quotes=["In August it opens at 9."],
+        )
+    record = accept_training(
+        files,
+        fresh,
+        rules,
+        "ian",
+        doc_id="company/canteen.md",
+        doc_groups=["everyone"],
+        doc_text=text,
+        answer="Yes, it opens at 9:00.",
+        quotes=["In August it opens at 9:00."],
+    )
+    assert record["provenance"]["reviewer"] == "ian"
+    assert load_items(files.training_items, "handbook")[-1].question == fresh.question
+
+
+# -- the re-ingest impact report --------------------------------------------------------------------
+def test_the_impact_report_follows_an_edit_a_delete_a_move_and_a_regroup(settings: Settings, handbook: Path) -> None:
+    assert ingest(settings, handbook).ok
+    (handbook / "company" / "holidays.md").write_text("# Holidays\n\nEvery Friday is off.\n", encoding="utf-8")
+    (handbook / "company" / "expense-basics.md").unlink()
+    (handbook / "company" / "travel").mkdir()
+    (handbook / "company" / "travel-policy.docx").rename(handbook / "company" / "travel" / "travel-policy.docx")
+    policy = handbook / "access.yaml"
+    policy.write_text(
+        policy.read_text().replace(
+            '- match: "security/password-and-mfa-policy.*"\n    groups: [everyone]',
+            '- match: "security/password-and-mfa-policy.*"\n    groups: [security]',
+        )
+    )
+    watcher = GoldenImpact(load_golden(GOLDEN))
+    with runtime(settings) as components:
+        summary = run_ingest(components, handbook, "handbook", watcher=watcher)
+    report = watcher.report
+    assert summary.ok and report is not None
+    by_doc = {doc: item for item in report.items for doc in item.touched}
+    assert by_doc["company/holidays.md"].touched == {"company/holidays.md": "changed"}
+    deleted = by_doc["company/expense-basics.md"]
+    assert deleted.deleted == ["company/expense-basics.md"] and deleted.recall_after == 0.0
+    moved = by_doc["company/travel-policy.docx"]
+    assert moved.moved == {"company/travel-policy.docx": "company/travel/travel-policy.docx"}
+    unreadable = [i for i in report.items if "security/password-and-mfa-policy.md" in i.touched]
+    assert {tuple(i.groups) for i in unreadable} == {("everyone",), ("everyone", "hr")}
+    assert all(i.unreadable == ["security/password-and-mfa-policy.md"] for i in unreadable)
+    assert all(i.recall_before == 1.0 for i in unreadable) and all(i.recall_after == 0.0 for i in unreadable)
+    untouched = {q.qid for q in load_golden(GOLDEN).queries} - {i.qid for i in report.items}
+    assert len(untouched) == len(load_golden(GOLDEN).queries) - len(report.items) > 20  # only touched ones re-ran
+
+
+def test_ingest_prints_saves_and_shows_the_impact_report(tmp_path: Path, handbook: Path) -> None:
+    data = tmp_path / "data"
+    assert run("ingest", str(handbook), data_dir=data).returncode == 0
+    (handbook / "company" / "expense-basics.md").unlink()
+    result = run("ingest", str(handbook), data_dir=data)
+    assert result.returncode == 0, result.stderr
+    assert "golden set handbook-golden" in result.stdout and "2 stale" in result.stdout
+    [saved] = (data / "eval-runs").glob("*-handbook-impact.json")
+    assert json.loads(saved.read_text())["counts"]["stale"] == 2
