@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from assistant.generator import Generator
-from assistant.prompt import ContextBlock, render_tuned_prompt
+from assistant.prompt import END_OF_ANSWER, MODEL_REFUSAL, ContextBlock, render_tuned_prompt
 from assistant.quote_constraint import QuoteConstraint, quote_candidates
 from assistant.settings import GeneratorSettings
 from tests.conftest import save_tiny_gemma
@@ -135,3 +135,44 @@ def test_the_setting_turns_the_constraint_off(sentencepiece_model: Path, tmp_pat
         kwargs = generator._generate_kwargs(None, generator._inputs("Question"), [BLOCK])
         assert ("logits_processor" in kwargs) == on
         assert "logits_processor" not in generator._generate_kwargs(None, generator._inputs("Question"), None)
+
+
+def _spelled(tokenizer: Any, ids: list[int]) -> set[str]:
+    anchor = tokenizer("a", add_special_tokens=False)["input_ids"][-1]
+    return {tokenizer.decode([anchor, t])[1:] for t in ids if t != tokenizer.eos_token_id}
+
+
+def test_the_answer_cites_before_it_ends_and_only_quotes_of_cited_blocks_follow(
+    sentencepiece_model: Path, tmp_path: Path
+) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    constraint = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
+    banned = constraint.constrain(" Use the portal.")
+    assert banned is not None and banned[1] is False  # a ban: anything but these
+    assert tokenizer.eos_token_id in banned[0]
+    assert all("\n" in text or END_OF_ANSWER.startswith(text) for text in _spelled(tokenizer, banned[0]))
+    assert constraint.constrain(" Use the portal [1].") is None  # it cites: it may end
+    assert constraint.constrain(" " + MODEL_REFUSAL) is None  # the refusal needs no citation
+
+    after_answer = constraint.constrain(" Use the portal [1].\n")
+    assert after_answer is not None and after_answer[1] and tokenizer.eos_token_id not in after_answer[0]
+    assert all("[1]".startswith(text) for text in _spelled(tokenizer, after_answer[0]))  # block 1 only: it is cited
+    after_quote = constraint.constrain(' Use it [1].\n[1] "The portal asks for a second factor."\n')
+    assert after_quote is not None and tokenizer.eos_token_id in after_quote[0]  # the end may come now
+    assert all("[1]".startswith(t) or END_OF_ANSWER.startswith(t) for t in _spelled(tokenizer, after_quote[0]))
+    after_refusal = constraint.constrain(f" {MODEL_REFUSAL}\n")
+    assert after_refusal is not None
+    assert all(END_OF_ANSWER.startswith(text) for text in _spelled(tokenizer, after_refusal[0]))
+
+
+def test_a_citation_names_a_block_that_holds_its_sentence(sentencepiece_model: Path, tmp_path: Path) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    constraint = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0)
+    assert constraint.supporting_blocks("Locked accounts are unlocked by the service desk ") == [2]
+    assert constraint.supporting_blocks("Yes ") == [1, 2]  # too few words to judge: the model chooses
+    assert constraint.supporting_blocks("Bring a towel to the beach party ") == [1, 2]  # no block holds half
+    digits = constraint.constrain(" Locked accounts are unlocked by the service desk [")
+    assert digits is not None and digits[1] and digits[0]
+    assert all("2]".startswith(text) for text in _spelled(tokenizer, digits[0]))
+    free = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0, attribute_citations=False)
+    assert free.constrain(" Locked accounts are unlocked by the service desk [") == (free.pieces.line_breaking, False)
