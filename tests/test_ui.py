@@ -238,3 +238,33 @@ def test_dev_sign_in_is_served_on_loopback_only(tmp_path: Path) -> None:
     result = run("ui", "--address", "0.0.0.0", data_dir=tmp_path)
     assert result.returncode == 1
     assert "dev sign-in lets anyone pick any user: serve it on localhost only" in result.stderr
+
+
+def test_a_refused_question_reaches_the_review_queue_and_becomes_a_corpus_gap(app_data: Settings) -> None:
+    data = app_data.data_dir
+    written = [data / name for name in ("questions.jsonl", "review-decisions.jsonl", "corpus-gaps.jsonl")]
+    for path in written:
+        path.unlink(missing_ok=True)
+    try:
+        at = signed_in("dana")
+        at.chat_input[0].set_value("What's the wifi password at the Lisbon office?").run()
+        assert not at.exception, at.exception
+        reviewer = signed_in("ian")
+        reviewer.switch_page(str(VIEWS / "quality.py")).run()
+        assert not reviewer.exception, reviewer.exception
+        [group] = [e for e in reviewer.expander if "wifi password" in e.label]
+        assert "refused x1" in group.label
+        [gap] = [b for b in reviewer.button if str(b.key).startswith("gap-")]
+        gap.click().run()
+        assert not reviewer.exception, reviewer.exception
+        assert not [e for e in reviewer.expander if "wifi password" in e.label]  # decided: off the queue
+        [recorded] = [json.loads(line) for line in (data / "corpus-gaps.jsonl").read_text().splitlines()]
+        assert recorded["question"] == "What's the wifi password at the Lisbon office?"
+        assert recorded["provenance"]["reviewer"] == "ian"
+        owner = signed_in("olivia")
+        owner.switch_page(str(VIEWS / "corpus.py")).run()
+        assert not owner.exception, owner.exception
+        assert any("wifi password" in str(df.value) for df in owner.dataframe)
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
