@@ -14,7 +14,7 @@ The house answer format (written by `render_answer`, checked by `assistant.answe
 - then one line per supporting quote: `[n] "sentence"`, the sentence copied verbatim from block n;
 - or, when the blocks do not contain the answer, exactly `MODEL_REFUSAL` and nothing else.
 Extractive on purpose: a small model copies a sentence far more reliably than it paraphrases one, and a copied
-sentence can be checked against its block.
+sentence can be checked against its block. Decoding is constrained to this format (`assistant/quote_constraint.py`).
 """
 
 from __future__ import annotations
