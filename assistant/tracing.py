@@ -229,11 +229,15 @@ class Tracer:
         its id, or None when tracing is off."""
         if self.client is None:
             return None
-        root = self.client.start_observation(name=name, as_type="span", input=input)
-        root.update(output=output)
-        root.end()
-        for score, value in scores.items():
-            root.score_trace(name=score, value=value, data_type="NUMERIC")
+        try:
+            root = self.client.start_observation(name=name, as_type="span", input=input)
+            root.update(output=output)
+            root.end()
+            for score, value in scores.items():
+                root.score_trace(name=score, value=value, data_type="NUMERIC")
+        except Exception:  # what it reports is already saved locally
+            log.warning("Langfuse could not record the %s trace", name, exc_info=True)
+            return None
         return str(root.trace_id)
 
     def flush(self) -> None:

@@ -41,6 +41,8 @@ def run_ingest(
     groups instead of an access.yaml. One re-ingest at a time per process. A real sync is appended to the
     history (`ingestion.history`) with `started_by`.
 
+    A `watcher` (the impact report) is called with the collection's documents before and after a real sync.
+
     An invalid access policy syncs nothing: dropping one bad rule could let an earlier, broader rule apply.
     """
     settings = components.settings

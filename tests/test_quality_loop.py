@@ -321,3 +321,26 @@ def test_ingest_prints_saves_and_shows_the_impact_report(tmp_path: Path, handboo
     assert "golden set handbook-golden" in result.stdout and "2 stale" in result.stdout
     [saved] = (data / "eval-runs").glob("*-handbook-impact.json")
     assert json.loads(saved.read_text())["counts"]["stale"] == 2
+
+
+def test_an_impact_report_is_saved_and_sent_to_langfuse_as_a_trace_with_its_counts(
+    settings: Settings, captured: Captured, receiver: Receiver
+) -> None:
+    from evals.impact import ImpactItem, ImpactReport, publish
+
+    item = ImpactItem(
+        "g:1", "Where is Reno?", ["everyone"], ["a.md"], {"a.md": "deleted"}, 1.0, 0.0, 1, None, deleted=["a.md"]
+    )
+    report = ImpactReport("handbook", "handbook-golden", 45, [item])
+    path = publish(report, settings, Tracer(TracingSettings(), client=captured.client))
+    assert json.loads(path.read_text())["counts"] == {
+        "touched": 1,
+        "worse": 1,
+        "better": 0,
+        "stale": 1,
+        "unreadable": 0,
+    }
+    [span] = [s for s in captured.spans().values() if s.name == "ingest-impact"]
+    trace_id = format(span.context.trace_id, "032x")
+    sent = {s["name"]: s["value"] for s in receiver.scores() if s.get("traceId") == trace_id}
+    assert sent["impact-stale"] == 1.0 and sent["impact-worse"] == 1.0 and sent["impact-touched"] == 1.0
