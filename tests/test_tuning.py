@@ -302,3 +302,12 @@ def test_the_shipped_adapter_is_served_by_default_and_matches_the_prompt_templat
 def test_another_base_model_runs_without_the_shipped_adapter(settings: Settings, tiny_model: Path) -> None:
     other = settings.model_copy(update={"generator": settings.generator.model_copy(update={"model": str(tiny_model)})})
     assert resolve_adapter(other) is None
+
+
+def test_tune_eval_names_the_base_model_the_shipped_adapter_or_a_registered_one(settings: Settings) -> None:
+    from assistant.adapters import SHIPPED, adapters_dir
+    from tuning.evaluate import adapter_folder
+
+    assert adapter_folder(settings, "base") is None
+    assert adapter_folder(settings, "shipped") == SHIPPED and (SHIPPED / "adapter.json").is_file()
+    assert adapter_folder(settings, "handbook-cpu-1") == adapters_dir(settings) / "handbook-cpu-1"

@@ -20,7 +20,7 @@ from assistant.settings import Settings, load_settings
 from tuning import registry
 from tuning.build_data import build, write_examples
 from tuning.check import check_file, split_of
-from tuning.evaluate import BASE, evaluate_adapter
+from tuning.evaluate import BASE, SHIPPED_ID, evaluate_adapter
 from tuning.recipe import Recipe, load_recipe
 from tuning.train import train as run_training
 
@@ -147,7 +147,9 @@ def train(
 
 @tune_app.command("eval")
 def evaluate(
-    adapter_id: Annotated[str, typer.Argument(help="An adapter id from `tune list`, or 'base' for the base model.")],
+    adapter_id: Annotated[
+        str, typer.Argument(help="An adapter id from `tune list`, 'shipped' for the packaged one, or 'base'.")
+    ],
     limit: Annotated[
         int | None, typer.Option(min=1, help="Ask only the first N handbook questions of each set.")
     ] = None,
@@ -159,7 +161,7 @@ def evaluate(
     settings = load_settings()
     console = Console()
     figures = evaluate_adapter(settings, adapter_id, limit, scifact, console)
-    if adapter_id != BASE:
+    if adapter_id not in (BASE, SHIPPED_ID):  # the shipped record is part of the package: figures go to --json
         registry.set_metrics(read_record(adapters_dir(settings) / adapter_id), figures)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from assistant.adapters import adapters_dir
+from assistant.adapters import SHIPPED, adapters_dir
 from assistant.components import open_components
 from assistant.settings import Settings
 from evals.answers import evaluate_answers
@@ -17,20 +17,25 @@ from evals.datasets import load_claims, load_golden
 from evals.tables import render_aggregate
 
 BASE = "base"
+SHIPPED_ID = "shipped"  # the adapter shipped in the package (assistant/shipped_adapter), not in the registry
 GOLDEN = Path("samples/handbook-golden.jsonl")
 OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
 SCIFACT = Path("../shared/data/beir/scifact")
 SCIFACT_COLLECTION = "tuning-scifact"  # SciFact ingested for everyone by `tune build-data`
 
 
+def adapter_folder(settings: Settings, adapter_id: str) -> Path | None:
+    """`base`: no adapter; `shipped`: the package's; otherwise a registered adapter."""
+    if adapter_id == BASE:
+        return None
+    return SHIPPED if adapter_id == SHIPPED_ID else adapters_dir(settings) / adapter_id
+
+
 def evaluate_adapter(
     settings: Settings, adapter_id: str, limit: int | None, scifact_claims: int, console: Console
 ) -> dict[str, Any]:
     generator = settings.generator.model_copy(
-        update={
-            "adapter": None if adapter_id == BASE else adapters_dir(settings) / adapter_id,
-            "use_promoted_adapter": False,
-        }
+        update={"adapter": adapter_folder(settings, adapter_id), "use_promoted_adapter": False}
     )
     settings = settings.model_copy(update={"generator": generator})
     figures: dict[str, Any] = {}
