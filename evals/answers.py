@@ -20,7 +20,6 @@ With tracing on, each question is a trace and its token F1 becomes a score on it
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import string
@@ -33,6 +32,7 @@ from typing import Any
 from assistant.access import Principal
 from assistant.answering import Answer, Answerer
 from evals.datasets import EvalQuery, EvalSet
+from evals.run_files import save_run
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _CITATIONS = re.compile(r"\[\d+\]")
@@ -92,10 +92,7 @@ class AnswerRun:
         return asdict(self)
 
     def save(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.created.replace(':', '').replace('-', '')}-{self.dataset}{ANSWERS_SUFFIX}"
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
-        return path
+        return save_run(folder, self.created, f"-{self.dataset}{ANSWERS_SUFFIX}", self.to_json())
 
 
 def evaluate_answers(

@@ -56,15 +56,11 @@ def langfuse_client(components: Components) -> Any:
 
 def run_name(components: Components, kind: str, collection: str | None) -> RunName:
     """What the run measured: this checkout's commit, the adapter served, the index's contents."""
-    from ingestion.state import SyncState
+    from ingestion.catalog import read_catalog
     from tuning.registry import git_commit
 
-    state = SyncState(components.settings.state_path)
-    try:
-        documents = state.documents(components.collection(collection))
-    finally:
-        state.close()
-    version = index_version([(d.doc_id, d.content_hash, d.groups) for d in documents.values()])
+    documents = read_catalog(components.settings, components.collection(collection)).documents
+    version = index_version([(d.doc_id, d.content_hash, d.groups) for d in documents])
     adapter = components.adapter.id if components.adapter is not None else None
     return RunName.now(kind, git_commit(Path.cwd()), adapter, version)
 

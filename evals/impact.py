@@ -26,6 +26,7 @@ from assistant.retriever import Retriever
 from assistant.settings import Settings
 from assistant.tracing import Tracer
 from evals.datasets import EvalQuery, EvalSet, load_golden
+from evals.run_files import save_run
 from ingestion.state import DocumentState
 from ingestion.summary import SyncSummary
 
@@ -104,10 +105,7 @@ class ImpactReport:
         return {**asdict(self), "counts": self.counts()}
 
     def save(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.created.replace(':', '').replace('-', '')}-{self.collection}-impact.json"
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
-        return path
+        return save_run(folder, self.created, f"-{self.collection}-impact.json", self.to_json())
 
     def render(self, console: Console) -> None:
         counts = self.counts()

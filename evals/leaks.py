@@ -6,7 +6,6 @@ against a live index."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from assistant.access import Principal
 from assistant.retriever import Retriever
 from assistant.settings import RetrievalMode
+from evals.run_files import save_run
 
 LEAKS_SUFFIX = "-access-leaks.json"
 
@@ -36,10 +36,7 @@ class LeakRun:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
 
     def save(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.created.replace(':', '').replace('-', '')}{LEAKS_SUFFIX}"
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
-        return path
+        return save_run(folder, self.created, LEAKS_SUFFIX, asdict(self))
 
 
 def probe_leaks(retriever: Retriever, users: dict[str, Principal], questions: list[str]) -> LeakRun:

@@ -18,6 +18,7 @@ from assistant.retriever import Retriever
 from assistant.settings import RetrievalMode
 from evals.datasets import EvalQuery, EvalSet
 from evals.metrics import mean_scores, score_query
+from evals.run_files import save_run
 
 RANK_DEPTH = 100  # documents ranked per query (Recall@100 needs 100)
 
@@ -56,11 +57,7 @@ class EvalRun:
         return cls(dataset.name, dataset.split, mode.value, settings, aggregate, results, seconds)
 
     def save(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp = self.created.replace(":", "").replace("-", "")
-        path = folder / f"{stamp}-{self.dataset}-{self.split or 'all'}-{self.mode}.json"
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
-        return path
+        return save_run(folder, self.created, f"-{self.dataset}-{self.split or 'all'}-{self.mode}.json", self.to_json())
 
 
 def evaluate(retriever: Retriever, dataset: EvalSet, mode: RetrievalMode) -> EvalRun:
