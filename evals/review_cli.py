@@ -3,6 +3,8 @@ commands that turn a group into a golden question, a training item or a corpus g
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from assistant.cli_options import JsonFileOption
-from assistant.components import open_components
+from assistant.components import Components, open_components
 from assistant.settings import load_settings
 from evals import review
 from evals.review import TrainingRules
@@ -23,6 +25,13 @@ review_app = typer.Typer(
 GroupArgument = Annotated[str, typer.Argument(help="The group's id, as `assistant review` lists it.")]
 ReviewerOption = Annotated[str, typer.Option(help="Who decides (recorded in the item's provenance).")]
 DaysOption = Annotated[float, typer.Option(help="Look this many days back.")]
+
+
+@contextmanager
+def open_group(group_id: str, days: float) -> Iterator[tuple[Components, review.ReviewFiles, review.ReviewGroup]]:
+    """The runtime, where decisions go, and the open review group a decision is about."""
+    with open_components(load_settings()) as components:
+        yield components, review.files_of(components.settings), review.find_group(components, group_id, days)
 
 
 @review_app.callback()
@@ -59,12 +68,10 @@ def golden(
     days: DaysOption = 7.0,
 ) -> None:
     """Append the group's question to the golden set (review.golden), expecting DOC."""
-    settings = load_settings()
-    with open_components(settings) as components:
-        group = review.find_group(components, group_id, days)
+    with open_group(group_id, days) as (components, files, group):
         groups, _ = review.indexed_document(components, collection, doc)
-        review.accept_golden(review.files_of(settings), group, doc, groups, reviewer, answer)
-    typer.echo(f"added to {settings.review.golden}: {group.question!r} -> {doc}")
+        review.accept_golden(files, group, doc, groups, reviewer, answer)
+    typer.echo(f"added to {files.golden}: {group.question!r} -> {doc}")
 
 
 @review_app.command("train")
@@ -84,13 +91,11 @@ def train(
     data rules: no held-out question, no near-duplicate, verbatim quotes, a document within the allow-list."""
     from tuning.recipe import load_recipe
 
-    settings = load_settings()
     allowed = load_recipe(recipe).data.allowed_groups
-    with open_components(settings) as components:
-        group = review.find_group(components, group_id, days)
+    with open_group(group_id, days) as (components, files, group):
         groups, text = review.indexed_document(components, collection, doc) if doc else (None, "")
         review.accept_training(
-            review.files_of(settings),
+            files,
             group,
             TrainingRules.for_repo(Path.cwd(), allowed),
             reviewer,
@@ -100,7 +105,7 @@ def train(
             answer=answer,
             quotes=quote or [],
         )
-    typer.echo(f"added to {settings.review.training_items}: {group.question!r}")
+    typer.echo(f"added to {files.training_items}: {group.question!r}")
 
 
 @review_app.command("gap")
@@ -111,20 +116,16 @@ def gap(
     days: DaysOption = 7.0,
 ) -> None:
     """Record the group as a corpus gap: no document answers it (the corpus page lists gaps)."""
-    settings = load_settings()
-    with open_components(settings) as components:
-        group = review.find_group(components, group_id, days)
-        review.record_gap(review.files_of(settings), group, reviewer, note)
+    with open_group(group_id, days) as (_, files, group):
+        review.record_gap(files, group, reviewer, note)
     typer.echo(f"corpus gap recorded: {group.question!r}")
 
 
 @review_app.command("dismiss")
 def dismiss(group_id: GroupArgument, reviewer: ReviewerOption = "reviewer", days: DaysOption = 7.0) -> None:
     """Take the group off the queue without adding it anywhere."""
-    settings = load_settings()
-    with open_components(settings) as components:
-        group = review.find_group(components, group_id, days)
-        review.dismiss(review.files_of(settings), group, reviewer)
+    with open_group(group_id, days) as (_, files, group):
+        review.dismiss(files, group, reviewer)
     typer.echo(f"dismissed: {group.question!r}")
 
 

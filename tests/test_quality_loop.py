@@ -344,3 +344,26 @@ def test_an_impact_report_is_saved_and_sent_to_langfuse_as_a_trace_with_its_coun
     trace_id = format(span.context.trace_id, "032x")
     sent = {s["name"]: s["value"] for s in receiver.scores() if s.get("traceId") == trace_id}
     assert sent["impact-stale"] == 1.0 and sent["impact-worse"] == 1.0 and sent["impact-touched"] == 1.0
+
+
+def test_the_review_command_lists_the_queue_and_records_a_gap(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from assistant.question_log import LoggedQuestion
+
+    data = tmp_path / "data"
+    data.mkdir()
+    asked = LoggedQuestion(
+        "dana", ["everyone"], OUT_OF_CORPUS, "handbook", "refused-recall", 0.4, 0.65, [], [], False, 0, 0, 0, None, None
+    )
+    (data / "questions.jsonl").write_text(json.dumps(asdict(asked)) + "\n", encoding="utf-8")
+    listed = run("review", "--json", str(tmp_path / "queue.json"), data_dir=data)
+    assert listed.returncode == 0, listed.stderr
+    [group] = json.loads((tmp_path / "queue.json").read_text())
+    assert group["question"] == OUT_OF_CORPUS and group["reasons"] == {"refused": 1}
+    recorded = run("review", "gap", group["id"], "--note", "no wifi page", "--reviewer", "ian", data_dir=data)
+    assert recorded.returncode == 0, recorded.stderr
+    [gap] = [json.loads(line) for line in (data / "corpus-gaps.jsonl").read_text().splitlines()]
+    assert gap["note"] == "no wifi page" and gap["provenance"]["reviewer"] == "ian"
+    again = run("review", "dismiss", group["id"], data_dir=data)  # decided: no longer open
+    assert again.returncode == 1 and "no open review group" in again.stderr
