@@ -6,6 +6,7 @@ the server cannot run here) and an in-memory span exporter; everything the SDK s
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -251,30 +252,19 @@ def test_a_training_item_from_review_passes_the_tuning_rules(tmp_path: Path) -> 
     with pytest.raises(SourceError, match="near-duplicate"):
         accept_training(files, paraphrase, rules, "ian", doc_id=None, doc_groups=None, doc_text="")
     fresh = group("Do the canteen opening hours change in August?")
-    text = "The canteen opens at 8:00. In August it opens at 9:00."
-    with pytest.raises(SourceError, match="not verbatim"):
-        accept_training(
-            files,
-            fresh,
-            rules,
-            "ian",
-            doc_id="company/canteen.md",
-            doc_groups=["everyone"],
-            doc_text=text,
-            answer="Yes, 9:00.",
-            quotes=["In August it opens at 9."],
-        )
-    record = accept_training(
+    from_canteen = functools.partial(
+        accept_training,
         files,
         fresh,
         rules,
         "ian",
         doc_id="company/canteen.md",
         doc_groups=["everyone"],
-        doc_text=text,
-        answer="Yes, it opens at 9:00.",
-        quotes=["In August it opens at 9:00."],
+        doc_text="The canteen opens at 8:00. In August it opens at 9:00.",
     )
+    with pytest.raises(SourceError, match="not verbatim"):
+        from_canteen(answer="Yes, 9:00.", quotes=["In August it opens at 9."])
+    record = from_canteen(answer="Yes, it opens at 9:00.", quotes=["In August it opens at 9:00."])
     assert record["provenance"]["reviewer"] == "ian"
     assert load_items(files.training_items, "handbook")[-1].question == fresh.question
 
