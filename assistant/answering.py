@@ -24,7 +24,15 @@ from typing import Any
 from assistant.access import Principal
 from assistant.adapters import AdapterRecord
 from assistant.generator import Generator
-from assistant.prompt import FEW_SHOT, MODEL_REFUSAL, ContextBlock, Turn, render_prompt, render_tuned_prompt
+from assistant.prompt import (
+    FEW_SHOT,
+    MODEL_REFUSAL,
+    SENTENCE_OPENING,
+    ContextBlock,
+    Turn,
+    render_prompt,
+    render_tuned_prompt,
+)
 from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
 from assistant.recall_gate import RecallCheck, RecallGate
 from assistant.retriever import Retrieval, RetrievedChunk, Retriever
@@ -41,7 +49,7 @@ ADAPTER_NOT_SERVED = (
 _CITATION = re.compile(r"\[(\d+)\]")
 _QUOTE = re.compile(r"[\"“]([^\"”]{20,})[\"”]")
 _QUOTE_LINE = re.compile(r'^\[(\d+)\]\s*"(.+)"$')
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")  # "ext. 4357" and "approx. two" go on
+_SENTENCE_END = re.compile(rf"(?<=[.!?])\s+(?=[{SENTENCE_OPENING}])")  # "ext. 4357" and "approx. two" go on
 _CITED_SENTENCE = re.compile(r"\[(\d+)\][.!?]?$")
 
 
@@ -248,7 +256,7 @@ class Answerer:
         shown = self._shown(retrieval)
         prompt = self._prompt(question, shown, history)
         with self._generation_observation(trace, prompt, question, shown) as generation:
-            text = yield from self._generate(prompt, [c.text for c in shown], generation)
+            text = yield from self._generate(prompt, question, [c.text for c in shown], generation)
             checked = check_citations(text, shown)
             prompt_tokens = self.generator.count_tokens(prompt, as_prompt=True)
             completion_tokens = self.generator.count_tokens(text)
@@ -315,11 +323,13 @@ class Answerer:
             metadata={"adapter": self.adapter_id},
         )
 
-    def _generate(self, prompt: str, sources: list[str], generation: Any) -> GeneratorType[str, None, str]:
-        """Stream the model's pieces (quote lines constrained to the shown blocks; "" while waiting for the
-        model); return the whole text."""
+    def _generate(
+        self, prompt: str, question: str, sources: list[str], generation: Any
+    ) -> GeneratorType[str, None, str]:
+        """Stream the model's pieces (constrained to the house format over the shown blocks; "" while waiting
+        for the model); return the whole text."""
         pieces: list[str] = []
-        for piece in self.generator.stream(prompt, quote_sources=sources):
+        for piece in self.generator.stream(prompt, quote_sources=sources, question=question):
             if piece:
                 if not pieces:
                     generation.update(completion_start_time=datetime.now(UTC))

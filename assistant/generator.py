@@ -149,7 +149,11 @@ class Generator:
         return {k: v for k, v in encoded.items() if k != "token_type_ids"}  # causal LMs take no segment ids
 
     def _generate_kwargs(
-        self, max_new_tokens: int | None, inputs: dict[str, torch.Tensor], quote_sources: Sequence[str] | None
+        self,
+        max_new_tokens: int | None,
+        inputs: dict[str, torch.Tensor],
+        quote_sources: Sequence[str] | None,
+        question: str,
     ) -> dict[str, Any]:
         model, tokenizer = self._loaded
         kwargs: dict[str, Any] = {
@@ -172,6 +176,7 @@ class Generator:
                 quote_sources,
                 int(inputs["input_ids"].shape[1]),
                 exact,
+                question=question,
                 attribute_citations=self.settings.attribute_citations,
             )
             kwargs["logits_processor"] = LogitsProcessorList([constraint])
@@ -184,14 +189,16 @@ class Generator:
         max_new_tokens: int | None = None,
         exact_length: bool = False,
         quote_sources: Sequence[str] | None = None,
+        question: str = "",
     ) -> Generation:
         """The whole answer. `exact_length` ignores stop markers and EOS (benchmarks time a fixed length);
-        `quote_sources` (the blocks' texts, in order) constrains quote lines to their sentences."""
+        `quote_sources` (the blocks' texts, in order) constrains the answer to the house format, and `question`
+        attributes a citation that its own sentence cannot."""
         import torch
 
         model, tokenizer = self._loaded
         inputs = self._inputs(prompt)
-        kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources)
+        kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources, question)
         if exact_length:
             kwargs.pop("stop_strings")
             kwargs["min_new_tokens"] = kwargs["max_new_tokens"]
@@ -209,7 +216,12 @@ class Generator:
         )
 
     def stream(
-        self, prompt: str, *, max_new_tokens: int | None = None, quote_sources: Sequence[str] | None = None
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int | None = None,
+        quote_sources: Sequence[str] | None = None,
+        question: str = "",
     ) -> Iterator[str]:
         """Pieces of the answer as they are decoded (generation runs in a worker thread); see `generate`.
         While nothing new is decoded (waiting for a turn at the model) it yields "" every `HEARTBEAT_S`, so a reader
@@ -229,7 +241,7 @@ class Generator:
 
         def work() -> None:
             try:
-                kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources)
+                kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources, question)
                 kwargs["stopping_criteria"] = StoppingCriteriaList([stop_if_cancelled])
                 while not self._slots.acquire(timeout=0.1):  # waiting for a turn; a reader gone meanwhile ends it
                     if cancelled.is_set():

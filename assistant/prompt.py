@@ -38,6 +38,9 @@ MODEL_REFUSAL = "The documents I can see do not answer this."
 # Generation stops at the end marker, or where a base model starts writing the next question itself.
 STOP_MARKERS = (END_OF_ANSWER, "\nQuestion:")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+# In an answer, a statement sentence ends at . ! ? followed by a space and one of these (so "ext. 4357" goes on);
+# the citation check splits there and the decoding grammar keeps every such sentence cited.
+SENTENCE_OPENING = 'A-Z"\u201c('
 
 
 @dataclass(frozen=True)

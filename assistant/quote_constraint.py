@@ -4,12 +4,15 @@ a logits processor only removes the tokens that would break the format.
 - Quote lines are copied: while the model writes `[n] "...`, only tokens that keep the text a prefix of
   ` "<a sentence or line of block n>"` are allowed (a 270M model, even tuned, otherwise starts a real sentence and
   drifts a few words in, and the citation check rejects the quote).
-- The answer line cannot end before it cites: no new line and no end of answer until it ends with `[n]`.
+- The answer line cannot end before it cites: no new line and no end of answer until it ends with `[n]`, and
+  no new sentence after a sentence that does not end with one (a sentence ends as the citation check splits
+  them: `prompt.SENTENCE_OPENING`); after `. ` the model may still go on, or cite.
 - After it, each line is a quote line of a block the answer cites, or the end of the answer (after at least one
   quote, or after the refusal sentence).
 - With `attribute_citations`, the number written inside `[` is limited to the blocks that contain most of the
   words of the sentence it closes (when some block holds at least half of them): a small model copies the right
-  sentence far more often than it picks the right block number.
+  sentence far more often than it picks the right block number. A sentence too short or too generic to decide
+  ("No [", "The evidence supports the claim [") is attributed by the question's words instead, on the same rule.
 With greedy decoding each step is a mask over a few dozen tokens, or a ban of the line-ending ones.
 """
 
@@ -24,13 +27,17 @@ from typing import Any
 
 import torch
 
-from assistant.prompt import END_OF_ANSWER, MODEL_REFUSAL, normalise_space, split_sentences
+from assistant.prompt import END_OF_ANSWER, MODEL_REFUSAL, SENTENCE_OPENING, normalise_space, split_sentences
 
 _QUOTE_START = re.compile(r"\[(\d+)\]")
 _CITATION = re.compile(r"\[(\d+)\]")
 _ENDS_CITED = re.compile(r"\[\d+\][.!?]?$")
 _CITED_PART = re.compile(r"\[\d+\][.!?]?")
 _CLOSED_QUOTE = re.compile(r'^\[\d+\] ".*"$')
+_SENTENCE_ENDED = re.compile(r"[.!?]$")
+_SENTENCE_ENDED_SPACED = re.compile(r"[.!?]\s+$")
+_OPENS_SENTENCE = re.compile(rf"[{SENTENCE_OPENING}]")
+_SPACE_OPENS_SENTENCE = re.compile(rf"\s+[{SENTENCE_OPENING}]")
 _SHORTEST_QUOTE = 3  # words
 _LONGEST_QUOTE = 60  # words; a longer "sentence" is a run of list items glued together by the document's layout
 _STANDS_ALONE = re.compile(r"^([|*+-]|\d+[.)])|[.!?:|]$")  # not the middle of a hard-wrapped sentence
@@ -61,6 +68,8 @@ class PieceIndex:
         self.end: list[int] = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         self.line_ends: list[int] = list(self.end)  # a new line (nothing else on it yet), or the end of the answer
         self.line_breaking: list[int] = list(self.end)  # every token that ends the line it is written on
+        spaced_openers: list[int] = []  # " The": would start a new sentence after ". "
+        openers: list[int] = []  # "The": the same after a space
         for token_id, text in zip(vocabulary, texts, strict=True):
             text = text[len(anchor_text) :]
             if not text or "\ufffd" in text:  # a byte of a multi-byte character: never a whole piece of a quote
@@ -73,7 +82,14 @@ class PieceIndex:
                 self.line_breaking.append(token_id)
                 if not text.strip():
                     self.line_ends.append(token_id)
+            elif _SPACE_OPENS_SENTENCE.match(text):
+                spaced_openers.append(token_id)
+            elif _OPENS_SENTENCE.match(text):
+                openers.append(token_id)
         self.line_breaking += self.spelling_prefixes(END_OF_ANSWER)
+        # After an uncited sentence end (". " or "."), what may not come next: a new sentence or the line's end.
+        self.after_uncited_end = self.line_breaking + spaced_openers
+        self.after_uncited_end_space = self.after_uncited_end + openers
 
     def spelling_prefixes(self, text: str) -> list[int]:
         """Ids of the tokens whose text is a non-empty prefix of `text`."""
@@ -126,12 +142,14 @@ class QuoteConstraint:
         prompt_length: int,
         exact_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
         *,
+        question: str = "",
         attribute_citations: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
         self.pieces = piece_index(tokenizer)
         self.candidates = [quote_candidates(text) for text in block_texts]
         self.block_words = [content_words(text) for text in block_texts]
+        self.question_words = content_words(question)
         self.prompt_length = prompt_length
         # With the CPU shortlist head most logits are -inf: the allowed ones are then scored exactly.
         self.exact_logits = exact_logits
@@ -142,18 +160,23 @@ class QuoteConstraint:
         """(token ids, True: only these | False: any but these) for the next token; None: anything."""
         lines = generated.split("\n")
         if len(lines) == 1:
-            return self._answer_line(lines[0].strip())
+            return self._answer_line(lines[0])
         quote = self.allowed(generated)
         if quote is not None:
             return quote, True
         return self._line_start(lines[0].strip(), [line.strip() for line in lines[1:-1]], lines[-1].lstrip())
 
-    def _answer_line(self, text: str) -> tuple[list[int], bool] | None:
+    def _answer_line(self, line: str) -> tuple[list[int], bool] | None:
+        text = line.strip()
         if text.endswith("[") and self.attribute_citations:
             blocks = self.supporting_blocks(_CITED_PART.split(text[:-1])[-1])
             return sorted({t for k in blocks for t in self.pieces.spelling_prefixes(f"{k}]")}), True
         if not text or _ENDS_CITED.search(text) or _same(text, MODEL_REFUSAL):
             return None
+        if _SENTENCE_ENDED.search(line):  # "... dev)." goes on, or cites: "dev). [1]"
+            return self.pieces.after_uncited_end, False
+        if _SENTENCE_ENDED_SPACED.search(line):
+            return self.pieces.after_uncited_end_space, False
         return self.pieces.line_breaking, False  # the answer may not end before it cites a block
 
     def _line_start(self, answer: str, done: list[str], line: str) -> tuple[list[int], bool] | None:
@@ -177,16 +200,23 @@ class QuoteConstraint:
 
     def supporting_blocks(self, sentence: str) -> list[int]:
         """The blocks (1-based) that hold the most of the sentence's words, when one holds at least
-        `_ATTRIBUTED` of them; otherwise every block (the model's choice stands)."""
+        `_ATTRIBUTED` of them; else the same by the question's words; otherwise every block (the model's choice
+        stands)."""
         every = list(range(1, len(self.block_words) + 1))
-        words = content_words(sentence)
+        for words in (content_words(sentence), self.question_words):
+            best = self._best_blocks(words)
+            if best:
+                return best
+        return every
+
+    def _best_blocks(self, words: set[str]) -> list[int]:
         if len(words) < 2:
-            return every
+            return []
         shares = [len(words & block) / len(words) for block in self.block_words]
         best = max(shares, default=0.0)
         if best < _ATTRIBUTED:
-            return every
-        return [k for k, share in zip(every, shares, strict=True) if share >= best - 1e-9]
+            return []
+        return [k for k, share in enumerate(shares, start=1) if share >= best - 1e-9]
 
     def allowed(self, generated: str) -> list[int] | None:
         """Token ids allowed next on a quote line, or None where no quote is being written."""

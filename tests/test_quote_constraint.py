@@ -132,9 +132,9 @@ def test_the_setting_turns_the_constraint_off(sentencepiece_model: Path, tmp_pat
     for on in (True, False):
         settings = GeneratorSettings(model=str(sentencepiece_model), device="cpu", constrain_quotes=on)
         generator = Generator(settings, tmp_path)
-        kwargs = generator._generate_kwargs(None, generator._inputs("Question"), [BLOCK])
+        kwargs = generator._generate_kwargs(None, generator._inputs("Question"), [BLOCK], "Question")
         assert ("logits_processor" in kwargs) == on
-        assert "logits_processor" not in generator._generate_kwargs(None, generator._inputs("Question"), None)
+        assert "logits_processor" not in generator._generate_kwargs(None, generator._inputs("Question"), None, "")
 
 
 def _spelled(tokenizer: Any, ids: list[int]) -> set[str]:
@@ -147,7 +147,7 @@ def test_the_answer_cites_before_it_ends_and_only_quotes_of_cited_blocks_follow(
 ) -> None:
     _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
     constraint = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
-    banned = constraint.constrain(" Use the portal.")
+    banned = constraint.constrain(" Use the portal")
     assert banned is not None and banned[1] is False  # a ban: anything but these
     assert tokenizer.eos_token_id in banned[0]
     assert all("\n" in text or END_OF_ANSWER.startswith(text) for text in _spelled(tokenizer, banned[0]))
@@ -165,6 +165,20 @@ def test_the_answer_cites_before_it_ends_and_only_quotes_of_cited_blocks_follow(
     assert all(END_OF_ANSWER.startswith(text) for text in _spelled(tokenizer, after_refusal[0]))
 
 
+def test_no_sentence_starts_after_one_left_uncited(sentencepiece_model: Path, tmp_path: Path) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    constraint = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
+    for uncited in (" Use the portal.", " Use the portal. "):
+        banned = constraint.constrain(uncited)
+        assert banned is not None and banned[1] is False
+        spelled = _spelled(tokenizer, banned[0])
+        assert "\n" in "".join(spelled)  # nor may the line end
+        assert {" The", " Locked"} & spelled and not {" [", "[", " 4", " the"} & spelled  # it may cite or go on
+        assert ("T" in spelled) == uncited.endswith(" ")  # after the space, a capital alone starts one
+    assert constraint.constrain(" Use the portal [1]. ") is None  # a cited sentence: the next may start
+    assert constraint.constrain(" Call ext. 4357") == (constraint.pieces.line_breaking, False)  # no sentence end
+
+
 def test_a_citation_names_a_block_that_holds_its_sentence(sentencepiece_model: Path, tmp_path: Path) -> None:
     _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
     constraint = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0)
@@ -176,3 +190,16 @@ def test_a_citation_names_a_block_that_holds_its_sentence(sentencepiece_model: P
     assert all("2]".startswith(text) for text in _spelled(tokenizer, digits[0]))
     free = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0, attribute_citations=False)
     assert free.constrain(" Locked accounts are unlocked by the service desk [") == (free.pieces.line_breaking, False)
+
+
+def test_a_citation_its_sentence_cannot_place_goes_to_the_block_answering_the_question(
+    sentencepiece_model: Path, tmp_path: Path
+) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    asked = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0, question="Who handles locked accounts at the service desk?")
+    assert asked.supporting_blocks("Yes ") == [2]  # "Yes" says nothing: the question decides
+    assert asked.supporting_blocks("Parking is in the north garage ") == [1]  # the sentence decides first
+    digits = asked.constrain(" No [")
+    assert digits is not None and all("2]".startswith(text) for text in _spelled(tokenizer, digits[0]))
+    unrelated = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0, question="Where is the beach party?")
+    assert unrelated.supporting_blocks("Yes ") == [1, 2]  # neither decides: the model chooses
