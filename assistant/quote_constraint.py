@@ -13,6 +13,9 @@ a logits processor only removes the tokens that would break the format.
   words of the sentence it closes (when some block holds at least half of them): a small model copies the right
   sentence far more often than it picks the right block number. A sentence too short or too generic to decide
   ("No [", "The evidence supports the claim [") is attributed by the question's words instead, on the same rule.
+  Likewise a quote line of block n may only start one of the sentences of block n that hold most of the words of
+  the answer's sentences citing n (else of the question), and never repeats a quote: the quote is the evidence a
+  reader checks, so it must be the sentence the answer rests on.
 With greedy decoding each step is a mask over a few dozen tokens, or a ban of the line-ending ones.
 """
 
@@ -148,6 +151,7 @@ class QuoteConstraint:
         self.tokenizer = tokenizer
         self.pieces = piece_index(tokenizer)
         self.candidates = [quote_candidates(text) for text in block_texts]
+        self.candidate_words = [[content_words(c) for c in candidates] for candidates in self.candidates]
         self.block_words = [content_words(text) for text in block_texts]
         self.question_words = content_words(question)
         self.prompt_length = prompt_length
@@ -202,30 +206,42 @@ class QuoteConstraint:
         """The blocks (1-based) that hold the most of the sentence's words, when one holds at least
         `_ATTRIBUTED` of them; else the same by the question's words; otherwise every block (the model's choice
         stands)."""
-        every = list(range(1, len(self.block_words) + 1))
         for words in (content_words(sentence), self.question_words):
-            best = self._best_blocks(words)
+            best = _most_shared(words, self.block_words)
             if best:
-                return best
-        return every
+                return [k + 1 for k in best]
+        return list(range(1, len(self.block_words) + 1))
 
-    def _best_blocks(self, words: set[str]) -> list[int]:
-        if len(words) < 2:
-            return []
-        shares = [len(words & block) / len(words) for block in self.block_words]
-        best = max(shares, default=0.0)
-        if best < _ATTRIBUTED:
-            return []
-        return [k for k, share in enumerate(shares, start=1) if share >= best - 1e-9]
+    def quotable(self, block: int, answer: str, done: Sequence[str]) -> list[str]:
+        """The quote candidates of `block` (1-based) not quoted yet; with `attribute_citations`, only those that
+        hold the most words of the answer's sentences citing the block (else of the question), when one holds at
+        least `_ATTRIBUTED` of them: the quote is there to support what the answer says."""
+        quoted = set()
+        for line in (d.strip() for d in done):
+            match = _QUOTE_START.match(line)
+            if match and int(match.group(1)) == block:
+                quoted.add(line[match.end() :])
+        fresh = [i for i, c in enumerate(self.candidates[block - 1]) if c not in quoted]
+        if self.attribute_citations:
+            parts = _CITATION.split(answer)  # text, number, text, number, ..., text
+            claims = " ".join(parts[i] for i in range(0, len(parts) - 1, 2) if int(parts[i + 1]) == block)
+            words_of = [self.candidate_words[block - 1][i] for i in fresh]
+            for words in (content_words(claims), self.question_words):
+                best = _most_shared(words, words_of)
+                if best:
+                    fresh = [fresh[i] for i in best]
+                    break
+        return [self.candidates[block - 1][i] for i in fresh]
 
     def allowed(self, generated: str) -> list[int] | None:
         """Token ids allowed next on a quote line, or None where no quote is being written."""
-        line = generated.rsplit("\n", 1)[-1].lstrip()
+        lines = generated.split("\n")
+        line = lines[-1].lstrip()
         match = _QUOTE_START.match(line)
-        if not match or not 1 <= int(match.group(1)) <= len(self.candidates):
+        if len(lines) < 2 or not match or not 1 <= int(match.group(1)) <= len(self.candidates):
             return None
         written = line[match.end() :]
-        candidates = self.candidates[int(match.group(1)) - 1]
+        candidates = self.quotable(int(match.group(1)), lines[0], lines[1:-1])
         if written.rstrip() in candidates:
             return self.pieces.line_ends  # the quote is closed: its line ends here
         remaining = [c[len(written) :] for c in candidates if c.startswith(written)]
@@ -257,6 +273,16 @@ class QuoteConstraint:
         masked = torch.full_like(scores, float("-inf"))
         masked[0, index] = kept
         return masked
+
+
+def _most_shared(words: set[str], holders: Sequence[set[str]]) -> list[int]:
+    """Indexes of the holders sharing the most of `words`, if one shares at least `_ATTRIBUTED` of them (and there
+    are 2 words or more to judge by); else none."""
+    if len(words) < 2:
+        return []
+    shares = [len(words & held) / len(words) for held in holders]
+    best = max(shares, default=0.0)
+    return [i for i, share in enumerate(shares) if share >= best - 1e-9] if best >= _ATTRIBUTED else []
 
 
 def _same(text: str, sentence: str) -> bool:

@@ -203,3 +203,26 @@ def test_a_citation_its_sentence_cannot_place_goes_to_the_block_answering_the_qu
     assert digits is not None and all("2]".startswith(text) for text in _spelled(tokenizer, digits[0]))
     unrelated = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0, question="Where is the beach party?")
     assert unrelated.supporting_blocks("Yes ") == [1, 2]  # neither decides: the model chooses
+
+
+def test_a_quote_line_quotes_what_supports_the_answer_and_never_repeats(
+    sentencepiece_model: Path, tmp_path: Path
+) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    constraint = QuoteConstraint(
+        tokenizer, [BLOCK, OTHER], 0, question="Are locked accounts handled by the service desk?"
+    )
+    answer = "The service desk unlocks locked accounts [1]."
+    assert constraint.quotable(1, answer, []) == [' "Locked accounts are unlocked by the service desk."']
+    quoted = ['[1] "Locked accounts are unlocked by the service desk."']
+    assert ' "Locked accounts are unlocked by the service desk."' not in constraint.quotable(1, answer, quoted)
+    quoted_sentence = [' "Locked accounts are unlocked by the service desk."']
+    assert constraint.quotable(1, "Yes [1].", []) == quoted_sentence
+    every = quote_candidates(BLOCK)
+    assert constraint.quotable(1, "Bring a towel to the beach [1].", []) == quoted_sentence  # the question decides
+    unasked = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
+    assert unasked.quotable(1, "Bring a towel to the beach [1].", []) == every  # nothing decides: any
+    spelled = _spelled(tokenizer, constraint.allowed(f" {answer}\n[1]") or [])
+    assert spelled and all(' "Locked accounts'.startswith(text) for text in spelled)
+    free = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0, attribute_citations=False)
+    assert free.quotable(1, answer, []) == every
