@@ -143,7 +143,7 @@ class QuoteConstraint:
         tokenizer: Any,
         block_texts: Sequence[str],
         prompt_length: int,
-        exact_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        exact_logits: Callable[[torch.Tensor | None], torch.Tensor] | None = None,
         *,
         question: str = "",
         attribute_citations: bool = True,
@@ -184,15 +184,16 @@ class QuoteConstraint:
         return self.pieces.line_breaking, False  # the answer may not end before it cites a block
 
     def _line_start(self, answer: str, done: list[str], line: str) -> tuple[list[int], bool] | None:
-        """A line after the answer: a quote line `[k]` of a block the answer cites, or the end."""
+        """A line after the answer: a quote line `[k]` of a block the answer cites that has something left to
+        quote, or the end (after a quote, or when nothing can be quoted)."""
         if _QUOTE_START.match(line):
             return None  # the quote went its own way before the constraint could act; the check will judge it
         if _same(answer, MODEL_REFUSAL):
             targets = [END_OF_ANSWER]
         else:
             cited = sorted({int(n) for n in _CITATION.findall(answer) if 1 <= int(n) <= len(self.candidates)})
-            targets = [f"[{k}]" for k in cited or range(1, len(self.candidates) + 1)]
-            if any(_CLOSED_QUOTE.match(d) for d in done):
+            targets = [f"[{k}]" for k in cited or range(1, len(self.candidates) + 1) if self.quotable(k, answer, done)]
+            if not targets or any(_CLOSED_QUOTE.match(d) for d in done):  # quoted, or nothing left to quote
                 targets.append(END_OF_ANSWER)
         remaining = [t[len(line) :] for t in targets if t.startswith(line) and len(t) > len(line)]
         if not remaining:
@@ -214,23 +215,20 @@ class QuoteConstraint:
 
     def quotable(self, block: int, answer: str, done: Sequence[str]) -> list[str]:
         """The quote candidates of `block` (1-based) not quoted yet; with `attribute_citations`, only those that
-        hold the most words of the answer's sentences citing the block (else of the question), when one holds at
-        least `_ATTRIBUTED` of them: the quote is there to support what the answer says."""
+        hold the most words of a claim citing the block (each claim its own winners; else the question's), when
+        one holds at least `_ATTRIBUTED` of them: the quote is there to support what the answer says."""
         quoted = set()
         for line in (d.strip() for d in done):
             match = _QUOTE_START.match(line)
             if match and int(match.group(1)) == block:
                 quoted.add(line[match.end() :])
         fresh = [i for i, c in enumerate(self.candidates[block - 1]) if c not in quoted]
-        if self.attribute_citations:
-            parts = _CITATION.split(answer)  # text, number, text, number, ..., text
-            claims = " ".join(parts[i] for i in range(0, len(parts) - 1, 2) if int(parts[i + 1]) == block)
+        if self.attribute_citations and fresh:
             words_of = [self.candidate_words[block - 1][i] for i in fresh]
-            for words in (content_words(claims), self.question_words):
-                best = _most_shared(words, words_of)
-                if best:
-                    fresh = [fresh[i] for i in best]
-                    break
+            best = {i for claim in _claims_citing(answer, block) for i in _most_shared(content_words(claim), words_of)}
+            best = best or set(_most_shared(self.question_words, words_of))
+            if best:
+                fresh = [fresh[i] for i in sorted(best)]
         return [self.candidates[block - 1][i] for i in fresh]
 
     def allowed(self, generated: str) -> list[int] | None:
@@ -242,12 +240,13 @@ class QuoteConstraint:
             return None
         written = line[match.end() :]
         candidates = self.quotable(int(match.group(1)), lines[0], lines[1:-1])
-        if written.rstrip() in candidates:
+        closed = written.rstrip() in candidates
+        remaining = [c[len(written) :] for c in candidates if c.startswith(written) and len(c) > len(written)]
+        if closed and not remaining:
             return self.pieces.line_ends  # the quote is closed: its line ends here
-        remaining = [c[len(written) :] for c in candidates if c.startswith(written)]
         if not remaining:
             return None  # the line went its own way before the constraint could act; the check will judge it
-        allowed: set[int] = set()
+        allowed: set[int] = set(self.pieces.line_ends) if closed else set()  # or a longer candidate goes on
         for rest in remaining:
             allowed.update(self.pieces.spelling_prefixes(rest))
             if rest == '"':
@@ -266,6 +265,10 @@ class QuoteConstraint:
         if not only:
             banned = scores.clone()
             banned[0, index] = float("-inf")
+            if self.exact_logits is not None and bool(torch.isneginf(banned).all()):
+                # The shortlist held only banned tokens: score every token exactly, then ban.
+                banned[0] = self.exact_logits(None).to(scores.dtype)
+                banned[0, index] = float("-inf")
             return banned
         if not ids:
             return scores
@@ -273,6 +276,20 @@ class QuoteConstraint:
         masked = torch.full_like(scores, float("-inf"))
         masked[0, index] = kept
         return masked
+
+
+def _claims_citing(answer: str, block: int) -> list[str]:
+    """The answer's claims that cite `block`: the text before each `[block]`, or before the run of citations it
+    closes ("... [1][2]." gives block 2 the same claim as block 1)."""
+    parts = _CITATION.split(answer)  # text, number, text, number, ..., text
+    claims: list[str] = []
+    claim = ""
+    for i in range(0, len(parts) - 1, 2):
+        if content_words(parts[i]):
+            claim = parts[i]
+        if int(parts[i + 1]) == block and claim:
+            claims.append(claim)
+    return claims
 
 
 def _most_shared(words: set[str], holders: Sequence[set[str]]) -> list[int]:

@@ -70,10 +70,12 @@ class ShortlistHead(nn.Module):
         self.approximate = int8_scorer(weight)
         self._last = threading.local()  # per thread: answers are decoded in worker threads
 
-    def exact_logits(self, ids: torch.Tensor) -> torch.Tensor:
-        """Full-precision logits of token `ids` at the last position of this thread's last forward pass
-        (for a logits processor that allows tokens outside the shortlist)."""
+    def exact_logits(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Full-precision logits of token `ids` (None: every token) at the last position of this thread's last
+        forward pass (for a logits processor that allows tokens outside the shortlist)."""
         row: torch.Tensor = self._last.row
+        if ids is None:
+            return self.weight.to(row.dtype) @ row
         return self.weight[ids].to(row.dtype) @ row
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -200,7 +200,8 @@ def test_a_citation_its_sentence_cannot_place_goes_to_the_block_answering_the_qu
     assert asked.supporting_blocks("Yes ") == [2]  # "Yes" says nothing: the question decides
     assert asked.supporting_blocks("Parking is in the north garage ") == [1]  # the sentence decides first
     digits = asked.constrain(" No [")
-    assert digits is not None and all("2]".startswith(text) for text in _spelled(tokenizer, digits[0]))
+    assert digits is not None and digits[0]
+    assert all("2]".startswith(text) for text in _spelled(tokenizer, digits[0]))
     unrelated = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0, question="Where is the beach party?")
     assert unrelated.supporting_blocks("Yes ") == [1, 2]  # neither decides: the model chooses
 
@@ -212,17 +213,48 @@ def test_a_quote_line_quotes_what_supports_the_answer_and_never_repeats(
     constraint = QuoteConstraint(
         tokenizer, [BLOCK, OTHER], 0, question="Are locked accounts handled by the service desk?"
     )
-    answer = "The service desk unlocks locked accounts [1]."
-    assert constraint.quotable(1, answer, []) == [' "Locked accounts are unlocked by the service desk."']
-    quoted = ['[1] "Locked accounts are unlocked by the service desk."']
-    assert ' "Locked accounts are unlocked by the service desk."' not in constraint.quotable(1, answer, quoted)
-    quoted_sentence = [' "Locked accounts are unlocked by the service desk."']
-    assert constraint.quotable(1, "Yes [1].", []) == quoted_sentence
     every = quote_candidates(BLOCK)
-    assert constraint.quotable(1, "Bring a towel to the beach [1].", []) == quoted_sentence  # the question decides
+    locked = ' "Locked accounts are unlocked by the service desk."'
+    portal = ' "Employees reset passwords at the self-service portal."'
+    answer = "The service desk unlocks locked accounts [1]."
+    assert constraint.quotable(1, answer, []) == [locked]
+    assert constraint.quotable(1, answer, [f"[1]{locked}"]) == [c for c in every if c != locked]  # no repeat
+    both = "Reset passwords at the portal [1]. The service desk unlocks locked accounts [1]."
+    supporting = constraint.quotable(1, both, [])  # each claim gets its own quote (or a line holding it)
+    assert {portal, locked} <= set(supporting) and ' "The portal asks for a second factor."' not in supporting
+    assert constraint.quotable(1, "Yes [1].", []) == [locked]  # "Yes" says nothing: the question decides
+    assert constraint.quotable(1, "Bring a towel to the beach [1].", []) == [locked]
     unasked = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
     assert unasked.quotable(1, "Bring a towel to the beach [1].", []) == every  # nothing decides: any
     spelled = _spelled(tokenizer, constraint.allowed(f" {answer}\n[1]") or [])
     assert spelled and all(' "Locked accounts'.startswith(text) for text in spelled)
     free = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0, attribute_citations=False)
     assert free.quotable(1, answer, []) == every
+
+
+def test_a_block_with_nothing_left_to_quote_is_not_offered(sentencepiece_model: Path, tmp_path: Path) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    constraint = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
+    parked = ' Park in the north garage [2].\n[2] "Parking is in the north garage."\n'
+    after = constraint.constrain(parked)  # block 2's only sentence is quoted: the answer may only end
+    assert after is not None and after[1] and tokenizer.eos_token_id in after[0]
+    assert all(END_OF_ANSWER.startswith(text) for text in _spelled(tokenizer, after[0]))
+    table = QuoteConstraint(tokenizer, ["Parking rules", OTHER], 0)  # a block without a quotable sentence
+    nothing = table.constrain(" It is in the table [1].\n")
+    assert nothing is not None and tokenizer.eos_token_id in nothing[0]
+
+
+def test_a_ban_that_empties_the_shortlist_scores_every_token_exactly(sentencepiece_model: Path, tmp_path: Path) -> None:
+    import torch
+
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    vocabulary = len(tokenizer)
+    exact = torch.arange(vocabulary, dtype=torch.float32)  # stands in for the head's full-precision logits
+    constraint = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0, lambda ids: exact if ids is None else exact[ids])
+    ids = torch.tensor([tokenizer(" Use the portal.", add_special_tokens=False)["input_ids"]])
+    banned, _ = constraint.constrain(tokenizer.decode(ids[0])) or ([], True)
+    assert banned
+    shortlist = torch.full((1, vocabulary), float("-inf"))
+    shortlist[0, banned[:2]] = 1.0  # the shortlist holds only tokens the grammar bans here
+    scores = constraint(ids, shortlist)
+    assert torch.isneginf(scores[0, banned]).all() and torch.isfinite(scores).sum() == vocabulary - len(set(banned))
