@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from assistant.prompt import template_hash
 from assistant.settings import Settings
 from tests.conftest import REPO, runtime
 from tuning import registry
-from tuning.build_data import build, write_examples
+from tuning.build_data import BuildReport, Example, build, cap_refusals, write_examples
 from tuning.check import check_file
 from tuning.recipe import ItemSource, Recipe, load_recipe
 from tuning.train import last_complete_checkpoint, train
@@ -311,3 +312,21 @@ def test_tune_eval_names_the_base_model_the_shipped_adapter_or_a_registered_one(
     assert adapter_folder(settings, "base") is None
     assert adapter_folder(settings, "shipped") == SHIPPED and (SHIPPED / "adapter.json").is_file()
     assert adapter_folder(settings, "handbook-cpu-1") == adapters_dir(settings) / "handbook-cpu-1"
+
+
+def test_refusal_examples_are_capped_at_the_recipe_share() -> None:
+    def example(n: int, target: str) -> Example:
+        return Example(f"x-{n}", f"prompt {n}", "completion", {"target": target})
+
+    report = BuildReport(examples=[example(n, "answer" if n < 80 else "refusal") for n in range(120)])
+    cap_refusals(report, 0.2, random.Random(13))
+    refusals = [e for e in report.examples if e.meta["target"] == "refusal"]
+    assert len(refusals) == 20 and report.dropped_refusals == 20 and len(report.examples) == 100
+    again = BuildReport(examples=[example(n, "answer" if n < 80 else "refusal") for n in range(120)])
+    cap_refusals(again, 0.2, random.Random(13))
+    assert [e.id for e in again.examples] == [e.id for e in report.examples]  # seeded: the same sample
+    kept = BuildReport(examples=list(report.examples))
+    cap_refusals(kept, 1.0, random.Random(13))
+    assert kept.examples == report.examples and kept.dropped_refusals == 0
+    with pytest.raises(ConfigError, match="max_refusal_share"):
+        cap_refusals(kept, 1.5, random.Random(13))

@@ -22,6 +22,7 @@ from typing import Any
 
 from assistant.access import Principal
 from assistant.components import Components
+from assistant.errors import ConfigError
 from assistant.progress import NO_PROGRESS, Progress
 from assistant.prompt import MODEL_REFUSAL, ContextBlock, normalise_space, render_answer, render_training_example
 from assistant.store import StoredChunk
@@ -50,6 +51,7 @@ class BuildReport:
     excluded: Counter[str] = field(default_factory=Counter)  # reason -> items
     excluded_items: list[str] = field(default_factory=list)  # "id: reason"
     excluded_distractors: int = 0  # retrieved chunks of documents outside the allowed groups
+    dropped_refusals: int = 0  # refusal examples left out to keep data.max_refusal_share
     data_groups: set[str] = field(default_factory=set)  # groups of every document that gave text
 
     def exclude(self, item: Item, reason: str, detail: str = "") -> None:
@@ -95,7 +97,22 @@ def build(components: Components, recipe: Recipe, repo: Path, progress: Progress
             if example is not None:
                 report.examples.append(example)
         progress.finish(f"examples ({collection})")
+    cap_refusals(report, data.max_refusal_share, random.Random(data.seed))
     return report
+
+
+def cap_refusals(report: BuildReport, share: float, rng: random.Random) -> None:
+    """Keep a seeded sample of the refusal examples so that they are at most `share` of all examples."""
+    if not 0 <= share <= 1:
+        raise ConfigError(f"data.max_refusal_share is {share}; use a share between 0 and 1 (1 keeps every refusal)")
+    refusals = [e for e in report.examples if e.meta["target"] == "refusal"]
+    answers = len(report.examples) - len(refusals)
+    allowed = len(refusals) if share >= 1 else int(share * answers / (1 - share))
+    if len(refusals) <= allowed:
+        return
+    kept = {id(e) for e in rng.sample(refusals, allowed)}
+    report.examples = [e for e in report.examples if e.meta["target"] != "refusal" or id(e) in kept]
+    report.dropped_refusals = len(refusals) - allowed
 
 
 def _chunks_by_document(components: Components, collection: str) -> dict[str, list[StoredChunk]]:

@@ -58,6 +58,7 @@ def build_data(recipe_path: RecipeOption, overrides: SetOption = None) -> None:
         "excluded": dict(report.excluded),
         "excluded_items": report.excluded_items,
         "excluded_distractors": report.excluded_distractors,
+        "dropped_refusals": report.dropped_refusals,
         "data_groups": sorted(report.data_groups),
         "dataset_hash": hashes,
     }
@@ -66,6 +67,11 @@ def build_data(recipe_path: RecipeOption, overrides: SetOption = None) -> None:
         f"{len(train_rows)} train and {len(valid_rows)} validation examples in {folder} "
         f"({summary['refusal_targets']} refusal targets; by source {summary['by_source']})"
     )
+    if report.dropped_refusals:
+        console.print(
+            f"left out {report.dropped_refusals} refusal example(s) to keep refusals at most "
+            f"{recipe.data.max_refusal_share:.0%} of the examples (data.max_refusal_share)"
+        )
     for reason, count in report.excluded.items():
         console.print(f"[yellow]excluded {count} item(s): {reason}[/yellow]")
     if report.excluded_distractors:

@@ -35,6 +35,9 @@ class DataRecipe:
     scifact: str | None = None  # a BEIR SciFact directory: its train split adds out-of-domain examples
     scifact_examples: int = 160  # SciFact train claims used (answerable and not, in their natural mix)
     no_oracle_share: float = 0.2  # share of answerable items whose oracle block is dropped: target = refusal
+    # At most this share of all examples target the refusal (a seeded sample of them is kept): a small model
+    # trained on too many refusals refuses questions its blocks answer. 1.0 keeps every one.
+    max_refusal_share: float = 1.0
     min_blocks: int = 2  # context blocks per example, drawn between min and max (the runtime shows max)
     max_blocks: int = 3
     allowed_groups: list[str] = field(default_factory=lambda: ["everyone"])  # only these groups' documents give text
