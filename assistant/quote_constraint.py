@@ -10,12 +10,12 @@ a logits processor only removes the tokens that would break the format.
 - After it, each line is a quote line of a block the answer cites, or the end of the answer (after at least one
   quote, or after the refusal sentence).
 - With `attribute_citations`, the number written inside `[` is limited to the blocks that contain most of the
-  words of the sentence it closes (when some block holds at least half of them): a small model copies the right
-  sentence far more often than it picks the right block number. A sentence too short or too generic to decide
-  ("No [", "The evidence supports the claim [") is attributed by the question's words instead, on the same rule.
-  Likewise a quote line of block n may only start one of the sentences of block n that hold most of the words of
-  the answer's sentences citing n (else of the question), and never repeats a quote: the quote is the evidence a
-  reader checks, so it must be the sentence the answer rests on.
+  words of the sentence it closes (when some block holds at least half of them; among blocks with a sentence to
+  quote): a small model copies the right sentence far more often than it picks the right block number. A
+  sentence too short or too generic to decide ("No [", "The evidence supports the claim [") is attributed by the
+  question's words instead, on the same rule. Likewise a quote line of block n may only start one of the
+  sentences of block n that hold most of the words of a claim citing n (else of the question), and never repeats
+  a quote: the quote is the evidence a reader checks, so it must be the sentence the answer rests on.
 With greedy decoding each step is a mask over a few dozen tokens, or a ban of the line-ending ones.
 """
 
@@ -173,7 +173,10 @@ class QuoteConstraint:
     def _answer_line(self, line: str) -> tuple[list[int], bool] | None:
         text = line.strip()
         if text.endswith("[") and self.attribute_citations:
-            blocks = self.supporting_blocks(_CITED_PART.split(text[:-1])[-1])
+            supporting = self.supporting_blocks(_CITED_PART.split(text[:-1])[-1])
+            # A block with no sentence to quote (a glued table, a heading) cannot back a citation's quote line.
+            quotable = [k for k in range(1, len(self.candidates) + 1) if self.candidates[k - 1]]
+            blocks = [k for k in supporting if k in quotable] or quotable or supporting
             return sorted({t for k in blocks for t in self.pieces.spelling_prefixes(f"{k}]")}), True
         if not text or _ENDS_CITED.search(text) or _same(text, MODEL_REFUSAL):
             return None

@@ -258,3 +258,12 @@ def test_a_ban_that_empties_the_shortlist_scores_every_token_exactly(sentencepie
     shortlist[0, banned[:2]] = 1.0  # the shortlist holds only tokens the grammar bans here
     scores = constraint(ids, shortlist)
     assert torch.isneginf(scores[0, banned]).all() and torch.isfinite(scores).sum() == vocabulary - len(set(banned))
+
+
+def test_a_citation_never_names_a_block_with_nothing_to_quote(sentencepiece_model: Path, tmp_path: Path) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    glued = "Parking rules"  # a heading alone: no sentence of 3 words or more
+    constraint = QuoteConstraint(tokenizer, [glued, BLOCK], 0, question="Where are the parking rules?")
+    digits = constraint.constrain(" Parking rules [")
+    assert digits is not None and digits[0]
+    assert all("2]".startswith(text) for text in _spelled(tokenizer, digits[0]))
