@@ -152,6 +152,8 @@ class QuoteConstraint:
         self.pieces = piece_index(tokenizer)
         self.candidates = [quote_candidates(text) for text in block_texts]
         self.candidate_words = [[content_words(c) for c in candidates] for candidates in self.candidates]
+        # A block with no sentence to quote (a glued table, a heading) cannot back a citation's quote line.
+        self.blocks_with_quotes = [k for k, candidates in enumerate(self.candidates, start=1) if candidates]
         self.block_words = [content_words(text) for text in block_texts]
         self.question_words = content_words(question)
         self.prompt_length = prompt_length
@@ -174,9 +176,8 @@ class QuoteConstraint:
         text = line.strip()
         if text.endswith("[") and self.attribute_citations:
             supporting = self.supporting_blocks(_CITED_PART.split(text[:-1])[-1])
-            # A block with no sentence to quote (a glued table, a heading) cannot back a citation's quote line.
-            quotable = [k for k in range(1, len(self.candidates) + 1) if self.candidates[k - 1]]
-            blocks = [k for k in supporting if k in quotable] or quotable or supporting
+            with_quotes = self.blocks_with_quotes
+            blocks = [k for k in supporting if k in with_quotes] or with_quotes or supporting
             return sorted({t for k in blocks for t in self.pieces.spelling_prefixes(f"{k}]")}), True
         if not text or _ENDS_CITED.search(text) or _same(text, MODEL_REFUSAL):
             return None
