@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from assistant.errors import DocumentError
 from ingestion.access_policy import AccessRule, narrow
+from ingestion.readers import reader_version
 from ingestion.sources import Source, SourceEntry, SourceFailure
 from ingestion.state import DocumentState
 
@@ -45,8 +46,9 @@ class SyncPlan:
     held: list[str] = field(default_factory=list)  # absent from the source, kept: some entries were unidentifiable
 
 
-def content_hash(fingerprint: str, raw: bytes) -> str:
-    return hashlib.sha256(fingerprint.encode() + b"\0" + raw).hexdigest()
+def content_hash(fingerprint: str, kind: str, raw: bytes) -> str:
+    """The pipeline's fingerprint, the reader's version for `kind` and the bytes: any change means re-indexing."""
+    return hashlib.sha256((fingerprint + reader_version(kind)).encode() + b"\0" + raw).hexdigest()
 
 
 def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: str) -> SyncPlan:
@@ -76,7 +78,7 @@ def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: st
             if previous is not None:
                 keep_serving_under_policy(plan, item.doc_id, rule, previous)
             continue
-        planned = PlannedDocument(item, content_hash(fingerprint, raw), rule, previous)
+        planned = PlannedDocument(item, content_hash(fingerprint, item.kind, raw), rule, previous)
         if previous is None:
             plan.added.append(planned)
         elif previous.content_hash != planned.content_hash:

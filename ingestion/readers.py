@@ -38,6 +38,20 @@ class ParsedDocument:
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 
 
+# A reader whose output changed since documents were indexed with it: part of those documents' content hash, so
+# the next sync re-reads them (and only them). Version 2 of HTML: table rows as `| a | b |`, not glued cells.
+_READER_VERSIONS = {".html": 2, ".htm": 2}
+
+
+_ROW_GAP = re.compile(r"(?<=\|)\n\n+(?=\|)")
+
+
+def reader_version(kind: str) -> str:
+    """What the content hash adds for documents of `kind`: nothing for a reader still at its first version."""
+    version = _READER_VERSIONS.get(kind, 1)
+    return f"|reader{kind}=v{version}" if version > 1 else ""
+
+
 def parse_document(kind: str, name: str, raw: bytes) -> ParsedDocument:
     """Parse `raw` as `kind` (a suffix like ".md", or "beir"); `name` is the file name, for titles."""
     stem = PurePosixPath(name).stem.replace("-", " ").replace("_", " ").strip().capitalize() or name
@@ -136,10 +150,14 @@ def _html(raw: bytes, stem: str) -> ParsedDocument:
     for tag in soup.find_all(re.compile(r"^h[1-6]$")):
         level = int(tag.name[1])
         tag.replace_with(f"\n\n{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
-    for tag in soup.find_all(["p", "li", "tr", "br", "div", "pre"]):
+    for row in soup.find_all("tr"):  # a table row as a Markdown row: cells glued together make unknown words
+        cells = [cell.get_text(" ", strip=True) for cell in row.find_all(["td", "th"])]
+        row.replace_with(f"\n| {' | '.join(cells)} |\n")
+    for tag in soup.find_all(["p", "li", "br", "div", "pre"]):
         tag.append("\n")
     text = re.sub(r"\n{3,}", "\n\n", soup.get_text())
     text = "\n".join(line.strip() for line in text.splitlines())
+    text = _ROW_GAP.sub("\n", text)  # the rows of one table on consecutive lines
     parsed = _markdown(text.strip(), stem)
     return ParsedDocument(title or parsed.title, parsed.sections, None)
 

@@ -167,7 +167,7 @@ class Ingestor:
         groups = narrow(planned.rule, parsed.front_matter_groups, entry.doc_id)
         return ReadyDocument(
             planned=planned,
-            content_hash=content_hash(self.fingerprint, raw),
+            content_hash=content_hash(self.fingerprint, entry.kind, raw),
             title=parsed.title,
             groups=groups,
             front_matter_groups=parsed.front_matter_groups,

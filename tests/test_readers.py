@@ -29,6 +29,14 @@ def test_html_keeps_title_and_headings() -> None:
     assert all("<" not in s.text[:50] for s in doc.sections)
 
 
+def test_html_table_rows_keep_their_cells_apart() -> None:
+    raw = (HANDBOOK / "company" / "office-locations-and-hours.html").read_bytes()
+    text = "\n".join(s.text for s in parse_document(".html", "office-locations-and-hours.html", raw).sections)
+    row = "| Reno Test & Assembly | 9850 Sage Flats Road, Reno, NV 89506, USA | Shift hours only |"
+    assert row in text  # cells glued ("Assembly9850") are words no question contains
+    assert "| Site | Address |" in text and "|\n| Pittsburgh HQ |" in text  # one table, one row per line
+
+
 @pytest.mark.parametrize("name", ["company/benefits-overview.pdf", "legal/export-control-robots.pdf"])
 def test_pdf_pages_become_sections(name: str) -> None:
     doc = parse_document(".pdf", name, (HANDBOOK / name).read_bytes())

@@ -35,6 +35,18 @@ def test_unchanged_reingest_embeds_nothing(settings: Settings, handbook: Path) -
     assert (len(again.unchanged), again.chunks, again.added, again.changed, again.deleted) == (31, 0, [], [], [])
 
 
+def test_a_new_reader_version_rereads_only_the_documents_it_parses(
+    settings: Settings, handbook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingestion import readers
+
+    ingest(settings, handbook)
+    monkeypatch.setitem(readers._READER_VERSIONS, ".docx", 2)  # the Word reader changed its output
+    again = ingest(settings, handbook)
+    docx = sorted(p.relative_to(handbook).as_posix() for p in handbook.rglob("*.docx") if "drafts" not in p.parts)
+    assert again.changed == docx and len(again.unchanged) == 31 - len(docx)
+
+
 def edit_add_delete_and_regroup(handbook: Path) -> None:
     """Shrink one document, delete one, add one, and give the security folder to engineering too."""
     (handbook / "company" / "holidays.md").write_text("# Holidays\n\nEvery Friday is off.\n", encoding="utf-8")
