@@ -22,7 +22,7 @@ from assistant.prompt import template_hash
 from assistant.settings import Settings
 from tests.conftest import REPO, runtime
 from tuning import registry
-from tuning.build_data import BuildReport, Example, build, cap_refusals, write_examples
+from tuning.build_data import BuildReport, Example, build, cap_refusals, oracle_position, write_examples
 from tuning.check import check_file
 from tuning.recipe import ItemSource, Recipe, load_recipe
 from tuning.train import last_complete_checkpoint, train
@@ -330,3 +330,19 @@ def test_refusal_examples_are_capped_at_the_recipe_share() -> None:
     assert kept.examples == report.examples and kept.dropped_refusals == 0
     with pytest.raises(ConfigError, match="max_refusal_share"):
         cap_refusals(kept, 1.5, random.Random(13))
+
+
+def test_the_oracle_goes_where_the_recipe_says() -> None:
+    from types import SimpleNamespace
+
+    from tuning.items import Item
+
+    item = Item("hb-x", "Where do I park?", "North.", ("Parking is north.",), "a.md", "answerable", "handbook")
+    retrieved = [SimpleNamespace(doc_id=d) for d in ("b.md", "a.md", "c.md")]
+    assert oracle_position("retrieved", item, retrieved, 2, random.Random(1)) == 1  # ranked second: block 2
+    assert oracle_position("retrieved", item, retrieved, 0, random.Random(1)) == 0  # one block: the oracle alone
+    unranked = [SimpleNamespace(doc_id="b.md")]
+    assert {oracle_position("retrieved", item, unranked, 2, random.Random(s)) for s in range(30)} == {0, 1, 2}
+    assert {oracle_position("random", item, retrieved, 2, random.Random(s)) for s in range(30)} == {0, 1, 2}
+    with pytest.raises(ConfigError, match="oracle_position"):
+        oracle_position("middle", item, retrieved, 2, random.Random(1))

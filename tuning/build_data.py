@@ -61,6 +61,7 @@ class BuildReport:
 
 def build(components: Components, recipe: Recipe, repo: Path, progress: Progress = NO_PROGRESS) -> BuildReport:
     data = recipe.data
+    _check_oracle_rule(data.oracle_position)  # before the first ingest, not at the first example
     rng = random.Random(data.seed)
     report = BuildReport()
     allowed = frozenset(data.allowed_groups)
@@ -164,7 +165,7 @@ def _example(
         shown, target, position = distractors[:count], MODEL_REFUSAL, None
     else:
         shown = distractors[: count - 1]
-        position = rng.randint(0, len(shown))
+        position = oracle_position(data.oracle_position, item, retrieved, len(shown), rng)
         shown.insert(position, oracle)
         target = render_answer(item.answer, item.quotes, position + 1)
     for chunk in shown:
@@ -181,6 +182,24 @@ def _example(
         "target": "answer" if position is not None else "refusal",
     }
     return Example(item.id, prompt, completion, meta)
+
+
+ORACLE_POSITIONS = ("random", "retrieved")
+
+
+def _check_oracle_rule(rule: str) -> None:
+    if rule not in ORACLE_POSITIONS:
+        raise ConfigError(f"data.oracle_position is {rule!r}; use one of: {', '.join(ORACLE_POSITIONS)}")
+
+
+def oracle_position(rule: str, item: Item, retrieved: list[Any], distractors: int, rng: random.Random) -> int:
+    """Where the oracle goes among `distractors` shown distractors (0-based), by `data.oracle_position`."""
+    _check_oracle_rule(rule)
+    if rule == "retrieved":
+        ranks = [i for i, chunk in enumerate(retrieved) if chunk.doc_id == item.doc_id]
+        if ranks and ranks[0] <= distractors:
+            return ranks[0]
+    return rng.randint(0, distractors)
 
 
 def _oracle(chunks: list[StoredChunk], quotes: tuple[str, ...]) -> StoredChunk | None:

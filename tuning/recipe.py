@@ -38,6 +38,10 @@ class DataRecipe:
     # At most this share of all examples target the refusal (a seeded sample of them is kept): a small model
     # trained on too many refusals refuses questions its blocks answer. 1.0 keeps every one.
     max_refusal_share: float = 1.0
+    # Where the oracle block goes among the shown blocks. random: any position (RAFT: no position shortcut);
+    # retrieved: where the retriever ranked the oracle's document when it is among the shown ones (else random),
+    # so that the examples look like the runtime's blocks, where the answer's document is most often block 1.
+    oracle_position: str = "random"
     min_blocks: int = 2  # context blocks per example, drawn between min and max (the runtime shows max)
     max_blocks: int = 3
     allowed_groups: list[str] = field(default_factory=lambda: ["everyone"])  # only these groups' documents give text
