@@ -193,7 +193,7 @@ class Generator:
     ) -> Generation:
         """The whole answer. `exact_length` ignores stop markers and EOS (benchmarks time a fixed length);
         `quote_sources` (the blocks' texts, in order) constrains the answer to the house format, and `question`
-        attributes a citation that its own sentence cannot."""
+        picks the quote when the answer's own words cannot."""
         import torch
 
         model, tokenizer = self._loaded

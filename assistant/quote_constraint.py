@@ -12,8 +12,8 @@ a logits processor only removes the tokens that would break the format.
 - With `attribute_citations`, the number written inside `[` is limited to the blocks that contain most of the
   words of the sentence it closes (when some block holds at least half of them; among blocks with a sentence to
   quote): a small model copies the right sentence far more often than it picks the right block number. A
-  sentence too short or too generic to decide ("No [", "The evidence supports the claim [") is attributed by the
-  question's words instead, on the same rule. Likewise a quote line of block n may only start one of the
+  sentence too short or too generic to decide ("No [", "The evidence supports the claim [") goes to the block
+  the retriever ranked first (the blocks come in its order). Likewise a quote line of block n may only start one of the
   sentences of block n that hold most of the words of a claim citing n (else of the question), and never repeats
   a quote: the quote is the evidence a reader checks, so it must be the sentence the answer rests on.
 With greedy decoding each step is a mask over a few dozen tokens, or a ban of the line-ending ones.
@@ -32,8 +32,7 @@ import torch
 
 from assistant.prompt import END_OF_ANSWER, MODEL_REFUSAL, SENTENCE_OPENING, normalise_space, split_sentences
 
-_QUOTE_START = re.compile(r"\[(\d+)\]")
-_CITATION = re.compile(r"\[(\d+)\]")
+_CITATION = re.compile(r"\[(\d+)\]")  # `[n]`: a citation, or the start of a quote line
 _ENDS_CITED = re.compile(r"\[\d+\][.!?]?$")
 _CITED_PART = re.compile(r"\[\d+\][.!?]?")
 _CLOSED_QUOTE = re.compile(r'^\[\d+\] ".*"$')
@@ -190,7 +189,7 @@ class QuoteConstraint:
     def _line_start(self, answer: str, done: list[str], line: str) -> tuple[list[int], bool] | None:
         """A line after the answer: a quote line `[k]` of a block the answer cites that has something left to
         quote, or the end (after a quote, or when nothing can be quoted)."""
-        if _QUOTE_START.match(line):
+        if _CITATION.match(line):
             return None  # the quote went its own way before the constraint could act; the check will judge it
         if _same(answer, MODEL_REFUSAL):
             targets = [END_OF_ANSWER]
@@ -209,13 +208,14 @@ class QuoteConstraint:
 
     def supporting_blocks(self, sentence: str) -> list[int]:
         """The blocks (1-based) that hold the most of the sentence's words, when one holds at least
-        `_ATTRIBUTED` of them; else the same by the question's words; otherwise every block (the model's choice
-        stands)."""
-        for words in (content_words(sentence), self.question_words):
-            best = _most_shared(words, self.block_words)
-            if best:
-                return [k + 1 for k in best]
-        return list(range(1, len(self.block_words) + 1))
+        `_ATTRIBUTED` of them; else the retriever's best block with a sentence to quote (blocks come in the
+        retriever's order): a sentence too short or generic to place ("No", "The evidence supports the claim")
+        rests on what the question asked, and the retriever judges that better than shared words or the model
+        (`benchmarks/citation_fallback.py`)."""
+        best = most_shared(content_words(sentence), self.block_words)
+        if best:
+            return [k + 1 for k in best]
+        return self.blocks_with_quotes[:1] or [1]
 
     def quotable(self, block: int, answer: str, done: Sequence[str]) -> list[str]:
         """The quote candidates of `block` (1-based) not quoted yet; with `attribute_citations`, only those that
@@ -223,14 +223,14 @@ class QuoteConstraint:
         one holds at least `_ATTRIBUTED` of them: the quote is there to support what the answer says."""
         quoted = set()
         for line in (d.strip() for d in done):
-            match = _QUOTE_START.match(line)
+            match = _CITATION.match(line)
             if match and int(match.group(1)) == block:
                 quoted.add(line[match.end() :])
         fresh = [i for i, c in enumerate(self.candidates[block - 1]) if c not in quoted]
         if self.attribute_citations and fresh:
             words_of = [self.candidate_words[block - 1][i] for i in fresh]
-            best = {i for claim in _claims_citing(answer, block) for i in _most_shared(content_words(claim), words_of)}
-            best = best or set(_most_shared(self.question_words, words_of))
+            best = {i for claim in _claims_citing(answer, block) for i in most_shared(content_words(claim), words_of)}
+            best = best or set(most_shared(self.question_words, words_of))
             if best:
                 fresh = [fresh[i] for i in sorted(best)]
         return [self.candidates[block - 1][i] for i in fresh]
@@ -239,7 +239,7 @@ class QuoteConstraint:
         """Token ids allowed next on a quote line, or None where no quote is being written."""
         lines = generated.split("\n")
         line = lines[-1].lstrip()
-        match = _QUOTE_START.match(line)
+        match = _CITATION.match(line)
         if len(lines) < 2 or not match or not 1 <= int(match.group(1)) <= len(self.candidates):
             return None
         written = line[match.end() :]
@@ -296,7 +296,7 @@ def _claims_citing(answer: str, block: int) -> list[str]:
     return claims
 
 
-def _most_shared(words: set[str], holders: Sequence[set[str]]) -> list[int]:
+def most_shared(words: set[str], holders: Sequence[set[str]]) -> list[int]:
     """Indexes of the holders sharing the most of `words`, if one shares at least `_ATTRIBUTED` of them (and there
     are 2 words or more to judge by); else none."""
     if len(words) < 2:

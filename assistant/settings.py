@@ -170,8 +170,9 @@ class GeneratorSettings(BaseModel):
     attribute_citations: bool = Field(
         True,
         description="With constrain_quotes: the number in `[n]` may only name the blocks that hold most of the "
-        "words of the sentence it closes (else of the question; when one holds at least half), and a quote of block "
-        "n is one of its sentences holding most words of the answer's claims citing n; false: the model picks.",
+        "words of the sentence it closes (when one holds at least half; else the retriever's best block), and a quote "
+        "of block n is one of its sentences holding most words of the answer's claims citing n; false: the model "
+        "picks.",
     )
     shortlist_head: int | None = Field(
         64,

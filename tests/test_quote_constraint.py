@@ -183,8 +183,8 @@ def test_a_citation_names_a_block_that_holds_its_sentence(sentencepiece_model: P
     _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
     constraint = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0)
     assert constraint.supporting_blocks("Locked accounts are unlocked by the service desk ") == [2]
-    assert constraint.supporting_blocks("Yes ") == [1, 2]  # too few words to judge: the model chooses
-    assert constraint.supporting_blocks("Bring a towel to the beach party ") == [1, 2]  # no block holds half
+    assert constraint.supporting_blocks("Yes ") == [1]  # too few words to judge: the retriever's best block
+    assert constraint.supporting_blocks("Bring a towel to the beach party ") == [1]  # no block holds half
     digits = constraint.constrain(" Locked accounts are unlocked by the service desk [")
     assert digits is not None and digits[1] and digits[0]
     assert all("2]".startswith(text) for text in _spelled(tokenizer, digits[0]))
@@ -192,18 +192,18 @@ def test_a_citation_names_a_block_that_holds_its_sentence(sentencepiece_model: P
     assert free.constrain(" Locked accounts are unlocked by the service desk [") == (free.pieces.line_breaking, False)
 
 
-def test_a_citation_its_sentence_cannot_place_goes_to_the_block_answering_the_question(
+def test_a_citation_its_sentence_cannot_place_goes_to_the_retrievers_best_block(
     sentencepiece_model: Path, tmp_path: Path
 ) -> None:
     _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
     asked = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0, question="Who handles locked accounts at the service desk?")
-    assert asked.supporting_blocks("Yes ") == [2]  # "Yes" says nothing: the question decides
-    assert asked.supporting_blocks("Parking is in the north garage ") == [1]  # the sentence decides first
+    assert asked.supporting_blocks("Yes ") == [1]  # "Yes" says nothing: block 1, the retriever's best
+    assert asked.supporting_blocks("Locked accounts are unlocked by the service desk ") == [2]  # the sentence first
     digits = asked.constrain(" No [")
     assert digits is not None and digits[0]
-    assert all("2]".startswith(text) for text in _spelled(tokenizer, digits[0]))
-    unrelated = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0, question="Where is the beach party?")
-    assert unrelated.supporting_blocks("Yes ") == [1, 2]  # neither decides: the model chooses
+    assert all("1]".startswith(text) for text in _spelled(tokenizer, digits[0]))
+    heading_first = QuoteConstraint(tokenizer, ["Reno", BLOCK], 0)  # block 1 has no sentence to quote
+    assert heading_first.supporting_blocks("Yes ") == [2]
 
 
 def test_a_quote_line_quotes_what_supports_the_answer_and_never_repeats(

@@ -1,0 +1,67 @@
+"""Where a citation goes when its sentence cannot place it ("No [", "The evidence supports the claim ["): the
+retriever's best block, or the block sharing most of the question's words. Measured on training questions only
+(curated handbook items, SciFact *train* claims), never on the held-out sets. Prints figures; asserts nothing.
+
+    python -m benchmarks.citation_fallback
+
+Needs the `handbook` and `tuning-scifact` collections (`assistant tune build-data --recipe
+tuning/recipes/handbook-cpu.yaml` ingests both). For each answerable question whose document is among the blocks
+an adapter is shown, it counts how often each rule names a block of that document.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from assistant.access import Principal
+from assistant.components import open_components
+from assistant.errors import ConfigError
+from assistant.quote_constraint import content_words, most_shared
+from assistant.retriever import Retriever
+from assistant.settings import load_settings
+from tuning.items import Item, load_items, scifact_items
+
+DEFAULT_SCIFACT = Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"
+SHOWN = 3  # blocks an adapter is shown (the shipped recipe's serve.context_blocks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=Path, default=Path("tuning/data/handbook-items.jsonl"))
+    parser.add_argument("--scifact", type=Path, default=DEFAULT_SCIFACT)
+    args = parser.parse_args()
+    sets = {
+        "handbook": [i for i in load_items(args.items, "handbook") if i.answerable],
+        "tuning-scifact": [i for i in scifact_items(args.scifact.resolve(), "train") if i.answerable],
+    }
+    principal = Principal.of("benchmark", ["everyone"])
+    with open_components(load_settings()) as components:
+        for collection, items in sets.items():
+            if not components.store.has_collection(collection):
+                raise ConfigError(f"no collection {collection!r}: run `assistant tune build-data` first")
+            compare(components.retriever(collection), principal, collection, items)
+
+
+def compare(retriever: Retriever, principal: Principal, name: str, items: list[Item]) -> None:
+    shown_count = first = by_question = decided = 0
+    for item in items:
+        blocks = retriever.search(principal, item.question).chunks[:SHOWN]
+        relevant = {k for k, chunk in enumerate(blocks) if chunk.doc_id == item.doc_id}
+        if not relevant:
+            continue
+        shown_count += 1
+        first += 0 in relevant
+        best = most_shared(content_words(item.question), [content_words(chunk.text) for chunk in blocks])
+        decided += bool(best)
+        by_question += (best[0] if best else 0) in relevant  # a tie: the first of the winners; none: block 1
+    shown = max(shown_count, 1)
+    print(
+        f"{name}: {shown_count} of {len(items)} questions with their document shown; the citation names it with "
+        f"the retriever's best block {first / shown:.3f}, with the question's words {by_question / shown:.3f} "
+        f"(they decide {decided / shown:.0%} of the time, else block 1)"
+    )
+
+
+if __name__ == "__main__":
+    main()
