@@ -34,7 +34,6 @@ from assistant.prompt import END_OF_ANSWER, MODEL_REFUSAL, SENTENCE_OPENING, nor
 
 _CITATION = re.compile(r"\[(\d+)\]")  # `[n]`: a citation, or the start of a quote line
 _ENDS_CITED = re.compile(r"\[\d+\][.!?]?$")
-_CITED_PART = re.compile(r"\[\d+\][.!?]?")
 _CLOSED_QUOTE = re.compile(r'^\[\d+\] ".*"$')
 _SENTENCE_ENDED = re.compile(r"[.!?]$")
 _SENTENCE_ENDED_SPACED = re.compile(r"[.!?]\s+$")
@@ -174,9 +173,10 @@ class QuoteConstraint:
     def _answer_line(self, line: str) -> tuple[list[int], bool] | None:
         text = line.strip()
         if text.endswith("[") and self.attribute_citations:
-            supporting = self.supporting_blocks(_CITED_PART.split(text[:-1])[-1])
-            with_quotes = self.blocks_with_quotes
-            blocks = [k for k in supporting if k in with_quotes] or with_quotes or supporting
+            claim, run = _claim_closed(text[:-1])  # "... claim [2][": block 2 already backs this claim
+            supporting = self.supporting_blocks(claim)
+            others = [k for k in self.blocks_with_quotes if k not in run]
+            blocks = [k for k in supporting if k not in run] or others or supporting
             return sorted({t for k in blocks for t in self.pieces.spelling_prefixes(f"{k}]")}), True
         if not text or _ENDS_CITED.search(text) or _same(text, MODEL_REFUSAL):
             return None
@@ -212,10 +212,12 @@ class QuoteConstraint:
         retriever's order): a sentence too short or generic to place ("No", "The evidence supports the claim")
         rests on what the question asked, and the retriever judges that better than shared words or the model
         (`benchmarks/citation_fallback.py`)."""
-        best = most_shared(content_words(sentence), self.block_words)
+        with_quotes = self.blocks_with_quotes
+        best = [k + 1 for k in most_shared(content_words(sentence), self.block_words)]
+        best = [k for k in best if k in with_quotes] if with_quotes else best
         if best:
-            return [k + 1 for k in best]
-        return self.blocks_with_quotes[:1] or [1]
+            return best
+        return with_quotes[:1] or ([1] if self.block_words else [])
 
     def quotable(self, block: int, answer: str, done: Sequence[str]) -> list[str]:
         """The quote candidates of `block` (1-based) not quoted yet; with `attribute_citations`, only those that
@@ -280,6 +282,17 @@ class QuoteConstraint:
         masked = torch.full_like(scores, float("-inf"))
         masked[0, index] = kept
         return masked
+
+
+def _claim_closed(text: str) -> tuple[str, set[int]]:
+    """The claim a citation about to be written closes (the text before the run of citations it joins), and the
+    blocks that run already cites."""
+    parts = _CITATION.split(text)  # text, number, text, number, ..., text
+    run: set[int] = set()
+    while len(parts) >= 3 and not parts[-1].strip(" .!?"):
+        run.add(int(parts[-2]))
+        parts = parts[:-2]
+    return parts[-1], run
 
 
 def _claims_citing(answer: str, block: int) -> list[str]:

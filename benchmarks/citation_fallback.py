@@ -6,7 +6,8 @@ retriever's best block, or the block sharing most of the question's words. Measu
 
 Needs the `handbook` and `tuning-scifact` collections (`assistant tune build-data --recipe
 tuning/recipes/handbook-cpu.yaml` ingests both). For each answerable question whose document is among the blocks
-an adapter is shown, it counts how often each rule names a block of that document.
+an adapter is shown, it counts how often each rule names a block of that document (among the blocks with a
+sentence to quote, as the grammar does).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from assistant.access import Principal
 from assistant.components import open_components
 from assistant.errors import ConfigError
-from assistant.quote_constraint import content_words, most_shared
+from assistant.quote_constraint import content_words, most_shared, quote_candidates
 from assistant.retriever import Retriever
 from assistant.settings import load_settings
 from tuning.items import Item, load_items, scifact_items
@@ -51,15 +52,17 @@ def compare(retriever: Retriever, principal: Principal, name: str, items: list[I
         if not relevant:
             continue
         shown_count += 1
-        first += 0 in relevant
+        quotable = [k for k, chunk in enumerate(blocks) if quote_candidates(chunk.text)] or [0]  # as the grammar
+        first += quotable[0] in relevant
         best = most_shared(content_words(item.question), [content_words(chunk.text) for chunk in blocks])
+        best = [k for k in best if k in quotable]
         decided += bool(best)
-        by_question += (best[0] if best else 0) in relevant  # a tie: the first of the winners; none: block 1
+        by_question += (best or quotable)[0] in relevant  # a tie: the first of the winners; none: the first block
     shown = max(shown_count, 1)
     print(
         f"{name}: {shown_count} of {len(items)} questions with their document shown; the citation names it with "
         f"the retriever's best block {first / shown:.3f}, with the question's words {by_question / shown:.3f} "
-        f"(they decide {decided / shown:.0%} of the time, else block 1)"
+        f"(they decide {decided / shown:.0%} of the time, else the first block)"
     )
 
 

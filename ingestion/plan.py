@@ -2,7 +2,8 @@
 
 Planning reads and hashes bytes only; nothing is parsed or embedded, so `--dry-run` is cheap and exact about
 what changed. The content hash covers the pipeline's fingerprint (embedder, chunking, BM25 settings) as well,
-so changing any of them re-embeds every document.
+so changing any of them re-embeds every document, and the version of the reader of each document's kind, so a
+reader whose output changed re-reads only the documents it parses.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", r
 _READER_VERSIONS = {".html": 2, ".htm": 2}
 
 
-_ROW_GAP = re.compile(r"(?<=\|)\n\n+(?=\|)")
+_ROW_GAP = re.compile(r"^(\|.*\|)\n\n+(?=\|.*\|$)", re.MULTILINE)  # blank lines between two table rows
 
 
 def reader_version(kind: str) -> str:
@@ -150,14 +150,15 @@ def _html(raw: bytes, stem: str) -> ParsedDocument:
     for tag in soup.find_all(re.compile(r"^h[1-6]$")):
         level = int(tag.name[1])
         tag.replace_with(f"\n\n{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
-    for row in soup.find_all("tr"):  # a table row as a Markdown row: cells glued together make unknown words
-        cells = [cell.get_text(" ", strip=True) for cell in row.find_all(["td", "th"])]
-        row.replace_with(f"\n| {' | '.join(cells)} |\n")
+    for row in reversed(soup.find_all("tr")):  # innermost first: a nested table becomes text of its cell
+        # A table row as a Markdown row: cells glued together make words no question contains ("Assembly9850").
+        cells = [c.get_text(" ", strip=True).replace("|", "\\|") for c in row.find_all(["td", "th"], recursive=False)]
+        row.replace_with(f"\n| {' | '.join(cells)} |\n" if any(cells) else "\n")
     for tag in soup.find_all(["p", "li", "br", "div", "pre"]):
         tag.append("\n")
     text = re.sub(r"\n{3,}", "\n\n", soup.get_text())
     text = "\n".join(line.strip() for line in text.splitlines())
-    text = _ROW_GAP.sub("\n", text)  # the rows of one table on consecutive lines
+    text = _ROW_GAP.sub(r"\1\n", text)  # the rows of a table on consecutive lines
     parsed = _markdown(text.strip(), stem)
     return ParsedDocument(title or parsed.title, parsed.sections, None)
 

@@ -204,6 +204,15 @@ def test_a_citation_its_sentence_cannot_place_goes_to_the_retrievers_best_block(
     assert all("1]".startswith(text) for text in _spelled(tokenizer, digits[0]))
     heading_first = QuoteConstraint(tokenizer, ["Reno", BLOCK], 0)  # block 1 has no sentence to quote
     assert heading_first.supporting_blocks("Yes ") == [2]
+    assert heading_first.supporting_blocks("Reno ") == [2]  # the block holding the words has nothing to quote
+
+
+def test_a_second_citation_of_a_claim_names_another_block(sentencepiece_model: Path, tmp_path: Path) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    constraint = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0)
+    digits = constraint.constrain(" Locked accounts are unlocked by the service desk [2][")
+    assert digits is not None and digits[0]
+    assert all("1]".startswith(text) for text in _spelled(tokenizer, digits[0]))  # not [2] again
 
 
 def test_a_quote_line_quotes_what_supports_the_answer_and_never_repeats(

@@ -335,14 +335,18 @@ def test_refusal_examples_are_capped_at_the_recipe_share() -> None:
 def test_the_oracle_goes_where_the_recipe_says() -> None:
     from types import SimpleNamespace
 
+    from tuning.build_data import _ranked_above
     from tuning.items import Item
 
     item = Item("hb-x", "Where do I park?", "North.", ("Parking is north.",), "a.md", "answerable", "handbook")
-    retrieved = [SimpleNamespace(doc_id=d) for d in ("b.md", "a.md", "c.md")]
-    assert oracle_position("retrieved", item, retrieved, 2, random.Random(1)) == 1  # ranked second: block 2
-    assert oracle_position("retrieved", item, retrieved, 0, random.Random(1)) == 0  # one block: the oracle alone
-    unranked = [SimpleNamespace(doc_id="b.md")]
-    assert {oracle_position("retrieved", item, unranked, 2, random.Random(s)) for s in range(30)} == {0, 1, 2}
-    assert {oracle_position("random", item, retrieved, 2, random.Random(s)) for s in range(30)} == {0, 1, 2}
+    retrieved = [SimpleNamespace(doc_id=d) for d in ("x.md", "b.md", "a.md", "c.md")]
+    kept = [retrieved[1], retrieved[3]]  # x.md was left out (a group outside the allowed ones)
+    assert _ranked_above(item, retrieved, kept) == 1  # only b.md, of the kept ones, ranked above a.md
+    assert _ranked_above(item, [retrieved[0]], []) is None  # not retrieved
+    assert oracle_position("retrieved", 1, 2, random.Random(1)) == 1  # ranked second: block 2
+    assert oracle_position("retrieved", 0, 0, random.Random(1)) == 0  # one block: the oracle alone
+    assert {oracle_position("retrieved", None, 2, random.Random(s)) for s in range(30)} == {0, 1, 2}
+    assert {oracle_position("retrieved", 3, 2, random.Random(s)) for s in range(30)} == {0, 1, 2}  # not shown
+    assert {oracle_position("random", 1, 2, random.Random(s)) for s in range(30)} == {0, 1, 2}
     with pytest.raises(ConfigError, match="oracle_position"):
-        oracle_position("middle", item, retrieved, 2, random.Random(1))
+        oracle_position("middle", 1, 2, random.Random(1))

@@ -165,7 +165,7 @@ def _example(
         shown, target, position = distractors[:count], MODEL_REFUSAL, None
     else:
         shown = distractors[: count - 1]
-        position = oracle_position(data.oracle_position, item, retrieved, len(shown), rng)
+        position = oracle_position(data.oracle_position, _ranked_above(item, retrieved, distractors), len(shown), rng)
         shown.insert(position, oracle)
         target = render_answer(item.answer, item.quotes, position + 1)
     for chunk in shown:
@@ -192,14 +192,21 @@ def _check_oracle_rule(rule: str) -> None:
         raise ConfigError(f"data.oracle_position is {rule!r}; use one of: {', '.join(ORACLE_POSITIONS)}")
 
 
-def oracle_position(rule: str, item: Item, retrieved: list[Any], distractors: int, rng: random.Random) -> int:
-    """Where the oracle goes among `distractors` shown distractors (0-based), by `data.oracle_position`."""
+def oracle_position(rule: str, ranked_above: int | None, distractors: int, rng: random.Random) -> int:
+    """Where the oracle goes among `distractors` shown distractors (0-based), by `data.oracle_position`;
+    `ranked_above` counts the distractors the retriever ranked above the oracle's document (None: not retrieved)."""
     _check_oracle_rule(rule)
-    if rule == "retrieved":
-        ranks = [i for i, chunk in enumerate(retrieved) if chunk.doc_id == item.doc_id]
-        if ranks and ranks[0] <= distractors:
-            return ranks[0]
+    if rule == "retrieved" and ranked_above is not None and ranked_above <= distractors:
+        return ranked_above
     return rng.randint(0, distractors)
+
+
+def _ranked_above(item: Item, retrieved: list[Any], distractors: list[Any]) -> int | None:
+    """How many of the kept distractors the retriever ranked above the item's document; None if not retrieved."""
+    ranked = [chunk.doc_id for chunk in retrieved]
+    if item.doc_id not in ranked:
+        return None
+    return sum(1 for chunk in distractors if ranked.index(chunk.doc_id) < ranked.index(item.doc_id))
 
 
 def _oracle(chunks: list[StoredChunk], quotes: tuple[str, ...]) -> StoredChunk | None:
