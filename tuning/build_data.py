@@ -206,7 +206,8 @@ def _ranked_above(item: Item, retrieved: list[Any], distractors: list[Any]) -> i
     ranked = [chunk.doc_id for chunk in retrieved]
     if item.doc_id not in ranked:
         return None
-    return sum(1 for chunk in distractors if ranked.index(chunk.doc_id) < ranked.index(item.doc_id))
+    above = set(ranked[: ranked.index(item.doc_id)])
+    return sum(1 for chunk in distractors if chunk.doc_id in above)
 
 
 def _oracle(chunks: list[StoredChunk], quotes: tuple[str, ...]) -> StoredChunk | None:
