@@ -24,7 +24,6 @@ from assistant.settings import load_settings
 from tuning.items import Item, load_items, scifact_items
 
 DEFAULT_SCIFACT = Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"
-SHOWN = 3  # blocks an adapter is shown (the shipped recipe's serve.context_blocks)
 
 
 def main() -> None:
@@ -38,16 +37,20 @@ def main() -> None:
     }
     principal = Principal.of("benchmark", ["everyone"])
     with open_components(load_settings()) as components:
+        adapter = components.adapter
+        if adapter is None:
+            raise ConfigError("no adapter is served (generator.use_promoted_adapter is off): nothing to measure")
         for collection, items in sets.items():
             if not components.store.has_collection(collection):
                 raise ConfigError(f"no collection {collection!r}: run `assistant tune build-data` first")
-            compare(components.retriever(collection), principal, collection, items)
+            compare(components.retriever(collection), principal, collection, items, adapter.context_blocks)
 
 
-def compare(retriever: Retriever, principal: Principal, name: str, items: list[Item]) -> None:
+def compare(retriever: Retriever, principal: Principal, name: str, items: list[Item], shown_blocks: int) -> None:
+    """`shown_blocks`: how many retrieved blocks the served adapter sees, as the runtime shows them."""
     shown_count = first = by_question = decided = 0
     for item in items:
-        blocks = retriever.search(principal, item.question).chunks[:SHOWN]
+        blocks = retriever.search(principal, item.question).chunks[:shown_blocks]
         relevant = {k for k, chunk in enumerate(blocks) if chunk.doc_id == item.doc_id}
         if not relevant:
             continue
