@@ -4,8 +4,13 @@ When the recall gate finds no approved source, the answer is a refusal and nothi
 `[n]` markers pointing at the numbered context blocks; a marker that points at no block is removed and counted.
 The citation check also reads the house answer format (`assistant/prompt.py`): whether the answer is in it, each
 quote line `[n] "..."` checked verbatim against block n, other quoted passages against the blocks the answer
-cites, and the model's own refusal sentence. Sources are only chunks the principal was allowed to retrieve.
-Follow-up questions are retrieved together with the previous question, and the prompt carries a bounded history.
+cites, and the model's own refusal sentence. A quote is verified only when it is a verbatim passage of block n of
+at least the grammar's `SHORTEST_QUOTE` words and some claim of the answer is placed in block n by its own words:
+a citation the decoding grammar could only give by fallback (`quote_constraint.cited_claims`) verifies nothing.
+Every quote not verified is listed in `unsupported_quotes`. Sources are only chunks the principal was allowed to
+retrieve. Follow-up questions are retrieved together with the previous question; the prompt carries a bounded
+history of past answers without their quote lines, and only those whose cited documents the principal may still
+read, asked of the store with their groups when the question is asked (a regroup takes an answer out).
 
 With an adapter, the prompt is the short one it was trained with, showing its `context_blocks`; an adapter is
 only served to principals who hold every group its training text came from (otherwise: a refusal saying so).
@@ -27,6 +32,7 @@ from assistant.generator import Generator
 from assistant.prompt import (
     FEW_SHOT,
     MODEL_REFUSAL,
+    QUOTE_LINE,
     SENTENCE_OPENING,
     ContextBlock,
     Turn,
@@ -34,6 +40,7 @@ from assistant.prompt import (
     render_tuned_prompt,
 )
 from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
+from assistant.quote_constraint import SHORTEST_QUOTE, cited_claims
 from assistant.recall_gate import RecallCheck, RecallGate
 from assistant.retriever import Retrieval, RetrievedChunk, Retriever
 from assistant.tracing import QuestionTrace, Tracer
@@ -48,7 +55,6 @@ ADAPTER_NOT_SERVED = (
 )
 _CITATION = re.compile(r"\[(\d+)\]")
 _QUOTE = re.compile(r"[\"“]([^\"”]{20,})[\"”]")
-_QUOTE_LINE = re.compile(r'^\[(\d+)\]\s*"(.+)"$')
 _SENTENCE_END = re.compile(rf"(?<=[.!?])\s+(?=[{SENTENCE_OPENING}])")  # "ext. 4357" and "approx. two" go on
 _CITED_SENTENCE = re.compile(r"\[(\d+)\][.!?]?$")
 
@@ -75,12 +81,13 @@ class Answer:
     completion_tokens: int = 0
     seconds: float = 0.0
     removed_citations: int = 0
-    unsupported_quotes: list[str] = field(default_factory=list)
+    unsupported_quotes: list[str] = field(default_factory=list)  # every quote not verified
     trace_id: str | None = None  # the Langfuse trace, for feedback; None when tracing is off
     format_valid: bool = False  # the generated text followed the house format (a gate refusal: False)
     quotes: list[QuoteLine] = field(default_factory=list)
     statement: str = ""  # the answer without its quote lines and citations (what F1 is scored on)
     recall: RecallCheck | None = None  # the recall gate's evidence and decision
+    fallback_sentences: list[str] = field(default_factory=list)  # claims no block they cite holds: unverified
 
     @classmethod
     def refusal(
@@ -98,9 +105,15 @@ class Answer:
 
 @dataclass(frozen=True)
 class QuoteLine:
-    block: int
+    block: int  # as written: a number of no shown block makes an unverified quote
     text: str
-    verbatim: bool  # found, whitespace and case aside, in block `block`
+    verbatim: bool  # at least SHORTEST_QUOTE words, found (whitespace and case aside) in block `block`
+    fallback: bool = False  # no claim of the answer is placed in block `block` by its words
+
+    @property
+    def verified(self) -> bool:
+        """What a reader may be told: the quote is in its block, and the block holds a claim of the answer."""
+        return self.verbatim and not self.fallback
 
 
 @dataclass(frozen=True)
@@ -113,11 +126,13 @@ class CheckedText:
     statement: str = ""
     refusal: bool = False  # the model wrote the house refusal sentence
     format_valid: bool = False
+    fallback_sentences: list[str] = field(default_factory=list)
 
 
 def check_citations(text: str, blocks: Sequence[RetrievedChunk]) -> CheckedText:
-    """Drop `[n]` markers that point at no block; check quote lines against their block and other quotes against
-    the cited blocks; tell whether the text follows the house format."""
+    """Drop `[n]` markers (and quote lines) that point at no block; check quote lines against their block and other
+    quotes against the cited blocks; tell whether the text follows the house format and which claims only the
+    grammar's fallback cites. A `[n]` inside a quote is the document's text, never a citation."""
     refusal = _normalise(text) == _normalise(MODEL_REFUSAL)
     format_valid = refusal or _is_house_format(text, len(blocks))
     removed = 0
@@ -133,34 +148,58 @@ def check_citations(text: str, blocks: Sequence[RetrievedChunk]) -> CheckedText:
         removed += 1
         return ""
 
-    quotes: list[QuoteLine] = []
+    written: list[tuple[int, str]] = []
     statement: list[str] = []
+    kept: list[str] = []  # the statement's lines (markers of no block dropped), then the quote lines of a block
     for line in (raw.strip() for raw in text.strip().splitlines()):
-        match = _QUOTE_LINE.match(line)
-        n = int(match.group(1)) if match else 0
-        if match and 1 <= n <= len(blocks):
-            quote = match.group(2)
-            quotes.append(QuoteLine(n, quote, _normalise(quote) in _normalise(blocks[n - 1].text)))
+        match = QUOTE_LINE.match(line)
+        if match:
+            written.append((int(match.group(1)), match.group(2)))
         elif line:
             statement.append(line)
-    cleaned = _CITATION.sub(keep_or_drop, text)
-    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
-    sources = " ".join(_normalise(blocks[n - 1].text) for n in cited)
+            kept.append(_tidy(_CITATION.sub(keep_or_drop, line)))
     prose = "\n".join(statement)
-    unsupported = [q.text for q in quotes if not q.verbatim]
+    claims = cited_claims(prose, [b.text for b in blocks])
+    placed = {c.block for c in claims if c.placed}  # blocks some claim rests on by its words
+    placed_claims = {c.claim for c in claims if c.placed}
+    fallback = [_tidy(c.claim).strip(" .!?") for c in claims if c.claim not in placed_claims]
+    quotes: list[QuoteLine] = []
+    for n, quote in written:
+        if not 1 <= n <= len(blocks):
+            removed += 1  # and the line goes: its text is no statement, and it quotes no block
+        else:
+            kept.append(f'[{n}] "{quote}"')
+            if n not in cited:
+                cited.append(n)
+        verbatim = 1 <= n <= len(blocks) and _is_verbatim(quote, blocks[n - 1].text)
+        quotes.append(QuoteLine(n, quote, verbatim, n not in placed))
+    sources = " ".join(_normalise(blocks[n - 1].text) for n in cited)
+    unsupported = [q.text for q in quotes if not q.verified]
     unsupported += [q for q in _QUOTE.findall(prose) if _normalise(q) not in sources]
     plain = re.sub(r"[ \t]+([.,;:!?])", r"\1", _CITATION.sub("", prose)).strip()
-    return CheckedText(cleaned, cited, removed, unsupported, quotes, plain, refusal, format_valid)
+    cleaned = "\n".join(kept)
+    fallback_sentences = list(dict.fromkeys(f for f in fallback if f))
+    return CheckedText(cleaned, cited, removed, unsupported, quotes, plain, refusal, format_valid, fallback_sentences)
+
+
+def _tidy(line: str) -> str:
+    """A line with a marker dropped: no double spaces, no space before punctuation."""
+    return re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", line)).strip()
+
+
+def _is_verbatim(quote: str, block_text: str) -> bool:
+    """A passage of the block, whitespace and case aside, of at least the grammar's shortest quote."""
+    return len(quote.split()) >= SHORTEST_QUOTE and _normalise(quote) in _normalise(block_text)
 
 
 def _is_house_format(text: str, blocks: int) -> bool:
     """Sentences that each end with a [n] of a shown block, then one or more `[n] "quote"` lines; nothing else."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    first_quote = next((i for i, line in enumerate(lines) if _QUOTE_LINE.match(line)), len(lines))
+    first_quote = next((i for i, line in enumerate(lines) if QUOTE_LINE.match(line)), len(lines))
     statement, quotes = lines[:first_quote], lines[first_quote:]
     if not statement or not quotes:
         return False
-    quoted = [_QUOTE_LINE.match(line) for line in quotes]
+    quoted = [QUOTE_LINE.match(line) for line in quotes]
     numbers = [int(m.group(1)) for m in quoted if m] + [int(n) for n in _CITATION.findall(" ".join(statement))]
     sentences = _SENTENCE_END.split(" ".join(statement))
     return (
@@ -254,7 +293,7 @@ class Answerer:
             )
             return
         shown = self._shown(retrieval)
-        prompt = self._prompt(question, shown, history)
+        prompt = self._prompt(question, shown, self._readable_history(principal, history))
         with self._generation_observation(trace, prompt, question, shown) as generation:
             text = yield from self._generate(prompt, question, [c.text for c in shown], generation)
             checked = check_citations(text, shown)
@@ -279,12 +318,21 @@ class Answerer:
             quotes=checked.quotes,
             statement=checked.statement,
             recall=recall,
+            fallback_sentences=checked.fallback_sentences,
         )
 
     # -- the steps ----------------------------------------------------------------------------------
     def _retrieval_query(self, question: str, history: Sequence[Turn]) -> str:
-        """A follow-up ("and for contractors?") is retrieved together with the question before it."""
+        """A follow-up ("and for contractors?") is retrieved together with the question before it (the user's own
+        words; the search is the principal's like any other)."""
         return f"{history[-1].question}\n{question}" if history and self.max_history > 0 else question
+
+    def _readable_history(self, principal: Principal, history: Sequence[Turn]) -> list[Turn]:
+        """The past turns the prompt may carry: those whose answer cites documents, every one of which the principal
+        may read now (asked of the store with their groups: a document regrouped or deleted since takes the
+        answers it backed out of the conversation, and an answer citing nothing shows no right to read it)."""
+        readable = self.retriever.readable_doc_ids(principal, (d for turn in history for d in turn.cited))
+        return [turn for turn in history if turn.cited and set(turn.cited) <= readable]
 
     def _retrieve(self, principal: Principal, query: str, trace: QuestionTrace) -> Retrieval:
         settings = self.retriever.settings
@@ -353,6 +401,7 @@ class Answerer:
                 "adapter": self.adapter_id,
                 "removed_citations": checked.removed,
                 "unsupported_quotes": len(checked.unsupported_quotes),
+                "fallback_sentences": len(checked.fallback_sentences),
                 "format_valid": checked.format_valid,
             },
         }
@@ -391,11 +440,6 @@ def _outcome(answer: Answer) -> Outcome:
     if answer.model is not None:
         return "refused-model"
     return "refused-adapter" if answer.answer == ADAPTER_NOT_SERVED else "refused-recall"
-
-
-def statement_lines(text: str) -> str:
-    """An answer's text without its quote lines (what a reader sees above the opened sources)."""
-    return "\n".join(line for line in text.splitlines() if not _QUOTE_LINE.match(line.strip())).strip()
 
 
 def _citation(n: int, chunk: RetrievedChunk) -> Citation:

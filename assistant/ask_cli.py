@@ -1,4 +1,5 @@
-"""`assistant ask QUESTION (--user NAME | --groups G1,G2)`: a cited answer, streamed, then its sources."""
+"""`assistant ask QUESTION (--user NAME | --groups G1,G2)`: a cited answer, streamed, then its sources and what
+is not verified. The answer and the sources are document text: printed literally, never as Rich markup."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from assistant.access import Principal
 from assistant.answering import Answer, Answerer
@@ -40,7 +42,7 @@ def answer_and_print(answerer: Answerer, principal: Principal, question: str, as
         if isinstance(item, Answer):
             final = item
         else:
-            console.print(item, end="", soft_wrap=True)
+            console.print(item, end="", soft_wrap=True, markup=False)
     console.print()
     if final is not None:
         render_sources(final, console)
@@ -63,7 +65,9 @@ def to_json(answer: Answer) -> dict[str, object]:
         "completion_tokens": answer.completion_tokens,
         "seconds": round(answer.seconds, 3),
         "removed_citations": answer.removed_citations,
+        "quotes": [{"block": q.block, "text": q.text, "verified": q.verified} for q in answer.quotes],
         "unsupported_quotes": answer.unsupported_quotes,
+        "fallback_sentences": answer.fallback_sentences,
         "trace_id": answer.trace_id,
     }
 
@@ -75,7 +79,11 @@ def render_sources(answer: Answer, console: Console) -> None:
         console.print("[yellow]no citations: treat this answer as unsupported[/yellow]")
     for c in answer.citations:
         where = f" > {c.section}" if c.section else ""
-        console.print(f"[{c.n}] {c.title}{where} ({c.path})")
+        console.print(escape(f"[{c.n}] {c.title}{where} ({c.path})"))
+    for sentence in answer.fallback_sentences:
+        console.print(f"[yellow]not verified: {escape(sentence)}[/yellow] (no source it cites holds it)")
+    for quote in answer.unsupported_quotes:
+        console.print(f'[yellow]not verified: "{escape(quote)}"[/yellow] (not found in its source)')
     if answer.removed_citations:
         console.print(f"[dim]{answer.removed_citations} citation(s) to no retrieved block were removed[/dim]")
 

@@ -1,9 +1,10 @@
 """The one prompt template and the one answer format, for serving and for training, so the two never disagree.
 
 A prompt is: an instruction, numbered context blocks ([1], [2], ...) with title and section, an optional bounded
-conversation history, the question, and the answer cue. A training example is the same prompt followed by the
-target answer in the house format and the end marker. The base model has no chat template: the adapter learns
-this format; without an adapter, worked examples in the same format are shown first.
+conversation history (answers without their quote lines), the question, and the answer cue. A training example
+is the same prompt followed by the target answer in the house format and the end marker. The base model has no
+chat template: the adapter learns this format; without an adapter, worked examples in the same format are shown
+first.
 
 The house answer format (written by `render_answer`, checked by `assistant.answering.check_citations`):
 
@@ -41,6 +42,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 # In an answer, a statement sentence ends at . ! ? followed by a space and one of these (so "ext. 4357" goes on);
 # the citation check splits there and the decoding grammar keeps every such sentence cited.
 SENTENCE_OPENING = 'A-Z"\u201c('
+# A quote line of the house format: `[n] "sentence"`.
+QUOTE_LINE = re.compile(r'^\[(\d+)\]\s*"(.+)"$')
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,12 @@ class ContextBlock:
 
 @dataclass(frozen=True)
 class Turn:
+    """A past exchange of the conversation. The prompt carries its answer without quote lines, and the answering
+    pipeline carries it only while the principal may still read every document it `cited` (none: not carried)."""
+
     question: str
     answer: str
+    cited: tuple[str, ...] = ()  # doc ids of the answer's citations
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,12 @@ def render_answer(answer: str, quotes: Sequence[str], block: int) -> str:
     lines = [" ".join(cited)]
     lines += [f'[{block}] "{normalise_space(q)}"' for q in quotes]
     return "\n".join(lines)
+
+
+def statement_lines(text: str) -> str:
+    """An answer's text without its quote lines: what a reader sees above the opened sources, and what the
+    conversation history carries (a quote is the document's own text, not the answer)."""
+    return "\n".join(line for line in text.splitlines() if not QUOTE_LINE.match(line.strip())).strip()
 
 
 def split_sentences(text: str) -> list[str]:
@@ -157,7 +170,7 @@ def render_prompt(
     if recent:
         parts += ["", "Conversation so far:"]
         for turn in recent:
-            parts += [f"Q: {turn.question.strip()}", f"A: {turn.answer.strip()}"]
+            parts += [f"Q: {turn.question.strip()}", f"A: {statement_lines(turn.answer)}"]
     parts += ["", f"Question: {question.strip()}", ANSWER_CUE]
     return "\n".join(parts)
 

@@ -16,6 +16,8 @@ a logits processor only removes the tokens that would break the format.
   the retriever ranked first (the blocks come in its order). Likewise a quote line of block n may only start one of the
   sentences of block n that hold most of the words of a claim citing n (else of the question), and never repeats
   a quote: the quote is the evidence a reader checks, so it must be the sentence the answer rests on.
+The citation check reads the same decision back (`cited_claims`): a citation the grammar could only give by
+fallback, and a quote of a block no claim is placed in, are never shown as verified.
 With greedy decoding each step is a mask over a few dozen tokens, or a ban of the line-ending ones.
 """
 
@@ -25,12 +27,14 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from assistant.prompt import END_OF_ANSWER, MODEL_REFUSAL, SENTENCE_OPENING, normalise_space, split_sentences
+
+if TYPE_CHECKING:  # imported where decoding runs: the citation check uses this module without torch
+    import torch
 
 _CITATION = re.compile(r"\[(\d+)\]")  # `[n]`: a citation, or the start of a quote line
 _ENDS_CITED = re.compile(r"\[\d+\][.!?]?$")
@@ -39,7 +43,7 @@ _SENTENCE_ENDED = re.compile(r"[.!?]$")
 _SENTENCE_ENDED_SPACED = re.compile(r"[.!?]\s+$")
 _OPENS_SENTENCE = re.compile(rf"[{SENTENCE_OPENING}]")
 _SPACE_OPENS_SENTENCE = re.compile(rf"\s+[{SENTENCE_OPENING}]")
-_SHORTEST_QUOTE = 3  # words
+SHORTEST_QUOTE = 3  # words
 _LONGEST_QUOTE = 60  # words; a longer "sentence" is a run of list items glued together by the document's layout
 _STANDS_ALONE = re.compile(r"^([|*+-]|\d+[.)])|[.!?:|]$")  # not the middle of a hard-wrapped sentence
 _BULLETS = re.compile(r"\s*[\u2022\u25cf\u25aa\u007f]\s*")  # list bullets that PDF and Word text keeps inline
@@ -117,7 +121,7 @@ def piece_index(tokenizer: Any) -> PieceIndex:
 def quote_candidates(block_text: str) -> list[str]:
     """What may follow `[n]` on a quote line of block n: ` "sentence"` for every sentence of every paragraph
     (hard-wrapped lines joined, inline list bullets splitting) and every line that stands alone (a table row, a
-    list item, a line ending a sentence), of `_SHORTEST_QUOTE` to `_LONGEST_QUOTE` words: a table cell or a
+    list item, a line ending a sentence), of `SHORTEST_QUOTE` to `_LONGEST_QUOTE` words: a table cell or a
     heading supports nothing, and a page of glued list items is no sentence."""
     spans: list[str] = []
     for paragraph in re.split(r"\n\s*\n", block_text):
@@ -126,7 +130,7 @@ def quote_candidates(block_text: str) -> list[str]:
             lines = [normalise_space(line) for line in part.splitlines()]
             for line in (line for line in lines if _STANDS_ALONE.search(line)):
                 spans += [line, *split_sentences(line)]
-    return sorted({f' "{span}"' for span in spans if _SHORTEST_QUOTE <= len(span.split()) <= _LONGEST_QUOTE})
+    return sorted({f' "{span}"' for span in spans if SHORTEST_QUOTE <= len(span.split()) <= _LONGEST_QUOTE})
 
 
 def content_words(text: str) -> set[str]:
@@ -213,8 +217,7 @@ class QuoteConstraint:
         rests on what the question asked, and the retriever judges that better than shared words or the model
         (`benchmarks/citation_fallback.py`)."""
         with_quotes = self.blocks_with_quotes
-        best = [k + 1 for k in most_shared(content_words(sentence), self.block_words)]
-        best = [k for k in best if k in with_quotes] if with_quotes else best
+        best = _placed(sentence, self.block_words, with_quotes)
         if best:
             return best
         return with_quotes[:1] or ([1] if self.block_words else [])
@@ -260,6 +263,8 @@ class QuoteConstraint:
         return sorted(allowed) or None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        import torch
+
         generated = self.tokenizer.decode(
             input_ids[0, self.prompt_length :], skip_special_tokens=True, clean_up_tokenization_spaces=False
         )
@@ -282,6 +287,39 @@ class QuoteConstraint:
         masked = torch.full_like(scores, float("-inf"))
         masked[0, index] = kept
         return masked
+
+
+def _placed(sentence: str, block_words: Sequence[set[str]], with_quotes: Sequence[int]) -> list[int]:
+    """The blocks (1-based) a sentence's words place its citation in (among blocks with a sentence to quote);
+    empty: none holds enough of them, and the grammar falls back."""
+    best = [k + 1 for k in most_shared(content_words(sentence), block_words)]
+    return [k for k in best if k in with_quotes] if with_quotes else best
+
+
+@dataclass(frozen=True)
+class CitedClaim:
+    claim: str  # the text the citation closes (since the previous run of citations)
+    block: int
+    placed: bool  # the block holds the most of the claim's words; False: only the grammar's fallback names it
+
+
+def cited_claims(answer: str, block_texts: Sequence[str]) -> list[CitedClaim]:
+    """Each citation `[n]` of a block of `block_texts` in `answer`, with the claim it closes and whether the claim's
+    words place it in that block, as the grammar decides (`QuoteConstraint.supporting_blocks`). A citation not
+    placed is one the grammar gave by fallback (a sentence too short or too foreign to any block: the retriever's
+    best block; or a second citation of a claim): it shows where the model looked, not that the block says it."""
+    block_words = [content_words(text) for text in block_texts]
+    with_quotes = [k for k, text in enumerate(block_texts, start=1) if quote_candidates(text)]
+    parts = _CITATION.split(answer)  # text, number, text, number, ..., text
+    claims: list[CitedClaim] = []
+    claim = ""
+    for i in range(0, len(parts) - 1, 2):
+        if parts[i].strip(" .!?"):  # text since the last citation: a new claim; else the run of citations goes on
+            claim = parts[i]
+        n = int(parts[i + 1])
+        if 1 <= n <= len(block_texts):
+            claims.append(CitedClaim(claim, n, n in _placed(claim, block_words, with_quotes)))
+    return claims
 
 
 def _claim_closed(text: str) -> tuple[str, set[int]]:

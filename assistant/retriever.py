@@ -8,6 +8,7 @@ of the query, so chunks the caller may not read are never candidates, not filter
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from assistant.access import Principal
@@ -106,6 +107,11 @@ class Retriever:
             hits = _best_chunk_per_document(hits)
         chunks = [RetrievedChunk.from_stored(i + 1, h) for i, h in enumerate(hits[:k])]
         return Retrieval(question, principal, chunks, tuple(sparse.indices), self._nearest(principal, dense))
+
+    def readable_doc_ids(self, principal: Principal, doc_ids: Iterable[str]) -> set[str]:
+        """The documents of `doc_ids` the principal may read now, asked of the store with the groups filter."""
+        wanted = sorted(set(doc_ids))
+        return self.store.readable_doc_ids(self.collection, principal, wanted) if wanted else set()
 
     def _check_space(self) -> None:
         """Once: the question must be embedded by the embedder that built the collection, or scores mean nothing."""

@@ -10,7 +10,8 @@ import pytest
 from assistant.access import Principal
 from assistant.answering import REFUSAL, Answer, Answerer, QuoteLine, check_citations
 from assistant.generator import Generator
-from assistant.prompt import MODEL_REFUSAL, Turn, render_answer
+from assistant.prompt import MODEL_REFUSAL, ContextBlock, Turn, render_answer, render_prompt, statement_lines
+from assistant.quote_constraint import SHORTEST_QUOTE
 from assistant.retriever import RetrievedChunk
 from assistant.settings import GeneratorSettings, Settings
 from tests.conftest import runtime
@@ -99,3 +100,74 @@ def test_follow_up_is_retrieved_with_the_previous_question(answerer: Answerer) -
     answer = answerer.ask(hannah, "And how much for the other parent?", history)
     assert not answer.refused
     assert answer.retrieved[0].doc_id == "hr/parental-leave.md"
+
+
+def test_history_carries_no_quote_lines() -> None:
+    blocks = [ContextBlock("IT", None, "Use the portal.")]
+    earlier = Turn("How do I reset it?", 'Use the portal [1].\n[1] "Employees reset passwords at the portal."')
+    prompt = render_prompt("And then?", blocks, [earlier])
+    assert "A: Use the portal [1].\n" in prompt
+    assert "Employees reset passwords" not in prompt
+
+
+def test_history_keeps_only_turns_whose_cited_documents_the_principal_reads_now(
+    answerer: Answerer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts: list[str] = []
+
+    def generate(prompt: str, **_: object) -> Iterator[str]:
+        prompts.append(prompt)
+        yield "Use the self-service portal [1]."
+
+    monkeypatch.setattr(answerer.generator, "stream", generate)
+    history = [
+        Turn("How much parental leave?", "RESTRICTED twenty weeks [1].", ("hr/parental-leave.md",)),
+        Turn("How do I reset my password?", "READABLE portal answer [1].", ("security/password-and-mfa-policy.md",)),
+        Turn("Which laptop?", "UNCITED answer."),  # cites nothing: nothing shows it is readable
+        Turn("Both?", "MIXED answer [1][2].", ("security/password-and-mfa-policy.md", "hr/parental-leave.md")),
+    ]
+    dana = Principal.of("dana", ["everyone"])  # reads the password policy, not HR's documents
+    answer = answerer.ask(dana, "How do I set up multi-factor authentication?", history)
+    assert not answer.refused
+    [prompt] = prompts
+    assert "READABLE portal answer [1]." in prompt
+    assert not {"RESTRICTED", "UNCITED", "MIXED"} & set(prompt.replace(".", " ").split())
+
+
+def test_a_sentence_cited_by_the_grammars_fallback_is_not_verified() -> None:
+    blocks = [chunk(1, "Employees reset passwords at the self-service portal."), chunk(2, "Parking is north.")]
+    supported = check_citations(
+        'Reset passwords at the self-service portal [1].\n[1] "Employees reset passwords at the self-service portal."',
+        blocks,
+    )
+    assert supported.fallback_sentences == [] and [q.verified for q in supported.quotes] == [True]
+    assert supported.unsupported_quotes == []
+    repeated = 'The merger closes with Acme in March [1].\n[1] "Employees reset passwords at the self-service portal."'
+    checked = check_citations(repeated, blocks)  # no block holds the sentence's words: the grammar's fallback
+    assert checked.fallback_sentences == ["The merger closes with Acme in March"]
+    [quote] = checked.quotes
+    assert quote.verbatim and quote.fallback and not quote.verified
+    assert checked.unsupported_quotes == ["Employees reset passwords at the self-service portal."]
+
+
+def test_a_citation_inside_a_quote_cites_nothing() -> None:
+    blocks = [chunk(1, "Leave rules are listed in section [2] of the handbook."), chunk(2, "Parking is north.")]
+    text = 'Leave rules are in the handbook [1].\n[1] "Leave rules are listed in section [2] of the handbook."'
+    checked = check_citations(text, blocks)
+    assert checked.cited == [1] and checked.quotes[0].verified
+
+
+def test_a_quote_line_of_no_block_is_an_unsupported_quote_not_prose() -> None:
+    blocks = [chunk(1, "Employees reset passwords at the self-service portal.")]
+    checked = check_citations('Use the self-service portal [1].\n[7] "Acme is buying the company."', blocks)
+    assert checked.removed == 1 and checked.cited == [1]
+    assert checked.unsupported_quotes == ["Acme is buying the company."]
+    assert "Acme" not in checked.statement and "Acme" not in statement_lines(checked.text)
+
+
+def test_a_quote_needs_the_grammars_minimum_words_to_verify() -> None:
+    blocks = [chunk(1, "Employees reset passwords at the self-service portal.")]
+    short = " ".join(["reset", "passwords", "at", "the"][: SHORTEST_QUOTE - 1])  # in the block, too short
+    checked = check_citations(f'Reset passwords at the self-service portal [1].\n[1] "{short}"', blocks)
+    [quote] = checked.quotes
+    assert not quote.verbatim and not quote.verified and checked.unsupported_quotes == [short]

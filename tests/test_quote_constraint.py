@@ -11,7 +11,7 @@ import pytest
 
 from assistant.generator import Generator
 from assistant.prompt import END_OF_ANSWER, MODEL_REFUSAL, ContextBlock, render_tuned_prompt
-from assistant.quote_constraint import QuoteConstraint, quote_candidates
+from assistant.quote_constraint import CitedClaim, QuoteConstraint, cited_claims, quote_candidates
 from assistant.settings import GeneratorSettings
 from tests.conftest import save_tiny_gemma
 
@@ -276,3 +276,16 @@ def test_a_citation_never_names_a_block_with_nothing_to_quote(sentencepiece_mode
     digits = constraint.constrain(" Parking rules [")
     assert digits is not None and digits[0]
     assert all("2]".startswith(text) for text in _spelled(tokenizer, digits[0]))
+
+
+def test_cited_claims_tell_a_placed_citation_from_the_grammars_fallback() -> None:
+    answer = "Locked accounts are unlocked by the service desk [2][1]. Yes [1]. Bring a towel to the beach [2]."
+    assert cited_claims(answer, [OTHER, BLOCK]) == [
+        CitedClaim("Locked accounts are unlocked by the service desk ", 2, True),
+        CitedClaim("Locked accounts are unlocked by the service desk ", 1, False),  # a second citation of the claim
+        CitedClaim(". Yes ", 1, False),  # too short to place: the retriever's best block
+        CitedClaim(". Bring a towel to the beach ", 2, False),  # no block holds half its words
+    ]
+    assert cited_claims("Parking rules [1] and [7].", ["Parking rules", OTHER]) == [
+        CitedClaim("Parking rules ", 1, False)  # block 1 has no sentence to quote; block 7 is none shown
+    ]

@@ -175,3 +175,14 @@ def test_dense_only_sparse_only_and_weighted_fusion(store: VectorStore) -> None:
     assert store.search(C, reader, sparse_heavy)[0].doc_id == "b"
     with pytest.raises(ValueError, match="needs a dense vector"):
         SearchQuery(None, SparseVector([], []), limit=1)
+
+
+def test_readable_doc_ids_answers_for_the_principal_after_a_regroup(store: VectorStore) -> None:
+    store.write_chunks(C, [chunk("d", 0, ("everyone",)), chunk("d", 1, ("everyone",)), chunk("e", 0, ("hr",))], {})
+    dana = Principal.of("dana", ["everyone"])
+    assert store.readable_doc_ids(C, dana, ["d", "e", "gone"]) == {"d"}
+    store.set_groups(C, "d", ["legal"])  # regrouped away from her
+    assert store.readable_doc_ids(C, dana, ["d", "e"]) == set()
+    assert store.readable_doc_ids(C, Principal.of("lee", ["legal", "hr"]), ["d", "e"]) == {"d", "e"}
+    assert store.readable_doc_ids(C, Principal.of("victor", []), ["d", "e"]) == set()
+    assert store.readable_doc_ids(C, dana, []) == set()

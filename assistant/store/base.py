@@ -244,4 +244,8 @@ class VectorStore(Protocol):
     def search(self, collection: str, principal: Principal, query: SearchQuery) -> list[StoredChunk]:
         """Chunks the principal may read, best first. The groups filter is part of every stage of the query."""
 
+    def readable_doc_ids(self, collection: str, principal: Principal, doc_ids: Sequence[str]) -> set[str]:
+        """The documents of `doc_ids` the principal may read now (a visible chunk of their groups; the groups
+        filter is part of the query): what a conversation may still carry after a regroup or a delete."""
+
     def close(self) -> None: ...

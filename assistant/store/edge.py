@@ -75,8 +75,12 @@ def _of_doc(doc_id: str) -> Filter:
     return Filter(must=[FieldCondition(DOC_ID, match=MatchValue(doc_id))])
 
 
+def _of_groups(principal: Principal) -> FieldCondition:
+    return FieldCondition(GROUPS, match=MatchAny(sorted(principal.groups)))
+
+
 def _readable_by(principal: Principal) -> Filter:
-    return Filter(must=[FieldCondition(GROUPS, match=MatchAny(sorted(principal.groups)))])
+    return Filter(must=[_of_groups(principal)])
 
 
 class EdgeStore:
@@ -269,6 +273,14 @@ class EdgeStore:
         with self._mutex:
             hits = _engine("query", shard.query, request)
         return [StoredChunk(id=str(h.id), score=float(h.score), payload=h.payload or {}) for h in hits]
+
+    def readable_doc_ids(self, collection: str, principal: Principal, doc_ids: Sequence[str]) -> set[str]:
+        if not principal.groups or not doc_ids:
+            return set()
+        selector = Filter(
+            must=[FieldCondition(DOC_ID, match=MatchAny(list(doc_ids))), _visible(), _of_groups(principal)]
+        )
+        return {chunk.doc_id for chunk in self._scroll(collection, selector, with_payload=[DOC_ID])}
 
     def close(self) -> None:
         with self._mutex:

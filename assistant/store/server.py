@@ -208,6 +208,13 @@ class QdrantServerStore:
         )
         return [StoredChunk(id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in response.points]
 
+    def readable_doc_ids(self, collection: str, principal: Principal, doc_ids: Sequence[str]) -> set[str]:
+        if not principal.groups or not doc_ids:
+            return set()
+        readable = _match(GROUPS, sorted(principal.groups))
+        selector = models.Filter(must=[_match(DOC_ID, list(doc_ids)), _visible(), readable])
+        return {chunk.doc_id for chunk in self._scroll(collection, selector, [DOC_ID])}
+
     def close(self) -> None:
         self._client.close()
 

@@ -1,19 +1,21 @@
 """Chat: answers stream in as they are written, cite [n] sources the user may read (each opens its chunk), or
-refuse when no approved source answers. Follow-ups carry the conversation; thumbs up/down are recorded."""
+refuse when no approved source answers. Follow-ups carry the conversation (each answer with the documents it
+cited: the pipeline drops those the user can no longer read); thumbs up/down are recorded. Answers and sources
+are document text: shown as text, never as markdown (`ui.answer_view`)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import streamlit as st
 
 from assistant.access import Principal
-from assistant.answering import Answer, Answerer, statement_lines
+from assistant.answering import Answer, Answerer
 from assistant.components import Components
 from assistant.feedback import Feedback, record_feedback
 from assistant.prompt import Turn
+from ui.answer_view import show_answer
 from ui.guard import require
 from ui.roles import Page
 
@@ -31,26 +33,27 @@ class Exchange:
 
 def stream_answer(answerer: Answerer, principal: Principal, question: str, history: list[Exchange]) -> Answer:
     """Show the answer as it is decoded; return the checked answer."""
-    turns = [Turn(e.question, e.answer.answer) for e in history if not e.answer.refused]
+    turns = [past_turn(e) for e in history if not e.answer.refused]
     session_id = st.session_state.setdefault(SESSION_KEY, uuid.uuid4().hex)
     items = answerer.stream(principal, question, turns, session_id=session_id)
     final: list[Answer] = []
-    waiting = st.empty()
-
-    def pieces() -> Iterator[str]:
+    shown = st.empty()
+    written = ""
+    try:
         for item in items:
             if isinstance(item, Answer):
                 final.append(item)
-            elif item:
-                yield item
-            else:  # waiting for the model: an update lets Streamlit stop this run if the user leaves or stops
-                waiting.empty()
-
-    try:
-        st.write_stream(pieces())
+            else:  # a piece, or "" while waiting for the model: an update lets Streamlit stop this run meanwhile
+                written += item
+                shown.text(written)  # as text: the model copies documents, never rendered as markdown
     finally:
         items.close()  # a run stopped mid-answer (Stop, a new question, a closed tab) stops decoding here
     return final[0]
+
+
+def past_turn(exchange: Exchange) -> Turn:
+    """What a follow-up's prompt may carry of an exchange: the answer, and the documents it cited."""
+    return Turn(exchange.question, exchange.answer.answer, tuple(c.doc_id for c in exchange.answer.citations))
 
 
 def show_exchange(index: int, exchange: Exchange, components: Components, principal: Principal) -> None:
@@ -62,28 +65,11 @@ def show_exchange(index: int, exchange: Exchange, components: Components, princi
             st.info(answer.answer, icon=":material/block:")
             st.caption("No approved source answers this, so the assistant does not guess.")
         else:
-            st.markdown(statement_lines(answer.answer))
-            if not answer.citations:
-                st.warning("This answer cites no source: check it before relying on it.")
-            show_sources(answer)
-            with st.expander(f"All {len(answer.retrieved)} passages searched"):
-                st.markdown("\n".join(f"{c.rank}. **{c.title}** · `{c.path}`" for c in answer.retrieved))
+            show_answer(answer)
         adapter = f" + adapter {answer.adapter.rsplit('/', 1)[-1]}" if answer.adapter else ""
         model = f"{answer.model}{adapter}" if answer.model else "no model (refused before generation)"
         st.caption(f"{model} · {answer.seconds:.1f} s")
         show_feedback(index, exchange, components, principal)
-
-
-def show_sources(answer: Answer) -> None:
-    for citation in answer.citations:
-        chunk = answer.retrieved[citation.n - 1]
-        heading = f"[{citation.n}] {citation.title}" + (f" · {citation.section}" if citation.section else "")
-        with st.expander(heading):
-            st.caption(f"{citation.path} (document {citation.doc_id})")
-            for quote in (q for q in answer.quotes if q.block == citation.n):
-                mark = "verified in the source" if quote.verbatim else "NOT found in the source"
-                st.markdown(f"> {quote.text}\n\n*{mark}*")
-            st.text(chunk.text)
 
 
 def show_feedback(index: int, exchange: Exchange, components: Components, principal: Principal) -> None:

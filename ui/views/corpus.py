@@ -1,6 +1,7 @@
 """Corpus (corpus owners): the indexed documents with their groups and versions, a dry-run diff before a
 re-ingest, the re-ingest itself with its progress (chat keeps answering), its failures, what the latest sync did
-to the golden questions (impact report), the corpus gaps reviewers found, and past runs."""
+to the golden questions (impact report), the corpus gaps reviewers found, and past runs. Document ids, titles,
+paths and error messages come from the corpus: shown in tables (plain text) or escaped (`ui.untrusted`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ui import runtime
 from ui.guard import require
 from ui.ingest_job import IngestJob
 from ui.roles import Page
+from ui.untrusted import escape_markdown, label
 
 DRY_RUN_KEY = "corpus_dry_run"
 CHANGE_KINDS = ("added", "changed", "deleted", "regrouped")
@@ -28,9 +30,9 @@ def show_changes(summary: SyncSummary) -> None:
     st.markdown(" · ".join(f"**{n}** {kind}" for kind, n in counts.items()) + f" · {len(summary.unchanged)} unchanged")
     for kind in CHANGE_KINDS:
         if getattr(summary, kind):
-            st.markdown(f"*{kind}*: " + ", ".join(f"`{doc}`" for doc in getattr(summary, kind)))
+            st.markdown(f"*{kind}*: " + escape_markdown(", ".join(getattr(summary, kind))))
     if summary.uncovered:
-        st.warning("No access rule covers these, so nobody can read them: " + ", ".join(summary.uncovered))
+        st.warning("No access rule covers these, so nobody can read them: " + label(", ".join(summary.uncovered)))
     if summary.failed:
         st.error(f"{len(summary.failed)} document(s) failed; the index keeps their previous version")
         st.dataframe([{"document": f.path, "reason": f.error} for f in summary.failed], hide_index=True)
@@ -41,14 +43,14 @@ def show_running_job(job: IngestJob) -> None:
     """Refreshed every second while the re-ingest runs; one full rerun when it ends (then nothing polls)."""
     if not job.running:
         st.rerun()
-    st.markdown(f"Re-ingest started by **{job.started_by}** is running; chat keeps answering meanwhile.")
+    st.markdown(f"Re-ingest started by **{label(job.started_by)}** is running; chat keeps answering meanwhile.")
     for task, (done, total) in job.progress.snapshot().items():
         st.progress(done / total if total else 0.0, text=f"{task}: {done} / {total}")
 
 
 def show_finished_job(job: IngestJob) -> None:
     if job.error:
-        st.error(f"The re-ingest stopped: {job.error}. Documents not yet written keep their previous version.")
+        st.error(f"The re-ingest stopped: {label(job.error)}. Documents not yet written keep their previous version.")
     elif job.summary is not None:
         st.success(f"Re-ingest finished in {job.summary.seconds:.1f} s ({job.summary.chunks_in_index} chunks).")
         show_changes(job.summary)
@@ -67,7 +69,7 @@ if catalog.source is None:
     st.info(f"Collection {collection!r} has not been synced yet: run `assistant ingest FOLDER` once.")
     st.stop()
 source = Path(catalog.source)
-st.caption(f"Synced from `{source}` · {len(catalog.documents)} documents")
+st.caption(f"Synced from {label(str(source))} · {len(catalog.documents)} documents")
 st.dataframe(
     [
         {

@@ -1,0 +1,59 @@
+"""How the chat page shows a generated answer: its statement, what is not verified, its sources.
+
+Everything here is document text or the model's copy of it, so it is shown with `st.text` or escaped
+(`ui.untrusted`). "verified in the source" is said of a quote only when the citation check verified it: a verbatim
+passage of its block, of at least the grammar's shortest quote, in a block some sentence of the answer rests on by
+its own words (not one the decoding grammar named by fallback). Every quote not verified is listed.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from assistant.answering import Answer, QuoteLine
+from assistant.prompt import statement_lines
+from ui.untrusted import label
+
+VERIFIED = "verified in the source"
+NOT_VERIFIED = "Not verified: check these before relying on them."
+
+
+def show_answer(answer: Answer) -> None:
+    st.text(statement_lines(answer.answer))
+    if not answer.citations:
+        st.warning("This answer cites no source: check it before relying on it.")
+    show_unverified(answer)
+    show_sources(answer)
+    with st.expander(f"All {len(answer.retrieved)} passages searched"):
+        st.text("\n".join(f"{c.rank}. {c.title} · {c.path}" for c in answer.retrieved))
+
+
+def show_unverified(answer: Answer) -> None:
+    """Sentences only the grammar's fallback cites, and every quote not verified."""
+    if not answer.fallback_sentences and not answer.unsupported_quotes:
+        return
+    st.warning(NOT_VERIFIED)
+    for sentence in answer.fallback_sentences:
+        st.text(f"No source it cites holds this: {sentence}")
+    for quote in answer.unsupported_quotes:
+        st.text(f'Quote not verified in its source: "{quote}"')
+
+
+def show_sources(answer: Answer) -> None:
+    for citation in answer.citations:
+        chunk = answer.retrieved[citation.n - 1]
+        heading = f"[{citation.n}] {citation.title}" + (f" · {citation.section}" if citation.section else "")
+        with st.expander(label(heading)):
+            st.caption(label(f"{citation.path} (document {citation.doc_id})"))
+            for quote in (q for q in answer.quotes if q.block == citation.n):
+                st.text(f'"{quote.text}"')
+                st.caption(quote_mark(quote))
+            st.text(chunk.text)
+
+
+def quote_mark(quote: QuoteLine) -> str:
+    if quote.verified:
+        return VERIFIED
+    if quote.verbatim:
+        return "in the source, but no sentence of the answer rests on it: not verified"
+    return "NOT found in the source: not verified"
