@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assistant.cli_options import CollectionOption, GroupsOption, ModeOption, UserOption
@@ -55,11 +56,13 @@ def to_json(result: Retrieval, check: RecallCheck) -> dict[str, object]:
 
 def render(result: Retrieval, check: RecallCheck, console: Console) -> None:
     groups = ", ".join(sorted(result.principal.groups)) or "no groups"
-    table = Table(title=f"{result.question!r} as {result.principal.user_id} ({groups})")
+    # Questions, ids, titles and sections are data, not markup: "Budget [/2026]" must print as written.
+    table = Table(title=escape(f"{result.question!r} as {result.principal.user_id} ({groups})"))
     for column in ("#", "score", "doc id", "title", "section", "groups"):
         table.add_column(column)
     for c in result.chunks:
-        table.add_row(str(c.rank), f"{c.score:.4f}", c.doc_id, c.title, c.section or "", ", ".join(c.groups))
+        cells = (c.doc_id, c.title, c.section or "", ", ".join(c.groups))
+        table.add_row(str(c.rank), f"{c.score:.4f}", *(escape(cell) for cell in cells))
     console.print(table)
     verdict = "answerable" if check.answerable else "no approved source: the assistant would refuse"
     e = check.evidence

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assistant.access import Principal
@@ -110,7 +111,8 @@ class ImpactReport:
     def render(self, console: Console) -> None:
         counts = self.counts()
         console.print(
-            f"golden set {self.golden}: {counts['touched']} of {self.questions} questions touched by this sync; "
+            f"golden set {escape(str(self.golden))}: {counts['touched']} of {self.questions} questions touched by "
+            "this sync; "
             f"recall@{RANKED} worse for {counts['worse']}, better for {counts['better']}; "
             f"{counts['stale']} stale, {counts['unreadable']} no longer readable by their asker",
             highlight=False,
@@ -121,12 +123,12 @@ class ImpactReport:
         for column in ("question", "touched", f"recall@{RANKED}", "rank", "needs"):
             table.add_column(column)
         for item in sorted(self.items, key=lambda i: (i.change, i.qid)):
-            table.add_row(
-                item.question[:70],
-                ", ".join(f"{doc} ({how})" for doc, how in item.touched.items()),
+            table.add_row(  # questions and ids are data, not markup
+                escape(item.question[:70]),
+                escape(", ".join(f"{doc} ({how})" for doc, how in item.touched.items())),
                 f"{item.recall_before:.2f} -> {item.recall_after:.2f}",
                 f"{item.rank_before or '-'} -> {item.rank_after or '-'}",
-                _needs(item),
+                escape(_needs(item)),
             )
         console.print(table)
 

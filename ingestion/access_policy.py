@@ -1,22 +1,35 @@
 """`access.yaml`: which SSO groups may read which documents of a corpus.
 
     rules:
-      - match: "company/**"        # glob relative to the corpus root; * stays in one folder, ** crosses folders
+      - match: "company/**"        # a .gitignore pattern, relative to the corpus root
         groups: [everyone]
       - match: "hr/salary-bands.*"
         groups: [hr-compensation, executives]
 
+Patterns mean what they mean in a .gitignore file (git's documented semantics, matched by `pathspec`'s
+"gitignore" pattern): a pattern with a `/` before its end is anchored at the root, one without matches at any
+depth; a trailing `/` means a folder and everything in it; `*` and `?` stay inside one folder, `**` crosses
+folders; `[0-9]` is a character class. Matching is case-sensitive, on NFC-normalised Unicode. Two additions:
+a leading `./` anchors like a leading `/`; what .gitignore would read differently from a path (`!` negation, a
+`#` comment, backslash escapes) is refused with an error naming the line.
+
 The last rule that matches a document id wins (as in CODEOWNERS). A document no rule matches is uncovered and
-is not indexed: access fails closed. A document's front matter may narrow its groups, never widen them.
+is not indexed: access fails closed. A document's front matter may narrow its groups, never widen them. A rule
+that matches no document is reported by every sync (a typo must not leave an earlier, broader rule in force
+unnoticed); `assistant ingest --strict` refuses to sync while one exists.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from pathspec.patterns.gitignore import GitIgnorePatternError
+from pathspec.patterns.gitignore.basic import GitIgnoreBasicPattern
 
 from assistant.errors import AccessPolicyError, AccessRuleError
 
@@ -24,35 +37,58 @@ POLICY_FILE = "access.yaml"
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$")
 
 
+def normalise_id(doc_id: str) -> str:
+    """Document ids and patterns compare as NFC: the same name typed on two systems is one name."""
+    return unicodedata.normalize("NFC", doc_id)
+
+
 @dataclass(frozen=True)
 class AccessRule:
     match: str
     groups: tuple[str, ...]
     line: int
-    pattern: re.Pattern[str]
+    pattern: GitIgnoreBasicPattern
+
+    def matches(self, doc_id: str) -> bool:
+        return self.pattern.match_file(normalise_id(doc_id)) is not None
 
 
-def glob_to_regex(glob: str) -> re.Pattern[str]:
-    """Anchored glob over `/`-separated ids: `*` and `?` never cross `/`; `**` crosses any number of folders."""
-    out: list[str] = []
-    i = 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")  # zero or more whole folders
-            i += 3
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif glob[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(glob[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
+@dataclass(frozen=True)
+class UnmatchedRule:
+    """A rule no document of the source matches: most likely a typo, which leaves broader rules in force."""
+
+    origin: str  # the policy file's name
+    line: int
+    match: str
+    hint: str  # what it would match if case were ignored, or ""
+
+    @property
+    def message(self) -> str:
+        return f"{self.origin} line {self.line}: rule {self.match!r} matches no document{self.hint}"
+
+
+def compile_pattern(glob: str, where: str, line: int | None) -> GitIgnoreBasicPattern:
+    """A rule's `match:` as a gitignore pattern; what gitignore would not read as a plain path is refused."""
+    glob = normalise_id(glob.strip())
+    if glob.startswith("./"):
+        glob = "/" + glob[2:]  # relative to the corpus root: anchored, as a leading "/" is
+    problem = None
+    if glob.startswith("!"):
+        problem = "'!' (negation) has no meaning in access rules; a later rule with other groups overrides instead"
+    elif glob.startswith("#"):
+        problem = "a pattern starting with '#' is a comment in gitignore syntax; write [#] for a literal '#'"
+    elif "\\" in glob:
+        problem = "backslashes are not accepted (separators are '/'; use [*] to match a literal '*')"
+    elif ".." in glob.split("/"):
+        problem = "'..' would leave the corpus root; patterns are relative to it"
+    elif glob.strip("/") == "":
+        problem = "the pattern is empty"
+    if problem is None:
+        try:
+            return GitIgnoreBasicPattern(glob)
+        except GitIgnorePatternError as exc:
+            problem = f"not a valid pattern ({exc})"
+    raise AccessPolicyError(where, line, f"match {glob!r}: {problem}")
 
 
 class AccessPolicy:
@@ -64,7 +100,7 @@ class AccessPolicy:
     def grant_all(cls, groups: list[str], origin: str = "--groups") -> AccessPolicy:
         """One rule giving every document to `groups` (e.g. an evaluation corpus with no access.yaml)."""
         clean = _check_groups(groups, origin, None)
-        return cls([AccessRule("**", clean, 0, glob_to_regex("**"))], origin)
+        return cls([AccessRule("**", clean, 0, compile_pattern("**", origin, None))], origin)
 
     @classmethod
     def load(cls, path: Path) -> AccessPolicy:
@@ -96,9 +132,22 @@ class AccessPolicy:
     def rule_for(self, doc_id: str) -> AccessRule | None:
         """The last rule matching `doc_id`, or None when the document is uncovered."""
         for rule in reversed(self.rules):
-            if rule.pattern.match(doc_id):
+            if rule.matches(doc_id):
                 return rule
         return None
+
+    def unmatched(self, doc_ids: Iterable[str]) -> list[UnmatchedRule]:
+        """The rules that match none of `doc_ids`, each with a hint when only letter case stands in the way."""
+        ids = [normalise_id(d) for d in doc_ids]
+        unmatched = []
+        for rule in self.rules:
+            if any(rule.matches(d) for d in ids):
+                continue
+            folded = compile_pattern(rule.match.casefold(), self.origin, rule.line)
+            near = [d for d in ids if folded.match_file(d.casefold()) is not None]
+            hint = f" (it would match {near[0]!r} if case were ignored: matching is case-sensitive)" if near else ""
+            unmatched.append(UnmatchedRule(Path(self.origin).name, rule.line, rule.match, hint))
+        return unmatched
 
 
 def narrow(rule: AccessRule, front_matter_groups: tuple[str, ...] | None, doc_id: str) -> tuple[str, ...]:
@@ -137,13 +186,11 @@ def _parse_rule(node: yaml.Node, where: str) -> AccessRule:
     if not isinstance(match_node, yaml.ScalarNode) or not match_node.value.strip():
         raise AccessPolicyError(where, line, "rule has no 'match:' glob")
     glob = match_node.value.strip()
-    if glob.startswith("/") or ".." in glob.split("/"):
-        raise AccessPolicyError(where, line, f"match {glob!r} must be relative to the corpus root")
     groups_node = _value_of(node, "groups", where)
     if not isinstance(groups_node, yaml.SequenceNode):
         raise AccessPolicyError(where, line, f"rule {glob!r} needs 'groups:' as a list, e.g. groups: [everyone]")
     names = [g.value if isinstance(g, yaml.ScalarNode) else "" for g in groups_node.value]
-    return AccessRule(glob, _check_groups(names, where, line), line, glob_to_regex(glob))
+    return AccessRule(glob, _check_groups(names, where, line), line, compile_pattern(glob, where, line))
 
 
 def _check_groups(names: list[str], where: str, line: int | None) -> tuple[str, ...]:

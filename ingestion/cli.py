@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from assistant.cli_options import JsonFileOption, QuietOption
 from assistant.cli_progress import terminal_progress
@@ -25,6 +26,14 @@ def ingest(
         str | None, typer.Option(help="Give every document to these groups (G1,G2) instead of an access.yaml.")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")] = False,
+    strict: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict/--no-strict",
+            help="Sync nothing while an access rule matches no document [default: ingest.strict; on in the server "
+            "profile].",
+        ),
+    ] = None,
     json_out: JsonFileOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -36,21 +45,23 @@ def ingest(
     console = Console()
     group_list = parse_groups(groups) if groups is not None else None
     settings = load_settings()
+    if strict is not None:
+        settings.ingest.strict = strict
     watcher = watcher_for(settings, collection)
     with open_components(settings) as components:
         with terminal_progress(console, quiet=quiet) as progress:
             summary = run_ingest(
                 components, source, collection, group_list, dry_run=dry_run, progress=progress, watcher=watcher
             )
+        if json_out is not None:  # written first: nothing printed below can lose the record of a committed sync
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
         summary.render(console)
         if watcher is not None and watcher.report is not None:
             watcher.report.render(console)
             console.print(f"impact report saved to {publish(watcher.report, settings, components.tracer)}")
         elif watcher is not None and watcher.error:
-            console.print(f"[yellow]no impact report: {watcher.error}[/yellow]", highlight=False)
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
+            console.print(f"[yellow]no impact report: {escape(watcher.error)}[/yellow]", highlight=False)
     if not summary.ok:
         raise typer.Exit(code=1)
 

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from assistant.errors import DocumentError
-from ingestion.access_policy import AccessRule, narrow
+from ingestion.access_policy import AccessRule, UnmatchedRule, narrow
 from ingestion.readers import reader_version
 from ingestion.sources import Source, SourceEntry, SourceFailure
 from ingestion.state import DocumentState
@@ -45,6 +45,7 @@ class SyncPlan:
     failed: list[SourceFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # absent from the source, kept: some entries were unidentifiable
+    unmatched_rules: list[UnmatchedRule] = field(default_factory=list)  # access rules no document matches
 
 
 def content_hash(fingerprint: str, kind: str, raw: bytes) -> str:
@@ -94,6 +95,7 @@ def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: st
     else:
         plan.deleted = gone
     plan.ignored = source.ignored()
+    plan.unmatched_rules = source.policy.unmatched(seen)
     return plan
 
 

@@ -35,12 +35,15 @@ class ParsedDocument:
     front_matter_groups: tuple[str, ...] | None
 
 
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+# Blank lines before the opening `---` are allowed: a block the reader skipped would drop its `groups:` narrowing.
+_FRONT_MATTER = re.compile(r"\A(?:[ \t]*\r?\n)*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 
 
 # A reader whose output changed since documents were indexed with it: part of those documents' content hash, so
-# the next sync re-reads them (and only them). Version 2 of HTML: table rows as `| a | b |`, not glued cells.
-_READER_VERSIONS = {".html": 2, ".htm": 2}
+# the next sync re-reads them (and only them). HTML v2: table rows as `| a | b |`, not glued cells. Front matter
+# (v2 of Markdown and text, v3 of HTML): honoured after blank lines and in .txt/.html, a repeated key refused; an
+# index built before could serve such documents to their rule's wider groups, so they are all read again.
+_READER_VERSIONS = {".md": 2, ".markdown": 2, ".txt": 2, ".html": 3, ".htm": 3}
 
 
 _ROW_GAP = re.compile(r"^(\|.*\|)\n\n+(?=\|.*\|$)", re.MULTILINE)  # blank lines between two table rows
@@ -60,8 +63,9 @@ def parse_document(kind: str, name: str, raw: bytes) -> ParsedDocument:
     elif kind in (".md", ".markdown"):
         parsed = _markdown(_decode_text(raw), stem)
     elif kind == ".txt":
-        text = _decode_text(raw)
-        parsed = ParsedDocument(_first_line_title(text, stem), [Section(None, text)], None)
+        meta, text = _front_matter(_decode_text(raw))
+        title = str(meta.get("title") or "") or _first_line_title(text, stem)
+        parsed = ParsedDocument(title, [Section(None, text)], _front_matter_groups(meta))
     elif kind in (".html", ".htm"):
         parsed = _html(raw, stem)
     elif kind == ".pdf":
@@ -100,12 +104,26 @@ def _beir(raw: bytes) -> ParsedDocument:
     return ParsedDocument(record["title"], [Section(None, record["text"])], None)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML tools disagree on which of two equal keys wins (`groups:` twice): refuse rather than guess."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        keys = [key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode)]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise DocumentError(
+                f"front matter key {repeated[0]!r} appears twice (line {node.start_mark.line + 2}); keep one"
+            )
+        return super().construct_mapping(node, deep=deep)
+
+
 def _front_matter(text: str) -> tuple[dict[str, object], str]:
+    """(front matter, the text after it) of a Markdown, text or HTML document; ({}, text) when it has none."""
     match = _FRONT_MATTER.match(text)
     if not match:
         return {}, text
     try:
-        data = yaml.safe_load(match.group(1)) or {}
+        data = yaml.load(match.group(1), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         line = exc.problem_mark.line + 2 if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark else "?"
         raise DocumentError(f"front matter line {line} is not valid YAML; fix it or remove the block") from None
@@ -114,17 +132,26 @@ def _front_matter(text: str) -> tuple[dict[str, object], str]:
     return data, text[match.end() :]
 
 
+def _front_matter_groups(meta: dict[str, object]) -> tuple[str, ...] | None:
+    """The `groups:` a document narrows itself to, or None when it names none."""
+    if "groups" not in meta:
+        return None
+    groups = meta["groups"]  # present but empty is an error, never "no narrowing"
+    if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups) or not groups:
+        raise DocumentError("front matter 'groups' must be a non-empty list of group names, e.g. groups: [hr]")
+    return tuple(g.strip() for g in groups)
+
+
 def _markdown(text: str, stem: str) -> ParsedDocument:
     meta, body = _front_matter(text)
-    groups = meta.get("groups")
-    fm_groups: tuple[str, ...] | None = None
-    if "groups" in meta:  # present but empty is an error, never "no narrowing"
-        if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups) or not groups:
-            raise DocumentError("front matter 'groups' must be a non-empty list of group names, e.g. groups: [hr]")
-        fm_groups = tuple(g.strip() for g in groups)
+    parsed = _markdown_body(body, str(meta.get("title") or ""), stem)
+    return ParsedDocument(parsed.title, parsed.sections, _front_matter_groups(meta))
+
+
+def _markdown_body(body: str, title: str, stem: str) -> ParsedDocument:
+    """Sections of Markdown text cut at its headings; `title` wins over the first `# ` heading."""
     nodes = MarkdownNodeParser().get_nodes_from_documents([Document(text=body)])
     sections: list[Section] = []
-    title = str(meta.get("title") or "")
     for node in nodes:
         content = node.get_content()
         first = content.lstrip().split("\n", 1)[0]
@@ -135,12 +162,16 @@ def _markdown(text: str, stem: str) -> ParsedDocument:
                 title = heading
             path.append(heading)
         sections.append(Section(" > ".join(path) or None, content))
-    return ParsedDocument(title or _first_line_title(body, stem), sections, fm_groups)
+    return ParsedDocument(title or _first_line_title(body, stem), sections, None)
 
 
 def _html(raw: bytes, stem: str) -> ParsedDocument:
     if b"\x00" in raw[:8192]:
         raise DocumentError("contains binary data (NUL bytes), not HTML; is the file extension right?")
+    meta: dict[str, object] = {}
+    if raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"---"):  # front matter, as static-site generators write it
+        meta, text = _front_matter(_decode_text(raw))
+        raw = text.encode("utf-8")
     soup = BeautifulSoup(raw, "html.parser")
     for tag in soup(["script", "style", "nav", "noscript"]):
         tag.decompose()
@@ -159,8 +190,8 @@ def _html(raw: bytes, stem: str) -> ParsedDocument:
     text = re.sub(r"\n{3,}", "\n\n", soup.get_text())
     text = "\n".join(line.strip() for line in text.splitlines())
     text = _ROW_GAP.sub(r"\1\n", text)  # the rows of a table on consecutive lines
-    parsed = _markdown(text.strip(), stem)
-    return ParsedDocument(title or parsed.title, parsed.sections, None)
+    parsed = _markdown_body(text.strip(), str(meta.get("title") or "") or title, stem)
+    return ParsedDocument(parsed.title, parsed.sections, _front_matter_groups(meta))
 
 
 def _in_memory(name: str, raw: bytes) -> tuple[MemoryFileSystem, PurePosixPath]:

@@ -61,7 +61,9 @@ def run_ingest(
             try:
                 if watcher is not None and not dry_run:
                     watcher.before_sync(components.retriever(target), state.documents(target))
-                summary = Ingestor(components, state).sync(source, target, dry_run=dry_run, progress=progress)
+                summary = Ingestor(components, state).sync(
+                    source, target, dry_run=dry_run, strict=settings.ingest.strict, progress=progress
+                )
                 if watcher is not None and not dry_run:
                     watcher.after_sync(components.retriever(target), summary, state.documents(target))
             finally:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Protocol
 
 from assistant.errors import DocumentError, SourceError
-from ingestion.access_policy import POLICY_FILE, AccessPolicy
+from ingestion.access_policy import POLICY_FILE, AccessPolicy, normalise_id
 
 
 @dataclass(frozen=True)
 class SourceEntry:
-    doc_id: str
-    path: str  # what a person should look at: relative path, or corpus.jsonl:LINE
+    doc_id: str  # NFC-normalised, so the same name typed on two systems is one document
+    path: str  # what a person should look at: relative path as on disk, or corpus.jsonl:LINE
     kind: str  # how to parse it: a file suffix such as ".md", or "beir"
 
 
@@ -47,12 +47,27 @@ class Source(Protocol):
         """Files skipped because their type is not read (known after `entries()` ran)."""
 
 
+def _printable(rel: str) -> str:
+    """A path as text: bytes of a name that is not UTF-8 shown as \\xNN, so it can be printed and stored."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _naming_problem(rel: str, taken_by: str | None) -> str | None:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8, so it cannot be a document id; rename the file"
+    if taken_by is not None:
+        return f"names the same document as {taken_by!r} once Unicode is normalised (NFC); rename one of them"
+    return None
+
+
 def _mb(size: int) -> str:
     return f"{size / 1_048_576:.1f} MB"
 
 
 class FolderSource:
-    """Every supported file under `root`, recursively; ids are paths relative to the root, with `/`."""
+    """Every supported file under `root`, recursively; ids are paths relative to the root, with `/`, in NFC."""
 
     def __init__(self, root: Path, policy: AccessPolicy | None, extensions: list[str], max_bytes: int) -> None:
         if not root.is_dir():
@@ -70,6 +85,7 @@ class FolderSource:
     def entries(self) -> Iterator[SourceEntry | SourceFailure]:
         self._ignored = []
         unlisted: list[OSError] = []  # folders that could not be listed: their documents are unknown, not gone
+        named: dict[str, str] = {}  # doc id -> the path that took it
         for folder, dirs, files in os.walk(self.root, onerror=unlisted.append):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
@@ -78,16 +94,20 @@ class FolderSource:
                 if name.startswith(".") or rel == POLICY_FILE:
                     continue
                 if path.suffix.lower() not in self._extensions:
-                    self._ignored.append(rel)
+                    self._ignored.append(_printable(rel))
                     continue
-                problem = self._check(path)
+                doc_id = normalise_id(rel)
+                problem = _naming_problem(rel, named.get(doc_id)) or self._check(path)
                 if problem:
-                    yield SourceFailure(rel, problem, doc_id=rel)
+                    yield SourceFailure(_printable(rel), problem, doc_id=_printable(doc_id))
                 else:
-                    yield SourceEntry(doc_id=rel, path=rel, kind=path.suffix.lower())
+                    named[doc_id] = rel
+                    yield SourceEntry(doc_id=doc_id, path=rel, kind=path.suffix.lower())
         for error in unlisted:
             where = Path(error.filename).relative_to(self.root).as_posix() if error.filename else "."
-            yield SourceFailure(f"{where}/", f"folder could not be listed ({error.strerror}); fix its permissions")
+            yield SourceFailure(
+                f"{_printable(where)}/", f"folder could not be listed ({error.strerror}); fix its permissions"
+            )
 
     def _check(self, path: Path) -> str | None:
         if path.is_symlink():
@@ -112,7 +132,7 @@ class FolderSource:
 
     def read(self, entry: SourceEntry) -> bytes:
         try:
-            return (self.root / entry.doc_id).read_bytes()
+            return (self.root / entry.path).read_bytes()
         except OSError as exc:
             raise DocumentError(f"cannot be read ({exc.strerror}); check the file's permissions") from exc
 
@@ -144,9 +164,7 @@ class BeirSource:
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                    doc_id = str(record["_id"])
-                    body = {"title": str(record.get("title") or ""), "text": str(record["text"])}
+                    doc_id, body = _beir_record(json.loads(line))
                 except (ValueError, KeyError, TypeError) as exc:
                     yield SourceFailure(where, f"not a BEIR document line ({exc}); each line needs _id and text")
                     continue
@@ -158,6 +176,20 @@ class BeirSource:
 
     def read(self, entry: SourceEntry) -> bytes:
         return self._docs[entry.doc_id]
+
+
+def _beir_record(record: object) -> tuple[str, dict[str, str]]:
+    """(doc id, {title, text}) of one corpus line; a null or non-text field is an error, never the text "None"."""
+    if not isinstance(record, dict):
+        raise TypeError("the line is not a JSON object")
+    doc_id, text, title = record["_id"], record["text"], record.get("title")
+    if isinstance(doc_id, bool) or not isinstance(doc_id, str | int) or not str(doc_id).strip():
+        raise ValueError(f"_id must be a non-empty string or integer, not {json.dumps(doc_id)}")
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, not {json.dumps(text)[:40]}")
+    if title is not None and not isinstance(title, str):
+        raise ValueError(f"title must be a string, not {json.dumps(title)[:40]}")
+    return normalise_id(str(doc_id)), {"title": title or "", "text": text}
 
 
 def open_source(location: Path, policy: AccessPolicy | None, extensions: list[str], max_bytes: int) -> Source:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from assistant.errors import CollectionMismatchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: documents.flags (signs of text aimed at the assistant, `ingestion.injection`)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     name TEXT PRIMARY KEY,
@@ -35,9 +35,11 @@ CREATE TABLE IF NOT EXISTS documents (
     chunks INTEGER NOT NULL,
     title TEXT NOT NULL,
     updated REAL NOT NULL,
+    flags TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (collection, doc_id)
 );
 """
+_MIGRATIONS = {2: "ALTER TABLE documents ADD COLUMN flags TEXT NOT NULL DEFAULT '[]'"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class DocumentState:
     version: int
     chunks: int
     title: str
+    flags: tuple[str, ...] = ()  # signs of instructions or forged answer lines found when it was read
 
 
 class SyncState:
@@ -62,6 +65,10 @@ class SyncState:
         if version == 0:
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            version = SCHEMA_VERSION
+        for step in range(version + 1, SCHEMA_VERSION + 1):  # numbered migrations of an older state file
+            self._db.execute(_MIGRATIONS[step])
+            self._db.execute(f"PRAGMA user_version={step}")
 
     def check_source(self, collection: str, source: str) -> None:
         """A collection mirrors one source; syncing another source into it would delete the first one's docs."""
@@ -84,7 +91,7 @@ class SyncState:
 
     def documents(self, collection: str) -> dict[str, DocumentState]:
         rows = self._db.execute(
-            "SELECT doc_id, path, content_hash, groups, front_matter_groups, version, chunks, title "
+            "SELECT doc_id, path, content_hash, groups, front_matter_groups, version, chunks, title, flags "
             "FROM documents WHERE collection=?",
             (collection,),
         )
@@ -98,6 +105,7 @@ class SyncState:
                 r[5],
                 r[6],
                 r[7],
+                tuple(json.loads(r[8])),
             )
             for r in rows
         }
@@ -106,7 +114,7 @@ class SyncState:
         now = time.time()
         with self._transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         collection,
@@ -119,6 +127,7 @@ class SyncState:
                         d.chunks,
                         d.title,
                         now,
+                        json.dumps(list(d.flags)),
                     )
                     for d in docs
                 ],

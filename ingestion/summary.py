@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ingestion.sources import SourceFailure
@@ -25,6 +26,8 @@ class SyncSummary:
     failed: list[SourceFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # not deleted although absent: some entries were unidentifiable
+    unmatched_rules: list[str] = field(default_factory=list)  # access rules that match no document (likely typos)
+    flagged: list[str] = field(default_factory=list)  # "doc id: sign" for text aimed at the assistant, this run
     chunks: int = 0  # chunks embedded and written by this run
     chunks_in_index: int = 0
     seconds: float = 0.0
@@ -52,6 +55,8 @@ class SyncSummary:
             "failed": [{"path": f.path, "error": f.error} for f in self.failed],
             "ignored": list(self.ignored),
             "held": list(self.held),
+            "unmatched_rules": list(self.unmatched_rules),
+            "flagged": list(self.flagged),
             "chunks": self.chunks,
             "chunks_in_index": self.chunks_in_index,
             "seconds": round(self.seconds, 3),
@@ -67,7 +72,9 @@ class SyncSummary:
 
     def render(self, console: Console) -> None:
         list_limit = 50 if self.dry_run else 6  # a dry run is read for its diff
+        # Paths, ids, titles and errors come from documents: escaped, so "[/bold]" in a file name is just text.
         title = f"{'Dry run: would sync' if self.dry_run else 'Synced'} {self.source} -> collection {self.collection}"
+        title = escape(title)
         table = Table(title=title, show_header=True, header_style="bold")
         table.add_column("documents")
         table.add_column("count", justify="right")
@@ -85,7 +92,19 @@ class SyncSummary:
         table.add_row("failed", str(len(self.failed)), "", style="red" if self.failed else None)
         console.print(table)
         for failure in self.failed:
-            console.print(f"[red]failed[/red] {failure.path}: {failure.error}", highlight=False)
+            console.print(f"[red]failed[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False)
+        for message in self.unmatched_rules:
+            console.print(
+                f"[yellow]{escape(message)}: documents it was meant for fall under earlier rules or none; fix "
+                "its pattern (see the README's access rules)[/yellow]",
+                highlight=False,
+            )
+        for flag in self.flagged:
+            console.print(
+                f"[yellow]flagged[/yellow] {escape(flag)} (indexed; the answer format shows it only as quoted text: "
+                "check the document)",
+                highlight=False,
+            )
         if self.held:
             console.print(
                 f"[yellow]{len(self.held)} indexed document(s) are missing from the source but were kept: some "
@@ -106,5 +125,5 @@ class SyncSummary:
 
 
 def _preview(ids: list[str], limit: int) -> str:
-    shown = ", ".join(ids[:limit])
+    shown = escape(", ".join(ids[:limit]))
     return shown + (f" ... (+{len(ids) - limit})" if len(ids) > limit else "")

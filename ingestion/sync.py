@@ -19,9 +19,10 @@ from assistant.components import Components
 from assistant.errors import AccessRuleError, CollectionMismatchError, DocumentError
 from assistant.progress import NO_PROGRESS, Progress
 from assistant.store import ChunkRecord, VectorSpace, chunk_point_id
-from ingestion.access_policy import narrow
+from ingestion.access_policy import UnmatchedRule, narrow
 from ingestion.chunker import Chunk, Chunker
 from ingestion.crash_points import crash_point
+from ingestion.injection import injection_signs
 from ingestion.plan import PlannedDocument, Regroup, SyncPlan, content_hash, keep_serving_under_policy, plan_sync
 from ingestion.readers import parse_document
 from ingestion.recovery import recovered_from_index
@@ -42,6 +43,7 @@ class ReadyDocument:
     groups: tuple[str, ...]
     front_matter_groups: tuple[str, ...] | None
     chunks: list[Chunk]
+    flags: tuple[str, ...]  # signs of text aimed at the assistant (indexed all the same; its owner decides)
 
 
 @dataclass
@@ -87,14 +89,27 @@ class Ingestor:
         self.fingerprint = f"{self.embedder.model_id}|{self.chunker.fingerprint}|{self.bm25.fingerprint}"
 
     def sync(
-        self, source: Source, collection: str, *, dry_run: bool = False, progress: Progress = NO_PROGRESS
+        self,
+        source: Source,
+        collection: str,
+        *,
+        dry_run: bool = False,
+        strict: bool = False,
+        progress: Progress = NO_PROGRESS,
     ) -> SyncSummary:
+        """`strict`: an access rule that matches no document fails the sync before anything is written."""
         timer = PhaseTimer()
         with timer("plan"):
             self.state.check_source(collection, source.location)
             indexed, recovered = self._known_documents(collection, dry_run)
             plan = plan_sync(source, indexed, self.fingerprint)
             _refuse_foreign_source(plan, indexed, recovered, collection, source.location)
+        if strict and plan.unmatched_rules:
+            refusals = _strict_refusals(plan.unmatched_rules)
+            if not dry_run:  # nothing is written: the summary lists the refusals, not the diff
+                refused = SyncPlan(failed=refusals, unmatched_rules=plan.unmatched_rules, uncovered=plan.uncovered)
+                return summarise(refused, ReadResult(), collection, source.location, timer)
+            plan.failed.extend(refusals)
         if dry_run:
             return summarise(plan, ReadResult(), collection, source.location, timer, dry_run=True)
         self.state.record_source(collection, source.location)
@@ -172,6 +187,7 @@ class Ingestor:
             groups=groups,
             front_matter_groups=parsed.front_matter_groups,
             chunks=self.chunker.chunk(parsed),
+            flags=tuple(injection_signs("\n".join([parsed.title, *(s.text for s in parsed.sections)]))),
         )
 
     def _embed_and_write(
@@ -241,6 +257,7 @@ def _state_of(doc: ReadyDocument) -> DocumentState:
         version=_next_version(doc.planned),
         chunks=len(doc.chunks),
         title=doc.title,
+        flags=doc.flags,
     )
 
 
@@ -281,6 +298,17 @@ def _refuse_foreign_source(
         )
 
 
+def _strict_refusals(unmatched: list[UnmatchedRule]) -> list[SourceFailure]:
+    return [
+        SourceFailure(
+            f"{rule.origin}:{rule.line}",
+            f"rule {rule.match!r} matches no document{rule.hint}; strict mode syncs nothing while a rule matches "
+            "nothing: fix the rule's pattern or remove it",
+        )
+        for rule in unmatched
+    ]
+
+
 def summarise(
     plan: SyncPlan,
     read: ReadResult,
@@ -308,6 +336,8 @@ def summarise(
         failed=list(plan.failed) + read.failed,
         ignored=plan.ignored,
         held=plan.held,
+        unmatched_rules=[rule.message for rule in plan.unmatched_rules],
+        flagged=[f"{doc.planned.entry.doc_id}: {flag}" for doc in read.ready for flag in doc.flags],
         chunks=chunks,
         chunks_in_index=chunks_in_index,
         seconds=timer.total,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import AccessPolicyError, DocumentError
-from ingestion.access_policy import AccessPolicy, glob_to_regex, narrow
+from ingestion.access_policy import AccessPolicy, AccessRule, compile_pattern, narrow
 
 
 def write_policy(tmp_path: Path, text: str) -> Path:
@@ -14,25 +14,81 @@ def write_policy(tmp_path: Path, text: str) -> Path:
     return path
 
 
+# The README's table of access-rule semantics: every row is checked here.
+GLOB_SEMANTICS = [
+    ("hr/**", "hr/a.md", True),
+    ("hr/**", "hr/sub/deep/a.md", True),
+    ("hr/**", "hrx/a.md", False),
+    ("hr/*", "hr/a.md", True),
+    ("hr/*", "hr/sub/a.md", False),  # * stays inside one folder (as CODEOWNERS reads docs/*)
+    ("secret/", "secret/a.md", True),  # a trailing / is a folder and everything in it
+    ("secret/", "x/secret/a.md", True),  # no / before the end: at any depth, as .gitignore reads it
+    ("/secret/", "x/secret/a.md", False),  # a leading / anchors at the corpus root
+    ("./legal/**", "legal/nda.md", True),  # ./ is the corpus root too
+    ("./legal/**", "x/legal/nda.md", False),
+    ("deep/**/", "deep/x/a.md", True),
+    ("*.md", "a.md", True),
+    ("*.md", "hr/a.md", True),  # no / in the pattern: any depth
+    ("/*.md", "hr/a.md", False),
+    ("**/*.md", "x/y/a.md", True),
+    ("hr/salary-bands.*", "hr/salary-bands.md", True),
+    ("doc?.txt", "doc1.txt", True),
+    ("doc?.txt", "doc10.txt", False),
+    ("board/notes-[0-9].md", "board/notes-3.md", True),  # [...] is a character class
+    ("board/notes-[0-9].md", "board/notes-[0-9].md", False),
+    ("a+b/?x?.md", "a+b/[x].md", True),  # ? stands in for a literal [ or ]
+    ("fin/*.md", "fin/budget.MD", False),  # case-sensitive (reported as a near miss when nothing else matches)
+    ("exec/r\u00e9sum\u00e9.md", "exec/re\u0301sume\u0301.md", True),  # NFC pattern, NFD file name
+    ("exec/re\u0301sume\u0301.md", "exec/r\u00e9sum\u00e9.md", True),
+]
+
+
+@pytest.mark.parametrize(("glob", "path", "matches"), GLOB_SEMANTICS)
+def test_glob_semantics(glob: str, path: str, matches: bool) -> None:
+    rule = AccessRule(glob, ("g",), 1, compile_pattern(glob, "access.yaml", 1))
+    assert rule.matches(path) is matches
+
+
 @pytest.mark.parametrize(
-    ("glob", "path", "matches"),
+    ("glob", "reason"),
     [
-        ("hr/**", "hr/a.md", True),
-        ("hr/**", "hr/sub/deep/a.md", True),
-        ("hr/**", "hrx/a.md", False),
-        ("hr/*", "hr/sub/a.md", False),
-        ("*.md", "a.md", True),
-        ("*.md", "hr/a.md", False),  # anchored at the root, unlike .gitignore
-        ("**/*.md", "a.md", True),
-        ("**/*.md", "x/y/a.md", True),
-        ("hr/salary-bands.*", "hr/salary-bands.md", True),
-        ("doc?.txt", "doc1.txt", True),
-        ("doc?.txt", "doc10.txt", False),
-        ("a+b/[x].md", "a+b/[x].md", True),  # regex characters are literal
+        ("!hr/**", "negation"),
+        ("#notes.md", "comment"),
+        ("legal\\**", "backslashes"),
+        ("../x/**", "leave the corpus root"),
+        ("/", "empty"),
     ],
 )
-def test_glob_semantics(glob: str, path: str, matches: bool) -> None:
-    assert bool(glob_to_regex(glob).match(path)) is matches
+def test_patterns_read_otherwise_by_gitignore_are_refused_naming_the_line(
+    tmp_path: Path, glob: str, reason: str
+) -> None:
+    path = write_policy(
+        tmp_path, f"rules:\n  - match: '**'\n    groups: [everyone]\n  - match: '{glob}'\n    groups: [hr]\n"
+    )
+    with pytest.raises(AccessPolicyError, match=reason) as caught:
+        AccessPolicy.load(path)
+    assert caught.value.line == 4
+
+
+def test_rules_that_match_no_document_are_reported_with_a_case_hint(tmp_path: Path) -> None:
+    """The issue's typos: with '**' for everyone first, none of these may go unnoticed."""
+    policy = AccessPolicy.load(
+        write_policy(
+            tmp_path,
+            "rules:\n"
+            "  - match: '**'\n    groups: [everyone]\n"
+            "  - match: 'secret/'\n    groups: [security]\n"
+            "  - match: 'fin/*.md'\n    groups: [finance]\n"
+            "  - match: 'board/notes-9.md'\n    groups: [executives]\n",
+        )
+    )
+    ids = ["secret/keys.md", "fin/budget.MD", "company/a.md"]
+    assert policy.rule_for("secret/keys.md").groups == ("security",)  # type: ignore[union-attr]
+    unmatched = policy.unmatched(ids)
+    assert [(u.line, u.match) for u in unmatched] == [(6, "fin/*.md"), (8, "board/notes-9.md")]
+    assert "'fin/budget.MD' if case were ignored" in unmatched[0].message
+    assert unmatched[0].message.startswith("access.yaml line 6: rule 'fin/*.md' matches no document")
+    assert unmatched[1].hint == ""
 
 
 def test_last_matching_rule_wins(tmp_path: Path) -> None:
@@ -64,7 +120,7 @@ def test_uncovered_document_has_no_rule(tmp_path: Path) -> None:
         ("rules:\n  - match: 'a/**'\n    groups: []\n", 2, "groups list is empty"),
         ("rules:\n  - groups: [a]\n", 2, "no 'match:'"),
         ("rules:\n  - match: 'a'\n    groups: [a]\n    owner: bob\n", 2, "unknown key"),
-        ("rules:\n  - match: '/etc/**'\n    groups: [a]\n", 2, "relative to the corpus root"),
+        ("rules:\n  - match: 'a/../../etc/**'\n    groups: [a]\n", 2, "leave the corpus root"),
         ("rules:\n  - match: 'a'\n    groups: ['bad group']\n", 2, "invalid group name"),
         ("rules: everyone\n", 1, "must be a list"),
         ("rules:\n  - match: 'a'\n    groups: [everyone]\n    groups: [hr]\n", 2, "'groups' appears twice"),

@@ -66,3 +66,22 @@ def test_bad_input_is_a_clear_document_error(kind: str, raw: bytes, reason: str)
     with pytest.raises(DocumentError, match=None) as caught:
         parse_document(kind, f"bad{kind}", raw)
     assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        (".md", b"\n\n---\ngroups: [hr]\n---\n# Pay\n\nBands.\n"),  # blank lines before the block
+        (".txt", b"---\ngroups: [hr]\n---\nPay bands for 2026.\n"),
+        (".html", b"---\ngroups: [hr]\n---\n<html><body><h1>Pay</h1><p>Bands.</p></body></html>"),
+    ],
+)
+def test_front_matter_narrowing_is_honoured_wherever_it_is_written(kind: str, raw: bytes) -> None:
+    doc = parse_document(kind, f"pay{kind}", raw)
+    assert doc.front_matter_groups == ("hr",)
+    assert all("groups:" not in s.text for s in doc.sections)
+
+
+def test_a_repeated_front_matter_key_is_refused() -> None:
+    with pytest.raises(DocumentError, match="'groups' appears twice"):
+        parse_document(".md", "pay.md", b"---\ngroups: [hr]\ngroups: [everyone]\n---\n# Pay\n\nBands.\n")
