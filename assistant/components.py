@@ -10,6 +10,7 @@ and `ingest_lock` keeps two re-ingests of this process from overlapping.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING
 
 from assistant.adapters import AdapterRecord, resolve_adapter
 from assistant.embedder import Embedder
+from assistant.errors import ConfigError
 from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
-from assistant.settings import Settings
+from assistant.settings import COLLECTION_NAME, Settings
 from assistant.sparse import Bm25Encoder
 from assistant.store import VectorStore, build_store
 from assistant.tracing import Tracer
@@ -90,6 +92,9 @@ class Components:
         return Generator(settings, self.settings.models_dir)
 
     def collection(self, name: str | None = None) -> str:
+        """`name` (a --collection option) or the configured default; a name is a folder in the data directory."""
+        if name is not None and not re.fullmatch(COLLECTION_NAME, name):
+            raise ConfigError(f"collection name {name!r}: use letters, digits, '-' and '_' (at most 64)")
         return name or self.settings.store.collection
 
     def retriever(self, collection: str | None = None) -> Retriever:

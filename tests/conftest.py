@@ -38,6 +38,15 @@ REPO = Path(__file__).resolve().parents[1]
 HANDBOOK = REPO / "samples" / "handbook"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _app_served_on_loopback() -> None:
+    """AppTest runs the app in this process with no server address set; `assistant ui` sets localhost, and dev
+    sign-in is refused on any other address (tests/test_settings.py checks the refusal)."""
+    from streamlit import config
+
+    config.set_option("server.address", "localhost")
+
+
 @functools.cache
 def shared_embedder() -> Embedder:
     """The bundled MiniLM, loaded once per test session."""

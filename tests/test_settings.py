@@ -69,3 +69,69 @@ def test_server_backend_without_url_is_refused() -> None:
 def test_null_in_the_environment_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASSISTANT_GENERATOR__SHORTLIST_HEAD", "null")
     assert load_settings().generator.shortlist_head is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "ASSISTANT_IDENTITY__ALLOW_DEV_USER",
+            "false",
+            "unknown setting ASSISTANT_IDENTITY__ALLOW_DEV_USER in the environment; did you mean "
+            "ASSISTANT_IDENTITY__ALLOW_DEV_USERS?",
+        ),
+        ("ASSISTANT_INGEST__EXTENSIONS", ".md", "setting ASSISTANT_INGEST__EXTENSIONS cannot be parsed; list and"),
+        ("ASSISTANT_RETRIEVAL__TOP_K", "9" * 30, "setting retrieval.top_k: Input should be less than or equal to"),
+        ("ASSISTANT_STORE__COLLECTION", "../outside", "setting store.collection: String should match pattern"),
+    ],
+)
+def test_bad_environment_values_are_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_a_file_as_the_data_dir_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a folder")
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        load_settings()
+
+
+def test_a_collection_option_cannot_leave_the_data_dir(tmp_path: Path) -> None:
+    from tests.conftest import run
+
+    result = run("search", "holidays", "--groups", "everyone", "--collection", "../../escape", data_dir=tmp_path)
+    assert result.returncode == 1 and "collection name '../../escape'" in result.stderr
+    assert not (tmp_path.parent / "escape").exists() and not list(tmp_path.parent.glob("escape*"))
+
+
+def test_dev_sign_in_is_refused_unless_served_on_loopback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`streamlit run ui/app.py` serves every interface: dev sign-in must not depend on `assistant ui`'s check."""
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path))
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        at = AppTest.from_file(str(REPO / "ui" / "app.py"), default_timeout=60)
+        at.run()
+    finally:
+        config.set_option("server.address", "localhost")
+    assert not at.exception
+    assert any("served on localhost only" in e.value for e in at.error)
+    assert not at.sidebar.selectbox  # no user picker
+
+
+def test_a_token_without_sub_or_name_is_one_clear_line() -> None:
+    from assistant.errors import IdentityError
+    from assistant.settings import UISettings
+    from ui.roles import principal_from_claims
+
+    with pytest.raises(IdentityError, match="neither a 'sub' nor"):
+        principal_from_claims({"groups": ["hr"]}, UISettings())

@@ -11,9 +11,9 @@ import typer
 
 from assistant.errors import ConfigError
 from assistant.settings import load_settings
+from ui.roles import LOOPBACK
 
 APP = Path(__file__).resolve().parent / "app.py"
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def ui(

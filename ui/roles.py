@@ -12,7 +12,10 @@ from enum import StrEnum
 from typing import Any
 
 from assistant.access import Principal
+from assistant.errors import IdentityError
 from assistant.settings import UISettings
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")  # the addresses dev sign-in may be served on
 
 
 class Page(StrEnum):
@@ -40,7 +43,10 @@ def principal_from_claims(claims: Mapping[str, Any], ui: UISettings) -> Principa
     else (missing, a string, a number) gives no groups at all rather than a guess."""
     user_id = str(claims.get("sub") or claims.get(ui.name_claim) or "")
     if not user_id:
-        raise ValueError("the sign-in token has neither a 'sub' nor a name claim")
+        raise IdentityError(
+            f"your sign-in token has neither a 'sub' nor a '{ui.name_claim}' claim, so no one can be signed in; "
+            "ask the identity provider's administrator to include 'sub' (ui.name_claim names the fallback)"
+        )
     groups = claims.get(ui.groups_claim)
     if not isinstance(groups, list | tuple) or not all(isinstance(g, str) for g in groups):
         groups = []

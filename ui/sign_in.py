@@ -14,7 +14,7 @@ from assistant.access import Principal
 from assistant.errors import IdentityError
 from assistant.identity import load_dev_users
 from assistant.settings import Settings
-from ui.roles import display_name, principal_from_claims
+from ui.roles import LOOPBACK, display_name, principal_from_claims
 
 DEV_USER_KEY = "dev_user"
 
@@ -55,6 +55,12 @@ def _dev_principal(settings: Settings) -> Principal:
     if not identity.allow_dev_users or identity.users_file is None:
         raise IdentityError(
             f"dev sign-in is refused under profile '{settings.profile}': identities come from SSO only (ui.auth=oidc)"
+        )
+    address = st.get_option("server.address")
+    if address not in LOOPBACK:  # `streamlit run ui/app.py` with no address serves every interface
+        raise IdentityError(
+            f"dev sign-in lets anyone pick any user, so it is served on localhost only (server.address is "
+            f"{address or 'unset: every interface'}); start the app with `assistant ui`, or set ui.auth=oidc"
         )
     users = load_dev_users(identity.users_file)
     with st.sidebar:
