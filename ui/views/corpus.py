@@ -1,6 +1,7 @@
 """Corpus (corpus owners): the indexed documents with their groups and versions, a dry-run diff before a
 re-ingest, the re-ingest itself with its progress (chat keeps answering), its failures, what the latest sync did
-to the golden questions (impact report), the corpus gaps reviewers found, and past runs. Document ids, titles,
+to the golden questions (impact report), the corpus gaps reviewers found, and past runs. Access rules that match
+no document and documents holding text aimed at the assistant are called out. Document ids, titles,
 paths and error messages come from the corpus: shown in tables (plain text) or escaped (`ui.untrusted`)."""
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def show_changes(summary: SyncSummary) -> None:
             st.markdown(f"*{kind}*: " + escape_markdown(", ".join(getattr(summary, kind))))
     if summary.uncovered:
         st.warning("No access rule covers these, so nobody can read them: " + label(", ".join(summary.uncovered)))
+    for message in summary.unmatched_rules:
+        st.warning(
+            f"{label(message)}. The documents it was meant for fall under an earlier rule or none: fix its pattern."
+        )
+    if summary.flagged:
+        st.warning("Text aimed at the assistant (indexed; check these documents): " + label("; ".join(summary.flagged)))
     if summary.failed:
         st.error(f"{len(summary.failed)} document(s) failed; the index keeps their previous version")
         st.dataframe([{"document": f.path, "reason": f.error} for f in summary.failed], hide_index=True)
@@ -78,11 +85,19 @@ st.dataframe(
             "groups": ", ".join(d.groups) or "(nobody)",
             "version": d.version,
             "chunks": d.chunks,
+            "flagged": "; ".join(d.flags),  # signs of text aimed at the assistant, found when it was read
         }
         for d in catalog.documents
     ],
     hide_index=True,
 )
+flagged = [d.path for d in catalog.documents if d.flags]
+if flagged:
+    st.warning(
+        f"{len(flagged)} document(s) hold text aimed at the assistant (instructions, forged quote lines): "
+        + label(", ".join(flagged))
+        + ". They are indexed and shown only as quoted text; check them and fix or remove them."
+    )
 
 preview, reingest = st.columns(2)
 if preview.button("Preview changes (dry run)", disabled=busy):
