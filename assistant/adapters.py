@@ -2,12 +2,18 @@
 
 An adapter is a folder with peft's files and `adapter.json`, its record: the resolved recipe, the base model and
 a hash of its weights, the training data's hash, the prompt template's hash, the git commit, the groups its
-training text came from, how it is served (context blocks) and its evaluation metrics. `tuning/registry.py`
-writes records and promotes adapters; this module only reads them.
+training text came from, how it is served (context blocks) and its evaluation metrics. From record version 2 the
+folder also holds `data/`, the exact training files it was trained on, and the record their sha256
+(`data_files`); training derived the data groups from those files' examples (`tuning/provenance.py`).
+`tuning/registry.py` writes records and promotes adapters; this module only reads them.
 
 Serving rules, each failing closed:
 - an adapter trained with another prompt template is refused (it would be served prompts it never saw);
 - an adapter for another base model is refused;
+- an adapter whose data files are missing or do not match the record's hashes is refused (the record would not
+  describe what it was trained on); a record of version 1 names no data files and is served only as the adapter
+  shipped in the package (`assistant/shipped_adapter/`, reviewed with the code: its training data was built with
+  `allowed_groups: [everyone]`, the recipe in its record); elsewhere it must be retrained;
 - an adapter is served only to principals who hold every group its training text came from (it may have
   memorised some of that text).
 Resolution when `generator.adapter` is not set and `generator.use_promoted_adapter` is on: the adapter promoted in
@@ -17,6 +23,7 @@ Resolution when `generator.adapter` is not set and `generator.use_promoted_adapt
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +35,8 @@ from assistant.prompt import template_hash
 from assistant.settings import Settings
 
 RECORD = "adapter.json"
+RECORD_VERSION = 2  # 2: the record names its training files (`data_files`), kept in the adapter's DATA folder
+DATA = "data"
 PROMOTED = "promoted.json"
 SHIPPED = Path(__file__).resolve().parent / "shipped_adapter"
 
@@ -42,6 +51,8 @@ class AdapterRecord:
     context_blocks: int
     metrics: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    version: int = 1
+    data_files: dict[str, str] = field(default_factory=dict)  # file name in DATA -> sha256 of its bytes
 
     def servable_to(self, principal: Principal) -> bool:
         return set(self.data_groups) <= principal.groups
@@ -60,6 +71,8 @@ def read_record(folder: Path) -> AdapterRecord:
             context_blocks=int(data.get("serve", {}).get("context_blocks", 3)),
             metrics=dict(data.get("metrics") or {}),
             raw=data,
+            version=int(data.get("record_version", 1)),
+            data_files={str(k): str(v) for k, v in (data.get("data_files") or {}).items()},
         )
     except FileNotFoundError:
         raise ConfigError(
@@ -115,4 +128,35 @@ def check_servable(record: AdapterRecord, base_model: str) -> None:
         raise ConfigError(
             f"adapter {record.id} was trained on {record.base_model}, but generator.model is {base_model}: "
             "set generator.model back, or use another adapter"
+        )
+    check_training_data(record)
+
+
+def check_training_data(record: AdapterRecord) -> None:
+    """The record describes the data the adapter was trained on: each file it names is in its DATA folder with the
+    recorded hash. A version-1 record (no files named) is accepted only as the shipped adapter."""
+    if record.version < 2:
+        if record.path.resolve() == SHIPPED:
+            return
+        raise ConfigError(
+            f"adapter {record.id} has a version-{record.version} record, which does not name the data it was "
+            "trained on: retrain it with `assistant tune train`, or roll back"
+        )
+    if not record.data_files:
+        raise ConfigError(f"adapter {record.id}: its record names no training data; retrain it or roll back")
+    for name, digest in record.data_files.items():
+        _check_data_file(record, name, digest)
+
+
+def _check_data_file(record: AdapterRecord, name: str, digest: str) -> None:
+    path = record.path / DATA / name
+    if Path(name).name != name or not path.is_file():
+        raise ConfigError(
+            f"adapter {record.id}: its training data {path} is missing; restore it, retrain, or roll back"
+        )
+    found = hashlib.sha256(path.read_bytes()).hexdigest()
+    if found != digest:
+        raise ConfigError(
+            f"adapter {record.id}: {path} has sha256 {found[:16]}, not the record's {digest[:16]}: the record does "
+            "not describe what the adapter was trained on; retrain it, restore the file, or roll back"
         )

@@ -26,8 +26,8 @@ from typing import Any
 
 from assistant.generator import pick_device, resolve_base_model
 from assistant.settings import load_settings
+from tuning.provenance import IndexGroups, SourcePolicy, read_example_file
 from tuning.recipe import load_recipe
-from tuning.train import read_examples
 
 
 def main() -> None:
@@ -39,7 +39,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = load_settings()
     recipe = load_recipe(args.recipe)
-    rows = read_examples(settings.data_dir / "tuning" / recipe.name / "train.jsonl")
+    policy = SourcePolicy(IndexGroups.of(settings), frozenset(recipe.data.allowed_groups))
+    rows = read_example_file(settings.data_dir / "tuning" / recipe.name / "train.jsonl", policy).rows
     batch = recipe.train.batch_size * recipe.train.gradient_accumulation
     rows = rows[: batch * (args.steps + 1)]
     base = resolve_base_model(recipe.base_model, settings.models_dir)

@@ -3,31 +3,39 @@ the runtime answers with the adapter; access control of the data and of serving;
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from assistant.access import Principal
-from assistant.adapters import AdapterRecord, read_record, resolve_adapter
+from assistant.adapters import SHIPPED, AdapterRecord, read_record, resolve_adapter
 from assistant.answering import ADAPTER_NOT_SERVED, REFUSAL
 from assistant.errors import ConfigError
 from assistant.prompt import template_hash
 from assistant.settings import Settings
-from tests.conftest import REPO, runtime
+from tests.conftest import REPO, run, runtime
 from tuning import registry
 from tuning.build_data import BuildReport, Example, build, cap_refusals, oracle_position, write_examples
 from tuning.check import check_file
+from tuning.provenance import IndexGroups, SourcePolicy
 from tuning.recipe import ItemSource, Recipe, load_recipe
 from tuning.train import last_complete_checkpoint, train
 
 HANDBOOK_ITEMS = REPO / "tuning" / "data" / "handbook-items.jsonl"
+NO_INDEX = SourcePolicy(IndexGroups(lambda collection: {}), frozenset({"everyone"}))
+CURATED = {"sources": [], "curated": True}  # text of no document: needs no index
+SALARY_TEXT = "| E2 | Engineer II | $118,000 | $139,000 | $160,000 |"
+HR_COMPENSATION = ("everyone", "executives", "hr-compensation")  # allowed to train on hr/salary-bands.md
 
 
 def tiny_recipe(tiny_model: Path, **train: object) -> Recipe:
@@ -41,29 +49,56 @@ def tiny_recipe(tiny_model: Path, **train: object) -> Recipe:
     return recipe
 
 
-def write_lines(path: Path, lines: list[object]) -> Path:
+def write_lines(path: Path, lines: Sequence[object]) -> Path:
     path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines), encoding="utf-8")
     return path
 
 
+def policy(settings: Settings, *allowed: str) -> SourcePolicy:
+    return SourcePolicy(IndexGroups.of(settings), frozenset(allowed or ["everyone"]))
+
+
+def handbook_source(doc_id: str, *groups: str) -> dict[str, object]:
+    return {"collection": "handbook", "doc_id": doc_id, "groups": list(groups)}
+
+
+def example(question: str, answer: str, *sources: dict[str, object], text: str = "Text.") -> dict[str, object]:
+    return {
+        "prompt": f"Context:\n[1] Doc\n{text}\n\nQuestion: {question}\nAnswer:",
+        "completion": f" {answer}",
+        "sources": list(sources),
+    }
+
+
 def test_check_reports_each_problem_with_its_line(tmp_path: Path, tiny_model: Path) -> None:
-    good = {"prompt": "Context:\n[1] A\nB.\n\nQuestion: What colour is the lobby?\nAnswer:", "completion": " Blue [1]."}
+    good = {
+        "prompt": "Context:\n[1] A\nB.\n\nQuestion: What colour is the lobby?\nAnswer:",
+        "completion": " Blue [1].",
+        **CURATED,
+    }
     data = write_lines(
         tmp_path / "train.jsonl",
         [
             good,  # 1
             "{not json",  # 2
-            {"messages": [{"role": "robot", "content": "hi"}]},  # 3
-            {"messages": [{"role": "user", "content": "Where is the lobby?"}]},  # 4
-            {"prompt": "Question: Who waters the plants?\nAnswer:", "completion": "  "},  # 5
-            {"prompt": "Question: Why?\nAnswer:" + " long" * 600, "completion": " Because."},  # 6
+            {"messages": [{"role": "robot", "content": "hi"}], **CURATED},  # 3
+            {"messages": [{"role": "user", "content": "Where is the lobby?"}], **CURATED},  # 4
+            {"prompt": "Question: Who waters the plants?\nAnswer:", "completion": "  ", **CURATED},  # 5
+            {"prompt": "Question: Why?\nAnswer:" + " long" * 600, "completion": " Because.", **CURATED},  # 6
             good,  # 7
-            {**good, "prompt": good["prompt"].replace("What colour is the lobby?", "what colour is the LOBBY")},  # 8
-            {"prompt": "Question: How many floating holidays do I get each year?\nAnswer:", "completion": " Two."},  # 9
-            {"fields": 1},  # 10
+            {
+                **good,
+                "prompt": str(good["prompt"]).replace("What colour is the lobby?", "what colour is the LOBBY"),
+            },  # 8
+            {
+                "prompt": "Question: How many floating holidays do I get each year?\nAnswer:",
+                "completion": " Two.",
+                **CURATED,
+            },  # 9
+            {"fields": 1, **CURATED},  # 10
         ],
     )
-    report = check_file(data, str(tiny_model), 512, 0.0, REPO)
+    report = check_file(data, str(tiny_model), 512, 0.0, REPO, NO_INDEX)
     found = {(p.line, p.code) for p in report.problems}
     assert found == {
         (2, "invalid-json"),
@@ -83,11 +118,12 @@ def test_check_reports_each_problem_with_its_line(tmp_path: Path, tiny_model: Pa
 def test_a_near_duplicate_in_the_other_split_is_an_overlap(tmp_path: Path, tiny_model: Path) -> None:
     wall = "What colour is the big lobby wall on the third floor of building"
     questions = [f"Question: {wall} {n}?\nAnswer:" for n in ("one", "two")]
-    data = write_lines(tmp_path / "d.jsonl", [{"prompt": q, "completion": " Blue."} for q in questions])
+    data = write_lines(tmp_path / "d.jsonl", [{"prompt": q, "completion": " Blue.", **CURATED} for q in questions])
     for share in (0.0, 1.0):  # both in one split: a near duplicate, not an overlap
-        assert {p.code for p in check_file(data, str(tiny_model), 512, share, REPO).problems} == {"near-duplicate"}
+        found = check_file(data, str(tiny_model), 512, share, REPO, NO_INDEX).problems
+        assert {p.code for p in found} == {"near-duplicate"}
     # With a share that separates them, the pair straddles the splits.
-    mixed = [check_file(data, str(tiny_model), 512, s / 20, REPO) for s in range(1, 20)]
+    mixed = [check_file(data, str(tiny_model), 512, s / 20, REPO, NO_INDEX) for s in range(1, 20)]
     assert any({p.code for p in r.problems} == {"split-overlap"} for r in mixed)
 
 
@@ -121,10 +157,17 @@ def test_curated_items_and_built_data_pass_the_check(settings: Settings, tiny_mo
         assert not any(text[:80] in example.prompt for text in restricted), example.meta
     targets = {e.meta["target"] for e in report.examples}
     assert targets == {"answer", "refusal"}
+    assert all(s.groups == ("everyone",) for e in report.examples for s in e.sources)
+    answers = [e for e in report.examples if e.meta["target"] == "answer"]
+    assert all(("handbook", e.meta["doc_id"]) in {(s.collection, s.doc_id) for s in e.sources} for e in answers)
     path = tmp_path / "built.jsonl"
     write_examples(report.examples, path)
-    checked = check_file(path, str(tiny_model), 2048, 0.08, REPO)
+    checked = check_file(path, str(tiny_model), 2048, 0.08, REPO, policy(settings))
     assert [p for p in checked.problems if p.code != "too-long"] == []
+    # The same lines checked for a recipe allowing no group: every one is refused for its sources.
+    closed = check_file(path, str(tiny_model), 2048, 0.08, REPO, policy(settings, "nobody"))
+    refused = {p.line for p in closed.problems if p.code == "source-restricted"}
+    assert len(refused) == len([e for e in report.examples if e.sources])
 
 
 def test_train_register_promote_and_answer_with_the_adapter(
@@ -137,17 +180,10 @@ def test_train_register_promote_and_answer_with_the_adapter(
         report = build(components, recipe, REPO)
     write_examples(report.examples[:12], work / "train.jsonl")
     write_examples(report.examples[12:14], work / "validation.jsonl")
-    result = train(recipe, work, work, settings.models_dir)
+    result = train(recipe, work, work, settings.models_dir, policy=policy(settings))
     assert result.steps == 2 and result.eval_loss is not None
     record = registry.register(
-        settings,
-        result.adapter_dir,
-        recipe,
-        base_dir=tiny_model,
-        dataset_hash="test",
-        data_groups=sorted(report.data_groups),
-        training={"steps": result.steps},
-        repo=REPO,
+        settings, result.adapter_dir, recipe, base_dir=tiny_model, data=result.data, training={}, repo=REPO
     )
     assert record.prompt_template_hash == template_hash() and record.data_groups == ("everyone",)
     assert (record.path / "adapter_config.json").is_file()
@@ -170,19 +206,173 @@ def test_train_register_promote_and_answer_with_the_adapter(
     assert answer.adapter == record.id and not answer.refused and answer.model == str(tiny_model)
 
 
+def without_sources(line: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in line.items() if key != "sources"}
+
+
+def test_check_refuses_lines_whose_sources_are_outside_the_allowed_groups(
+    handbook_index: Settings, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Each line's documents are looked up in the index now: their groups, not the line's claim, decide."""
+    salary = handbook_source("hr/salary-bands.md", "everyone")  # claims everyone; the index says otherwise
+    data = write_lines(
+        tmp_path / "train.jsonl",
+        [
+            example("Which floor hosts the robot petting zoo?", "Two [1].", handbook_source("company/holidays.md")),
+            example("What does an Engineer II earn at midpoint?", "$139,000 [1].", salary, text=SALARY_TEXT),
+            without_sources(example("Which colour is the mascot scarf?", "Teal [1].", text=SALARY_TEXT)),
+            example("How tall is the lobby cactus?", "Tall [1].", text=SALARY_TEXT),  # [] but not curated
+            example("Who feeds the office fish?", "Lee [1].", handbook_source("hr/old-bands.md", "everyone")),
+            {**example("When does the rooftop garden open?", "At noon [1]."), "sources": "handbook"},
+            {**example("Which parking spot is reserved for bikes?", "Spot nine."), **CURATED},
+        ],
+    )
+    report = check_file(data, str(tiny_model), 512, 0.0, REPO, policy(handbook_index))
+    assert {(p.line, p.code) for p in report.problems} == {
+        (2, "source-restricted"),
+        (3, "no-sources"),
+        (4, "no-sources"),
+        (5, "source-not-indexed"),
+        (6, "bad-sources"),
+    }
+    restricted = next(p.message for p in report.problems if p.line == 2)
+    assert "handbook:hr/salary-bands.md is readable by groups everyone, executives, hr-compensation" in restricted
+    wider = check_file(data, str(tiny_model), 512, 0.0, REPO, policy(handbook_index, *HR_COMPENSATION))
+    assert {p.line for p in wider.problems} == {3, 4, 5, 6}
+
+
+def test_train_refuses_lines_of_unknown_or_restricted_origin(
+    handbook_index: Settings, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Issue 20: train.jsonl replaced or appended to after build-data (whose report says everyone) is refused,
+    naming the line, before any model loads."""
+    work = tmp_path / "work"
+    public = example("How many paid holidays?", "Eleven [1].", handbook_source("company/holidays.md", "everyone"))
+    salary = example("Engineer II midpoint?", "$139,000 [1].", text=SALARY_TEXT)
+    work.mkdir()
+    write_lines(work / "validation.jsonl", [public])
+    cases = {
+        r"train\.jsonl:1: no 'sources'": [without_sources(salary)],  # replaced
+        r"train\.jsonl:2: no 'sources'": [public, without_sources(salary)],  # appended
+        r"train\.jsonl:2: source handbook:hr/salary-bands\.md is readable by groups everyone, executives, "
+        r"hr-compensation, not all in the recipe's data\.allowed_groups \(everyone\)": [
+            public,
+            {**salary, "sources": [handbook_source("hr/salary-bands.md", "everyone")]},
+        ],
+        r"train\.jsonl:1: source handbook:hr/gone\.md is not in the index": [
+            {**salary, "sources": [handbook_source("hr/gone.md", "everyone")]}
+        ],
+        r"train\.jsonl:1: 'sources' is empty": [salary],
+    }
+    for message, lines in cases.items():
+        write_lines(work / "train.jsonl", lines)
+        with pytest.raises(ConfigError, match=message):
+            train(tiny_recipe(tiny_model, max_steps=1), work, work, work / "models", policy=policy(handbook_index))
+    (work / "train.jsonl").write_bytes(b'{"prompt": "Caf\xe9?", "completion": " Yes."}\n')
+    with pytest.raises(ConfigError, match=r"train\.jsonl:1: the line is not UTF-8 text"):
+        train(tiny_recipe(tiny_model, max_steps=1), work, work, work / "models", policy=policy(handbook_index))
+
+
+def test_an_adapter_record_describes_the_bytes_it_trained_on_and_serving_checks_them(
+    settings: Settings, handbook_index: Settings, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The record's data groups and hash come from the files training read (not from build-report.json); a copy of
+    those files stays with the adapter, and a record that does not match it is not served."""
+    work = tmp_path / "work"
+    public = example("How many paid holidays?", "Eleven [1].", handbook_source("company/holidays.md", "everyone"))
+    salary = example("Engineer II midpoint?", "$139,000 [1].", handbook_source("hr/salary-bands.md"), text=SALARY_TEXT)
+    work.mkdir()
+    write_lines(work / "validation.jsonl", [public])
+    write_lines(work / "train.jsonl", [public, salary])
+    (work / "build-report.json").write_text('{"data_groups": ["everyone"], "dataset_hash": {"train": "e05d0eee"}}')
+    trained = (work / "train.jsonl").read_bytes()
+    recipe = tiny_recipe(tiny_model, max_steps=1)
+    result = train(recipe, work, work, work / "models", policy=policy(handbook_index, *HR_COMPENSATION))
+    record = registry.register(
+        settings, result.adapter_dir, recipe, base_dir=tiny_model, data=result.data, training={}, repo=REPO
+    )
+    assert record.data_groups == HR_COMPENSATION and record.version == 2
+    assert not record.servable_to(Principal.of("dana", ["everyone"]))
+    assert record.servable_to(Principal.of("amara", HR_COMPENSATION))
+    assert record.raw["dataset_hash"] == hashlib.sha256(trained).hexdigest()[:16]
+    assert (record.path / "data" / "train.jsonl").read_bytes() == trained
+
+    generator = settings.generator.model_copy(update={"model": str(tiny_model), "adapter": record.path})
+    pinned = settings.model_copy(update={"generator": generator})
+    served = resolve_adapter(pinned)
+    assert served is not None and served.id == record.id
+    with (record.path / "data" / "train.jsonl").open("ab") as out:
+        out.write(json.dumps(public).encode() + b"\n")
+    with pytest.raises(ConfigError, match=r"train\.jsonl has sha256 \w+, not the record's \w+: the record does not"):
+        resolve_adapter(pinned)
+    (record.path / "data" / "train.jsonl").unlink()
+    with pytest.raises(ConfigError, match=r"its training data .*train\.jsonl is missing"):
+        resolve_adapter(pinned)
+
+
+def test_tune_train_refuses_a_replaced_train_file_whatever_the_build_report_says(
+    handbook_index: Settings, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The issue's scenario through the command: one line on stderr naming the file and line, exit 1, no adapter."""
+    data_dir = tmp_path / "data"
+    work = data_dir / "tuning" / "tiny"
+    work.mkdir(parents=True)
+    state = handbook_index.state_path
+    for copied in (state, state.with_name(state.name + "-wal")):
+        if copied.is_file():
+            shutil.copy(copied, data_dir / copied.name)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"name: tiny\nbase_model: {tiny_model}\n", encoding="utf-8")
+    (work / "build-report.json").write_text('{"data_groups": ["everyone"], "dataset_hash": {"train": "e05d0eee"}}')
+    claimed = handbook_source("hr/salary-bands.md", "everyone")
+    salary = example("Engineer II midpoint?", "$139,000 [1].", claimed, text=SALARY_TEXT)
+    write_lines(work / "train.jsonl", [salary])
+    write_lines(work / "validation.jsonl", [{**salary, **CURATED}])
+    result = run("tune", "train", "--recipe", str(recipe), "--max-steps", "1", data_dir=data_dir)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"{work / 'train.jsonl'}:1: source handbook:hr/salary-bands.md is readable by groups" in line
+    assert not (data_dir / "adapters").exists()
+
+
+def test_tune_check_says_what_is_wrong_in_one_line(tmp_path: Path, tiny_model: Path) -> None:
+    """A non-object meta, a non-UTF-8 line, a missing file: file, line and what to do; exit 1; no traceback."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"base_model: {tiny_model}\n", encoding="utf-8")
+    good = {"prompt": "Question: Where do the llamas sleep?\nAnswer:", "completion": " In the barn.", **CURATED}
+    meta = write_lines(tmp_path / "meta.jsonl", [{**good, "meta": ["not", "an", "object"]}])
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(
+        json.dumps(good).encode() + b"\n" + json.dumps(good).replace("barn", "caf\xe9").encode("latin-1")
+    )
+    expected = {
+        meta: f"{meta}:1: bad-meta: 'meta' must be a JSON object",
+        latin1: f"{latin1}:2: not-utf8: the line is not UTF-8 text: save the file as UTF-8",
+        tmp_path / "gone.jsonl": f"error: {tmp_path / 'gone.jsonl'} does not exist or is not a file; give a training",
+    }
+    for path, message in expected.items():
+        result = run("tune", "check", str(path), "--recipe", str(recipe), data_dir=tmp_path / "data")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+        assert message in result.stdout + result.stderr
+
+
 def test_promotion_refuses_a_regression_and_rollback_restores(
     settings: Settings, tiny_model: Path, tmp_path: Path
 ) -> None:
     def fake(name: str, f1: float) -> AdapterRecord:
         folder = registry.adapters_dir(settings) / name
-        folder.mkdir(parents=True)
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "train.jsonl").write_bytes(b"{}\n")
         registry.write_record(
             folder,
             {
                 "id": name,
+                "record_version": 2,
                 "base_model": "bundled:gemma-3-270m",
                 "prompt_template_hash": template_hash(),
                 "data_groups": ["everyone"],
+                "data_files": {"train.jsonl": hashlib.sha256(b"{}\n").hexdigest()},
                 "metrics": {"handbook": {**registry.GATES, "token_f1": f1}},
             },
         )
@@ -195,6 +385,10 @@ def test_promotion_refuses_a_regression_and_rollback_restores(
     raw = dict(stale.raw, prompt_template_hash="0" * 16)
     registry.write_record(stale.path, raw)
     with pytest.raises(ConfigError, match="prompt template 0000000000000000 differs"):
+        registry.promote(settings, stale.id)
+    (stale.path / "data" / "train.jsonl").write_bytes(b"{}\n{}\n")  # not the data it was trained on
+    registry.write_record(stale.path, dict(stale.raw))
+    with pytest.raises(ConfigError, match=r"not promoting stale: adapter stale: .*train\.jsonl has sha256"):
         registry.promote(settings, stale.id)
     assert registry.promoted_id(settings) == "good"
     assert registry.rollback(settings) is None and registry.promoted_id(settings) is None
@@ -210,6 +404,10 @@ def test_the_runtime_refuses_an_adapter_of_another_template_or_base(settings: Se
         resolve_adapter(pinned)
     registry.write_record(folder, {**record, "prompt_template_hash": template_hash(), "base_model": "other"})
     with pytest.raises(ConfigError, match=r"was trained on other, but generator\.model is bundled:gemma-3-270m"):
+        resolve_adapter(pinned)
+    # A record naming no training data is the shipped adapter's format: anywhere else it is refused.
+    shutil.copy(SHIPPED / "adapter.json", folder / "adapter.json")
+    with pytest.raises(ConfigError, match="version-1 record, which does not name the data it was trained on"):
         resolve_adapter(pinned)
 
 
@@ -233,7 +431,9 @@ def test_an_adapter_is_not_served_to_a_principal_missing_its_data_groups(
 
 def test_training_resumes_from_its_last_checkpoint_after_a_kill(tmp_path: Path, tiny_model: Path) -> None:
     work = tmp_path / "work"
-    rows = [{"prompt": f"Question: what is {i}?\nAnswer:", "completion": f" It is {i} [1]."} for i in range(40)]
+    rows = [
+        {"prompt": f"Question: what is {i}?\nAnswer:", "completion": f" It is {i} [1].", **CURATED} for i in range(40)
+    ]
     write_lines(work.mkdir(parents=True) or work / "train.jsonl", rows[:36])
     write_lines(work / "validation.jsonl", rows[36:])
     recipe_file = tmp_path / "recipe.yaml"
@@ -243,8 +443,9 @@ def test_training_resumes_from_its_last_checkpoint_after_a_kill(tmp_path: Path, 
     )
     script = (
         "import sys; from pathlib import Path; from tuning.recipe import load_recipe; from tuning.train import train; "
+        "from tests.test_tuning import NO_INDEX; "
         "r = load_recipe(Path(sys.argv[1]), sys.argv[3:]); w = Path(sys.argv[2]); "
-        "print('RESULT', train(r, w, w, w / 'models').resumed_from, flush=True)"
+        "print('RESULT', train(r, w, w, w / 'models', policy=NO_INDEX).resumed_from, flush=True)"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     first = subprocess.Popen([sys.executable, "-c", script, str(recipe_file), str(work)], cwd=REPO, env=env)
@@ -272,6 +473,11 @@ def test_training_resumes_from_its_last_checkpoint_after_a_kill(tmp_path: Path, 
         (work / "adapter" / ".." / "checkpoints" / f"checkpoint-{last + 2}" / "trainer_state.json").read_text()
     )
     assert state["global_step"] == last + 2
+    with (work / "train.jsonl").open("a", encoding="utf-8") as out:  # other data under the same checkpoints
+        out.write(json.dumps({**rows[0], "completion": " Something else."}) + "\n")
+    recipe = load_recipe(recipe_file, [f"train.max_steps={last + 4}"])
+    with pytest.raises(ConfigError, match=r"checkpoint-\d+ was trained on other data than the files now"):
+        train(recipe, work, work, work / "models", policy=NO_INDEX)
 
 
 def test_recipes_are_checked_and_overridable(tmp_path: Path) -> None:
@@ -287,13 +493,13 @@ def test_recipes_are_checked_and_overridable(tmp_path: Path) -> None:
 
 def test_the_shipped_adapter_is_served_by_default_and_matches_the_prompt_template(settings: Settings) -> None:
     """Changing assistant/prompt.py without retraining the shipped adapter fails here, not in front of users."""
-    from assistant.adapters import SHIPPED
-
     if not (SHIPPED / "adapter.json").is_file():
         pytest.skip("no adapter shipped in assistant/shipped_adapter/")
     record = resolve_adapter(settings)
     assert record is not None and record.path == SHIPPED
     assert record.data_groups == ("everyone",) and (SHIPPED / "adapter_model.safetensors").is_file()
+    # Its record (version 1) names no data files: it is trusted as package content, built for everyone only.
+    assert record.version == 1 and record.raw["recipe"]["data"]["allowed_groups"] == ["everyone"]
     off = settings.model_copy(
         update={"generator": settings.generator.model_copy(update={"use_promoted_adapter": False})}
     )
@@ -306,7 +512,7 @@ def test_another_base_model_runs_without_the_shipped_adapter(settings: Settings,
 
 
 def test_tune_eval_names_the_base_model_the_shipped_adapter_or_a_registered_one(settings: Settings) -> None:
-    from assistant.adapters import SHIPPED, adapters_dir
+    from assistant.adapters import adapters_dir
     from tuning.evaluate import adapter_folder
 
     assert adapter_folder(settings, "base") is None
@@ -316,7 +522,7 @@ def test_tune_eval_names_the_base_model_the_shipped_adapter_or_a_registered_one(
 
 def test_refusal_examples_are_capped_at_the_recipe_share() -> None:
     def example(n: int, target: str) -> Example:
-        return Example(f"x-{n}", f"prompt {n}", "completion", {"target": target})
+        return Example(f"x-{n}", f"prompt {n}", "completion", {"target": target}, ())
 
     report = BuildReport(examples=[example(n, "answer" if n < 80 else "refusal") for n in range(120)])
     cap_refusals(report, 0.2, random.Random(13))

@@ -7,7 +7,9 @@ answerable items the oracle is dropped and the target is the refusal; unanswerab
 Everything is rendered through `assistant/prompt.py`, the template the runtime serves with.
 
 Access control: one adapter serves every user, so only documents whose groups are all in `allowed_groups` may
-give text (oracle or distractor) to an example; what was excluded, and why, is reported.
+give text (oracle or distractor) to an example; what was excluded, and why, is reported. Each example names its
+sources (the item's document and every shown block's document, with their groups), which `tune check` and
+`tune train` check again against the index (`tuning/provenance.py`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from assistant.store import StoredChunk
 from ingestion.run import run_ingest
 from tuning.check import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
 from tuning.items import Item, load_items, scifact_items
+from tuning.provenance import Source, source_fields
 from tuning.recipe import Recipe
 
 RETRIEVED = 10  # candidates retrieved per item; distractors are the best that are not the oracle
@@ -40,9 +43,10 @@ class Example:
     prompt: str
     completion: str
     meta: dict[str, Any]
+    sources: tuple[Source, ...]  # every document whose text it shows; () for none (question and refusal only)
 
     def to_json(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "completion": self.completion, "meta": self.meta}
+        return {"prompt": self.prompt, "completion": self.completion, **source_fields(self.sources), "meta": self.meta}
 
 
 @dataclass
@@ -94,7 +98,7 @@ def build(components: Components, recipe: Recipe, repo: Path, progress: Progress
                 continue
             kept_questions.append(mine)
             retrieved = retriever.search(principal, item.question, top_k=RETRIEVED).chunks
-            example = _example(item, retrieved, chunks_of, allowed, recipe, rng, report)
+            example = _example(item, retrieved, chunks_of, allowed, recipe, rng, report, collection)
             if example is not None:
                 report.examples.append(example)
         progress.finish(f"examples ({collection})")
@@ -134,6 +138,7 @@ def _example(
     recipe: Recipe,
     rng: random.Random,
     report: BuildReport,
+    collection: str,
 ) -> Example | None:
     data = recipe.data
     oracle: StoredChunk | None = None
@@ -168,7 +173,8 @@ def _example(
         position = oracle_position(data.oracle_position, _ranked_above(item, retrieved, distractors), len(shown), rng)
         shown.insert(position, oracle)
         target = render_answer(item.answer, item.quotes, position + 1)
-    for chunk in shown:
+    given = [*shown, *chunks_of[item.doc_id][:1]] if item.answerable and item.doc_id else shown
+    for chunk in given:
         report.data_groups.update(chunk.groups)
     blocks = [ContextBlock(c.title, c.section, c.text) for c in shown]
     prompt, completion = render_training_example(item.question, blocks, target)
@@ -181,7 +187,13 @@ def _example(
         "blocks": len(blocks),
         "target": "answer" if position is not None else "refusal",
     }
-    return Example(item.id, prompt, completion, meta)
+    return Example(item.id, prompt, completion, meta, _sources(collection, given))
+
+
+def _sources(collection: str, chunks: list[Any]) -> tuple[Source, ...]:
+    """The documents of `chunks`, once each, with their groups (sorted: the same data writes the same bytes)."""
+    groups = {chunk.doc_id: tuple(sorted(chunk.groups)) for chunk in chunks}
+    return tuple(Source(collection, doc_id, groups[doc_id]) for doc_id in sorted(groups))
 
 
 ORACLE_POSITIONS = ("random", "retrieved")

@@ -5,7 +5,9 @@ or `{"prompt": ..., "completion": ...}` (what `tune build-data` writes, with an 
 invalid JSON, unknown shapes and roles, a missing or empty answer turn, examples longer than the recipe's
 `max_length` after tokenisation (counted and reported; training skips them, never cuts them), exact and near
 duplicate questions, near duplicates landing in both splits, and any question that repeats or paraphrases an
-evaluation question (the handbook golden and out-of-corpus sets, SciFact's test claims).
+evaluation question (the handbook golden and out-of-corpus sets, SciFact's test claims), lines that are not UTF-8,
+and each line's `sources`: their groups in the index now must all be in the recipe's `data.allowed_groups`
+(`tuning/provenance.py`).
 
 Splits are deterministic: an example's split comes from a hash of its normalised question, so the same question
 always lands in the same split, on every machine.
@@ -20,6 +22,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from assistant.errors import ConfigError
+from tuning.provenance import NOT_UTF8, LineRefused, SourcePolicy, numbered_lines, parse_record
 
 ROLES = {"system", "user", "assistant"}
 NEAR_DUPLICATE = 0.85  # word-set Jaccard between two training questions
@@ -106,19 +111,20 @@ def held_out_index(repo: Path) -> list[tuple[str, frozenset[str]]]:
     return [(where, words(q)) for where, q in evaluation_questions(repo)]
 
 
-def check_file(path: Path, tokenizer_dir: str, max_length: int, validation_share: float, repo: Path) -> CheckReport:
+def check_file(
+    path: Path, tokenizer_dir: str, max_length: int, validation_share: float, repo: Path, policy: SourcePolicy
+) -> CheckReport:
     from transformers import AutoTokenizer
 
+    raw = read_data_file(path)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     report = CheckReport()
     held_out = held_out_index(repo)
     seen_exact: dict[str, int] = {}
     questions: list[tuple[int, str, frozenset[str], str]] = []  # line, question, words, split
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in numbered_lines(raw):
         report.examples += 1
-        parsed = _parse(line, number, report)
+        parsed = _parse(line, number, report, policy)
         if parsed is None:
             continue
         prompt, answer, question = parsed
@@ -142,6 +148,16 @@ def check_file(path: Path, tokenizer_dir: str, max_length: int, validation_share
     return report
 
 
+def read_data_file(path: Path) -> bytes:
+    """The bytes of a training file; a missing or unreadable one is one line saying what to do."""
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist or is not a file; give a training JSONL (tune build-data writes one)")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror}); check its permissions") from None
+
+
 def _near_duplicates(questions: list[tuple[int, str, frozenset[str], str]], report: CheckReport) -> None:
     for i, (line, question, mine, split) in enumerate(questions):
         for other_line, other, theirs, other_split in questions[:i]:
@@ -154,31 +170,43 @@ def _near_duplicates(questions: list[tuple[int, str, frozenset[str], str]], repo
             break
 
 
-def _parse(line: str, number: int, report: CheckReport) -> tuple[str, str, str] | None:
-    """(prompt text, answer text, question) of one line, or None after reporting why it is unusable."""
+def _parse(line: str | None, number: int, report: CheckReport, policy: SourcePolicy) -> tuple[str, str, str] | None:
+    """(prompt text, answer text, question) of one line, or None after reporting why it is unusable; a line whose
+    sources may not give text to training is reported and still checked for the rest."""
+    if line is None:
+        report.add(number, "not-utf8", NOT_UTF8)
+        return None
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        report.add(number, "invalid-json", f"{exc.msg} at column {exc.colno}")
+        record = parse_record(line)
+    except LineRefused as exc:
+        report.add(number, exc.code, str(exc))
         return None
-    if not isinstance(record, dict):
-        report.add(number, "not-an-object", "each line must be one JSON object")
-        return None
+    try:
+        policy.groups_of(record)
+    except LineRefused as exc:
+        report.add(number, exc.code, str(exc))
     if "messages" in record:
         return _parse_messages(record["messages"], number, report)
     if "prompt" in record or "completion" in record:
-        prompt, completion = record.get("prompt"), record.get("completion")
-        if not isinstance(prompt, str) or not prompt.strip():
-            report.add(number, "missing-prompt", "'prompt' must be a non-empty string")
-            return None
-        if not isinstance(completion, str) or not completion.strip():
-            report.add(number, "empty-answer", "'completion' (the answer) is missing or empty")
-            return None
-        meta = record.get("meta") or {}
-        question = str(meta.get("question") or _question_of(prompt))
-        return prompt, completion, question
+        return _parse_prompt_completion(record, number, report)
     report.add(number, "unknown-shape", "expected 'messages' (chat) or 'prompt' and 'completion'")
     return None
+
+
+def _parse_prompt_completion(record: dict[str, Any], number: int, report: CheckReport) -> tuple[str, str, str] | None:
+    prompt, completion = record.get("prompt"), record.get("completion")
+    if not isinstance(prompt, str) or not prompt.strip():
+        report.add(number, "missing-prompt", "'prompt' must be a non-empty string")
+        return None
+    if not isinstance(completion, str) or not completion.strip():
+        report.add(number, "empty-answer", "'completion' (the answer) is missing or empty")
+        return None
+    meta = record.get("meta") or {}
+    if not isinstance(meta, dict):
+        report.add(number, "bad-meta", "'meta' must be a JSON object (or left out)")
+        return None
+    question = str(meta.get("question") or _question_of(prompt))
+    return prompt, completion, question
 
 
 def _parse_messages(messages: Any, number: int, report: CheckReport) -> tuple[str, str, str] | None:

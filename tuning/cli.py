@@ -19,8 +19,9 @@ from assistant.generator import resolve_base_model
 from assistant.settings import Settings, load_settings
 from tuning import registry
 from tuning.build_data import build, write_examples
-from tuning.check import check_file, split_of
+from tuning.check import check_file, read_data_file, split_of
 from tuning.evaluate import BASE, SHIPPED_ID, evaluate_adapter
+from tuning.provenance import IndexGroups, SourcePolicy
 from tuning.recipe import Recipe, load_recipe
 from tuning.train import train as run_training
 
@@ -34,6 +35,11 @@ tune_app = typer.Typer(help="Train, evaluate and promote the answer adapter.", n
 def work_dir(settings: Settings, recipe: Recipe) -> Path:
     """Where a recipe's built data, checkpoints and last adapter live."""
     return settings.data_dir / "tuning" / recipe.name
+
+
+def source_policy(settings: Settings, recipe: Recipe) -> SourcePolicy:
+    """Examples may show text of documents whose groups in this data directory's index are all allowed."""
+    return SourcePolicy(IndexGroups.of(settings), frozenset(recipe.data.allowed_groups))
 
 
 @tune_app.command("build-data")
@@ -85,17 +91,22 @@ def build_data(recipe_path: RecipeOption, overrides: SetOption = None) -> None:
 @tune_app.command("check")
 def check(
     file: Annotated[Path, typer.Argument(help="Training JSONL: chat `messages`, or `prompt` / `completion`.")],
-    recipe_path: Annotated[Path | None, typer.Option("--recipe", help="Its max_length applies.")] = None,
+    recipe_path: Annotated[
+        Path | None, typer.Option("--recipe", help="Its max_length and data.allowed_groups apply.")
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
 ) -> None:
-    """Validate training data: every problem with its line number; exit 1 when there is any."""
+    """Validate training data: every problem with its line number; exit 1 when there is any. Each line's sources
+    are looked up in this data directory's index: their groups must be in the recipe's data.allowed_groups."""
     recipe = load_recipe(recipe_path) if recipe_path else Recipe()
+    read_data_file(file)  # a missing file says so before a tokenizer loads
     settings = load_settings()
     tokenizer_dir = resolve_base_model(recipe.base_model, settings.models_dir)
-    report = check_file(file, tokenizer_dir, recipe.train.max_length, recipe.data.validation_share, REPO)
+    share = recipe.data.validation_share
+    report = check_file(file, tokenizer_dir, recipe.train.max_length, share, REPO, source_policy(settings, recipe))
     console = Console(highlight=False)
     for problem in report.problems:
-        console.print(f"{file}:{problem.line}: {problem.code}: {problem.message}", soft_wrap=True)
+        console.print(f"{file}:{problem.line}: {problem.code}: {problem.message}", soft_wrap=True, markup=False)
     console.print(report.summary())
     if json_out is not None:
         json_out.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
@@ -116,13 +127,14 @@ def train(
     settings = load_settings()
     recipe = load_recipe(recipe_path, [*(overrides or []), *([f"train.max_steps={max_steps}"] if max_steps else [])])
     folder = work_dir(settings, recipe)
-    report_path = folder / "build-report.json"
-    if not report_path.is_file():
+    if not (folder / "train.jsonl").is_file():
         raise ConfigError(f"no built data in {folder}: run `assistant tune build-data --recipe {recipe_path}` first")
-    built = json.loads(report_path.read_text(encoding="utf-8"))
     console = Console()
+    policy = source_policy(settings, recipe)
     with terminal_progress(console) as progress:
-        result = run_training(recipe, folder, folder, settings.models_dir, device_setting=device, progress=progress)
+        result = run_training(
+            recipe, folder, folder, settings.models_dir, policy=policy, device_setting=device, progress=progress
+        )
     training = {
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
@@ -138,8 +150,7 @@ def train(
         result.adapter_dir,
         recipe,
         base_dir=Path(resolve_base_model(recipe.base_model, settings.models_dir)),
-        dataset_hash=built["dataset_hash"]["train"],
-        data_groups=built["data_groups"],
+        data=result.data,
         training=training,
         repo=REPO,
     )
@@ -148,6 +159,8 @@ def train(
         f"train loss {result.train_loss}, validation loss {result.eval_loss}; "
         f"{result.skipped_too_long} example(s) over max_length skipped"
     )
+    groups = ", ".join(record.data_groups) or "none (no document's text)"
+    console.print(f"data groups {groups}, from the examples trained on: served only to users in every one of them")
     console.print(f"next: assistant tune eval {record.id}, then assistant tune promote {record.id}")
 
 

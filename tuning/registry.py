@@ -16,10 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.adapters import PROMOTED, RECORD, AdapterRecord, adapters_dir, promoted_id, read_record
+from assistant.adapters import (
+    DATA,
+    PROMOTED,
+    RECORD,
+    RECORD_VERSION,
+    AdapterRecord,
+    adapters_dir,
+    check_training_data,
+    promoted_id,
+    read_record,
+)
 from assistant.errors import ConfigError
 from assistant.prompt import template_hash
 from assistant.settings import Settings
+from tuning.provenance import TrainingData
 from tuning.recipe import Recipe
 
 # Answer-quality gates an adapter must meet to be promoted (figures from `assistant tune eval`).
@@ -63,25 +74,30 @@ def register(
     recipe: Recipe,
     *,
     base_dir: Path,
-    dataset_hash: str,
-    data_groups: list[str],
+    data: TrainingData,
     training: dict[str, Any],
     repo: Path,
 ) -> AdapterRecord:
-    """Copy a trained adapter into the registry with its record; returns the record."""
+    """Copy a trained adapter into the registry with its record and the exact data bytes it trained on (under
+    `data/`, re-hashed by the runtime before serving); the record's hashes and data groups come from `data`, the
+    files as training read them, never from a build report. Returns the record."""
     adapter_id = f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     target = adapters_dir(settings) / adapter_id
-    target.mkdir(parents=True)
+    (target / DATA).mkdir(parents=True)
     for name in ADAPTER_FILES:  # the tokenizer is the base model's: not copied
         shutil.copy2(adapter_files / name, target / name)
+    for example_file in data.files:
+        (target / DATA / example_file.name).write_bytes(example_file.raw)
     record = {
         "id": adapter_id,
+        "record_version": RECORD_VERSION,
         "base_model": recipe.base_model,
         "base_model_hash": base_model_hash(base_dir),
-        "dataset_hash": dataset_hash,
+        "dataset_hash": data.train.sha256[:16],
+        "data_files": {f.name: f.sha256 for f in data.files},
         "prompt_template_hash": template_hash(),
         "git_commit": git_commit(repo),
-        "data_groups": sorted(data_groups),
+        "data_groups": sorted(data.groups),
         "serve": {"context_blocks": recipe.serve.context_blocks},
         "recipe": recipe.to_dict(),
         "training": training,
@@ -127,6 +143,10 @@ def promotion_check(candidate: AdapterRecord, current: AdapterRecord | None) -> 
         return PromotionCheck([f"{candidate.id} has no evaluation: run `assistant tune eval {candidate.id}` first"])
     if candidate.prompt_template_hash != template_hash():
         failures.append(f"prompt template {candidate.prompt_template_hash} differs from the running {template_hash()}")
+    try:
+        check_training_data(candidate)  # the runtime would refuse to serve it
+    except ConfigError as exc:
+        failures.append(str(exc))
     for name, floor in GATES.items():
         value = float(metrics.get(name, 0.0))
         if value < floor:

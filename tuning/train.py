@@ -5,9 +5,13 @@
 - Batches of similar length (less padding); no gradient checkpointing on CPU (it recomputes every activation).
 - On CUDA with `load_in_4bit`: QLoRA (NF4 base weights, bf16 compute); otherwise fp32 on CPU.
 - Checkpoints every `save_steps`; a run started again with the same output folder resumes from the last complete
-  one (a checkpoint cut short by a kill is skipped).
+  one (a checkpoint cut short by a kill is skipped), only when its data files are the bytes the checkpoints were
+  trained on (recorded in `checkpoints/data.json`): the record of the adapter names the data of every step.
 - Examples longer than `max_length` tokens are skipped and counted, never cut.
-The adapter is written with its record (`tuning/registry.py`).
+- Each data file is read once: the rows trained on, the sha256 of the bytes read and the groups of the documents
+  the rows name come from those bytes; a line whose documents are outside `data.allowed_groups` (read from the
+  index now) stops the run before the model loads (`tuning/provenance.py`).
+The adapter is written with its record (`tuning/registry.py`), which takes its data hash and groups from here.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 from assistant.errors import ConfigError
 from assistant.generator import pick_device, resolve_base_model
 from assistant.progress import NO_PROGRESS, Progress
+from tuning.provenance import TRAIN, VALIDATION, SourcePolicy, TrainingData, read_example_file
 from tuning.recipe import Recipe
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
 
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_DATA = "data.json"  # in CHECKPOINTS: sha256 of the data files the checkpoints were trained on
 
 
 @dataclass(frozen=True)
@@ -40,17 +46,12 @@ class TrainResult:
     examples: int
     resumed_from: str | None
     device: str
+    data: TrainingData  # what it trained on: the bytes read, their hashes and their documents' groups
 
 
-def read_examples(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist; build the data first: assistant tune build-data --recipe ...")
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            rows.append({"prompt": record["prompt"], "completion": record["completion"]})
-    return rows
+def read_training_data(data_dir: Path, policy: SourcePolicy) -> TrainingData:
+    """`data_dir/{train,validation}.jsonl`, each line's sources checked against `policy`."""
+    return TrainingData(read_example_file(data_dir / TRAIN, policy), read_example_file(data_dir / VALIDATION, policy))
 
 
 def train(
@@ -59,10 +60,12 @@ def train(
     work_dir: Path,
     models_dir: Path,
     *,
+    policy: SourcePolicy,
     device_setting: str = "auto",
     progress: Progress = NO_PROGRESS,
 ) -> TrainResult:
-    """Train on `data_dir/{train,validation}.jsonl`; checkpoints and the final adapter go under `work_dir`."""
+    """Train on `data_dir/{train,validation}.jsonl` (lines `policy` allows); checkpoints and the final adapter go
+    under `work_dir`."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -76,18 +79,20 @@ def train(
     cfg = recipe.train
     if cfg.load_in_4bit and not device.startswith("cuda"):
         raise ConfigError("train.load_in_4bit (QLoRA) needs a CUDA device; use tuning/recipes/handbook-cpu.yaml here")
+    data = read_training_data(data_dir, policy)  # refused lines stop the run before any model loads
     base = resolve_base_model(recipe.base_model, models_dir)
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.eos_token is None:  # a tokenizer without one (tests' tiny models) ends examples with its separator
         tokenizer.eos_token = tokenizer.sep_token or tokenizer.pad_token
-    train_rows, skipped = _fitting(read_examples(data_dir / "train.jsonl"), tokenizer, cfg.max_length)
-    eval_rows, _ = _fitting(read_examples(data_dir / "validation.jsonl"), tokenizer, cfg.max_length)
+    train_rows, skipped = _fitting(data.train.rows, tokenizer, cfg.max_length)
+    eval_rows, _ = _fitting(data.validation.rows, tokenizer, cfg.max_length)
     if not train_rows:
-        raise ConfigError(f"{data_dir / 'train.jsonl'} holds no example within train.max_length={cfg.max_length}")
-
-    model = AutoModelForCausalLM.from_pretrained(base, **_load_kwargs(recipe, device))
+        raise ConfigError(f"{data_dir / TRAIN} holds no example within train.max_length={cfg.max_length}")
     checkpoints = work_dir / CHECKPOINTS
     resume = last_complete_checkpoint(checkpoints)
+    record_checkpoint_data(checkpoints, resume, data)
+
+    model = AutoModelForCausalLM.from_pretrained(base, **_load_kwargs(recipe, device))
     args = SFTConfig(
         output_dir=str(checkpoints),
         per_device_train_batch_size=cfg.batch_size,
@@ -149,7 +154,25 @@ def train(
         examples=len(train_rows),
         resumed_from=resume,
         device=device,
+        data=data,
     )
+
+
+def record_checkpoint_data(checkpoints: Path, resume: str | None, data: TrainingData) -> None:
+    """A fresh run records the hashes of its data files next to its checkpoints; a resumed run must read the same
+    bytes, or its adapter's record would not describe the steps trained before the checkpoint."""
+    hashes = {f.name: f.sha256 for f in data.files}
+    path = checkpoints / CHECKPOINT_DATA
+    if resume is None:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(hashes, indent=1) + "\n", encoding="utf-8")
+        return
+    recorded = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if recorded != hashes:
+        raise ConfigError(
+            f"{resume} was trained on other data than the files now ({path} does not match them): "
+            f"restore those files, or delete {checkpoints} to train from the start"
+        )
 
 
 def _final_eval_loss(trainer: Any) -> float:
