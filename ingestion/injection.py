@@ -28,8 +28,9 @@ _SIGNS = [
     (
         "an instruction to the assistant",
         re.compile(
-            r"\b(?:you are now|act as|pretend to be|new instructions|system prompt|"
-            r"(?:assistants?|chatbots?|language models?|AI models?)\s*[:,]?\s*(?:must|should|always|never))\b",
+            r"\b(?:(?:you are now|act as|pretend to be|new instructions for)\s+(?:an?\s+|the\s+)?"
+            r"(?:AI|assistant|chatbot|language model|model)|(?:note to the |dear )?(?:AI|assistant|chatbot|"
+            r"language model)s?\s*[:,]\s*(?:you\s+)?(?:must|should|always|never|ignore|do not|don't))\b",
             re.IGNORECASE,
         ),
     ),
