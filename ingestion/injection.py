@@ -42,12 +42,9 @@ _SIGNS = [
 def injection_signs(text: str) -> list[str]:
     """One line per sign found: what it looks like and the passage, e.g. `an instruction to the assistant:
     "Ignore all previous instructions"`. Empty for ordinary text."""
-    found: list[str] = []
+    found: dict[str, str] = {}  # label -> the first passage that shows it
     for label, pattern in _SIGNS:
         match = pattern.search(text)
-        if match:
-            passage = " ".join(match.group(0).split())[:80]
-            sign = f"{label}: {passage!r}"
-            if sign not in found:
-                found.append(sign)
-    return found
+        if match and label not in found:
+            found[label] = " ".join(match.group(0).split())[:80]
+    return [f"{label}: {passage!r}" for label, passage in found.items()]
