@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from assistant.errors import AssistantError
 
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         build_app()(args=argv)
     except AssistantError as exc:
-        Console(stderr=True, highlight=False).print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        # Messages quote file names, groups and document text: escaped, so "[everyone]" prints as written.
+        Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)
 
 
