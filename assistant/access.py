@@ -5,6 +5,7 @@ Groups come from the identity provider or the trusted dev users file, never from
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -21,6 +22,11 @@ class Principal:
         if isinstance(self.groups, str):  # a lone string would be iterated letter by letter
             raise TypeError("groups must be a set of group names, not a string")
         object.__setattr__(self, "groups", frozenset(g.strip() for g in self.groups if g.strip()))
+
+    def may_read(self, document_groups: Iterable[str]) -> bool:
+        """The rule the store's groups filter applies: a document is readable when one of its groups is one of
+        the principal's. A document without groups is readable by no one (fail closed)."""
+        return not self.groups.isdisjoint(document_groups)
 
     @classmethod
     def of(cls, user_id: str, groups: list[str] | tuple[str, ...] | frozenset[str]) -> Principal:

@@ -87,6 +87,7 @@ class AnswerRun:
     aggregate: dict[str, float]
     samples: list[AnswerSample]
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    collection: str | None = None  # where the documents are (who may read them: `evals.saved_runs.redact_runs`)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +110,7 @@ def evaluate_answers(
         adapter=answerer.generator.adapter_id,
         aggregate=aggregate(samples),
         samples=samples,
+        collection=answerer.retriever.collection,
     )
 
 

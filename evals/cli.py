@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assistant.cli_options import CollectionOption, JsonFileOption
@@ -128,7 +129,9 @@ def retrieval(
         worse = regressions(run, load_run(baseline))
         console.print(f"{len(worse)} queries got worse on nDCG@10 than {baseline.name}")
         for w in worse[:20]:
-            console.print(f"  {w['qid']}: {w['before']:.3f} -> {w['after']:.3f}  {w['question'][:80]}", highlight=False)
+            console.print(
+                escape(f"  {w['qid']}: {w['before']:.3f} -> {w['after']:.3f}  {w['question'][:80]}"), highlight=False
+            )
 
 
 @eval_app.command("gate")
@@ -217,7 +220,14 @@ def answers_on_langfuse(
     )
     for outcome in outcomes:
         console.print(f"Langfuse experiment {outcome.run_name!r} on {outcome.dataset}: {outcome.items} items")
-    return AnswerRun(golden.name, answerer.generator.model_id, answerer.adapter_id, aggregate(samples), samples)
+    return AnswerRun(
+        golden.name,
+        answerer.generator.model_id,
+        answerer.adapter_id,
+        aggregate(samples),
+        samples,
+        collection=answerer.retriever.collection,
+    )
 
 
 def _first(evalset: EvalSet, limit: int | None) -> EvalSet:

@@ -42,6 +42,7 @@ class EvalRun:
     queries: list[QueryResult]
     seconds: float
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    collection: str | None = None  # where the documents are (who may read them: `evals.saved_runs.redact_runs`)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -54,7 +55,16 @@ class EvalRun:
     ) -> EvalRun:
         aggregate = mean_scores([r.metrics for r in results])
         settings = retriever.settings.model_dump()
-        return cls(dataset.name, dataset.split, mode.value, settings, aggregate, results, seconds)
+        return cls(
+            dataset.name,
+            dataset.split,
+            mode.value,
+            settings,
+            aggregate,
+            results,
+            seconds,
+            collection=retriever.collection,
+        )
 
     def save(self, folder: Path) -> Path:
         return save_run(folder, self.created, f"-{self.dataset}-{self.split or 'all'}-{self.mode}.json", self.to_json())

@@ -4,7 +4,10 @@ corpus gap, or dismisses it; either way the group leaves the queue.
 
 Sources are the question log and the feedback file in the data directory (`assistant.question_log`,
 `assistant.feedback`). They hold what a trace holds, question text and document metadata but never document
-text, so the queue shows the same and may be read by whoever may read traces.
+text. The queue is shown to one reviewer at a time (`evals.redaction`): a group shows its questions, titles and
+document ids only where the reviewer may read every document its questions retrieved, else a redacted entry
+(counts, reasons, its id to hand over); askers appear under stable pseudonyms. A decision names a group the
+reviewer can see and a document the reviewer may read.
 
 Accepted items are appended to their sets with provenance (the trace, when the question was asked, why it was
 queued, who accepted it, when). A training item passes the tuning data rules first: it may not repeat or
@@ -18,12 +21,13 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from assistant.access import Principal
 from assistant.components import Components
 from assistant.errors import SourceError
 from assistant.feedback import Feedback, read_feedback
@@ -31,6 +35,7 @@ from assistant.jsonl import append_record, read_records
 from assistant.prompt import normalise_space
 from assistant.question_log import LoggedQuestion, QuestionLog
 from assistant.settings import Settings
+from evals.redaction import DocumentGroups, Pseudonyms, why_redacted
 
 Reason = Literal["refused", "low evidence", "thumbs down"]
 Decision = Literal["golden", "training", "corpus gap", "dismissed"]
@@ -49,6 +54,7 @@ class ReviewItem:
     evidence: float | None = None
     trace_id: str | None = None
     comment: str | None = None  # the user's, with a thumbs down
+    collection: str | None = None  # where retrieval ran; None: unknown (feedback without its logged question)
 
 
 @dataclass
@@ -128,7 +134,16 @@ def collect(
             by_trace[q.trace_id] = identifier
         by_asker[(q.user_id, q.question)] = identifier
         items[identifier] = ReviewItem(
-            identifier, q.question, q.user_id, q.groups, q.created, reasons, q.retrieved, q.evidence, q.trace_id
+            identifier,
+            q.question,
+            q.user_id,
+            q.groups,
+            q.created,
+            reasons,
+            q.retrieved,
+            q.evidence,
+            q.trace_id,
+            collection=q.collection,
         )
     for f in feedback:
         if f.helpful or f.created < start:
@@ -188,8 +203,63 @@ def files_of(settings: Settings) -> ReviewFiles:
     )
 
 
-def open_queue(components: Components, days: float) -> list[ReviewGroup]:
-    """The open review groups of the last `days` days, largest first (the CLI and the quality page)."""
+# -- what one reviewer sees -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RedactedGroup:
+    """A group whose questions retrieved documents the reviewer may not read: counts only, and its id."""
+
+    id: str
+    asked: int
+    reasons: dict[str, int]
+    documents: int
+    unreadable: int
+
+    @property
+    def why(self) -> str:
+        return why_redacted(self.unreadable, self.documents)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "redacted": True, "why": self.why}
+
+
+@dataclass
+class ReviewQueue:
+    """The open groups as one reviewer sees them: in full (askers pseudonymous), or redacted."""
+
+    groups: list[ReviewGroup]
+    redacted: list[RedactedGroup]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [g.to_json() for g in self.groups] + [r.to_json() for r in self.redacted]
+
+
+def for_reviewer(
+    groups: Sequence[ReviewGroup],
+    reviewer: Principal,
+    documents: DocumentGroups,
+    pseudonyms: Pseudonyms,
+    default_collection: str,
+) -> ReviewQueue:
+    """Each group in full where `reviewer` may read every document its questions retrieved, else redacted."""
+    queue = ReviewQueue([], [])
+    for group in groups:
+        retrieved: dict[str, bool] = {}  # doc id -> readable by the reviewer
+        for item in group.items:
+            for hit in item.retrieved:
+                doc = str(hit["doc_id"])
+                doc_groups = documents.groups(item.collection or default_collection, doc, hit.get("groups") or ())
+                retrieved[doc] = retrieved.get(doc, True) and reviewer.may_read(doc_groups)
+        unreadable = sum(not readable for readable in retrieved.values())
+        if unreadable:
+            queue.redacted.append(RedactedGroup(group.id, len(group.items), group.reasons, len(retrieved), unreadable))
+        else:
+            queue.groups.append(ReviewGroup([replace(i, user_id=pseudonyms.of(i.user_id)) for i in group.items]))
+    return queue
+
+
+def open_queue(components: Components, days: float, reviewer: Principal) -> ReviewQueue:
+    """The open review groups of the last `days` days, largest first, as `reviewer` may see them (the CLI and
+    the quality page). Groups are formed over every question, so a group has the same id for every reviewer."""
     settings = components.settings
     items = collect(
         QuestionLog(settings.data_dir).read(),
@@ -198,20 +268,31 @@ def open_queue(components: Components, days: float) -> list[ReviewGroup]:
         start=since(days),
         low_evidence_margin=settings.review.low_evidence_margin,
     )
-    return group_similar(items, components.embedder.embed_documents, settings.review.group_similarity)
+    groups = group_similar(items, components.embedder.embed_documents, settings.review.group_similarity)
+    documents = DocumentGroups(settings)
+    return for_reviewer(groups, reviewer, documents, Pseudonyms(settings.data_dir), components.collection(None))
 
 
-def find_group(components: Components, group_id: str, days: float) -> ReviewGroup:
-    for group in open_queue(components, days):
+def find_group(components: Components, group_id: str, days: float, reviewer: Principal) -> ReviewGroup:
+    """The open group `group_id`, if `reviewer` may see it in full."""
+    queue = open_queue(components, days, reviewer)
+    for group in queue.groups:
         if group.id == group_id:
             return group
+    if any(r.id == group_id for r in queue.redacted):
+        raise SourceError(
+            f"review group {group_id!r} retrieved documents outside your groups: hand it to someone who may read them"
+        )
     raise SourceError(f"no open review group {group_id!r} in the last {days:g} days; `assistant review` lists them")
 
 
-def indexed_document(components: Components, collection: str | None, doc_id: str) -> tuple[list[str] | None, str]:
-    """A document's groups and indexed text (its chunks in order); (None, "") when it is not indexed."""
+def indexed_document(
+    components: Components, collection: str | None, doc_id: str, reviewer: Principal
+) -> tuple[list[str] | None, str]:
+    """A document's groups and indexed text (its chunks in order); (None, "") when it is not indexed or when
+    `reviewer` may not read it (the same answer: a reviewer learns nothing of documents outside their groups)."""
     chunks = [c for c in components.store.iter_chunks(components.collection(collection)) if c.doc_id == doc_id]
-    if not chunks:
+    if not chunks or not reviewer.may_read(chunks[0].groups):
         return None, ""
     ordered = sorted(chunks, key=lambda c: int(c.payload.get("chunk_index", 0)))
     return list(ordered[0].groups), "\n".join(c.text for c in ordered)
@@ -255,7 +336,9 @@ def accept_golden(
     """Append the group's question, asked with its asker's groups, as a golden question answered by `doc_id`."""
     lead = group.items[0]
     if doc_groups is None:
-        raise SourceError(f"{doc_id!r} is not in the index; give the id of the document that should answer")
+        raise SourceError(
+            f"{doc_id!r} is not a document you may read in the index; give the id of the document that should answer"
+        )
     if not lead.groups:
         raise SourceError("this question came from feedback without the asker's groups; accept another wording")
     if not set(doc_groups) & set(lead.groups):
@@ -329,7 +412,7 @@ def accept_training(
         record.update(kind="unanswerable")
     else:
         if doc_groups is None:
-            raise SourceError(f"{doc_id!r} is not in the index; give the id of the document that answers")
+            raise SourceError(f"{doc_id!r} is not a document you may read in the index; give the one that answers")
         outside = sorted(set(doc_groups) - set(rules.allowed_groups))
         if outside:
             raise SourceError(
@@ -371,5 +454,5 @@ def read_gaps(files: ReviewFiles) -> list[dict[str, Any]]:
     return list(reversed(read_records(files.corpus_gaps)))
 
 
-def dumps(groups: Sequence[ReviewGroup]) -> str:
-    return json.dumps([g.to_json() for g in groups], indent=1)
+def dumps(queue: ReviewQueue) -> str:
+    return json.dumps(queue.to_json(), indent=1)

@@ -20,16 +20,46 @@ from assistant.answering import Answerer
 from assistant.errors import SourceError
 from assistant.feedback import Feedback, record_feedback
 from assistant.generator import Generator
+from assistant.identity import load_dev_users
 from assistant.question_log import QuestionLog
 from assistant.settings import GeneratorSettings, Settings, TracingSettings
 from assistant.tracing import Tracer
+from evals.answers import ANSWERS_SUFFIX
 from evals.datasets import EvalSet, load_golden
 from evals.experiments import RunName, push_dataset, retrieval_experiment
 from evals.impact import GoldenImpact
+from evals.leaks import LEAKS_SUFFIX
+from evals.redaction import DocumentGroups, Pseudonyms
 from evals.retrieval import evaluate
-from evals.review import ReviewFiles, TrainingRules, accept_golden, accept_training, collect, group_similar, record_gap
+from evals.review import (
+    ReviewFiles,
+    ReviewGroup,
+    ReviewQueue,
+    TrainingRules,
+    accept_golden,
+    accept_training,
+    collect,
+    for_reviewer,
+    group_similar,
+    record_gap,
+)
+from evals.run_files import save_run
+from evals.saved_runs import read_saved_runs, redact_runs
 from ingestion.run import run_ingest
 from tests.conftest import REPO, Captured, Receiver, ingest, run, runtime, shared_embedder
+from tests.review_data import (
+    HOLIDAY_DOC,
+    HOLIDAY_QUESTION,
+    SALARY_DOC,
+    SALARY_QUESTION,
+    SALARY_TITLE,
+    asked,
+    carlos_and_dana,
+    hit,
+    record_documents,
+    save_retrieval_run,
+    write_log,
+)
 
 GOLDEN = REPO / "samples" / "handbook-golden.jsonl"
 OUT_OF_CORPUS = "What's the wifi password at the Lisbon office?"
@@ -347,13 +377,117 @@ def test_the_review_command_lists_the_queue_and_records_a_gap(tmp_path: Path) ->
         "dana", ["everyone"], OUT_OF_CORPUS, "handbook", "refused-recall", 0.4, 0.65, [], [], False, 0, 0, 0, None, None
     )
     (data / "questions.jsonl").write_text(json.dumps(asdict(asked)) + "\n", encoding="utf-8")
-    listed = run("review", "--json", str(tmp_path / "queue.json"), data_dir=data)
+    anonymous = run("review", data_dir=data)
+    assert anonymous.returncode == 1 and "say who is asking" in anonymous.stderr
+    listed = run("review", "--user", "ian", "--json", str(tmp_path / "queue.json"), data_dir=data)
     assert listed.returncode == 0, listed.stderr
     [group] = json.loads((tmp_path / "queue.json").read_text())
     assert group["question"] == OUT_OF_CORPUS and group["reasons"] == {"refused": 1}
-    recorded = run("review", "gap", group["id"], "--note", "no wifi page", "--reviewer", "ian", data_dir=data)
+    recorded = run("review", "gap", group["id"], "--note", "no wifi page", "--user", "ian", data_dir=data)
     assert recorded.returncode == 0, recorded.stderr
     [gap] = [json.loads(line) for line in (data / "corpus-gaps.jsonl").read_text().splitlines()]
     assert gap["note"] == "no wifi page" and gap["provenance"]["reviewer"] == "ian"
-    again = run("review", "dismiss", group["id"], data_dir=data)  # decided: no longer open
+    again = run("review", "dismiss", group["id"], "--user", "ian", data_dir=data)  # decided: no longer open
     assert again.returncode == 1 and "no open review group" in again.stderr
+
+
+# -- what a reviewer may see ------------------------------------------------------------------------
+DEV_USERS = load_dev_users(REPO / "samples" / "users.yaml")
+IAN, CARLOS = DEV_USERS["ian"], DEV_USERS["carlos"]  # engineering / hr-compensation
+
+
+def test_a_reviewer_sees_a_question_only_where_they_may_read_all_its_documents(settings: Settings) -> None:
+    record_documents(settings)
+    regrouped = asked("erin", ["everyone", "executives"], "Is parental leave paid?", [hit("hr/parental-leave.md")])
+    regrouped.retrieved[0]["groups"] = ["everyone"]  # logged before the document was re-grouped to hr
+    unknown = asked("dana", ["everyone"], "Where is the reorg memo?", [{"rank": 1, "doc_id": "drafts/x.md"}])
+    items = collect([*carlos_and_dana(), regrouped, unknown], [], set(), start="2000-01-01", low_evidence_margin=0.0)
+    groups = [ReviewGroup([item]) for item in items]
+    by_question = {g.question: g.id for g in groups}
+    documents = DocumentGroups(settings)
+
+    def view(reviewer: Principal) -> ReviewQueue:
+        return for_reviewer(groups, reviewer, documents, Pseudonyms(settings.data_dir), "handbook")
+
+    ians = view(IAN)
+    assert [g.question for g in ians.groups] == [HOLIDAY_QUESTION]
+    salary = next(r for r in ians.redacted if r.id == by_question[SALARY_QUESTION])
+    assert (salary.asked, salary.reasons, salary.documents, salary.unreadable) == (1, {"refused": 1}, 2, 1)
+    assert {r.id for r in ians.redacted} == {by_question[q] for q in by_question if q != HOLIDAY_QUESTION}
+    shown = json.dumps(ians.to_json())
+    for secret in (SALARY_QUESTION, SALARY_TITLE, SALARY_DOC, "carlos", "dana", "hr-compensation", "parental"):
+        assert secret not in shown
+    [dana] = ians.groups[0].items
+    assert dana.user_id.startswith("asker-") and dana.user_id == Pseudonyms(settings.data_dir).of("dana")
+    assert (settings.data_dir / "pseudonym.key").stat().st_mode & 0o777 == 0o600
+
+    carlos = view(CARLOS)  # hr-compensation: may read the salary bands (and hr's parental leave page)
+    visible = {g.question: g for g in carlos.groups}
+    assert set(visible) == {SALARY_QUESTION, HOLIDAY_QUESTION, "Is parental leave paid?"}
+    assert SALARY_TITLE in json.dumps(visible[SALARY_QUESTION].to_json())
+    assert visible[SALARY_QUESTION].items[0].user_id == Pseudonyms(settings.data_dir).of("carlos") != "carlos"
+    assert [r.id for r in carlos.redacted] == [by_question["Where is the reorg memo?"]]  # unknown: fail closed
+    assert Pseudonyms(settings.data_dir / "elsewhere").of("dana") != dana.user_id  # keyed per data directory
+
+
+def test_the_review_command_redacts_for_the_reviewer_and_refuses_their_decisions(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_log(data, carlos_and_dana())  # no sync state: the groups logged with each retrieved document count
+    listed = run("review", "--user", "ian", "--json", str(tmp_path / "ian.json"), data_dir=data)
+    assert listed.returncode == 0, listed.stderr
+    queue = json.loads((tmp_path / "ian.json").read_text())
+    for secret in (SALARY_QUESTION, SALARY_TITLE, SALARY_DOC, "carlos", "hr-compensation"):
+        assert secret not in listed.stdout and secret not in json.dumps(queue)
+    [hidden] = [g for g in queue if g.get("redacted")]
+    assert (hidden["asked"], hidden["documents"], hidden["unreadable"]) == (1, 2, 1)
+    assert "outside your groups" in hidden["why"] and hidden["id"] in listed.stdout
+    refused = run("review", "gap", hidden["id"], "--user", "ian", data_dir=data)
+    assert refused.returncode == 1 and "outside your groups" in refused.stderr
+    assert SALARY_QUESTION not in refused.stderr
+
+    seen = run("review", "--groups", "everyone,hr-compensation", "--json", str(tmp_path / "hr.json"), data_dir=data)
+    assert seen.returncode == 0, seen.stderr
+    [salary] = [g for g in json.loads((tmp_path / "hr.json").read_text()) if g["id"] == hidden["id"]]
+    assert salary["question"] == SALARY_QUESTION and salary["documents"][0]["title"] == SALARY_TITLE
+    assert salary["items"][0]["user_id"].startswith("asker-")
+    decided = run("review", "gap", hidden["id"], "--user", "carlos", data_dir=data)
+    assert decided.returncode == 0, decided.stderr
+    [gap] = [json.loads(line) for line in (data / "corpus-gaps.jsonl").read_text().splitlines()]
+    assert gap["provenance"]["reviewer"] == "carlos"
+
+
+def test_saved_runs_are_redacted_for_a_reviewer(settings: Settings) -> None:
+    record_documents(settings)
+    folder = settings.eval_runs_dir
+    save_retrieval_run(folder)
+    sample = {
+        "question": SALARY_QUESTION,
+        "answer": "E4 tops out at $198,000 [1]",
+        "reference": "$198,000",
+        "groups": ["hr-compensation"],
+        "cited": [SALARY_DOC],
+        "relevant": [SALARY_DOC],
+        "trace_id": "t1",
+    }
+    save_run(folder, "2026-01-02T10:00:00", ANSWERS_SUFFIX, {"aggregate": {}, "samples": [sample]})
+    leak = {"user": "dana", "question": SALARY_TITLE, "doc_id": HOLIDAY_DOC, "doc_groups": ["everyone"]}
+    save_run(folder, "2026-01-02T10:00:00", LEAKS_SUFFIX, {"collection": "handbook", "leaks": [leak]})
+    runs = read_saved_runs(folder)
+
+    ians = redact_runs(runs, IAN, DocumentGroups(settings), "handbook")
+    salary, holidays = ians.retrieval[0]["queries"]
+    assert salary["question"] == "(redacted)" and salary["top"] == salary["relevant"] == []
+    assert salary["metrics"] == {"ndcg@10": 1.0, "recall@10": 1.0} and "outside your groups" in salary["redacted"]
+    assert holidays["question"] == HOLIDAY_QUESTION and "redacted" not in holidays
+    [answer] = ians.answers[0]["samples"]
+    assert answer["answer"] == "(redacted)" and answer["reference"] is None and answer["trace_id"] is None
+    [probe] = ians.leaks[0]["leaks"]  # a readable document, found by asking for a restricted one's title
+    assert probe["question"] == probe["doc_id"] == "(redacted)" and probe["user"] == "dana"
+    shown = json.dumps([ians.retrieval, ians.answers, ians.leaks])
+    for secret in (SALARY_QUESTION, SALARY_TITLE, SALARY_DOC, "198,000", "hr-compensation"):
+        assert secret not in shown
+
+    carlos = redact_runs(runs, CARLOS, DocumentGroups(settings), "handbook")
+    assert carlos.retrieval[0]["queries"][0]["question"] == SALARY_QUESTION
+    assert carlos.answers[0]["samples"][0]["answer"] == sample["answer"]
+    assert carlos.leaks[0]["leaks"][0]["question"] == SALARY_TITLE

@@ -25,6 +25,20 @@ from evals.leaks import probe_leaks
 from evals.retrieval import evaluate
 from ingestion.history import read_runs
 from tests.conftest import HANDBOOK, REPO, ingest, runtime
+from tests.review_data import (
+    HOLIDAY_DOC,
+    HOLIDAY_QUESTION,
+    SALARY_DOC,
+    SALARY_QUESTION,
+    SALARY_TITLE,
+    asked,
+    carlos_and_dana,
+    hit,
+    record_documents,
+    save_retrieval_run,
+    write_log,
+)
+from ui.plain import plain
 from ui.untrusted import escape_markdown
 
 APP = str(REPO / "ui" / "app.py")
@@ -269,3 +283,60 @@ def test_a_refused_question_reaches_the_review_queue_and_becomes_a_corpus_gap(ap
     finally:
         for path in written:
             path.unlink(missing_ok=True)
+
+
+MARKDOWN_QUESTION = "Can I put ![logo](https://evil.example/x.png) and <b>bold</b> in [slides](https://evil.example)?"
+
+
+@pytest.fixture
+def review_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Carlos's salary-band question, Dana's holiday questions (one full of Markdown) and a saved run, in a data
+    directory of their own whose sync state says who may read each document."""
+    settings = load_settings(data_dir=tmp_path / "data")
+    record_documents(settings)
+    write_log(
+        settings.data_dir, [*carlos_and_dana(), asked("dana", ["everyone"], MARKDOWN_QUESTION, [hit(HOLIDAY_DOC)])]
+    )
+    save_retrieval_run(settings.eval_runs_dir)
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(settings.data_dir))
+    yield settings
+    close_app_runtime()
+
+
+def quality_page_as(principal: Principal) -> AppTest:
+    at = AppTest.from_file(str(VIEWS / "quality.py"), default_timeout=TIMEOUT)
+    at.session_state["principal"] = principal
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def everything_shown(at: AppTest) -> str:
+    shown = [e.label for e in at.expander] + [str(d.value.to_dict()) for d in at.dataframe]
+    for elements in (at.text, at.caption, at.markdown, at.error, at.warning, at.success, at.subheader):
+        shown += [str(e.value) for e in elements]
+    shown += [str(option) for box in at.selectbox for option in box.options]
+    return "\n".join(shown)
+
+
+def test_the_quality_page_redacts_what_the_reviewer_may_not_read(review_data: Settings) -> None:
+    ian = quality_page_as(Principal.of("ian", ["everyone", "engineering", "assistant-engineers"]))
+    shown = everything_shown(ian)
+    for secret in (SALARY_QUESTION, SALARY_TITLE, SALARY_DOC, "carlos", "dana", "hr-compensation"):
+        assert secret not in shown
+    [redacted] = [d.value for d in ian.dataframe if "redacted" in d.value and "id" in d.value]
+    assert list(redacted["asked"]) == [1] and "outside your groups" in redacted["redacted"][0]
+    questions = ian.dataframe[0].value  # the saved run, question by question
+    assert list(questions["question"]) == ["(redacted)", HOLIDAY_QUESTION]
+    assert any(plain(HOLIDAY_QUESTION) in e.label for e in ian.expander)
+    assert any("asker-" in str(d.value.to_dict()) for d in ian.dataframe)  # askers under pseudonyms
+
+    # Markdown in a question stays text: escaped in the expander's label, verbatim in its table
+    [label] = [e.label for e in ian.expander if "logo" in e.label]
+    assert label.startswith(plain(MARKDOWN_QUESTION)) and "![logo](" not in label and "<b>" not in label
+    assert MARKDOWN_QUESTION in shown
+
+    rita = quality_page_as(Principal.of("rita", ["everyone", "assistant-engineers", "hr-compensation"]))
+    assert any(plain(SALARY_QUESTION) in e.label for e in rita.expander)
+    assert list(rita.dataframe[0].value["question"]) == [SALARY_QUESTION, HOLIDAY_QUESTION]
+    assert SALARY_DOC in everything_shown(rita) and "carlos" not in everything_shown(rita)

@@ -1,7 +1,11 @@
 """Quality (assistant engineers): retrieval nDCG@10 / recall over the saved eval runs, the latest run question by
 question, the access-leak probe's last result, answer-quality runs, the adapters and which one serves, the review queue
 (refusals, low-evidence answers and thumbs-down of the week, grouped; accept as golden, corpus gap or dismiss), and
-a link to Langfuse when tracing is configured."""
+a link to Langfuse when tracing is configured.
+
+Questions, titles and document ids of other people's questions and of saved runs are shown only where the signed-in
+reviewer may read every document they name, else redacted (`evals.redaction`). Such text is shown as plain text:
+in dataframes and `st.text`, and escaped (`ui.plain`) in labels and alerts, which render Markdown."""
 
 from __future__ import annotations
 
@@ -12,9 +16,11 @@ import streamlit as st
 from assistant.adapters import promoted_id
 from assistant.errors import AssistantError
 from evals import review
-from evals.saved_runs import read_saved_runs
+from evals.redaction import DocumentGroups
+from evals.saved_runs import read_saved_runs, redact_runs
 from tuning.registry import list_adapters
 from ui.guard import require
+from ui.plain import plain
 from ui.roles import Page
 
 RETRIEVAL_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
@@ -40,25 +46,34 @@ def metric_rows(runs: list[dict[str, Any]], metrics: tuple[str, ...], label: str
     ]
 
 
+def reasons_line(reasons: dict[str, int]) -> str:
+    return ", ".join(f"{reason} x{count}" for reason, count in reasons.items())
+
+
 def show_review_group(group: review.ReviewGroup) -> None:
     """One group: its questions and what was retrieved (metadata only, as in a trace), and the decisions."""
     files = review.files_of(components.settings)
-    why = ", ".join(f"{reason} x{count}" for reason, count in group.reasons.items())
-    with st.expander(f"{group.question} ({len(group.items)} asked; {why})"):
+    with st.expander(plain(f"{group.question[:120]} ({len(group.items)} asked; {reasons_line(group.reasons)})")):
         st.dataframe(
             [
-                {"asked": i.created, "question": i.question, "groups": ", ".join(i.groups), "comment": i.comment or ""}
+                {
+                    "asked": i.created,
+                    "asker": i.user_id,  # a pseudonym
+                    "question": i.question,
+                    "groups": ", ".join(i.groups),
+                    "comment": i.comment or "",
+                }
                 for i in group.items
             ],
             hide_index=True,
         )
         documents = [d["doc_id"] for d in group.documents]
-        st.caption("Retrieved: " + (", ".join(documents) or "nothing the asker may read"))
+        st.text("Retrieved: " + (", ".join(documents) or "nothing the asker may read"))
         golden_doc = st.selectbox("Document that should answer it", documents, key=f"doc-{group.id}")
         golden, gap, dismiss = st.columns(3)
         try:
             if golden.button("Accept as golden question", key=f"golden-{group.id}", disabled=not golden_doc):
-                groups, _ = review.indexed_document(components, None, str(golden_doc))
+                groups, _ = review.indexed_document(components, None, str(golden_doc), principal)
                 review.accept_golden(files, group, str(golden_doc), groups, principal.user_id)
                 st.rerun()
             if gap.button("Corpus gap", key=f"gap-{group.id}"):
@@ -68,12 +83,13 @@ def show_review_group(group: review.ReviewGroup) -> None:
                 review.dismiss(files, group, principal.user_id)
                 st.rerun()
         except AssistantError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))
 
 
 components, principal = require(Page.QUALITY)
 settings = components.settings
-runs = read_saved_runs(settings.eval_runs_dir)
+documents = DocumentGroups(settings)
+runs = redact_runs(read_saved_runs(settings.eval_runs_dir), principal, documents, components.collection(None))
 st.title("Quality")
 langfuse = settings.ui.langfuse_url or settings.tracing.base_url
 if langfuse:
@@ -97,6 +113,7 @@ if runs.retrieval:
                 **{m: q["metrics"].get(m) for m in ("ndcg@10", "recall@10")},
                 "relevant": ", ".join(q["relevant"]),
                 "top": ", ".join(q["top"][:3]),
+                "redacted": q.get("redacted", ""),
             }
             for q in latest["queries"]
         ],
@@ -146,13 +163,20 @@ else:
     st.caption("No adapters trained here; the shipped adapter serves (`assistant tune list`).")
 
 st.header("Review queue")
-queue = review.open_queue(components, days=7)
-if queue:
+queue = review.open_queue(components, days=7, reviewer=principal)
+if queue.groups or queue.redacted:
     st.caption(
-        f"{len(queue)} groups from the last 7 days; training items go through `assistant review train` "
-        "(the tuning data rules need a reference answer and verbatim quotes)."
+        f"{len(queue.groups) + len(queue.redacted)} groups from the last 7 days; askers are pseudonymous; training "
+        "items go through `assistant review train` (the tuning data rules need a reference answer and verbatim quotes)."
     )
-    for group in queue:
+    for group in queue.groups:
         show_review_group(group)
+    if queue.redacted:
+        st.subheader("Redacted: documents outside your groups")
+        st.caption("Hand a group's id to someone who may read its documents; they see it in full and decide.")
+        st.dataframe(
+            [{"id": r.id, "asked": r.asked, "why": reasons_line(r.reasons), "redacted": r.why} for r in queue.redacted],
+            hide_index=True,
+        )
 else:
     st.caption("Nothing to review: no refusals, low-evidence answers or thumbs-down in the last 7 days.")
