@@ -9,7 +9,9 @@
   its documents.
 - Askers are pseudonymous: a keyed hash of their user id (HMAC-SHA256 under a random key created on first use in
   the data directory, `pseudonym.key`). The same asker gets the same pseudonym in every entry and every week;
-  only whoever holds the data directory (who can read `questions.jsonl` anyway) can tie it to a person.
+  only whoever holds the data directory (who can read `questions.jsonl` anyway) can tie it to a person. No
+  reviewer is exempt, not even an owner of the asker's groups: SSO tokens say who is in a group, not who owns it,
+  and the queue's decisions (golden, training, gap, dismiss) need the question, never the person.
 """
 
 from __future__ import annotations
