@@ -439,6 +439,14 @@ def record_gap(files: ReviewFiles, group: ReviewGroup, reviewer: str, note: str 
         "asked": len(group.items),
         "groups": sorted({g for i in group.items for g in i.groups}),
         "note": note,
+        # What its questions retrieved: the corpus page shows the gap only to owners who may read all of it.
+        "documents": sorted(
+            {
+                (i.collection or "", str(hit["doc_id"]), tuple(hit.get("groups") or ()))
+                for i in group.items
+                for hit in i.retrieved
+            }
+        ),
         "provenance": {"from": "review", **asdict(Provenance.of(group, reviewer))},
     }
     append_record(files.corpus_gaps, record)
@@ -452,6 +460,27 @@ def dismiss(files: ReviewFiles, group: ReviewGroup, reviewer: str) -> None:
 
 def read_gaps(files: ReviewFiles) -> list[dict[str, Any]]:
     return list(reversed(read_records(files.corpus_gaps)))
+
+
+def gaps_for(
+    reviewer: Principal, files: ReviewFiles, documents: DocumentGroups, default_collection: str
+) -> tuple[list[dict[str, Any]], int]:
+    """(the corpus gaps `reviewer` may see, how many others are hidden): a gap is shown where the reviewer may
+    read every document its questions retrieved, as in the review queue; one recorded without its documents
+    (before they were kept) is hidden from everyone (fail closed)."""
+    shown: list[dict[str, Any]] = []
+    hidden = 0
+    for gap in read_gaps(files):
+        retrieved = gap.get("documents")
+        readable = isinstance(retrieved, list) and all(
+            reviewer.may_read(documents.groups(collection or default_collection, doc_id, logged))
+            for collection, doc_id, logged in retrieved
+        )
+        if readable:
+            shown.append(gap)
+        else:
+            hidden += 1
+    return shown, hidden
 
 
 def dumps(queue: ReviewQueue) -> str:

@@ -491,3 +491,19 @@ def test_saved_runs_are_redacted_for_a_reviewer(settings: Settings) -> None:
     assert carlos.retrieval[0]["queries"][0]["question"] == SALARY_QUESTION
     assert carlos.answers[0]["samples"][0]["answer"] == sample["answer"]
     assert carlos.leaks[0]["leaks"][0]["question"] == SALARY_TITLE
+
+
+def test_corpus_gaps_are_shown_only_to_owners_who_may_read_what_they_retrieved(settings: Settings) -> None:
+    from evals.review import files_of, gaps_for, record_gap
+
+    record_documents(settings)
+    files = files_of(settings)
+    for item in collect(carlos_and_dana(), [], set(), start="2000-01-01", low_evidence_margin=0.0):
+        record_gap(files, ReviewGroup([item]), "rita")
+    documents = DocumentGroups(settings)
+    shown, hidden = gaps_for(IAN, files, documents, "handbook")
+    assert [g["question"] for g in shown] == [HOLIDAY_QUESTION] and hidden == 1
+    shown, hidden = gaps_for(CARLOS, files, documents, "handbook")
+    assert {g["question"] for g in shown} == {HOLIDAY_QUESTION, SALARY_QUESTION} and hidden == 0
+    files.corpus_gaps.write_text(json.dumps({"question": "old gap", "asked": 1}) + "\n")  # recorded before
+    assert gaps_for(CARLOS, files, documents, "handbook") == ([], 1)  # fail closed

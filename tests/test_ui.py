@@ -39,8 +39,8 @@ from tests.review_data import (
     save_retrieval_run,
     write_log,
 )
-from ui.plain import plain
 from ui.untrusted import escape_markdown
+from ui.untrusted import label as one_line
 
 APP = str(REPO / "ui" / "app.py")
 VIEWS = REPO / "ui" / "views"
@@ -329,15 +329,16 @@ def test_the_quality_page_redacts_what_the_reviewer_may_not_read(review_data: Se
     assert list(redacted["asked"]) == [1] and "outside your groups" in redacted["redacted"][0]
     questions = ian.dataframe[0].value  # the saved run, question by question
     assert list(questions["question"]) == ["(redacted)", HOLIDAY_QUESTION]
-    assert any(plain(HOLIDAY_QUESTION) in e.label for e in ian.expander)
+    assert any(one_line(HOLIDAY_QUESTION) in e.label for e in ian.expander)
     assert any("asker-" in str(d.value.to_dict()) for d in ian.dataframe)  # askers under pseudonyms
 
     # Markdown in a question stays text: escaped in the expander's label, verbatim in its table
-    [label] = [e.label for e in ian.expander if "logo" in e.label]
-    assert label.startswith(plain(MARKDOWN_QUESTION)) and "![logo](" not in label and "<b>" not in label
+    [shown_label] = [e.label for e in ian.expander if "logo" in e.label]
+    assert shown_label.startswith(one_line(MARKDOWN_QUESTION))
+    assert "![logo](" not in shown_label and "<b>" not in shown_label
     assert MARKDOWN_QUESTION in shown
 
     rita = quality_page_as(load_dev_users(REPO / "samples" / "users.yaml")["rita"])  # hr-compensation
-    assert any(plain(SALARY_QUESTION) in e.label for e in rita.expander)
+    assert any(one_line(SALARY_QUESTION) in e.label for e in rita.expander)
     assert list(rita.dataframe[0].value["question"]) == [SALARY_QUESTION, HOLIDAY_QUESTION]
     assert SALARY_DOC in everything_shown(rita) and "carlos" not in everything_shown(rita)

@@ -11,7 +11,8 @@ from pathlib import Path
 import streamlit as st
 
 from evals.impact import latest_report
-from evals.review import files_of, read_gaps
+from evals.redaction import DocumentGroups
+from evals.review import files_of, gaps_for
 from ingestion.catalog import read_catalog
 from ingestion.history import read_runs
 from ingestion.run import run_ingest
@@ -143,7 +144,12 @@ else:
     )
 
 st.subheader("Corpus gaps")
-gaps = read_gaps(files_of(settings))
+gaps, hidden_gaps = gaps_for(principal, files_of(settings), DocumentGroups(settings), collection)
+if hidden_gaps:
+    st.caption(
+        f"{hidden_gaps} more gap(s) came from questions that retrieved documents outside your groups: an owner "
+        "in those groups sees them."
+    )
 if gaps:
     st.dataframe(
         [

@@ -5,7 +5,7 @@ a link to Langfuse when tracing is configured.
 
 Questions, titles and document ids of other people's questions and of saved runs are shown only where the signed-in
 reviewer may read every document they name, else redacted (`evals.redaction`). Such text is shown as plain text:
-in dataframes and `st.text`, and escaped (`ui.plain`) in labels and alerts, which render Markdown."""
+in dataframes and `st.text`, and escaped (`ui.untrusted`) in labels and alerts, which render Markdown."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from evals import review
 from evals.redaction import DocumentGroups
 from evals.saved_runs import read_saved_runs, redact_runs
 from tuning.registry import list_adapters
+from ui import untrusted
 from ui.guard import require
-from ui.plain import plain
 from ui.roles import Page
 
 RETRIEVAL_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
@@ -53,7 +53,9 @@ def reasons_line(reasons: dict[str, int]) -> str:
 def show_review_group(group: review.ReviewGroup) -> None:
     """One group: its questions and what was retrieved (metadata only, as in a trace), and the decisions."""
     files = review.files_of(components.settings)
-    with st.expander(plain(f"{group.question[:120]} ({len(group.items)} asked; {reasons_line(group.reasons)})")):
+    with st.expander(
+        untrusted.label(f"{group.question[:120]} ({len(group.items)} asked; {reasons_line(group.reasons)})")
+    ):
         st.dataframe(
             [
                 {
@@ -83,7 +85,7 @@ def show_review_group(group: review.ReviewGroup) -> None:
                 review.dismiss(files, group, principal.user_id)
                 st.rerun()
         except AssistantError as exc:
-            st.error(plain(str(exc)))
+            st.error(untrusted.label(str(exc)))
 
 
 components, principal = require(Page.QUALITY)
