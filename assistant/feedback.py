@@ -1,6 +1,9 @@
 """Users' verdicts on answers: appended to `feedback.jsonl` in the data directory, and sent to Langfuse as a
 score on the answer's trace when tracing is on. The local file keeps every verdict without a Langfuse server
-(`read_feedback`), for the reviews that turn them into golden and training items."""
+(`read_feedback`), for the reviews that turn them into golden and training items.
+
+Every surface records through `record_feedback`: the chat page from the answer it shows, `assistant feedback`
+from the question log's entry for the trace (`feedback_on`), so both reach the review queue."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from assistant.jsonl import append_record, read_records
+from assistant.question_log import LoggedQuestion
 from assistant.tracing import Tracer
 
 
@@ -36,6 +40,21 @@ def record_feedback(data_dir: Path, tracer: Tracer, feedback: Feedback) -> bool:
         tracer.feedback(feedback.trace_id, feedback.helpful, feedback.comment)
         return True
     return False
+
+
+def feedback_on(entry: LoggedQuestion, helpful: bool, comment: str | None) -> Feedback:
+    """The verdict of the logged question's asker on its answer (the command line knows the answer only by its
+    trace; the log knows who asked what, and what was cited). The log does not keep the model's name."""
+    return Feedback(
+        user_id=entry.user_id,
+        question=entry.question,
+        helpful=helpful,
+        comment=comment,
+        trace_id=entry.trace_id,
+        model=None,
+        adapter=entry.adapter,
+        cited=list(entry.cited),
+    )
 
 
 def read_feedback(data_dir: Path) -> list[Feedback]:

@@ -15,9 +15,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from assistant.access import Principal
 from assistant.answering import Answer, Answerer
 from assistant.errors import TracingError
+from assistant.feedback import read_feedback
 from assistant.generator import Generator
+from assistant.question_log import LoggedQuestion, QuestionLog
 from assistant.settings import GeneratorSettings, Settings, TracingSettings, load_settings
 from assistant.tracing import FEEDBACK_SCORE, Tracer
+from evals.review import collect
 from tests.conftest import Captured, Receiver, run, runtime
 
 FLOATING_HOLIDAYS = "How many floating holidays do I get each year?"
@@ -182,3 +185,40 @@ def test_feedback_command_sends_the_score(tmp_path: Path, receiver: Receiver) ->
 
     off = run("feedback", trace_id, "good", data_dir=tmp_path)
     assert off.returncode == 1 and off.stderr.strip().count("\n") == 0 and "tracing is off" in off.stderr
+
+
+def test_a_verdict_from_the_command_line_reaches_feedback_jsonl_and_the_review_queue(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    trace_id = uuid.uuid4().hex
+    asked = LoggedQuestion(
+        "dana", ["everyone"], "Which airline do we book?", "handbook", "answered", 0.9, 0.5,
+        [{"rank": 1, "doc_id": "company/travel-policy.docx", "title": "Travel", "groups": ["everyone"], "score": 1.0}],
+        ["company/travel-policy.docx"], True, 1, 1, 0, trace_id, "adapters/house",
+    )  # fmt: skip
+    QuestionLog(tmp_path).record(asked)
+    keys = {
+        "ASSISTANT_TRACING__PUBLIC_KEY": "pk-lf-cli",
+        "ASSISTANT_TRACING__SECRET_KEY": "sk-lf-cli",
+        "ASSISTANT_TRACING__BASE_URL": receiver.url,
+    }
+    result = run("feedback", trace_id, "bad", "--comment", "wrong policy", data_dir=tmp_path, extra_env=keys)
+    assert result.returncode == 0, result.stderr
+    [score] = next(r["body"] for r in receiver.requests if r["path"] == "/api/public/scores")
+    assert score["traceId"] == trace_id and score["value"] == 0.0
+
+    [verdict] = read_feedback(tmp_path)
+    assert (verdict.user_id, verdict.question, verdict.helpful, verdict.comment) == (
+        "dana",
+        asked.question,
+        False,
+        "wrong policy",
+    )
+    assert verdict.trace_id == trace_id and verdict.cited == ["company/travel-policy.docx"]
+    [queued] = collect(QuestionLog(tmp_path).read(), read_feedback(tmp_path), set(), start="2000-01-01",
+                       low_evidence_margin=0.0)  # fmt: skip
+    assert queued.reasons == ["thumbs down"] and queued.comment == "wrong policy" and queued.trace_id == trace_id
+
+    off = run("feedback", trace_id, "good", data_dir=tmp_path)  # tracing off: the file still takes it
+    assert off.returncode == 0, off.stderr
+    assert [f.helpful for f in read_feedback(tmp_path)] == [False, True]
