@@ -6,7 +6,7 @@ document is still indexed (its readers may need it, and only its owner can tell 
 from an attack); the sync summary and the corpus page flag it with the passage, so a person decides.
 
 Not covered: paraphrased or encoded instructions, other languages, and text in images. This is a tripwire for
-the plain attempts, not a guarantee; what holds whatever a document says is in the README's security section
+the plain attempts, not a guarantee; what holds whatever a document says is in docs/security.md
 (citations only to blocks the user may read, quotes checked verbatim, document text never rendered as markup).
 """
 

@@ -14,7 +14,7 @@ def write_policy(tmp_path: Path, text: str) -> Path:
     return path
 
 
-# The README's table of access-rule semantics: every row is checked here.
+# The table of access-rule semantics in docs/ingestion.md: every row is checked here.
 GLOB_SEMANTICS = [
     ("hr/**", "hr/a.md", True),
     ("hr/**", "hr/sub/deep/a.md", True),

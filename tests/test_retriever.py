@@ -20,7 +20,7 @@ from tests.conftest import REPO, runtime
 
 GOLDEN = REPO / "samples" / "handbook-golden.jsonl"
 USERS = REPO / "samples" / "users.yaml"
-RECALL_AT_5_FLOOR = 0.90  # measured 1.000 (45/45) with the default hybrid settings; see README
+RECALL_AT_5_FLOOR = 0.90  # measured 1.000 (45/45) with the default hybrid settings; see docs/retrieval.md
 
 
 @pytest.fixture(scope="module")
