@@ -1,16 +1,11 @@
 """Answering: principal -> retrieval -> recall gate -> generation -> citation check -> answer.
 
-When the recall gate finds no approved source, the answer is a refusal and nothing is generated. Citations are
-`[n]` markers pointing at the numbered context blocks; a marker that points at no block is removed and counted.
-The citation check also reads the house answer format (`assistant/prompt.py`): whether the answer is in it, each
-quote line `[n] "..."` checked verbatim against block n, other quoted passages against the blocks the answer
-cites, and the model's own refusal sentence. A quote is verified only when it is a verbatim passage of block n of
-at least the grammar's `SHORTEST_QUOTE` words and some claim of the answer is placed in block n by its own words:
-a citation the decoding grammar could only give by fallback (`quote_constraint.cited_claims`) verifies nothing.
-Every quote not verified is listed in `unsupported_quotes`. Sources are only chunks the principal was allowed to
-retrieve. Follow-up questions are retrieved together with the previous question; the prompt carries a bounded
-history of past answers without their quote lines, and only those whose cited documents the principal may still
-read, asked of the store with their groups when the question is asked (a regroup takes an answer out).
+When the recall gate finds no approved source, the answer is a refusal and nothing is generated. The generated
+text is checked by `assistant.citation_check` (the house format, `[n]` markers, quote lines and what they verify).
+Sources are only chunks the principal was allowed to retrieve. Follow-up questions are retrieved together with the
+previous question; the prompt carries a bounded history of past answers without their quote lines, and only those
+whose cited documents the principal may still read, asked of the store with their groups when the question is
+asked (a regroup takes an answer out).
 
 With an adapter, the prompt is the short one it was trained with, showing its `context_blocks`; an adapter is
 only served to principals who hold every group its training text came from (otherwise: a refusal saying so).
@@ -18,7 +13,6 @@ only served to principals who hold every group its training text came from (othe
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Generator as GeneratorType
 from collections.abc import Sequence
@@ -28,19 +22,10 @@ from typing import Any
 
 from assistant.access import Principal
 from assistant.adapters import AdapterRecord
+from assistant.citation_check import CheckedText, QuoteLine, check_citations
 from assistant.generator import Generator
-from assistant.prompt import (
-    FEW_SHOT,
-    MODEL_REFUSAL,
-    QUOTE_LINE,
-    SENTENCE_OPENING,
-    ContextBlock,
-    Turn,
-    render_prompt,
-    render_tuned_prompt,
-)
+from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt, render_tuned_prompt
 from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
-from assistant.quote_constraint import SHORTEST_QUOTE, cited_claims
 from assistant.recall_gate import RecallCheck, RecallGate
 from assistant.retriever import Retrieval, RetrievedChunk, Retriever
 from assistant.tracing import QuestionTrace, Tracer
@@ -53,10 +38,6 @@ ADAPTER_NOT_SERVED = (
     "I can't answer you with this assistant's tuned model: it was trained on documents of groups you are not in. "
     "Ask an administrator to serve you another adapter."
 )
-_CITATION = re.compile(r"\[(\d+)\]")
-_QUOTE = re.compile(r"[\"“]([^\"”]{20,})[\"”]")
-_SENTENCE_END = re.compile(rf"(?<=[.!?])\s+(?=[{SENTENCE_OPENING}])")  # "ext. 4357" and "approx. two" go on
-_CITED_SENTENCE = re.compile(r"\[(\d+)\][.!?]?$")
 
 
 @dataclass(frozen=True)
@@ -101,116 +82,6 @@ class Answer:
     ) -> Answer:
         """Nothing generated: the recall gate found no approved source (or the adapter is not for this user)."""
         return cls(question, text, True, [], retrieved, None, None, seconds=seconds, trace_id=trace_id, recall=recall)
-
-
-@dataclass(frozen=True)
-class QuoteLine:
-    block: int  # as written: a number of no shown block makes an unverified quote
-    text: str
-    verbatim: bool  # at least SHORTEST_QUOTE words, found (whitespace and case aside) in block `block`
-    fallback: bool = False  # no claim of the answer is placed in block `block` by its words
-
-    @property
-    def verified(self) -> bool:
-        """What a reader may be told: the quote is in its block, and the block holds a claim of the answer."""
-        return self.verbatim and not self.fallback
-
-
-@dataclass(frozen=True)
-class CheckedText:
-    text: str
-    cited: list[int]  # block numbers, in order of first use
-    removed: int
-    unsupported_quotes: list[str]
-    quotes: list[QuoteLine] = field(default_factory=list)
-    statement: str = ""
-    refusal: bool = False  # the model wrote the house refusal sentence
-    format_valid: bool = False
-    fallback_sentences: list[str] = field(default_factory=list)
-
-
-def check_citations(text: str, blocks: Sequence[RetrievedChunk]) -> CheckedText:
-    """Drop `[n]` markers (and quote lines) that point at no block; check quote lines against their block and other
-    quotes against the cited blocks; tell whether the text follows the house format and which claims only the
-    grammar's fallback cites. A `[n]` inside a quote is the document's text, never a citation."""
-    refusal = _normalise(text) == _normalise(MODEL_REFUSAL)
-    format_valid = refusal or _is_house_format(text, len(blocks))
-    removed = 0
-    cited: list[int] = []
-
-    def keep_or_drop(match: re.Match[str]) -> str:
-        nonlocal removed
-        n = int(match.group(1))
-        if 1 <= n <= len(blocks):
-            if n not in cited:
-                cited.append(n)
-            return match.group(0)
-        removed += 1
-        return ""
-
-    written: list[tuple[int, str]] = []
-    statement: list[str] = []
-    kept: list[str] = []  # the statement's lines (markers of no block dropped), then the quote lines of a block
-    for line in (raw.strip() for raw in text.strip().splitlines()):
-        match = QUOTE_LINE.match(line)
-        if match:
-            written.append((int(match.group(1)), match.group(2)))
-        elif line:
-            statement.append(line)
-            kept.append(_tidy(_CITATION.sub(keep_or_drop, line)))
-    prose = "\n".join(statement)
-    claims = cited_claims(prose, [b.text for b in blocks])
-    placed = {c.block for c in claims if c.placed}  # blocks some claim rests on by its words
-    placed_claims = {c.claim for c in claims if c.placed}
-    fallback = [_tidy(c.claim).strip(" .!?") for c in claims if c.claim not in placed_claims]
-    quotes: list[QuoteLine] = []
-    for n, quote in written:
-        if not 1 <= n <= len(blocks):
-            removed += 1  # and the line goes: its text is no statement, and it quotes no block
-        else:
-            kept.append(f'[{n}] "{quote}"')
-            if n not in cited:
-                cited.append(n)
-        verbatim = 1 <= n <= len(blocks) and _is_verbatim(quote, blocks[n - 1].text)
-        quotes.append(QuoteLine(n, quote, verbatim, n not in placed))
-    sources = " ".join(_normalise(blocks[n - 1].text) for n in cited)
-    unsupported = [q.text for q in quotes if not q.verified]
-    unsupported += [q for q in _QUOTE.findall(prose) if _normalise(q) not in sources]
-    plain = re.sub(r"[ \t]+([.,;:!?])", r"\1", _CITATION.sub("", prose)).strip()
-    cleaned = "\n".join(kept)
-    fallback_sentences = list(dict.fromkeys(f for f in fallback if f))
-    return CheckedText(cleaned, cited, removed, unsupported, quotes, plain, refusal, format_valid, fallback_sentences)
-
-
-def _tidy(line: str) -> str:
-    """A line with a marker dropped: no double spaces, no space before punctuation."""
-    return re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", line)).strip()
-
-
-def _is_verbatim(quote: str, block_text: str) -> bool:
-    """A passage of the block, whitespace and case aside, of at least the grammar's shortest quote."""
-    return len(quote.split()) >= SHORTEST_QUOTE and _normalise(quote) in _normalise(block_text)
-
-
-def _is_house_format(text: str, blocks: int) -> bool:
-    """Sentences that each end with a [n] of a shown block, then one or more `[n] "quote"` lines; nothing else."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    first_quote = next((i for i, line in enumerate(lines) if QUOTE_LINE.match(line)), len(lines))
-    statement, quotes = lines[:first_quote], lines[first_quote:]
-    if not statement or not quotes:
-        return False
-    quoted = [QUOTE_LINE.match(line) for line in quotes]
-    numbers = [int(m.group(1)) for m in quoted if m] + [int(n) for n in _CITATION.findall(" ".join(statement))]
-    sentences = _SENTENCE_END.split(" ".join(statement))
-    return (
-        all(quoted)
-        and all(1 <= n <= blocks for n in numbers)
-        and all(_CITED_SENTENCE.search(sentence.strip()) for sentence in sentences)
-    )
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 class Answerer:

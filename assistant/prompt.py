@@ -6,24 +6,22 @@ is the same prompt followed by the target answer in the house format and the end
 chat template: the adapter learns this format; without an adapter, worked examples in the same format are shown
 first.
 
-The house answer format (written by `render_answer`, checked by `assistant.answering.check_citations`):
-
-    Employees get eleven paid holidays in 2026 [2].
-    [2] "All regular US employees, full-time and part-time, receive the following eleven paid holidays in 2026:"
-
-- first the answer: short sentences, each ending with the number of the block it comes from, `[n]`;
-- then one line per supporting quote: `[n] "sentence"`, the sentence copied verbatim from block n;
-- or, when the blocks do not contain the answer, exactly `MODEL_REFUSAL` and nothing else.
-Extractive on purpose: a small model copies a sentence far more reliably than it paraphrases one, and a copied
-sentence can be checked against its block. Decoding is constrained to this format (`assistant/quote_constraint.py`).
+The answer format (`render_answer`, the refusal sentence, quote lines) is `assistant.house_format`'s; this module
+only places it in a prompt. `template_hash` identifies both: an adapter trained under another hash is not served.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+# The house format's names, also read from here by training data, ingestion and reviews.
+from assistant.house_format import MODEL_REFUSAL as MODEL_REFUSAL
+from assistant.house_format import QUOTE_LINE as QUOTE_LINE
+from assistant.house_format import normalise_space as normalise_space
+from assistant.house_format import render_answer as render_answer
+from assistant.house_format import statement_lines as statement_lines
 
 INSTRUCTION = (
     "You are the company assistant. Answer the question using only the numbered context blocks. "
@@ -35,15 +33,8 @@ INSTRUCTION = (
 TUNED_INSTRUCTION = "Answer from the numbered blocks, citing [n] and quoting the supporting sentence."
 ANSWER_CUE = "Answer:"
 END_OF_ANSWER = "<end_of_answer>"
-MODEL_REFUSAL = "The documents I can see do not answer this."
 # Generation stops at the end marker, or where a base model starts writing the next question itself.
 STOP_MARKERS = (END_OF_ANSWER, "\nQuestion:")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-# In an answer, a statement sentence ends at . ! ? followed by a space and one of these (so "ext. 4357" goes on);
-# the citation check splits there and the decoding grammar keeps every such sentence cited.
-SENTENCE_OPENING = 'A-Z"\u201c('
-# A quote line of the house format: `[n] "sentence"`.
-QUOTE_LINE = re.compile(r'^\[(\d+)\]\s*"(.+)"$')
 
 
 @dataclass(frozen=True)
@@ -70,31 +61,6 @@ class Example:
     question: str
     blocks: tuple[ContextBlock, ...]
     answer: str
-
-
-def render_answer(answer: str, quotes: Sequence[str], block: int) -> str:
-    """An answer in the house format: every sentence of `answer` cites `block`, then each quote on its line."""
-    cited = []
-    for sentence in split_sentences(answer):
-        body, end = (sentence[:-1], sentence[-1]) if sentence[-1] in ".!?" else (sentence, ".")
-        cited.append(f"{body} [{block}]{end}")
-    lines = [" ".join(cited)]
-    lines += [f'[{block}] "{normalise_space(q)}"' for q in quotes]
-    return "\n".join(lines)
-
-
-def statement_lines(text: str) -> str:
-    """An answer's text without its quote lines: what a reader sees above the opened sources, and what the
-    conversation history carries (a quote is the document's own text, not the answer)."""
-    return "\n".join(line for line in text.splitlines() if not QUOTE_LINE.match(line.strip())).strip()
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
-
-
-def normalise_space(text: str) -> str:
-    return " ".join(text.split())
 
 
 # Generic on purpose (no company facts): they teach the format, never the content.

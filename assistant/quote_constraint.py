@@ -1,12 +1,12 @@
-"""Constrained decoding of the house answer format (see `assistant.prompt`): the model still chooses every word;
+"""Constrained decoding of the house answer format (see `assistant.house_format`): the model still chooses every word;
 a logits processor only removes the tokens that would break the format.
 
 - Quote lines are copied: while the model writes `[n] "...`, only tokens that keep the text a prefix of
   ` "<a sentence or line of block n>"` are allowed (a 270M model, even tuned, otherwise starts a real sentence and
   drifts a few words in, and the citation check rejects the quote).
 - The answer line cannot end before it cites: no new line and no end of answer until it ends with `[n]`, and
-  no new sentence after a sentence that does not end with one (a sentence ends as the citation check splits
-  them: `prompt.SENTENCE_OPENING`); after `. ` the model may still go on, or cite.
+  no new sentence after a sentence that does not end with one (a sentence ends by the house format's one rule:
+  `house_format.SENTENCE_OPENING`); after `. ` the model may still go on, or cite.
 - After it, each line is a quote line of a block the answer cites, or the end of the answer (after at least one
   quote, or after the refusal sentence).
 - With `attribute_citations`, the number written inside `[` is limited to the blocks that contain most of the
@@ -31,13 +31,19 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from assistant.prompt import END_OF_ANSWER, MODEL_REFUSAL, SENTENCE_OPENING, normalise_space, split_sentences
+from assistant.house_format import (
+    CITATION,
+    CITED_SENTENCE,
+    SENTENCE_OPENING,
+    is_refusal,
+    normalise_space,
+    split_sentences,
+)
+from assistant.prompt import END_OF_ANSWER
 
 if TYPE_CHECKING:  # imported where decoding runs: the citation check uses this module without torch
     import torch
 
-_CITATION = re.compile(r"\[(\d+)\]")  # `[n]`: a citation, or the start of a quote line
-_ENDS_CITED = re.compile(r"\[\d+\][.!?]?$")
 _CLOSED_QUOTE = re.compile(r'^\[\d+\] ".*"$')
 _SENTENCE_ENDED = re.compile(r"[.!?]$")
 _SENTENCE_ENDED_SPACED = re.compile(r"[.!?]\s+$")
@@ -182,7 +188,7 @@ class QuoteConstraint:
             others = [k for k in self.blocks_with_quotes if k not in run]
             blocks = [k for k in supporting if k not in run] or others or supporting
             return sorted({t for k in blocks for t in self.pieces.spelling_prefixes(f"{k}]")}), True
-        if not text or _ENDS_CITED.search(text) or _same(text, MODEL_REFUSAL):
+        if not text or CITED_SENTENCE.search(text) or is_refusal(text):
             return None
         if _SENTENCE_ENDED.search(line):  # "... dev)." goes on, or cites: "dev). [1]"
             return self.pieces.after_uncited_end, False
@@ -193,12 +199,12 @@ class QuoteConstraint:
     def _line_start(self, answer: str, done: list[str], line: str) -> tuple[list[int], bool] | None:
         """A line after the answer: a quote line `[k]` of a block the answer cites that has something left to
         quote, or the end (after a quote, or when nothing can be quoted)."""
-        if _CITATION.match(line):
+        if CITATION.match(line):
             return None  # the quote went its own way before the constraint could act; the check will judge it
-        if _same(answer, MODEL_REFUSAL):
+        if is_refusal(answer):
             targets = [END_OF_ANSWER]
         else:
-            cited = sorted({int(n) for n in _CITATION.findall(answer) if 1 <= int(n) <= len(self.candidates)})
+            cited = sorted({int(n) for n in CITATION.findall(answer) if 1 <= int(n) <= len(self.candidates)})
             targets = [f"[{k}]" for k in cited or range(1, len(self.candidates) + 1) if self.quotable(k, answer, done)]
             if not targets or any(_CLOSED_QUOTE.match(d) for d in done):  # quoted, or nothing left to quote
                 targets.append(END_OF_ANSWER)
@@ -228,7 +234,7 @@ class QuoteConstraint:
         one holds at least `_ATTRIBUTED` of them: the quote is there to support what the answer says."""
         quoted = set()
         for line in (d.strip() for d in done):
-            match = _CITATION.match(line)
+            match = CITATION.match(line)
             if match and int(match.group(1)) == block:
                 quoted.add(line[match.end() :])
         fresh = [i for i, c in enumerate(self.candidates[block - 1]) if c not in quoted]
@@ -244,7 +250,7 @@ class QuoteConstraint:
         """Token ids allowed next on a quote line, or None where no quote is being written."""
         lines = generated.split("\n")
         line = lines[-1].lstrip()
-        match = _CITATION.match(line)
+        match = CITATION.match(line)
         if len(lines) < 2 or not match or not 1 <= int(match.group(1)) <= len(self.candidates):
             return None
         written = line[match.end() :]
@@ -310,7 +316,7 @@ def cited_claims(answer: str, block_texts: Sequence[str]) -> list[CitedClaim]:
     best block; or a second citation of a claim): it shows where the model looked, not that the block says it."""
     block_words = [content_words(text) for text in block_texts]
     with_quotes = [k for k, text in enumerate(block_texts, start=1) if quote_candidates(text)]
-    parts = _CITATION.split(answer)  # text, number, text, number, ..., text
+    parts = CITATION.split(answer)  # text, number, text, number, ..., text
     claims: list[CitedClaim] = []
     claim = ""
     for i in range(0, len(parts) - 1, 2):
@@ -325,7 +331,7 @@ def cited_claims(answer: str, block_texts: Sequence[str]) -> list[CitedClaim]:
 def _claim_closed(text: str) -> tuple[str, set[int]]:
     """The claim a citation about to be written closes (the text before the run of citations it joins), and the
     blocks that run already cites."""
-    parts = _CITATION.split(text)  # text, number, text, number, ..., text
+    parts = CITATION.split(text)  # text, number, text, number, ..., text
     run: set[int] = set()
     while len(parts) >= 3 and not parts[-1].strip(" .!?"):
         run.add(int(parts[-2]))
@@ -336,7 +342,7 @@ def _claim_closed(text: str) -> tuple[str, set[int]]:
 def _claims_citing(answer: str, block: int) -> list[str]:
     """The answer's claims that cite `block`: the text before each `[block]`, or before the run of citations it
     closes ("... [1][2]." gives block 2 the same claim as block 1)."""
-    parts = _CITATION.split(answer)  # text, number, text, number, ..., text
+    parts = CITATION.split(answer)  # text, number, text, number, ..., text
     claims: list[str] = []
     claim = ""
     for i in range(0, len(parts) - 1, 2):
@@ -355,7 +361,3 @@ def most_shared(words: set[str], holders: Sequence[set[str]]) -> list[int]:
     shares = [len(words & held) / len(words) for held in holders]
     best = max(shares, default=0.0)
     return [i for i, share in enumerate(shares) if share >= best - 1e-9] if best >= _ATTRIBUTED else []
-
-
-def _same(text: str, sentence: str) -> bool:
-    return normalise_space(text).lower() == normalise_space(sentence).lower()

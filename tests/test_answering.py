@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from assistant.access import Principal
-from assistant.answering import REFUSAL, Answer, Answerer, QuoteLine, check_citations
+from assistant.answering import REFUSAL, Answer, Answerer
+from assistant.citation_check import QuoteLine, check_citations
 from assistant.generator import Generator
 from assistant.prompt import MODEL_REFUSAL, ContextBlock, Turn, render_answer, render_prompt, statement_lines
 from assistant.quote_constraint import SHORTEST_QUOTE

@@ -13,8 +13,9 @@ from markdown_it import MarkdownIt
 from rich.console import Console
 from streamlit.testing.v1 import AppTest
 
-from assistant.answering import Answer, Citation, check_citations
+from assistant.answering import Answer, Citation
 from assistant.ask_cli import render_sources, to_json
+from assistant.citation_check import check_citations
 from assistant.retriever import RetrievedChunk
 from assistant.settings import Settings, load_settings
 from tests.conftest import HANDBOOK, REPO, ingest

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from assistant.answering import Answer, QuoteLine
-from assistant.prompt import statement_lines
+from assistant.answering import Answer
+from assistant.citation_check import QuoteLine
+from assistant.house_format import statement_lines
 from ui.untrusted import label
 
 VERIFIED = "verified in the source"
