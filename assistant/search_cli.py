@@ -54,21 +54,36 @@ def to_json(result: Retrieval, check: RecallCheck) -> dict[str, object]:
     }
 
 
+COLUMNS = ("#", "score", "doc id", "title", "section", "groups")
+
+
 def render(result: Retrieval, check: RecallCheck, console: Console) -> None:
+    """A table on a terminal; plain tab-separated rows otherwise (a pipe or a file has no width to fit: ids and
+    titles are never cut there, and each row stays on one line for `grep` and `cut`)."""
     groups = ", ".join(sorted(result.principal.groups)) or "no groups"
-    # Questions, ids, titles and sections are data, not markup: "Budget [/2026]" must print as written.
-    table = Table(title=escape(f"{result.question!r} as {result.principal.user_id} ({groups})"))
-    for column in ("#", "score", "doc id", "title", "section", "groups"):
-        table.add_column(column)
-    for c in result.chunks:
-        cells = (c.doc_id, c.title, c.section or "", ", ".join(c.groups))
-        table.add_row(str(c.rank), f"{c.score:.4f}", *(escape(cell) for cell in cells))
-    console.print(table)
+    heading = f"{result.question!r} as {result.principal.user_id} ({groups})"
+    rows = [
+        (str(c.rank), f"{c.score:.4f}", c.doc_id, c.title, c.section or "", ", ".join(c.groups)) for c in result.chunks
+    ]
+    if console.is_terminal:
+        # Questions, ids, titles and sections are data, not markup: "Budget [/2026]" must print as written.
+        table = Table(title=escape(heading))
+        for column in COLUMNS:
+            # A narrow terminal folds long ids and titles onto more lines rather than cutting them.
+            table.add_column(column, overflow="fold", no_wrap=column in ("#", "score"))
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
+    else:
+        console.file.write(heading + "\n")  # not console.print: Rich would expand the tabs into spaces
+        for line in (COLUMNS, *rows):
+            console.file.write("\t".join(cell.replace("\t", " ") for cell in line) + "\n")
     verdict = "answerable" if check.answerable else "no approved source: the assistant would refuse"
     e = check.evidence
     console.print(
         f"recall check: {verdict} (evidence {e.score:.3f}: similarity {e.similarity:.3f}, "
-        f"term coverage {e.coverage:.2f})"
+        f"term coverage {e.coverage:.2f})",
+        soft_wrap=True,
     )
 
 

@@ -106,3 +106,20 @@ def test_search_json_as_a_dev_user(handbook_index: Settings, tmp_path: Path) -> 
 
     nobody = run("search", "parental leave", data_dir=data_dir)
     assert nobody.returncode == 1 and "say who is asking" in nobody.stderr
+
+
+def test_search_piped_prints_whole_ids_and_titles(handbook_index: Settings, tmp_path: Path) -> None:
+    data_dir = tmp_path / "d"
+    shutil.copytree(handbook_index.data_dir, data_dir)
+    found = run(
+        "search", "office opening hours", "--groups", "everyone", "--top-k", "3", data_dir=data_dir,
+        extra_env={"COLUMNS": "40"},  # a narrow "terminal" that is in fact a pipe: nothing may be cut to fit it
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert "…" not in found.stdout and "..." not in found.stdout
+    rows = [line.split("\t") for line in found.stdout.splitlines() if "\t" in line]
+    assert rows[0] == ["#", "score", "doc id", "title", "section", "groups"] and len(rows) > 2
+    ids = [row[2] for row in rows[1:]]
+    assert "company/office-locations-and-hours.html" in ids
+    as_json = run("search", "office opening hours", "--groups", "everyone", "--top-k", "3", "--json", data_dir=data_dir)
+    assert ids == [r["doc_id"] for r in json.loads(as_json.stdout)["results"]]
