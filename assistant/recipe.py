@@ -1,5 +1,6 @@
 """A tuning recipe: small documented dataclasses, checked in as YAML (tuning/recipes/) and overridable from the
-command line (`--set train.learning_rate=3e-4`). The resolved recipe is saved next to every adapter.
+command line (`--set train.learning_rate=3e-4`). It lives in the core, below its consumers: `tune` trains from it,
+`review train` applies its allow-list, and the resolved recipe is saved next to every adapter.
 
 Every field's comment is its documentation; an unknown key in a YAML file or a `--set` is an error naming it.
 """

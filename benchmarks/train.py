@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant.generator import pick_device, resolve_base_model
+from assistant.recipe import load_recipe
 from assistant.settings import load_settings
 from tuning.provenance import IndexGroups, SourcePolicy, read_example_file
-from tuning.recipe import load_recipe
 
 
 def main() -> None:

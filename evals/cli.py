@@ -26,7 +26,9 @@ from evals.datasets import EvalSet, load_dataset, load_golden
 from evals.experiments import RunName, answers_experiment, index_version, push_dataset, retrieval_experiment
 from evals.leaks import probe_leaks
 from evals.retrieval import EvalRun, evaluate, load_run, regressions
+from evals.run_files import git_commit
 from evals.tables import render_aggregate
+from ingestion.catalog import read_catalog
 
 SAMPLE_GOLDEN = Path("samples/handbook-golden.jsonl")
 SAMPLE_OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
@@ -57,9 +59,6 @@ def langfuse_client(components: Components) -> Any:
 
 def run_name(components: Components, kind: str, collection: str | None) -> RunName:
     """What the run measured: this checkout's commit, the adapter served, the index's contents."""
-    from ingestion.catalog import read_catalog
-    from tuning.registry import git_commit
-
     documents = read_catalog(components.settings, components.collection(collection)).documents
     version = index_version([(d.doc_id, d.content_hash, d.groups) for d in documents])
     adapter = components.adapter.id if components.adapter is not None else None

@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from assistant.access import Principal
+from assistant.components import Components
 from assistant.errors import AssistantError
 from assistant.retriever import Retriever
 from assistant.settings import Settings
@@ -246,13 +247,22 @@ class GoldenImpact:
         except AssistantError as exc:
             self.error = str(exc)
 
+    def finish(self, components: Components, console: Console) -> None:
+        """After the sync summary (`assistant ingest`): the report, saved and published, or why there is none."""
+        if self.report is not None:
+            self.report.render(console)
+            console.print(f"impact report saved to {publish(self.report, components.settings, components.tracer)}")
+        elif self.error:
+            console.print(f"[yellow]no impact report: {escape(self.error)}[/yellow]", highlight=False)
+
 
 def facts(documents: Mapping[str, DocumentState]) -> dict[str, DocumentFacts]:
     return {doc_id: DocumentFacts(d.content_hash, tuple(d.groups)) for doc_id, d in documents.items()}
 
 
 def watcher_for(settings: Settings, collection: str | None) -> GoldenImpact | None:
-    """The configured golden set's watcher, for syncs of store.collection when the golden file exists."""
+    """The configured golden set's watcher, for syncs of store.collection when the golden file exists (entry point
+    `golden-impact` of `assistant.sync_watchers`)."""
     golden = settings.review.golden
     if (collection or settings.store.collection) != settings.store.collection or not golden.is_file():
         return None

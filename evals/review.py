@@ -35,6 +35,7 @@ from assistant.jsonl import append_record, read_records
 from assistant.prompt import normalise_space
 from assistant.question_log import LoggedQuestion, QuestionLog
 from assistant.settings import Settings
+from evals.held_out import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
 from evals.redaction import DocumentGroups, Pseudonyms, why_redacted
 
 Reason = Literal["refused", "low evidence", "thumbs down"]
@@ -374,8 +375,6 @@ class TrainingRules:
     @classmethod
     def for_repo(cls, repo: Path, allowed_groups: Sequence[str]) -> TrainingRules:
         """The rules `assistant tune check` applies, with this repository's held-out evaluation sets."""
-        from tuning.check import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
-
         held_out = held_out_index(repo)
 
         def near(question: str, others: Sequence[str]) -> int | None:

@@ -18,6 +18,7 @@ from assistant.access import Principal
 from assistant.cli_options import JsonFileOption
 from assistant.components import Components, open_components
 from assistant.identity import resolve_principal
+from assistant.recipe import load_recipe
 from assistant.settings import load_settings
 from evals import review
 from evals.redaction import REDACTED
@@ -116,8 +117,6 @@ def train(
 ) -> None:
     """Append the group's question to the curated training items (review.training_items), after the tuning
     data rules: no held-out question, no near-duplicate, verbatim quotes, a document within the allow-list."""
-    from tuning.recipe import load_recipe
-
     allowed = load_recipe(recipe).data.allowed_groups
     with open_group(group_id, days, user, groups) as (components, files, group, reviewer):
         doc_groups, text = review.indexed_document(components, collection, doc, reviewer) if doc else (None, "")

@@ -8,15 +8,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from assistant.cli_options import JsonFileOption, QuietOption
 from assistant.cli_progress import terminal_progress
 from assistant.components import open_components
 from assistant.identity import parse_groups
 from assistant.settings import load_settings
-from evals.impact import publish, watcher_for
-from ingestion.run import run_ingest
+from ingestion.run import SyncWatchers, run_ingest
 
 
 def ingest(
@@ -47,21 +45,17 @@ def ingest(
     settings = load_settings()
     if strict is not None:
         settings.ingest.strict = strict
-    watcher = watcher_for(settings, collection)
+    watchers = SyncWatchers.installed(settings, collection)
     with open_components(settings) as components:
         with terminal_progress(console, quiet=quiet) as progress:
             summary = run_ingest(
-                components, source, collection, group_list, dry_run=dry_run, progress=progress, watcher=watcher
+                components, source, collection, group_list, dry_run=dry_run, progress=progress, watcher=watchers
             )
         if json_out is not None:  # written first: nothing printed below can lose the record of a committed sync
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
         summary.render(console)
-        if watcher is not None and watcher.report is not None:
-            watcher.report.render(console)
-            console.print(f"impact report saved to {publish(watcher.report, settings, components.tracer)}")
-        elif watcher is not None and watcher.error:
-            console.print(f"[yellow]no impact report: {escape(watcher.error)}[/yellow]", highlight=False)
+        watchers.finish(components, console)
     if not summary.ok:
         raise typer.Exit(code=1)
 

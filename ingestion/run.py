@@ -3,13 +3,19 @@ state. The store and the embedder belong to the components and stay open (the ap
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Protocol
+
+from rich.console import Console
 
 from assistant.components import Components
 from assistant.errors import AccessPolicyError
 from assistant.progress import NO_PROGRESS, Progress
 from assistant.retriever import Retriever
+from assistant.settings import Settings
 from ingestion.access_policy import AccessPolicy
 from ingestion.history import record_run
 from ingestion.sources import SourceFailure, open_source
@@ -24,6 +30,44 @@ class SyncWatcher(Protocol):
     def before_sync(self, retriever: Retriever, documents: dict[str, DocumentState]) -> None: ...
 
     def after_sync(self, retriever: Retriever, summary: SyncSummary, documents: dict[str, DocumentState]) -> None: ...
+
+
+# Watchers are contributed by the packages above ingestion (the impact report is evals'), as commands are: an entry
+# point of this group names a factory `(settings, collection) -> watcher | None`, so ingestion never imports them.
+WATCHER_GROUP = "assistant.sync_watchers"
+
+
+class CliSyncWatcher(SyncWatcher, Protocol):
+    def finish(self, components: Components, console: Console) -> None:
+        """After the sync summary (`assistant ingest`): show and keep what the watcher found."""
+
+
+@dataclass
+class SyncWatchers:
+    """The installed watchers that want this sync, called in the order of their entry-point names."""
+
+    members: Sequence[CliSyncWatcher] = field(default_factory=list)
+
+    @classmethod
+    def installed(cls, settings: Settings, collection: str | None) -> SyncWatchers:
+        found = (entry.load()(settings, collection) for entry in sorted(entry_points(group=WATCHER_GROUP), key=_name))
+        return cls([watcher for watcher in found if watcher is not None])
+
+    def before_sync(self, retriever: Retriever, documents: dict[str, DocumentState]) -> None:
+        for watcher in self.members:
+            watcher.before_sync(retriever, documents)
+
+    def after_sync(self, retriever: Retriever, summary: SyncSummary, documents: dict[str, DocumentState]) -> None:
+        for watcher in self.members:
+            watcher.after_sync(retriever, summary, documents)
+
+    def finish(self, components: Components, console: Console) -> None:
+        for watcher in self.members:
+            watcher.finish(components, console)
+
+
+def _name(entry: EntryPoint) -> str:
+    return entry.name
 
 
 def run_ingest(

@@ -22,13 +22,13 @@ from assistant.adapters import SHIPPED, AdapterRecord, read_record, resolve_adap
 from assistant.answering import ADAPTER_NOT_SERVED, REFUSAL
 from assistant.errors import ConfigError
 from assistant.prompt import template_hash
+from assistant.recipe import ItemSource, Recipe, load_recipe
 from assistant.settings import Settings
 from tests.conftest import REPO, run, runtime
 from tuning import registry
 from tuning.build_data import BuildReport, Example, build, cap_refusals, oracle_position, write_examples
 from tuning.check import check_file
 from tuning.provenance import IndexGroups, SourcePolicy
-from tuning.recipe import ItemSource, Recipe, load_recipe
 from tuning.train import last_complete_checkpoint, train
 
 HANDBOOK_ITEMS = REPO / "tuning" / "data" / "handbook-items.jsonl"
@@ -442,7 +442,8 @@ def test_training_resumes_from_its_last_checkpoint_after_a_kill(tmp_path: Path, 
         "train: {max_steps: 400, batch_size: 1, gradient_accumulation: 1, save_steps: 2, eval_steps: 1000}\n"
     )
     script = (
-        "import sys; from pathlib import Path; from tuning.recipe import load_recipe; from tuning.train import train; "
+        "import sys; from pathlib import Path; from assistant.recipe import load_recipe; "
+        "from tuning.train import train; "
         "from tests.test_tuning import NO_INDEX; "
         "r = load_recipe(Path(sys.argv[1]), sys.argv[3:]); w = Path(sys.argv[2]); "
         "print('RESULT', train(r, w, w, w / 'models', policy=NO_INDEX).resumed_from, flush=True)"

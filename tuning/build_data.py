@@ -27,12 +27,12 @@ from assistant.components import Components
 from assistant.errors import ConfigError
 from assistant.progress import NO_PROGRESS, Progress
 from assistant.prompt import MODEL_REFUSAL, ContextBlock, normalise_space, render_answer, render_training_example
+from assistant.recipe import Recipe
 from assistant.store import StoredChunk
+from evals.held_out import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
 from ingestion.run import run_ingest
-from tuning.check import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
 from tuning.items import Item, load_items, scifact_items
 from tuning.provenance import Source, source_fields
-from tuning.recipe import Recipe
 
 RETRIEVED = 10  # candidates retrieved per item; distractors are the best that are not the oracle
 

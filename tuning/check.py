@@ -16,22 +16,16 @@ always lands in the same split, on every machine.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigError
+from evals.held_out import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
 from tuning.provenance import NOT_UTF8, LineRefused, SourcePolicy, numbered_lines, parse_record
 
 ROLES = {"system", "user", "assistant"}
-NEAR_DUPLICATE = 0.85  # word-set Jaccard between two training questions
-EVAL_OVERLAP = 0.6  # word-set Jaccard between a training question and an evaluation question (stricter)
-_WORD = re.compile(r"[a-z0-9]+")
-EVAL_SETS = ("samples/handbook-golden.jsonl", "samples/out-of-corpus.jsonl")
-SCIFACT_TEST = ("../shared/data/beir/scifact/queries.jsonl", "../shared/data/beir/scifact/qrels/test.tsv")
 
 
 @dataclass(frozen=True)
@@ -66,49 +60,9 @@ class CheckReport:
         }
 
 
-def words(text: str) -> frozenset[str]:
-    return frozenset(_WORD.findall(text.lower()))
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
-
 def split_of(question: str, validation_share: float) -> str:
     digest = hashlib.sha256(" ".join(sorted(words(question))).encode("utf-8")).digest()
     return "validation" if int.from_bytes(digest[:4], "big") / 2**32 < validation_share else "train"
-
-
-def evaluation_questions(repo: Path) -> list[tuple[str, str]]:
-    """(where, question) of every held-out evaluation question this repository knows."""
-    found = []
-    for name in EVAL_SETS:
-        path = repo / name
-        if path.is_file():
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                if line.strip():
-                    found.append((f"{name}:{number}", str(json.loads(line)["question"])))
-    queries, qrels = (repo / p for p in SCIFACT_TEST)
-    if queries.is_file() and qrels.is_file():
-        test_ids = {row.split("\t")[0] for row in qrels.read_text(encoding="utf-8").splitlines()[1:] if row}
-        for line in queries.read_text(encoding="utf-8").splitlines():
-            claim = json.loads(line)
-            if str(claim["_id"]) in test_ids:
-                found.append((f"scifact test claim {claim['_id']}", str(claim["text"])))
-    return found
-
-
-def eval_overlap(question: str, held_out: list[tuple[str, frozenset[str]]]) -> str | None:
-    """Where `question` repeats or paraphrases an evaluation question, if it does."""
-    mine = words(question)
-    for where, theirs in held_out:
-        if jaccard(mine, theirs) >= EVAL_OVERLAP:
-            return where
-    return None
-
-
-def held_out_index(repo: Path) -> list[tuple[str, frozenset[str]]]:
-    return [(where, words(q)) for where, q in evaluation_questions(repo)]
 
 
 def check_file(

@@ -16,13 +16,13 @@ from assistant.cli_progress import terminal_progress
 from assistant.components import open_components
 from assistant.errors import ConfigError
 from assistant.generator import resolve_base_model
+from assistant.recipe import Recipe, load_recipe
 from assistant.settings import Settings, load_settings
 from tuning import registry
 from tuning.build_data import build, write_examples
 from tuning.check import check_file, read_data_file, split_of
 from tuning.evaluate import BASE, SHIPPED_ID, evaluate_adapter
 from tuning.provenance import IndexGroups, SourcePolicy
-from tuning.recipe import Recipe, load_recipe
 from tuning.train import train as run_training
 
 REPO = Path.cwd()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +28,10 @@ from assistant.adapters import (
 )
 from assistant.errors import ConfigError
 from assistant.prompt import template_hash
+from assistant.recipe import Recipe
 from assistant.settings import Settings
+from evals.run_files import git_commit
 from tuning.provenance import TrainingData
-from tuning.recipe import Recipe
 
 # Answer-quality gates an adapter must meet to be promoted (figures from `assistant tune eval`).
 GATES: dict[str, float] = {
@@ -58,14 +58,6 @@ def base_model_hash(base_dir: Path) -> str:
     """Hash of the base model's weight files (safetensors), so an adapter names the exact weights it was trained on."""
     files = sorted(Path(base_dir).glob("*.safetensors"))
     return hashlib.sha256("".join(file_hash(f) for f in files).encode()).hexdigest()[:16] if files else "unknown"
-
-
-def git_commit(repo: Path) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
 
 
 def register(

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from assistant.errors import ConfigError
 from assistant.generator import pick_device, resolve_base_model
 from assistant.progress import NO_PROGRESS, Progress
+from assistant.recipe import Recipe
 from tuning.provenance import TRAIN, VALIDATION, SourcePolicy, TrainingData, read_example_file
-from tuning.recipe import Recipe
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
