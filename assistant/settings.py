@@ -258,6 +258,11 @@ class UISettings(BaseModel):
     langfuse_url: str = Field("", description="Link shown on the quality page; empty: tracing.base_url.")
 
 
+# The checked-in evaluation sets, relative to the checkout (`Settings.repo_dir`): named here once.
+SAMPLE_GOLDEN = Path("samples/handbook-golden.jsonl")
+SAMPLE_OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
+
+
 class ReviewSettings(BaseModel):
     """The quality loop: the question log, the review queue, the golden set that impact reports re-run."""
 
@@ -267,7 +272,7 @@ class ReviewSettings(BaseModel):
         "(question, groups, document ids and the checks' results, never document text) for `assistant review`.",
     )
     golden: Path = Field(
-        Path("samples/handbook-golden.jsonl"),
+        SAMPLE_GOLDEN,
         description="Golden set of store.collection: re-run after each sync that touches its documents (impact "
         "report); `assistant review golden` appends to it. Missing file: no impact report.",
     )
@@ -293,6 +298,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("assistant-data"),
         description="The one directory for the embedded index, sync state, model caches, adapters, eval runs.",
+    )
+    repo_dir: Path = Field(
+        Path("."),
+        description="The checkout `tune` and `review train` read from: recipes' corpora and items, the held-out "
+        "evaluation sets (samples/, ../shared/data/beir/scifact) and the git commit that names runs and adapters.",
     )
     store: StoreSettings = StoreSettings()
     embedder: EmbedderSettings = EmbedderSettings()

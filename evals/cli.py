@@ -18,7 +18,7 @@ from assistant.cli_progress import terminal_progress
 from assistant.components import Components, open_components
 from assistant.errors import ConfigError
 from assistant.identity import load_dev_users
-from assistant.settings import RetrievalMode, load_settings
+from assistant.settings import SAMPLE_GOLDEN, SAMPLE_OUT_OF_CORPUS, RetrievalMode, load_settings
 from evals import gate as gate_calibration
 from evals.answers import AnswerRun, aggregate, evaluate_answers
 from evals.corpus import prepare_collection
@@ -30,8 +30,6 @@ from evals.run_files import git_commit
 from evals.tables import render_aggregate
 from ingestion.catalog import read_catalog
 
-SAMPLE_GOLDEN = Path("samples/handbook-golden.jsonl")
-SAMPLE_OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
 AnswerableOption = Annotated[
     Path, typer.Option(help="Golden .jsonl: questions the corpus answers (and reference answers).")
 ]
@@ -62,7 +60,7 @@ def run_name(components: Components, kind: str, collection: str | None) -> RunNa
     documents = read_catalog(components.settings, components.collection(collection)).documents
     version = index_version([(d.doc_id, d.content_hash, d.groups) for d in documents])
     adapter = components.adapter.id if components.adapter is not None else None
-    return RunName.now(kind, git_commit(Path.cwd()), adapter, version)
+    return RunName.now(kind, git_commit(components.settings.repo_dir), adapter, version)
 
 
 def dataset_name(evalset: EvalSet, name: str | None) -> str:

@@ -8,10 +8,12 @@ import json
 import re
 from pathlib import Path
 
+from assistant.settings import SAMPLE_GOLDEN, SAMPLE_OUT_OF_CORPUS
+
 NEAR_DUPLICATE = 0.85  # word-set Jaccard between two training questions
 EVAL_OVERLAP = 0.6  # word-set Jaccard between a training question and an evaluation question (stricter)
 _WORD = re.compile(r"[a-z0-9]+")
-EVAL_SETS = ("samples/handbook-golden.jsonl", "samples/out-of-corpus.jsonl")
+EVAL_SETS = (SAMPLE_GOLDEN, SAMPLE_OUT_OF_CORPUS)
 SCIFACT_TEST = ("../shared/data/beir/scifact/queries.jsonl", "../shared/data/beir/scifact/qrels/test.tsv")
 
 

@@ -123,7 +123,7 @@ def train(
         review.accept_training(
             files,
             group,
-            TrainingRules.for_repo(Path.cwd(), allowed),
+            TrainingRules.for_repo(components.settings.repo_dir, allowed),
             reviewer.user_id,
             doc_id=doc,
             doc_groups=doc_groups,

@@ -135,3 +135,19 @@ def test_a_token_without_sub_or_name_is_one_clear_line() -> None:
 
     with pytest.raises(IdentityError, match="neither a 'sub' nor"):
         principal_from_claims({"groups": ["hr"]}, UISettings())
+
+
+def test_the_checkout_is_a_setting_not_the_working_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run from any directory: the held-out sets and the commit come from `repo_dir`, never from `Path.cwd()`."""
+    from evals.held_out import held_out_index
+    from evals.run_files import git_commit
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ASSISTANT_PROFILE", "test")
+    monkeypatch.setenv("ASSISTANT_REPO_DIR", str(repo))
+    settings = load_settings()
+    assert settings.repo_dir == repo
+    sets = {where.split(":")[0] for where, _ in held_out_index(settings.repo_dir)}
+    assert {"samples/handbook-golden.jsonl", "samples/out-of-corpus.jsonl"} <= sets
+    assert git_commit(settings.repo_dir) == git_commit(repo) != "unknown"

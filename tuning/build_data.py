@@ -63,6 +63,9 @@ class BuildReport:
         self.excluded_items.append(f"{item.id}: {reason}" + (f" ({detail})" if detail else ""))
 
 
+SCIFACT_COLLECTION = "tuning-scifact"  # SciFact ingested for everyone by `tune build-data`; `tune eval` asks it
+
+
 def build(components: Components, recipe: Recipe, repo: Path, progress: Progress = NO_PROGRESS) -> BuildReport:
     data = recipe.data
     _check_oracle_rule(data.oracle_position)  # before the first ingest, not at the first example
@@ -75,10 +78,10 @@ def build(components: Components, recipe: Recipe, repo: Path, progress: Progress
         jobs.append((source.collection, load_items(repo / source.items, source.collection)))
     if data.scifact:
         root = (repo / data.scifact).resolve()
-        run_ingest(components, root / "corpus.jsonl", "tuning-scifact", ["everyone"], progress=progress)
+        run_ingest(components, root / "corpus.jsonl", SCIFACT_COLLECTION, ["everyone"], progress=progress)
         claims = scifact_items(root, "train")
         sample = random.Random(data.seed).sample(claims, min(data.scifact_examples, len(claims)))
-        jobs.append(("tuning-scifact", sample))
+        jobs.append((SCIFACT_COLLECTION, sample))
     principal = Principal.of("tuning-data", sorted(allowed))
     held_out = held_out_index(repo)
     kept_questions: list[frozenset[str]] = []  # no two examples with near-duplicate questions (`tune check` rule)

@@ -25,7 +25,6 @@ from tuning.evaluate import BASE, SHIPPED_ID, evaluate_adapter
 from tuning.provenance import IndexGroups, SourcePolicy
 from tuning.train import train as run_training
 
-REPO = Path.cwd()
 RecipeOption = Annotated[Path, typer.Option("--recipe", help="A recipe YAML (tuning/recipes/).")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe field: section.field=value.")]
 
@@ -50,7 +49,7 @@ def build_data(recipe_path: RecipeOption, overrides: SetOption = None) -> None:
     recipe = load_recipe(recipe_path, overrides or [])
     console = Console()
     with open_components(settings) as components, terminal_progress(console) as progress:
-        report = build(components, recipe, REPO, progress)
+        report = build(components, recipe, settings.repo_dir, progress)
     folder = work_dir(settings, recipe)
     train_rows = [e for e in report.examples if split_of(e.meta["question"], recipe.data.validation_share) == "train"]
     valid_rows = [e for e in report.examples if e not in train_rows]
@@ -103,7 +102,9 @@ def check(
     settings = load_settings()
     tokenizer_dir = resolve_base_model(recipe.base_model, settings.models_dir)
     share = recipe.data.validation_share
-    report = check_file(file, tokenizer_dir, recipe.train.max_length, share, REPO, source_policy(settings, recipe))
+    report = check_file(
+        file, tokenizer_dir, recipe.train.max_length, share, settings.repo_dir, source_policy(settings, recipe)
+    )
     console = Console(highlight=False)
     for problem in report.problems:
         console.print(f"{file}:{problem.line}: {problem.code}: {problem.message}", soft_wrap=True, markup=False)
@@ -152,7 +153,7 @@ def train(
         base_dir=Path(resolve_base_model(recipe.base_model, settings.models_dir)),
         data=result.data,
         training=training,
-        repo=REPO,
+        repo=settings.repo_dir,
     )
     console.print(
         f"adapter {record.id}: {result.steps} steps in {result.seconds / 60:.1f} min on {result.device}, "

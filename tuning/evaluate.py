@@ -11,17 +11,15 @@ from rich.console import Console
 
 from assistant.adapters import SHIPPED, adapters_dir
 from assistant.components import open_components
-from assistant.settings import Settings
+from assistant.settings import SAMPLE_GOLDEN, SAMPLE_OUT_OF_CORPUS, Settings
 from evals.answers import evaluate_answers
 from evals.datasets import load_claims, load_golden
 from evals.tables import render_aggregate
+from tuning.build_data import SCIFACT_COLLECTION
 
 BASE = "base"
 SHIPPED_ID = "shipped"  # the adapter shipped in the package (assistant/shipped_adapter), not in the registry
-GOLDEN = Path("samples/handbook-golden.jsonl")
-OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
 SCIFACT = Path("../shared/data/beir/scifact")
-SCIFACT_COLLECTION = "tuning-scifact"  # SciFact ingested for everyone by `tune build-data`
 
 
 def adapter_folder(settings: Settings, adapter_id: str) -> Path | None:
@@ -39,15 +37,19 @@ def evaluate_adapter(
     )
     settings = settings.model_copy(update={"generator": generator})
     figures: dict[str, Any] = {}
+    repo = settings.repo_dir
     with open_components(settings) as components:
         handbook = evaluate_answers(
-            components.answerer(log_questions=False), load_golden(GOLDEN), load_golden(OUT_OF_CORPUS), limit
+            components.answerer(log_questions=False),
+            load_golden(repo / SAMPLE_GOLDEN),
+            load_golden(repo / SAMPLE_OUT_OF_CORPUS),
+            limit,
         )
         handbook.save(settings.eval_runs_dir)
         figures["handbook"] = handbook.aggregate
         render_aggregate(f"{adapter_id}: handbook, {len(handbook.samples)} questions", handbook.aggregate, console, 3)
-        if scifact_claims and SCIFACT.is_dir():
-            claims = load_claims(SCIFACT, "test", ("everyone",), scifact_claims)
+        if scifact_claims and (repo / SCIFACT).is_dir():
+            claims = load_claims(repo / SCIFACT, "test", ("everyone",), scifact_claims)
             run = evaluate_answers(components.answerer(SCIFACT_COLLECTION, log_questions=False), claims, None, None)
             run.save(settings.eval_runs_dir)
             figures["scifact"] = {**run.aggregate, "claims": len(run.samples)}
