@@ -116,8 +116,7 @@ class AccessPolicy:
         try:
             root = yaml.compose(text)
         except yaml.MarkedYAMLError as exc:
-            line = exc.problem_mark.line + 1 if exc.problem_mark else None
-            raise AccessPolicyError(where, line, f"invalid YAML: {exc.problem}") from exc
+            raise _yaml_error(where, exc) from exc
         except yaml.YAMLError as exc:  # e.g. control characters: no line is known
             raise AccessPolicyError(where, None, f"invalid YAML: {exc}".replace("\n", " ")) from exc
         if not isinstance(root, yaml.MappingNode):
@@ -161,6 +160,21 @@ def narrow(rule: AccessRule, front_matter_groups: tuple[str, ...] | None, doc_id
             f"({list(rule.groups)}); front matter may only narrow access: fix the document or the policy"
         )
     return tuple(g for g in rule.groups if g in front_matter_groups)
+
+
+def _yaml_error(where: str, exc: yaml.MarkedYAMLError) -> AccessPolicyError:
+    """The line to fix: where an unclosed bracket or quote was opened, not where the parser gave up on it."""
+    noticed = exc.problem_mark.line + 1 if exc.problem_mark else None
+    opened = exc.context_mark.line + 1 if exc.context_mark else None
+    if (
+        opened is not None
+        and opened != noticed
+        and re.match(r"while (parsing a flow|scanning a quoted)", exc.context or "")
+    ):
+        return AccessPolicyError(
+            where, opened, f"invalid YAML: opened here and still open at line {noticed} ({exc.problem})"
+        )
+    return AccessPolicyError(where, noticed, f"invalid YAML: {exc.problem}")
 
 
 def _value_of(mapping: yaml.MappingNode, key: str, where: str) -> yaml.Node | None:

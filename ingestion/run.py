@@ -98,7 +98,7 @@ def run_ingest(
         where = f"line {exc.line}: " if exc.line is not None else ""
         error = f"{where}{exc.reason}; nothing was synced, the index keeps serving its previous state"
         failure = SourceFailure(Path(exc.path).name, error)
-        summary = SyncSummary(target, str(source_path.resolve()), dry_run, failed=[failure])
+        summary = SyncSummary(target, str(source_path.resolve()), dry_run, failed=[failure], refused=True)
     else:
         with components.ingest_lock:
             state = SyncState(settings.state_path)

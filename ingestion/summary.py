@@ -32,6 +32,7 @@ class SyncSummary:
     chunks_in_index: int = 0
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # seconds spent in plan, read, embed, write, index
+    refused: bool = False  # nothing was planned or written (an invalid access.yaml, a strict-mode refusal)
 
     @property
     def ok(self) -> bool:
@@ -46,6 +47,7 @@ class SyncSummary:
             "collection": self.collection,
             "source": self.source,
             "dry_run": self.dry_run,
+            "refused": self.refused,
             "added": len(self.added),
             "changed": len(self.changed),
             "deleted": len(self.deleted),
@@ -71,6 +73,10 @@ class SyncSummary:
         }
 
     def render(self, console: Console) -> None:
+        if self.refused:  # no table of zeros, no timings: only what stopped the sync and what to fix
+            console.print(f"[red]nothing synced[/red] into collection {escape(self.collection)}:", highlight=False)
+            self._render_problems(console)
+            return
         list_limit = 50 if self.dry_run else 6  # a dry run is read for its diff
         # Paths, ids, titles and errors come from documents: escaped, so "[/bold]" in a file name is just text.
         title = f"{'Dry run: would sync' if self.dry_run else 'Synced'} {self.source} -> collection {self.collection}"
@@ -91,20 +97,7 @@ class SyncSummary:
         table.add_row("ignored file types", str(len(self.ignored)), _preview(self.ignored, list_limit))
         table.add_row("failed", str(len(self.failed)), "", style="red" if self.failed else None)
         console.print(table)
-        for failure in self.failed:
-            console.print(f"[red]failed[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False)
-        for message in self.unmatched_rules:
-            console.print(
-                f"[yellow]{escape(message)}: documents it was meant for fall under earlier rules or none; fix "
-                "its pattern (see the README's access rules)[/yellow]",
-                highlight=False,
-            )
-        for flag in self.flagged:
-            console.print(
-                f"[yellow]flagged[/yellow] {escape(flag)} (indexed; the answer format shows it only as quoted text: "
-                "check the document)",
-                highlight=False,
-            )
+        self._render_problems(console)
         if self.held:
             console.print(
                 f"[yellow]{len(self.held)} indexed document(s) are missing from the source but were kept: some "
@@ -122,6 +115,23 @@ class SyncSummary:
                 f"{self.chunks_in_index} chunks in the index"
             )
             console.print("time: " + ", ".join(f"{name} {value:.1f} s" for name, value in self.phases.items()))
+
+    def _render_problems(self, console: Console) -> None:
+        """Failures, access rules that match nothing and flagged documents: one line each."""
+        for failure in self.failed:
+            console.print(f"[red]failed[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False)
+        for message in self.unmatched_rules:
+            console.print(
+                f"[yellow]{escape(message)}: documents it was meant for fall under earlier rules or none; fix "
+                "its pattern (docs/ingestion.md, access rules)[/yellow]",
+                highlight=False,
+            )
+        for flag in self.flagged:
+            console.print(
+                f"[yellow]flagged[/yellow] {escape(flag)} (indexed; the answer format shows it only as quoted text: "
+                "check the document)",
+                highlight=False,
+            )
 
 
 def _preview(ids: list[str], limit: int) -> str:

@@ -108,7 +108,9 @@ class Ingestor:
             refusals = _strict_refusals(plan.unmatched_rules)
             if not dry_run:  # nothing is written: the summary lists the refusals, not the diff
                 refused = SyncPlan(failed=refusals, unmatched_rules=plan.unmatched_rules, uncovered=plan.uncovered)
-                return summarise(refused, ReadResult(), collection, source.location, timer)
+                summary = summarise(refused, ReadResult(), collection, source.location, timer)
+                summary.refused = True
+                return summary
             plan.failed.extend(refusals)
         if dry_run:
             return summarise(plan, ReadResult(), collection, source.location, timer, dry_run=True)

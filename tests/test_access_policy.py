@@ -115,7 +115,12 @@ def test_uncovered_document_has_no_rule(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "line", "reason"),
     [
-        ("rules:\n  - match: 'a/**'\n    groups: [x\n", 4, "invalid YAML"),
+        (
+            "rules:\n  - match: 'a/**'\n    groups: [x\n",
+            3,
+            "opened here and still open at line 4",
+        ),  # the bracket's line
+        ("rules:\n  - match: 'a/**\n    groups: [x]\n  - match: b\n    groups: [y]\n", 2, "invalid YAML"),
         ("rules:\n  - match: 'a/**'\n", 2, "needs 'groups:'"),
         ("rules:\n  - match: 'a/**'\n    groups: []\n", 2, "groups list is empty"),
         ("rules:\n  - groups: [a]\n", 2, "no 'match:'"),

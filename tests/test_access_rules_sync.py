@@ -219,3 +219,18 @@ def test_the_corpus_page_shows_rules_matching_nothing_and_flagged_documents(
         import streamlit as st
 
         st.cache_resource.clear()
+
+
+def test_a_refused_policy_prints_only_the_error_naming_the_line_it_opened_on(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from rich.console import Console
+
+    corpus = write_corpus(tmp_path / "corpus", POLICY.replace("groups: [legal]", "groups: [legal"))
+    summary = ingest(settings, corpus, collection="c")
+    assert summary.refused and not summary.ok
+    console = Console(record=True, width=200)
+    summary.render(console)
+    shown = console.export_text()
+    assert "access.yaml: line 7: invalid YAML: opened here and still open at line" in shown
+    assert "chunks embedded" not in shown and "time:" not in shown and "unchanged" not in shown
