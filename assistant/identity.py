@@ -34,6 +34,12 @@ def load_dev_users(path: Path) -> dict[str, Principal]:
     return principals
 
 
+def load_dev_user_names(path: Path) -> dict[str, str]:
+    """Each dev user's display name (`name:`), or their id where the file gives none; for pickers."""
+    users = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("users") or {}
+    return {str(user): str(entry.get("name") or user) for user, entry in users.items() if isinstance(entry, dict)}
+
+
 def dev_principal(settings: IdentitySettings, user: str) -> Principal:
     """The principal of `user` from the trusted dev users file."""
     if not settings.allow_dev_users:

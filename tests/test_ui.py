@@ -80,17 +80,41 @@ def titles(at: AppTest) -> list[str]:
     return [t.value for t in at.title]
 
 
+def forbidden(at: AppTest, page: str) -> bool:
+    """The page stopped at its guard: its "Forbidden" and nothing of the page itself."""
+    errors = [e.value for e in at.error]
+    return errors == [f"Forbidden: the {page} page is not open to your groups."] and not at.title and not at.exception
+
+
+def test_the_dev_picker_shows_names_and_the_url_keeps_the_user_across_reloads(app_data: Settings) -> None:
+    at = signed_in("dana")
+    picker = at.selectbox(key="dev_user")
+    assert "Dana Kowalski (dana)" in picker.options and picker.value == "dana"
+    assert at.query_params["user"] == "dana"  # the URL names her: a reload signs her in again
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a new session (reload, new tab) of that URL
+    reloaded.query_params["user"] = "olivia"
+    reloaded.run()
+    assert not reloaded.exception, reloaded.exception
+    assert reloaded.selectbox(key="dev_user").value == "olivia"
+    reloaded.switch_page(str(VIEWS / "corpus.py")).run()
+    assert titles(reloaded) == ["Corpus: handbook"]
+    stranger = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    stranger.query_params["user"] = "mallory"  # not in the users file: the picker's default, nobody invented
+    stranger.run()
+    assert stranger.selectbox(key="dev_user").value == "alice"
+
+
 def test_each_role_is_offered_its_pages_only(app_data: Settings) -> None:
     dana = signed_in("dana")
     assert titles(dana) == ["Ask the company's documents"]  # the default page is chat
-    for page in ("corpus", "quality"):
-        with pytest.raises(ValueError):  # not registered for her: Streamlit has no such page
-            dana.switch_page(str(VIEWS / f"{page}.py"))
+    for page in ("corpus", "quality"):  # hidden from her navigation, yet its URL opens to "Forbidden", not a 404
+        dana.switch_page(str(VIEWS / f"{page}.py")).run()
+        assert forbidden(dana, page)
     olivia = signed_in("olivia")
     olivia.switch_page(str(VIEWS / "corpus.py")).run()
     assert titles(olivia) == ["Corpus: handbook"] and not olivia.error
-    with pytest.raises(ValueError):
-        olivia.switch_page(str(VIEWS / "quality.py"))
+    olivia.switch_page(str(VIEWS / "quality.py")).run()
+    assert forbidden(olivia, "quality")
     ian = signed_in("ian")
     ian.switch_page(str(VIEWS / "quality.py")).run()
     assert titles(ian) == ["Quality"] and not ian.exception
@@ -177,8 +201,8 @@ def test_oidc_claims_decide_the_pages_and_missing_groups_read_nothing(
     assert [w.value for w in no_groups.warning] == [
         "Your sign-in carries no 'groups' claim: you can read no documents."
     ]
-    with pytest.raises(ValueError):
-        no_groups.switch_page(str(VIEWS / "corpus.py"))
+    no_groups.switch_page(str(VIEWS / "corpus.py")).run()
+    assert forbidden(no_groups, "corpus")
 
 
 @pytest.fixture

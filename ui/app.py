@@ -1,6 +1,8 @@
 """The app's entry (`assistant ui` runs `streamlit run` on this file).
 
-Each run: the process's runtime (built once), the signed-in user, then only the pages their groups allow.
+Each run: the process's runtime (built once), the signed-in user, then the pages: every page's URL is registered,
+and only those the user's groups allow are shown in the navigation. A hidden page reached by its URL renders
+"Forbidden" (`ui.guard.require`) rather than Streamlit's "Page not found".
 Errors are translated here, once: a domain error is one `st.error` line, never a traceback.
 """
 
@@ -28,9 +30,16 @@ try:
     settings = runtime.settings()
     principal = current_principal(settings)
     st.session_state[PRINCIPAL_KEY] = principal
+    offered = pages_for(principal, settings.ui)
     pages = [
-        st.Page(PAGES / f"{page.value}.py", title=TITLES[page][0], icon=TITLES[page][1], default=page is Page.CHAT)
-        for page in pages_for(principal, settings.ui)
+        st.Page(
+            PAGES / f"{page.value}.py",
+            title=TITLES[page][0],
+            icon=TITLES[page][1],
+            default=page is Page.CHAT,
+            visibility="visible" if page in offered else "hidden",
+        )
+        for page in Page
     ]
     st.navigation(pages).run()
 except AssistantError as exc:

@@ -2,6 +2,10 @@
 
 `current_principal()` renders the sign-in (or the picker) and stops the page until someone is signed in. The dev
 picker is refused under a profile that turns dev users off: production identities come from SSO only.
+
+The dev picker keeps its choice in the URL (`?user=dana`), so a reload or a new tab of that URL stays signed in as
+the same user. That adds no power: on loopback, under dev sign-in, anyone may pick any user anyway. OIDC never
+reads it.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import streamlit as st
 
 from assistant.access import Principal
 from assistant.errors import IdentityError
-from assistant.identity import load_dev_users
+from assistant.identity import load_dev_user_names, load_dev_users
 from assistant.settings import Settings
 from ui.roles import LOOPBACK, display_name, principal_from_claims
 
 DEV_USER_KEY = "dev_user"
+USER_PARAM = "user"  # the dev user's id in the URL's query
 
 
 def current_principal(settings: Settings) -> Principal:
@@ -63,11 +68,23 @@ def _dev_principal(settings: Settings) -> Principal:
             f"{address or 'unset: every interface'}); start the app with `assistant ui`, or set ui.auth=oidc"
         )
     users = load_dev_users(identity.users_file)
+    names = load_dev_user_names(identity.users_file)
+    if DEV_USER_KEY not in st.session_state:  # a new session (a reload, a new tab): the user its URL names
+        named = st.query_params.get(USER_PARAM)
+        if named in users:
+            st.session_state[DEV_USER_KEY] = named
     with st.sidebar:
         st.caption("Development sign-in: users of " + str(identity.users_file))
-        name = st.selectbox("Signed in as", sorted(users), key=DEV_USER_KEY)
+        name = st.selectbox(
+            "Signed in as",
+            sorted(users),
+            key=DEV_USER_KEY,
+            format_func=lambda user: f"{names.get(user, user)} ({user})",
+        )
         principal = users[name]
         _groups_caption(principal)
+    if st.query_params.get(USER_PARAM) != name:  # also after a page switch, which clears the query
+        st.query_params[USER_PARAM] = name
     return principal
 
 
