@@ -243,12 +243,32 @@ def test_corpus_page_previews_and_runs_a_reingest(small_corpus: tuple[Settings, 
         time.sleep(0.5)
         at.run()
     assert at.success and at.success[0].value.startswith("Re-ingest finished")
+    wall = float(at.success[0].value.removeprefix("Re-ingest finished in ").split(" s")[0])
+    assert wall >= read_runs(settings.data_dir)[0]["seconds"]  # the job's wall time, not only the sync's phases
     history = at.dataframe[-1].value
     assert list(history["by"]) == ["olivia", "cli"]  # newest first: this re-ingest, then the first sync
     assert list(history["changed"]) == [1, 0] and list(history["deleted"]) == [1, 0]
     assert read_runs(settings.data_dir)[0]["documents"]["deleted"] == ["company/code-of-conduct.md"]
     versions = dict(zip(at.dataframe[0].value["path"], at.dataframe[0].value["version"], strict=True))
     assert versions == {"company/holidays.md": 2, "company/remote-work-policy.md": 1}
+
+
+def test_a_reingest_job_shows_every_phase_and_its_wall_time(small_corpus: tuple[Settings, Path]) -> None:
+    from ui.ingest_job import AFTER, BEFORE, IngestJobs
+
+    settings, corpus = small_corpus
+    for name in ("holidays.md", "remote-work-policy.md"):  # two small edits: phases of a few steps each
+        path = corpus / "company" / name
+        path.write_text(path.read_text(encoding="utf-8") + "\n\nEdited.\n", encoding="utf-8")
+    with runtime(settings) as components:
+        job = IngestJobs(components).start(corpus, settings.store.collection, "olivia")
+        assert job.finished.wait(180)
+    assert job.error is None and job.summary is not None and len(job.summary.changed) == 2
+    tasks = job.progress.snapshot()
+    assert {"reading", "embedding", BEFORE, AFTER} <= set(tasks)  # the impact report's phases show too
+    assert all(job.progress.fraction(task) == 1.0 for task in tasks)
+    assert tasks["reading"] == (2, 2) and tasks[BEFORE][1] > 0 and tasks[BEFORE][0] == tasks[BEFORE][1]
+    assert job.ended is not None and job.seconds == job.ended - job.started >= job.summary.seconds
 
 
 def test_quality_page_shows_saved_runs_leaks_and_adapters(app_data: Settings) -> None:

@@ -25,6 +25,14 @@ from ui.untrusted import escape_markdown, label
 
 DRY_RUN_KEY = "corpus_dry_run"
 CHANGE_KINDS = ("added", "changed", "deleted", "regrouped")
+IMPACT_COLUMNS = {
+    "question": st.column_config.TextColumn(width="large"),
+    "touched": st.column_config.TextColumn(width="medium"),
+    "recall before": st.column_config.NumberColumn(width="small", format="%.2f"),
+    "recall after": st.column_config.NumberColumn(width="small", format="%.2f"),
+    "moved to": st.column_config.TextColumn(width="small"),
+    "asker cannot read": st.column_config.TextColumn(width="small"),
+}
 
 
 def show_changes(summary: SyncSummary) -> None:
@@ -51,16 +59,22 @@ def show_running_job(job: IngestJob) -> None:
     """Refreshed every second while the re-ingest runs; one full rerun when it ends (then nothing polls)."""
     if not job.running:
         st.rerun()
-    st.markdown(f"Re-ingest started by **{label(job.started_by)}** is running; chat keeps answering meanwhile.")
-    for task, (done, total) in job.progress.snapshot().items():
-        st.progress(done / total if total else 0.0, text=f"{task}: {done} / {total}")
+    st.markdown(
+        f"Re-ingest started by **{label(job.started_by)}** is running ({job.seconds:.0f} s so far); "
+        "chat keeps answering meanwhile."
+    )
+    tasks = job.progress.snapshot()
+    if not tasks:
+        st.progress(0.0, text="planning: comparing the source with the index")
+    for task, (done, total) in tasks.items():
+        st.progress(job.progress.fraction(task), text=f"{task}: {done} / {total}")
 
 
 def show_finished_job(job: IngestJob) -> None:
     if job.error:
         st.error(f"The re-ingest stopped: {label(job.error)}. Documents not yet written keep their previous version.")
     elif job.summary is not None:
-        st.success(f"Re-ingest finished in {job.summary.seconds:.1f} s ({job.summary.chunks_in_index} chunks).")
+        st.success(f"Re-ingest finished in {job.seconds:.1f} s ({job.summary.chunks_in_index} chunks).")
         show_changes(job.summary)
 
 
@@ -141,6 +155,8 @@ else:
             for i in impact["items"]
         ],
         hide_index=True,
+        width="stretch",
+        column_config=IMPACT_COLUMNS,  # long questions and document lists wrap within the page, not off its right
     )
 
 st.subheader("Corpus gaps")
