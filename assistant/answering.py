@@ -22,7 +22,7 @@ from typing import Any
 
 from assistant.access import Principal
 from assistant.adapters import AdapterRecord
-from assistant.citation_check import CheckedText, QuoteLine, check_citations
+from assistant.citation_check import QuoteLine, check_citations
 from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt, render_tuned_prompt
 from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
@@ -53,7 +53,7 @@ class Citation:
 class Answer:
     question: str
     answer: str
-    refused: bool
+    outcome: Outcome  # set where it is decided: the recall gate, the adapter's groups, or the model's own refusal
     citations: list[Citation]
     retrieved: list[RetrievedChunk]
     model: str | None
@@ -70,6 +70,15 @@ class Answer:
     recall: RecallCheck | None = None  # the recall gate's evidence and decision
     fallback_sentences: list[str] = field(default_factory=list)  # claims no block they cite holds: unverified
 
+    @property
+    def refused(self) -> bool:
+        return self.outcome != "answered"
+
+    @property
+    def generated(self) -> bool:
+        """The model wrote this answer (an answer, or its refusal sentence); False: refused before generation."""
+        return self.outcome in ("answered", "refused-model")
+
     @classmethod
     def refusal(
         cls,
@@ -78,10 +87,13 @@ class Answer:
         seconds: float,
         trace_id: str | None,
         recall: RecallCheck,
-        text: str = REFUSAL,
+        outcome: Outcome = "refused-recall",
     ) -> Answer:
         """Nothing generated: the recall gate found no approved source (or the adapter is not for this user)."""
-        return cls(question, text, True, [], retrieved, None, None, seconds=seconds, trace_id=trace_id, recall=recall)
+        text = ADAPTER_NOT_SERVED if outcome == "refused-adapter" else REFUSAL
+        return cls(
+            question, text, outcome, [], retrieved, None, None, seconds=seconds, trace_id=trace_id, recall=recall
+        )
 
 
 class Answerer:
@@ -135,46 +147,55 @@ class Answerer:
                 yield item
         except GeneratorExit:  # the reader stopped (a closed chat tab, or a `break` once it had the Answer)
             steps.close()  # ends the open generation observation and the decoding thread now
-            trace.finish(self._outcome(trace, answer) if answer else {"stopped": "before the answer was complete"})
+            if answer is None:
+                trace.finish({"stopped": "before the answer was complete"})
+            else:
+                _finish(trace, answer)
             raise
         except BaseException as exc:
             trace.fail(exc)
             raise
         assert answer is not None  # _answer always ends with the Answer
-        self._score(trace, answer)
-        trace.finish(self._outcome(trace, answer))
+        _finish(trace, answer)
         if self.question_log is not None:
-            self.question_log.record(LoggedQuestion.of(principal, self.retriever.collection, answer, _outcome(answer)))
+            self.question_log.record(logged_question(principal, self.retriever.collection, answer))
 
     def _answer(
         self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace
     ) -> GeneratorType[str | Answer, None, None]:  # a generator, not an Iterator: `stream` closes it
         started = time.perf_counter()
         retrieval = self._retrieve(principal, self._retrieval_query(question, history), trace)
-        refusal = None
+        refusal: Outcome | None = None
         recall = self._check_recall(retrieval, trace)
         if not recall.answerable:
-            refusal = REFUSAL
+            refusal = "refused-recall"
         elif self.adapter is not None and not self.adapter.servable_to(principal):
-            refusal = ADAPTER_NOT_SERVED  # fail closed: the adapter may have memorised text this user may not read
+            refusal = "refused-adapter"  # fail closed: the adapter may have memorised text this user may not read
         if refusal is not None:
-            yield refusal
-            yield Answer.refusal(
+            trace.score_answer(recall, None)
+            refused = Answer.refusal(
                 question, retrieval.chunks, time.perf_counter() - started, trace.trace_id, recall, refusal
             )
+            yield refused.answer
+            yield refused
             return
         shown = self._shown(retrieval)
         prompt = self._prompt(question, shown, self._readable_history(principal, history))
-        with self._generation_observation(trace, prompt, question, shown) as generation:
+        observation = trace.generation(prompt, question, len(shown), self.generator.model_id, self.adapter_id)
+        with observation as generation:
             text = yield from self._generate(prompt, question, [c.text for c in shown], generation)
             checked = check_citations(text, shown)
             prompt_tokens = self.generator.count_tokens(prompt, as_prompt=True)
             completion_tokens = self.generator.count_tokens(text)
-            generation.update(**self._generation_result(trace, shown, checked, prompt_tokens, completion_tokens))
+            cited = [shown[n - 1].doc_id for n in checked.cited]
+            generation.update(
+                **trace.generation_result(checked, cited, prompt_tokens, completion_tokens, self.adapter_id)
+            )
+        trace.score_answer(recall, checked)
         yield Answer(
             question=question,
             answer=REFUSAL if checked.refusal else checked.text,
-            refused=checked.refusal,
+            outcome="refused-model" if checked.refusal else "answered",
             citations=[_citation(n, shown[n - 1]) for n in checked.cited],
             retrieved=retrieval.chunks,
             model=self.generator.model_id,
@@ -230,18 +251,6 @@ class Answerer:
         examples = FEW_SHOT if self.generator.adapter_id is None else ()
         return render_prompt(question, blocks, history, max_history=self.max_history, examples=examples)
 
-    def _generation_observation(
-        self, trace: QuestionTrace, prompt: str, question: str, shown: list[RetrievedChunk]
-    ) -> Any:
-        return trace.observe(
-            "generation",
-            "generation",
-            model=self.generator.model_id,
-            version=self.adapter_id,
-            input=trace.generation_input(prompt, question, len(shown)),
-            metadata={"adapter": self.adapter_id},
-        )
-
     def _generate(
         self, prompt: str, question: str, sources: list[str], generation: Any
     ) -> GeneratorType[str, None, str]:
@@ -256,61 +265,35 @@ class Answerer:
             yield piece
         return "".join(pieces)
 
-    def _generation_result(
-        self,
-        trace: QuestionTrace,
-        shown: list[RetrievedChunk],
-        checked: CheckedText,
-        prompt_tokens: int,
-        completion: int,
-    ) -> dict[str, Any]:
-        cited = [shown[n - 1].doc_id for n in checked.cited]
-        return {
-            "output": trace.answer_output(checked.text, checked.refusal, cited),
-            "usage_details": {"input": prompt_tokens, "output": completion},
-            "metadata": {
-                "adapter": self.adapter_id,
-                "removed_citations": checked.removed,
-                "unsupported_quotes": len(checked.unsupported_quotes),
-                "fallback_sentences": len(checked.fallback_sentences),
-                "format_valid": checked.format_valid,
-            },
-        }
 
-    @staticmethod
-    def _score(trace: QuestionTrace, answer: Answer) -> None:
-        """The recall check and the citation check as scores on the trace: engineers filter on them."""
-        if answer.recall is not None:
-            evidence = answer.recall.evidence
-            comment = f"threshold {answer.recall.threshold}; similarity {evidence.similarity:.3f}"
-            trace.score(
-                "recall-evidence", round(evidence.score, 4), comment=comment + f", coverage {evidence.coverage:.2f}"
-            )
-            trace.score("recall-answerable", float(answer.recall.answerable), boolean=True)
-        if answer.model is None:
-            return  # nothing was generated: there is no answer to check
-        trace.score("format-valid", float(answer.format_valid), boolean=True)
-        trace.score("cited", float(bool(answer.citations)), boolean=True)
-        trace.score("model-refused", float(answer.refused), boolean=True)
-        trace.score("removed-citations", float(answer.removed_citations))
-        if answer.quotes:
-            trace.score("quotes-verbatim", sum(q.verbatim for q in answer.quotes) / len(answer.quotes))
-
-    @staticmethod
-    def _outcome(trace: QuestionTrace, answer: Answer) -> dict[str, object]:
-        return {
-            **trace.answer_output(answer.answer, answer.refused, [c.doc_id for c in answer.citations]),
-            "model": answer.model,
-            "adapter": answer.adapter,
-        }
+def _finish(trace: QuestionTrace, answer: Answer) -> None:
+    cited = [c.doc_id for c in answer.citations]
+    trace.finish_answer(answer.answer, answer.refused, cited, answer.model, answer.adapter)
 
 
-def _outcome(answer: Answer) -> Outcome:
-    if not answer.refused:
-        return "answered"
-    if answer.model is not None:
-        return "refused-model"
-    return "refused-adapter" if answer.answer == ADAPTER_NOT_SERVED else "refused-recall"
+def logged_question(principal: Principal, collection: str, answer: Answer) -> LoggedQuestion:
+    """What the question log keeps of an answer: its outcome and the checks' results, never its text."""
+    check = answer.recall
+    return LoggedQuestion(
+        user_id=principal.user_id,
+        groups=sorted(principal.groups),
+        question=answer.question,
+        collection=collection,
+        outcome=answer.outcome,
+        evidence=round(check.evidence.score, 4) if check else None,
+        threshold=check.threshold if check else None,
+        retrieved=[
+            {"rank": c.rank, "doc_id": c.doc_id, "title": c.title, "groups": list(c.groups), "score": c.score}
+            for c in answer.retrieved
+        ],
+        cited=[c.doc_id for c in answer.citations],
+        format_valid=answer.format_valid,
+        quotes=len(answer.quotes),
+        quotes_verbatim=sum(q.verbatim for q in answer.quotes),
+        removed_citations=answer.removed_citations,
+        trace_id=answer.trace_id,
+        adapter=answer.adapter,
+    )
 
 
 def _citation(n: int, chunk: RetrievedChunk) -> Citation:

@@ -54,6 +54,7 @@ def to_json(answer: Answer) -> dict[str, object]:
     return {
         "answer": answer.answer,
         "refused": answer.refused,
+        "outcome": answer.outcome,
         "citations": [{"n": c.n, "doc_id": c.doc_id, "title": c.title, "path": c.path} for c in answer.citations],
         "retrieved": [
             {"doc_id": c.doc_id, "chunk_id": c.chunk_id, "score": c.score, "title": c.title, "section": c.section}

@@ -12,13 +12,9 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from assistant.jsonl import append_record, read_records
-
-if TYPE_CHECKING:
-    from assistant.access import Principal
-    from assistant.answering import Answer
 
 Outcome = Literal["answered", "refused-recall", "refused-model", "refused-adapter"]
 
@@ -45,30 +41,6 @@ class LoggedQuestion:
     @property
     def refused(self) -> bool:
         return self.outcome != "answered"
-
-    @classmethod
-    def of(cls, principal: Principal, collection: str, answer: Answer, outcome: Outcome) -> LoggedQuestion:
-        check = answer.recall
-        return cls(
-            user_id=principal.user_id,
-            groups=sorted(principal.groups),
-            question=answer.question,
-            collection=collection,
-            outcome=outcome,
-            evidence=round(check.evidence.score, 4) if check else None,
-            threshold=check.threshold if check else None,
-            retrieved=[
-                {"rank": c.rank, "doc_id": c.doc_id, "title": c.title, "groups": list(c.groups), "score": c.score}
-                for c in answer.retrieved
-            ],
-            cited=[c.doc_id for c in answer.citations],
-            format_valid=answer.format_valid,
-            quotes=len(answer.quotes),
-            quotes_verbatim=sum(q.verbatim for q in answer.quotes),
-            removed_citations=answer.removed_citations,
-            trace_id=answer.trace_id,
-            adapter=answer.adapter,
-        )
 
 
 class QuestionLog:

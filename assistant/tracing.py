@@ -29,6 +29,7 @@ from assistant.settings import TracingSettings
 if TYPE_CHECKING:
     from langfuse import Langfuse
 
+    from assistant.citation_check import CheckedText
     from assistant.recall_gate import RecallCheck
     from assistant.retriever import Retrieval
 
@@ -127,6 +128,53 @@ class QuestionTrace:
     def generation_input(self, prompt: str, question: str, blocks: int) -> Any:
         return prompt if self.include_document_text else {"question": question, "context_blocks": blocks}
 
+    def generation(self, prompt: str, question: str, blocks: int, model: str, adapter: str | None) -> Any:
+        """The generation observation (a context manager, as `observe`)."""
+        inputs = self.generation_input(prompt, question, blocks)
+        return self.observe(
+            "generation", "generation", model=model, version=adapter, input=inputs, metadata={"adapter": adapter}
+        )
+
+    def generation_result(
+        self,
+        checked: CheckedText,
+        cited: Sequence[str],
+        prompt_tokens: int,
+        completion_tokens: int,
+        adapter: str | None,
+    ) -> dict[str, Any]:
+        """What the generation observation is updated with once the citation check has read the text."""
+        return {
+            "output": self.answer_output(checked.text, checked.refusal, cited),
+            "usage_details": {"input": prompt_tokens, "output": completion_tokens},
+            "metadata": {
+                "adapter": adapter,
+                "removed_citations": checked.removed,
+                "unsupported_quotes": len(checked.unsupported_quotes),
+                "fallback_sentences": len(checked.fallback_sentences),
+                "format_valid": checked.format_valid,
+            },
+        }
+
+    def score_answer(self, recall: RecallCheck | None, checked: CheckedText | None) -> None:
+        """The recall check and the citation check as scores on the trace: engineers filter on them.
+        `checked` is None when nothing was generated: there is no answer to check."""
+        if recall is not None:
+            evidence = recall.evidence
+            comment = f"threshold {recall.threshold}; similarity {evidence.similarity:.3f}"
+            self.score(
+                "recall-evidence", round(evidence.score, 4), comment=comment + f", coverage {evidence.coverage:.2f}"
+            )
+            self.score("recall-answerable", float(recall.answerable), boolean=True)
+        if checked is None:
+            return
+        self.score("format-valid", float(checked.format_valid), boolean=True)
+        self.score("cited", float(bool(checked.cited)), boolean=True)
+        self.score("model-refused", float(checked.refusal), boolean=True)
+        self.score("removed-citations", float(checked.removed))
+        if checked.quotes:
+            self.score("quotes-verbatim", sum(q.verbatim for q in checked.quotes) / len(checked.quotes))
+
     def answer_output(self, text: str, refused: bool, cited: Sequence[str]) -> dict[str, Any]:
         """An answer may quote its sources: its text is document text. A refusal is a fixed sentence."""
         output: dict[str, Any] = {"refused": refused, "cited": list(cited), "chars": len(text)}
@@ -148,6 +196,11 @@ class QuestionTrace:
     # -- closing ------------------------------------------------------------------------------------
     def finish(self, output: dict[str, Any]) -> None:
         self._close(output=output)
+
+    def finish_answer(
+        self, text: str, refused: bool, cited: Sequence[str], model: str | None, adapter: str | None
+    ) -> None:
+        self.finish({**self.answer_output(text, refused, cited), "model": model, "adapter": adapter})
 
     def fail(self, exc: BaseException) -> None:
         self._close(level="ERROR", status_message=_describe(exc))

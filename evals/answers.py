@@ -3,7 +3,7 @@ as its asker, and measure what employees notice.
 
 - answered: share of answerable questions that got an answer, not a refusal;
 - correct refusals: share of unanswerable questions that were refused (by the recall gate or the model);
-- format valid: share of generated answers in the house format (`assistant/prompt.py`; the refusal sentence
+- format valid: share of generated answers in the house format (`assistant/house_format.py`; the refusal sentence
   counts);
 - cited: share of answers that cite at least one retrieved block;
 - cited relevant: share of answers citing a document the golden set marks as answering the question;
@@ -138,7 +138,7 @@ def answer_query(answerer: Answerer, query: EvalQuery, should_refuse: bool) -> A
         removed_citations=answer.removed_citations,
         seconds=round(answer.seconds, 3),
         trace_id=answer.trace_id,
-        generated=answer.model is not None,
+        generated=answer.generated,
         format_valid=answer.format_valid,
         quotes=len(answer.quotes),
         quotes_verbatim=sum(q.verbatim for q in answer.quotes),

@@ -82,7 +82,7 @@ def hostile_answer() -> Answer:
     return Answer(
         question="How do I reset my password?",
         answer=checked.text,
-        refused=False,
+        outcome="answered",
         citations=[Citation(n, c.doc_id, c.title, c.path, c.section) for n, c in enumerate(blocks, start=1)],
         retrieved=blocks,
         model="tiny",

@@ -67,7 +67,7 @@ def show_exchange(index: int, exchange: Exchange, components: Components, princi
         else:
             show_answer(answer)
         adapter = f" + adapter {answer.adapter.rsplit('/', 1)[-1]}" if answer.adapter else ""
-        model = f"{answer.model}{adapter}" if answer.model else "no model (refused before generation)"
+        model = f"{answer.model}{adapter}" if answer.generated else "no model (refused before generation)"
         st.caption(f"{model} · {answer.seconds:.1f} s")
         show_feedback(index, exchange, components, principal)
 
