@@ -300,6 +300,42 @@ def test_dev_sign_in_is_served_on_loopback_only(tmp_path: Path) -> None:
     assert "dev sign-in lets anyone pick any user: serve it on localhost only" in result.stderr
 
 
+def test_a_configured_address_off_loopback_is_refused_too(tmp_path: Path) -> None:
+    from tests.conftest import run
+
+    result = run("ui", data_dir=tmp_path, extra_env={"STREAMLIT_SERVER_ADDRESS": "0.0.0.0"})  # Streamlit's own
+    assert result.returncode == 1
+    assert "dev sign-in lets anyone pick any user: serve it on localhost only" in result.stderr
+
+
+def test_assistant_ui_passes_only_the_flags_given_and_hides_the_deploy_toolbar(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit import config
+
+    from ui.cli import streamlit_flags
+
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "config.toml").write_text("[browser]\ngatherUsageStats = true\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # Streamlit reads .streamlit/config.toml from the working directory
+    monkeypatch.setenv("STREAMLIT_SERVER_PORT", "9123")
+    try:
+        flags = streamlit_flags(settings, None, None)
+        assert "--server.port" not in flags  # STREAMLIT_SERVER_PORT decides
+        assert "--browser.gatherUsageStats" not in flags  # config.toml decides
+        assert flags[flags.index("--client.toolbarMode") + 1] == "viewer"  # no "Deploy": users only view the app
+        assert flags[flags.index("--server.address") + 1] == "localhost"  # dev sign-in, nothing configured
+        given = streamlit_flags(settings, 8600, "127.0.0.1")
+        assert given[:4] == ["--server.port", "8600", "--server.address", "127.0.0.1"]
+        monkeypatch.setenv("STREAMLIT_CLIENT_TOOLBAR_MODE", "developer")
+        assert "--client.toolbarMode" not in streamlit_flags(settings, None, None)
+        oidc = settings.model_copy(update={"ui": settings.ui.model_copy(update={"auth": "oidc"})})
+        assert "--server.address" not in streamlit_flags(oidc, None, None)  # Streamlit's address decides
+    finally:
+        monkeypatch.undo()
+        config.get_config_options(force_reparse=True)  # the rest of the session sees its own configuration
+
+
 def test_a_refused_question_reaches_the_review_queue_and_becomes_a_corpus_gap(app_data: Settings) -> None:
     data = app_data.data_dir
     written = [data / name for name in ("questions.jsonl", "review-decisions.jsonl", "corpus-gaps.jsonl")]
