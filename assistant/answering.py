@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator as GeneratorType
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +38,45 @@ ADAPTER_NOT_SERVED = (
     "I can't answer you with this assistant's tuned model: it was trained on documents of groups you are not in. "
     "Ask an administrator to serve you another adapter."
 )
+
+
+class AnswerStream:
+    """One answer as it is written: iterate it for the text as it streams ("" while the model is not writing: the
+    reader gets control back and may stop), then read the checked `Answer` from `.answer` (reading it first reads
+    the rest). `close()`, or leaving a `with` block, stops decoding at the next token."""
+
+    def __init__(self, steps: GeneratorType[str, None, Answer]) -> None:
+        self._steps = steps
+        self._answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self._answer is not None:
+            raise StopIteration
+        try:
+            return next(self._steps)
+        except StopIteration as done:
+            self._answer = done.value
+            raise StopIteration from None
+
+    @property
+    def answer(self) -> Answer:
+        for _ in self:
+            pass
+        if self._answer is None:
+            raise RuntimeError("the answer stream was closed before the answer was complete")
+        return self._answer
+
+    def close(self) -> None:
+        self._steps.close()
+
+    def __enter__(self) -> AnswerStream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -125,44 +164,36 @@ class Answerer:
     def ask(
         self, principal: Principal, question: str, history: Sequence[Turn] = (), *, session_id: str | None = None
     ) -> Answer:
-        final: Answer | None = None
-        for item in self.stream(principal, question, history, session_id=session_id):
-            if isinstance(item, Answer):
-                final = item
-        assert final is not None  # stream always ends with the Answer
-        return final
+        return self.stream(principal, question, history, session_id=session_id).answer
 
     def stream(
         self, principal: Principal, question: str, history: Sequence[Turn] = (), *, session_id: str | None = None
-    ) -> GeneratorType[str | Answer, None, None]:
-        """Pieces of the answer as they are generated, then the checked `Answer`; traced when tracing is on.
-        Closing it early (a reader that stops) stops decoding at the next token."""
+    ) -> AnswerStream:
+        """The answer as it is generated (iterate it for text), then the checked `Answer` (`.answer`); traced when
+        tracing is on. Closing it early (a reader that stops) stops decoding at the next token."""
+        return AnswerStream(self._traced(principal, question, history, session_id))
+
+    def _traced(
+        self, principal: Principal, question: str, history: Sequence[Turn], session_id: str | None
+    ) -> GeneratorType[str, None, Answer]:
         trace = self.tracer.start_question(principal, question, session_id) if self.tracer else QuestionTrace.off()
-        steps = self._answer(principal, question, history, trace)
-        answer: Answer | None = None
         try:
-            for item in steps:
-                if isinstance(item, Answer):
-                    answer = item
-                yield item
-        except GeneratorExit:  # the reader stopped (a closed chat tab, or a `break` once it had the Answer)
-            steps.close()  # ends the open generation observation and the decoding thread now
-            if answer is None:
-                trace.finish({"stopped": "before the answer was complete"})
-            else:
-                _finish(trace, answer)
+            # Closing this closes `_answer` too: the open generation observation and the decoding thread end now.
+            answer = yield from self._answer(principal, question, history, trace)
+        except GeneratorExit:  # the reader stopped (a closed chat tab, Stop, a new question)
+            trace.finish({"stopped": "before the answer was complete"})
             raise
         except BaseException as exc:
             trace.fail(exc)
             raise
-        assert answer is not None  # _answer always ends with the Answer
         _finish(trace, answer)
         if self.question_log is not None:
             self.question_log.record(logged_question(principal, self.retriever.collection, answer))
+        return answer
 
     def _answer(
         self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace
-    ) -> GeneratorType[str | Answer, None, None]:  # a generator, not an Iterator: `stream` closes it
+    ) -> GeneratorType[str, None, Answer]:  # a generator, not an Iterator: `stream` closes it
         started = time.perf_counter()
         retrieval = self._retrieve(principal, self._retrieval_query(question, history), trace)
         refusal: Outcome | None = None
@@ -177,8 +208,7 @@ class Answerer:
                 question, retrieval.chunks, time.perf_counter() - started, trace.trace_id, recall, refusal
             )
             yield refused.answer
-            yield refused
-            return
+            return refused
         shown = self._shown(retrieval)
         prompt = self._prompt(question, shown, self._readable_history(principal, history))
         observation = trace.generation(prompt, question, len(shown), self.generator.model_id, self.adapter_id)
@@ -192,7 +222,7 @@ class Answerer:
                 **trace.generation_result(checked, cited, prompt_tokens, completion_tokens, self.adapter_id)
             )
         trace.score_answer(recall, checked)
-        yield Answer(
+        return Answer(
             question=question,
             answer=REFUSAL if checked.refusal else checked.text,
             outcome="refused-model" if checked.refusal else "answered",
@@ -255,13 +285,17 @@ class Answerer:
         self, prompt: str, question: str, sources: list[str], generation: Any
     ) -> GeneratorType[str, None, str]:
         """Stream the model's pieces (constrained to the house format over the shown blocks; "" while waiting
-        for the model); return the whole text."""
+        for the model); return the whole text. The space the answer cue is followed by in training is not shown."""
         pieces: list[str] = []
+        shown = False  # some text was shown
         for piece in self.generator.stream(prompt, quote_sources=sources, question=question):
             if piece:
                 if not pieces:
                     generation.update(completion_start_time=datetime.now(UTC))
                 pieces.append(piece)
+            if not shown:
+                piece = piece.lstrip()
+                shown = bool(piece)
             yield piece
         return "".join(pieces)
 

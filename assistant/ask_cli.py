@@ -37,17 +37,14 @@ def answer_and_print(answerer: Answerer, principal: Principal, question: str, as
         typer.echo(json.dumps(to_json(answerer.ask(principal, question)), indent=2))
         return
     console = Console(highlight=False)
-    final: Answer | None = None
-    for item in answerer.stream(principal, question):
-        if isinstance(item, Answer):
-            final = item
-        else:
-            console.print(item, end="", soft_wrap=True, markup=False)
+    with answerer.stream(principal, question) as stream:
+        for piece in stream:
+            console.print(piece, end="", soft_wrap=True, markup=False)
+        final = stream.answer
     console.print()
-    if final is not None:
-        render_sources(final, console)
-        if final.trace_id:
-            console.print(f"[dim]trace {final.trace_id}: `assistant feedback {final.trace_id} good|bad`[/dim]")
+    render_sources(final, console)
+    if final.trace_id:
+        console.print(f"[dim]trace {final.trace_id}: `assistant feedback {final.trace_id} good|bad`[/dim]")
 
 
 def to_json(answer: Answer) -> dict[str, object]:

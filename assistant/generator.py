@@ -14,6 +14,7 @@ import queue
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -122,7 +123,9 @@ class Generator:
 
             if not (self.settings.adapter / "adapter_config.json").exists():
                 raise ConfigError(f"generator.adapter={self.settings.adapter} is not a peft adapter directory")
-            model = PeftModel.from_pretrained(model, str(self.settings.adapter))
+            with warnings.catch_warnings():  # peft reads a deprecated transformers alias: nothing for a user to do
+                warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+                model = PeftModel.from_pretrained(model, str(self.settings.adapter))
             if not self.settings.load_in_4bit:  # 4-bit weights cannot absorb the LoRA product; others can
                 model = model.merge_and_unload()  # same answers, no extra matmuls per token
         if not self.settings.load_in_4bit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,14 +86,33 @@ def test_refuses_without_generating_when_nothing_approved_supports_an_answer(ans
 
 def test_answers_stream_and_sources_are_only_readable_chunks(answerer: Answerer) -> None:
     dana = Principal.of("dana", ["everyone"])
-    items = list(answerer.stream(dana, "How many floating holidays do I get each year?"))
-    final = items[-1]
+    stream = answerer.stream(dana, "How many floating holidays do I get each year?")
+    pieces = list(stream)
+    final = stream.answer
     assert isinstance(final, Answer) and not final.refused
-    assert all(isinstance(piece, str) for piece in items[:-1])
+    assert all(isinstance(piece, str) for piece in pieces)
+    assert not "".join(pieces)[:1].isspace()  # the space after the answer cue is not shown
     assert final.retrieved and all("everyone" in c.groups for c in final.retrieved)
     assert {c.doc_id for c in final.citations} <= {c.doc_id for c in final.retrieved}
     assert final.prompt_tokens > 100 and final.completion_tokens > 0
     assert final.model and final.adapter is None
+
+
+def test_closing_the_answer_stream_stops_the_decoding_thread(
+    handbook_index: Settings, tiny_model: Path, tmp_path: Path
+) -> None:
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=4000), tmp_path)
+    with runtime(handbook_index, generator=generator) as components:
+        answerer = Answerer(components.retriever(), components.recall_gate, generator)
+        generator.load()
+        before = threading.active_count()
+        stream = answerer.stream(Principal.of("dana", ["everyone"]), "How many floating holidays do I get each year?")
+        assert isinstance(next(stream), str)
+        assert threading.active_count() == before + 1  # the decoding thread
+        stream.close()  # returns once the worker has stopped, not after 4,000 tokens
+        assert threading.active_count() == before
+        with pytest.raises(RuntimeError, match="closed before the answer was complete"):
+            stream.answer  # noqa: B018
 
 
 def test_follow_up_is_retrieved_with_the_previous_question(answerer: Answerer) -> None:

@@ -46,10 +46,10 @@ def answerer(handbook_index: Settings, bundled: Generator, captured: Captured) -
 )
 def test_real_model_answers_only_from_readable_sources(answerer: Answerer, user: str, question: str) -> None:
     principal = USERS[user]
-    items = list(answerer.stream(principal, question))
-    answer = items[-1]
+    stream = answerer.stream(principal, question)
+    streamed = "".join(stream)
+    answer = stream.answer
     assert isinstance(answer, Answer) and not answer.refused
-    streamed = "".join(p for p in items[:-1] if isinstance(p, str))
     assert streamed.strip() and answer.answer.strip()
     assert answer.completion_tokens > 0 and answer.model == "bundled:gemma-3-270m"
     assert all(set(c.groups) & principal.groups for c in answer.retrieved)

@@ -247,3 +247,20 @@ def test_a_reader_waiting_for_its_turn_gets_heartbeats_and_leaves_without_decodi
     stream.close()  # the reader leaves (a stopped Streamlit run)
     generator._slots.release()
     assert calls == []  # its turn never came to use: nothing was decoded
+
+
+def test_loading_an_adapter_shows_no_future_warning(tiny_model: Path, tmp_path: Path) -> None:
+    """`assistant ask` printed peft's use of a deprecated transformers alias before every answer."""
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    get_peft_model(base, lora).save_pretrained(str(tmp_path / "adapter"))
+    settings = GeneratorSettings(model=str(tiny_model), adapter=tmp_path / "adapter", device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Generator(settings, tmp_path).load()
+    assert not [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]

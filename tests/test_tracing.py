@@ -121,12 +121,10 @@ def test_a_reader_that_stops_streaming_still_closes_the_trace(traced: Answerer, 
     assert attrs(spans["generation"])["langfuse.observation.level"] == "WARNING"  # stopped, not failed
 
 
-def test_a_reader_that_stops_once_it_has_the_answer_records_the_answer(traced: Answerer, captured: Captured) -> None:
-    stream = traced.stream(Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS)
-    for item in stream:
-        if isinstance(item, Answer):
-            break  # as a UI does once it has the final answer
-    stream.close()
+def test_a_reader_that_closes_once_it_has_the_answer_records_the_answer(traced: Answerer, captured: Captured) -> None:
+    with traced.stream(Principal.of("dana", ["everyone"]), FLOATING_HOLIDAYS) as stream:
+        assert all(isinstance(piece, str) for piece in stream)
+        item = stream.answer  # as a UI does once it has the final answer, then closes the stream
     assert isinstance(item, Answer)
     output = observed(captured.spans()["question"], "output")
     assert "stopped" not in output and output["refused"] is False and output["chars"] == len(item.answer)

@@ -35,20 +35,15 @@ def stream_answer(answerer: Answerer, principal: Principal, question: str, histo
     """Show the answer as it is decoded; return the checked answer."""
     turns = [past_turn(e) for e in history if not e.answer.refused]
     session_id = st.session_state.setdefault(SESSION_KEY, uuid.uuid4().hex)
-    items = answerer.stream(principal, question, turns, session_id=session_id)
-    final: list[Answer] = []
     shown = st.empty()
     written = ""
-    try:
-        for item in items:
-            if isinstance(item, Answer):
-                final.append(item)
-            else:  # a piece, or "" while waiting for the model: an update lets Streamlit stop this run meanwhile
-                written += item
-                shown.text(written)  # as text: the model copies documents, never rendered as markdown
-    finally:
-        items.close()  # a run stopped mid-answer (Stop, a new question, a closed tab) stops decoding here
-    return final[0]
+    # Leaving the block closes the stream: a run stopped mid-answer (Stop, a new question, a closed tab) stops
+    # decoding here.
+    with answerer.stream(principal, question, turns, session_id=session_id) as stream:
+        for piece in stream:  # a piece, or "" while waiting for the model: an update lets Streamlit stop this run
+            written += piece
+            shown.text(written)  # as text: the model copies documents, never rendered as markdown
+        return stream.answer
 
 
 def past_turn(exchange: Exchange) -> Turn:
