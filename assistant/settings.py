@@ -127,7 +127,7 @@ class IngestSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    """Hybrid search inside Qdrant. Defaults were chosen on SciFact's train queries (see README) and hold for
+    """Hybrid search inside Qdrant. Defaults were chosen on SciFact's train queries (docs/retrieval.md) and hold for
     every corpus: nothing here is dataset-specific."""
 
     mode: RetrievalMode = Field(RetrievalMode.hybrid, description="Which retrievers run.")
@@ -453,5 +453,5 @@ def _refuse_unknown_variables() -> None:
         name = variable.upper()
         if name.startswith("ASSISTANT_") and name not in known:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}?" if close else "see the README's configuration section"
+            hint = f"did you mean {close[0]}?" if close else "see docs/configuration.md"
             raise ConfigError(f"unknown setting {variable} in the environment; {hint}")

@@ -85,7 +85,8 @@ def run_ingest(
     groups instead of an access.yaml. One re-ingest at a time per process. A real sync is appended to the
     history (`ingestion.history`) with `started_by`.
 
-    A `watcher` (the impact report) is called with the collection's documents before and after a real sync.
+    A `watcher` (the impact report) is called with the collection's documents before and after a real sync that
+    changes the index; a sync that changes nothing never calls it.
 
     An invalid access policy syncs nothing: dropping one bad rule could let an earlier, broader rule apply.
     """
@@ -102,13 +103,23 @@ def run_ingest(
     else:
         with components.ingest_lock:
             state = SyncState(settings.state_path)
-            try:
-                if watcher is not None and not dry_run:
+            watched: list[bool] = []  # the watcher saw the index before a sync that changes it
+
+            def before_changes() -> None:
+                if watcher is not None:
                     watcher.before_sync(components.retriever(target), state.documents(target))
+                    watched.append(True)
+
+            try:
                 summary = Ingestor(components, state).sync(
-                    source, target, dry_run=dry_run, strict=settings.ingest.strict, progress=progress
+                    source,
+                    target,
+                    dry_run=dry_run,
+                    strict=settings.ingest.strict,
+                    progress=progress,
+                    before_changes=before_changes,
                 )
-                if watcher is not None and not dry_run:
+                if watcher is not None and watched:
                     watcher.after_sync(components.retriever(target), summary, state.documents(target))
             finally:
                 state.close()

@@ -10,7 +10,7 @@ the state behind the store, redoes the lagging documents and finishes the sync.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
@@ -96,8 +96,11 @@ class Ingestor:
         dry_run: bool = False,
         strict: bool = False,
         progress: Progress = NO_PROGRESS,
+        before_changes: Callable[[], None] | None = None,
     ) -> SyncSummary:
-        """`strict`: an access rule that matches no document fails the sync before anything is written."""
+        """`strict`: an access rule that matches no document fails the sync before anything is written.
+        `before_changes` runs once the plan is known, before the first write, only when the sync will change the
+        index (the impact report ranks the golden set then: a sync that changes nothing costs nothing more)."""
         timer = PhaseTimer()
         with timer("plan"):
             self.state.check_source(collection, source.location)
@@ -114,6 +117,13 @@ class Ingestor:
             plan.failed.extend(refusals)
         if dry_run:
             return summarise(plan, ReadResult(), collection, source.location, timer, dry_run=True)
+        if not _changes_index(plan) and not recovered and self.store.has_collection(collection):
+            # Nothing to write: no embedder to load, nothing to flush (a no-op ingest costs its plan only).
+            self.state.record_source(collection, source.location)
+            in_index = self.store.count(collection)
+            return summarise(plan, ReadResult(), collection, source.location, timer, chunks_in_index=in_index)
+        if before_changes is not None and _changes_index(plan):
+            before_changes()
         self.state.record_source(collection, source.location)
         # Recovered rows are saved before any store write, so a crash or a failed read cannot orphan a document.
         self.state.save(collection, recovered.values())
@@ -298,6 +308,10 @@ def _refuse_foreign_source(
             f"them in {location}: it was built from another source. Sync that source, or pass "
             "--collection NAME for this one"
         )
+
+
+def _changes_index(plan: SyncPlan) -> bool:
+    return bool(plan.added or plan.changed or plan.deleted or plan.withdrawn or plan.regrouped)
 
 
 def _strict_refusals(unmatched: list[UnmatchedRule]) -> list[SourceFailure]:

@@ -47,8 +47,8 @@ def test_invalid_policy_is_reported_and_missing_source_is_one_line(handbook: Pat
     bad = run("ingest", str(handbook), "--json", str(out), data_dir=tmp_path / "data")
     assert bad.returncode == 1
     failed = json.loads(out.read_text())["failed"]
-    assert failed[0]["path"] == "access.yaml" and failed[0]["error"].startswith("line 4: invalid YAML")
-    assert "access.yaml: line 4: invalid YAML" in bad.stdout
+    assert failed[0]["path"] == "access.yaml" and failed[0]["error"].startswith("line 3: invalid YAML")  # [ opened
+    assert "access.yaml: line 3: invalid YAML" in bad.stdout and "chunks embedded" not in bad.stdout
     missing = run("ingest", str(tmp_path / "nope"), data_dir=tmp_path / "data")
     assert missing.returncode == 1 and "is not a folder" in missing.stderr
 
