@@ -38,10 +38,11 @@ REPO = Path(__file__).resolve().parents[1]
 HANDBOOK = REPO / "samples" / "handbook"
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _app_served_on_loopback() -> None:
     """AppTest runs the app in this process with no server address set; `assistant ui` sets localhost, and dev
-    sign-in is refused on any other address (tests/test_settings.py checks the refusal)."""
+    sign-in is refused on any other address (tests/test_settings.py checks the refusal). Set before every test:
+    a test that re-reads Streamlit's configuration resets it."""
     from streamlit import config
 
     config.set_option("server.address", "localhost")
