@@ -8,20 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from assistant.access import Principal
 from assistant.errors import ConfigError, IdentityError
 from assistant.settings import IdentitySettings, Settings
+from assistant.yaml_file import read_yaml
 
 
 def load_dev_users(path: Path) -> dict[str, Principal]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"dev users file {path} does not exist; set identity.users_file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})".replace("\n", " ")) from exc
+    data = read_yaml(path, f"dev users file {path} does not exist; set identity.users_file")
     users = data.get("users") if isinstance(data, dict) else None
     if not isinstance(users, dict):
         raise ConfigError(f"{path}: expected 'users:' mapping user names to {{groups: [...]}}")
@@ -36,7 +30,8 @@ def load_dev_users(path: Path) -> dict[str, Principal]:
 
 def load_dev_user_names(path: Path) -> dict[str, str]:
     """Each dev user's display name (`name:`), or their id where the file gives none; for pickers."""
-    users = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("users") or {}
+    data = read_yaml(path, f"dev users file {path} does not exist; set identity.users_file")
+    users = (data.get("users") if isinstance(data, dict) else None) or {}
     return {str(user): str(entry.get("name") or user) for user, entry in users.items() if isinstance(entry, dict)}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from assistant.errors import ConfigError
+from assistant.yaml_file import read_yaml
 
 
 @dataclass
@@ -101,12 +102,7 @@ class Recipe:
 
 def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:  # type: ignore[assignment]
     """A recipe from YAML, then `section.field=value` overrides (values parsed as YAML)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"recipe {path} does not exist; see tuning/recipes/") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})".replace("\n", " ")) from exc
+    data = read_yaml(path, f"recipe {path} does not exist; see tuning/recipes/")
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep:

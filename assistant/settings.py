@@ -16,11 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from assistant.errors import ConfigError
+from assistant.yaml_file import read_yaml
 
 BUNDLED_EMBEDDER = "bundled:all-MiniLM-L6-v2"
 # A collection name is a folder and a lock file name in the data directory: no separators, no "..".
@@ -379,12 +379,7 @@ def _expand_env(value: Any) -> Any:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist; fix ASSISTANT_CONFIG") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}".replace("\n", " ")) from exc
+    data = read_yaml(path, f"config file {path} does not exist; fix ASSISTANT_CONFIG")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     expanded: dict[str, Any] = _expand_env(data)
