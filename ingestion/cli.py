@@ -32,6 +32,14 @@ def ingest(
             "profile].",
         ),
     ] = None,
+    rebind: Annotated[
+        bool,
+        typer.Option(
+            "--rebind",
+            help="The collection's corpus moved to SOURCE: sync it from there from now on (refused when SOURCE holds "
+            "fewer than half of its documents).",
+        ),
+    ] = False,
     json_out: JsonFileOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -49,7 +57,14 @@ def ingest(
     with open_components(settings) as components:
         with terminal_progress(console, quiet=quiet) as progress:
             summary = run_ingest(
-                components, source, collection, group_list, dry_run=dry_run, progress=progress, watcher=watchers
+                components,
+                source,
+                collection,
+                group_list,
+                dry_run=dry_run,
+                progress=progress,
+                watcher=watchers,
+                rebind=rebind,
             )
         if json_out is not None:  # written first: nothing printed below can lose the record of a committed sync
             json_out.parent.mkdir(parents=True, exist_ok=True)

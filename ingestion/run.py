@@ -80,6 +80,7 @@ def run_ingest(
     progress: Progress = NO_PROGRESS,
     started_by: str = "cli",
     watcher: SyncWatcher | None = None,
+    rebind: bool = False,
 ) -> SyncSummary:
     """Sync `source_path` into `collection` (default: store.collection); `groups` gives every document these
     groups instead of an access.yaml. One re-ingest at a time per process. A real sync is appended to the
@@ -118,6 +119,7 @@ def run_ingest(
                     strict=settings.ingest.strict,
                     progress=progress,
                     before_changes=before_changes,
+                    rebind=rebind,
                 )
                 if watcher is not None and watched:
                     watcher.after_sync(components.retriever(target), summary, state.documents(target))

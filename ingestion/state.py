@@ -76,7 +76,8 @@ class SyncState:
         if bound is not None and bound != source:
             raise CollectionMismatchError(
                 f"collection {collection!r} is synced from {bound}, not {source}; "
-                "pass --collection NAME to ingest this source into a collection of its own"
+                "pass --collection NAME to ingest this source into a collection of its own, or --rebind if the "
+                "corpus moved to this folder"
             )
 
     def record_source(self, collection: str, source: str) -> None:
@@ -84,6 +85,10 @@ class SyncState:
         self.check_source(collection, source)
         if self.source_of(collection) is None:
             self._db.execute("INSERT INTO collections VALUES (?,?,?)", (collection, source, time.time()))
+
+    def rebind(self, collection: str, source: str) -> None:
+        """The corpus moved: the collection mirrors `source` from now on (the caller checked they share documents)."""
+        self._db.execute("UPDATE collections SET source=? WHERE name=?", (source, collection))
 
     def source_of(self, collection: str) -> str | None:
         row = self._db.execute("SELECT source FROM collections WHERE name=?", (collection,)).fetchone()

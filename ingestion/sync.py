@@ -97,16 +97,25 @@ class Ingestor:
         strict: bool = False,
         progress: Progress = NO_PROGRESS,
         before_changes: Callable[[], None] | None = None,
+        rebind: bool = False,
     ) -> SyncSummary:
         """`strict`: an access rule that matches no document fails the sync before anything is written.
         `before_changes` runs once the plan is known, before the first write, only when the sync will change the
-        index (the impact report ranks the golden set then: a sync that changes nothing costs nothing more)."""
+        index (the impact report ranks the golden set then: a sync that changes nothing costs nothing more).
+        `rebind`: the collection's corpus moved to `source`; allowed when it holds at least half of the collection's
+        documents (a different corpus would delete the rest)."""
         timer = PhaseTimer()
         with timer("plan"):
-            self.state.check_source(collection, source.location)
+            moved = rebind and self.state.source_of(collection) not in (None, source.location)
+            if not moved:
+                self.state.check_source(collection, source.location)
             indexed, recovered = self._known_documents(collection, dry_run)
             plan = plan_sync(source, indexed, self.fingerprint)
             _refuse_foreign_source(plan, indexed, recovered, collection, source.location)
+            if moved:
+                _check_same_corpus(plan, indexed, collection, source.location)
+                if not dry_run:
+                    self.state.rebind(collection, source.location)
         if strict and plan.unmatched_rules:
             refusals = _strict_refusals(plan.unmatched_rules)
             if not dry_run:  # nothing is written: the summary lists the refusals, not the diff
@@ -307,6 +316,16 @@ def _refuse_foreign_source(
             f"collection {collection!r} has lost its sync state and holds {len(recovered)} documents, none of "
             f"them in {location}: it was built from another source. Sync that source, or pass "
             "--collection NAME for this one"
+        )
+
+
+def _check_same_corpus(plan: SyncPlan, indexed: dict[str, DocumentState], collection: str, location: str) -> None:
+    """A moved corpus keeps most of its documents; one that shares few with the collection is another corpus."""
+    shared = len(indexed) - len(plan.deleted) - len(plan.held)
+    if shared * 2 < len(indexed):
+        raise CollectionMismatchError(
+            f"{location} holds only {shared} of the {len(indexed)} documents of collection {collection!r}: it is not "
+            "the same corpus moved, so it is not re-bound (that would delete the rest); use --collection NAME"
         )
 
 

@@ -234,3 +234,33 @@ def test_a_refused_policy_prints_only_the_error_naming_the_line_it_opened_on(
     shown = console.export_text()
     assert "access.yaml: line 7: invalid YAML: opened here and still open at line" in shown
     assert "chunks embedded" not in shown and "time:" not in shown and "unchanged" not in shown
+
+
+def test_a_moved_corpus_is_rebound_explicitly_and_another_corpus_is_not(settings: Settings, tmp_path: Path) -> None:
+    import shutil
+
+    from assistant.errors import CollectionMismatchError
+    from ingestion.state import SyncState
+
+    corpus = write_corpus(tmp_path / "old-mount" / "corpus")
+    assert ingest(settings, corpus, collection="c").ok
+    moved = tmp_path / "new-mount" / "corpus"
+    shutil.copytree(corpus, moved)
+    with pytest.raises(CollectionMismatchError, match="--rebind"):
+        ingest(settings, moved, collection="c")
+    with runtime(settings) as components:
+        summary = run_ingest(components, moved, "c", None, rebind=True)
+    assert summary.ok and summary.chunks == 0 and len(summary.unchanged) == len(EXPECTED)  # nothing re-embedded
+    state = SyncState(settings.state_path)
+    try:
+        assert state.source_of("c") == str(moved.resolve())
+    finally:
+        state.close()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "access.yaml").write_text("rules:\n  - match: '**'\n    groups: [everyone]\n")
+    (other / "a.md").write_text("# A\n\nSomething else entirely.\n")
+    with runtime(settings) as components, pytest.raises(CollectionMismatchError, match="holds only 0 of the 7"):
+        run_ingest(components, other, "c", None, rebind=True)
+    assert set(docs_in_index(settings, "c")) == set(EXPECTED)  # nothing deleted
