@@ -107,7 +107,7 @@ class Ingestor:
         timer = PhaseTimer()
         with timer("plan"):
             moved = rebind and self.state.source_of(collection) not in (None, source.location)
-            if not moved:
+            if not moved:  # a moved corpus is checked against its documents below instead
                 self.state.check_source(collection, source.location)
             indexed, recovered = self._known_documents(collection, dry_run)
             plan = plan_sync(source, indexed, self.fingerprint)
@@ -116,6 +116,7 @@ class Ingestor:
                 _check_same_corpus(plan, indexed, collection, source.location)
                 if not dry_run:
                     self.state.rebind(collection, source.location)
+        changes = _changes_index(plan)
         if strict and plan.unmatched_rules:
             refusals = _strict_refusals(plan.unmatched_rules)
             if not dry_run:  # nothing is written: the summary lists the refusals, not the diff
@@ -126,12 +127,12 @@ class Ingestor:
             plan.failed.extend(refusals)
         if dry_run:
             return summarise(plan, ReadResult(), collection, source.location, timer, dry_run=True)
-        if not _changes_index(plan) and not recovered and self.store.has_collection(collection):
+        if not changes and not recovered and self.store.has_collection(collection):
             # Nothing to write: no embedder to load, nothing to flush (a no-op ingest costs its plan only).
             self.state.record_source(collection, source.location)
             in_index = self.store.count(collection)
             return summarise(plan, ReadResult(), collection, source.location, timer, chunks_in_index=in_index)
-        if before_changes is not None and _changes_index(plan):
+        if before_changes is not None and changes:
             before_changes()
         self.state.record_source(collection, source.location)
         # Recovered rows are saved before any store write, so a crash or a failed read cannot orphan a document.
