@@ -5,7 +5,7 @@ a hash of its weights, the training data's hash, the prompt template's hash, the
 training text came from, how it is served (context blocks) and its evaluation metrics. From record version 2 the
 folder also holds `data/`, the exact training files it was trained on, and the record their sha256
 (`data_files`); training derived the data groups from those files' examples (`tuning/provenance.py`).
-`tuning/registry.py` writes records and promotes adapters; this module only reads them.
+The record and `promoted.json` are read and written here; `tuning/registry.py` creates records and promotes.
 
 Serving rules, each failing closed:
 - an adapter trained with another prompt template is refused (it would be served prompts it never saw);
@@ -38,60 +38,135 @@ RECORD = "adapter.json"
 RECORD_VERSION = 2  # 2: the record names its training files (`data_files`), kept in the adapter's DATA folder
 DATA = "data"
 PROMOTED = "promoted.json"
+PROMOTED_VERSION = 1
 SHIPPED = Path(__file__).resolve().parent / "shipped_adapter"
+DEFAULT_CONTEXT_BLOCKS = 3  # retrieved blocks shown to an adapter whose record does not say (recipe default too)
 
 
 @dataclass(frozen=True)
 class AdapterRecord:
+    """`adapter.json`: read by `read_record`, written by `write_record` (the registry creates records)."""
+
     id: str
-    path: Path
+    path: Path  # the adapter's folder (not stored)
     base_model: str
     prompt_template_hash: str
     data_groups: tuple[str, ...]
-    context_blocks: int
+    context_blocks: int = DEFAULT_CONTEXT_BLOCKS  # stored as serve.context_blocks
     metrics: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-    version: int = 1
+    version: int = 1  # stored as record_version; absent in version-1 records
     data_files: dict[str, str] = field(default_factory=dict)  # file name in DATA -> sha256 of its bytes
+    base_model_hash: str = "unknown"
+    dataset_hash: str = ""
+    git_commit: str = ""
+    recipe: dict[str, Any] = field(default_factory=dict)  # the resolved recipe, as trained
+    training: dict[str, Any] = field(default_factory=dict)  # loss, steps, seconds, device
+    created: str = ""
 
     def servable_to(self, principal: Principal) -> bool:
         return set(self.data_groups) <= principal.groups
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "record_version": self.version,
+            "base_model": self.base_model,
+            "base_model_hash": self.base_model_hash,
+            "dataset_hash": self.dataset_hash,
+            "data_files": self.data_files,
+            "prompt_template_hash": self.prompt_template_hash,
+            "git_commit": self.git_commit,
+            "data_groups": list(self.data_groups),
+            "serve": {"context_blocks": self.context_blocks},
+            "recipe": self.recipe,
+            "training": self.training,
+            "metrics": self.metrics,
+            "created": self.created,
+        }
 
 
 def read_record(folder: Path) -> AdapterRecord:
     path = folder / RECORD
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        version = int(data.get("record_version", 1))
+        if version > RECORD_VERSION:
+            raise ValueError(f"record version {version} is newer than this assistant reads ({RECORD_VERSION})")
         return AdapterRecord(
             id=str(data["id"]),
             path=folder,
             base_model=str(data["base_model"]),
             prompt_template_hash=str(data["prompt_template_hash"]),
-            data_groups=tuple(data["data_groups"]),
-            context_blocks=int(data.get("serve", {}).get("context_blocks", 3)),
+            data_groups=tuple(str(g) for g in data["data_groups"]),
+            context_blocks=int((data.get("serve") or {}).get("context_blocks", DEFAULT_CONTEXT_BLOCKS)),
             metrics=dict(data.get("metrics") or {}),
-            raw=data,
-            version=int(data.get("record_version", 1)),
+            version=version,
             data_files={str(k): str(v) for k, v in (data.get("data_files") or {}).items()},
+            base_model_hash=str(data.get("base_model_hash", "unknown")),
+            dataset_hash=str(data.get("dataset_hash", "")),
+            git_commit=str(data.get("git_commit", "")),
+            recipe=dict(data.get("recipe") or {}),
+            training=dict(data.get("training") or {}),
+            created=str(data.get("created", "")),
         )
     except FileNotFoundError:
         raise ConfigError(
             f"{folder} has no {RECORD}: not an adapter of this project (train one with `tune train`)"
         ) from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path}: not an adapter record ({exc}); retrain or restore the file") from exc
+
+
+def write_record(record: AdapterRecord) -> AdapterRecord:
+    """Write `record` into its folder (replacing the file whole) and return it as read back."""
+    path = record.path / RECORD
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(record.to_json(), indent=1) + "\n", encoding="utf-8")
+    partial.replace(path)
+    return read_record(record.path)
 
 
 def adapters_dir(settings: Settings) -> Path:
     return settings.data_dir / "adapters"
 
 
-def promoted_id(settings: Settings) -> str | None:
+@dataclass(frozen=True)
+class PromotedState:
+    """`promoted.json`: the adapter served now and the ones promoted before it (what `rollback` walks back)."""
+
+    current: str | None = None
+    history: tuple[str, ...] = ()
+    version: int = PROMOTED_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "current": self.current, "history": list(self.history)}
+
+
+def read_promoted(settings: Settings) -> PromotedState:
     path = adapters_dir(settings) / PROMOTED
     if not path.is_file():
-        return None
-    current = json.loads(path.read_text(encoding="utf-8")).get("current")
-    return str(current) if current else None
+        return PromotedState()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        version = int(data.get("version", 1))
+        if version > PROMOTED_VERSION:
+            raise ValueError(f"version {version} is newer than this assistant reads ({PROMOTED_VERSION})")
+        current = data.get("current")
+        return PromotedState(str(current) if current else None, tuple(str(a) for a in data.get("history") or ()))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: not a promotion record ({exc}); restore it or promote an adapter again") from exc
+
+
+def write_promoted(settings: Settings, state: PromotedState) -> None:
+    path = adapters_dir(settings) / PROMOTED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(state.to_json(), indent=1) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+def promoted_id(settings: Settings) -> str | None:
+    return read_promoted(settings).current
 
 
 def resolve_adapter(settings: Settings) -> AdapterRecord | None:

@@ -2,25 +2,29 @@
 command line (`--set train.learning_rate=3e-4`). It lives in the core, below its consumers: `tune` trains from it,
 `review train` applies its allow-list, and the resolved recipe is saved next to every adapter.
 
-Every field's comment is its documentation; an unknown key in a YAML file or a `--set` is an error naming it.
+Every field's comment is its documentation. The classes are pydantic dataclasses: a YAML file or `--set` is
+validated as settings are, and an unknown key or a value of the wrong type is an error naming its path.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
 
+from assistant.adapters import DEFAULT_CONTEXT_BLOCKS
 from assistant.errors import ConfigError
 from assistant.yaml_file import read_yaml
 
+_STRICT_KEYS = ConfigDict(extra="forbid")
 
-@dataclass
+
+@dataclass(config=_STRICT_KEYS)
 class ItemSource:
     """Curated items over one corpus."""
 
@@ -29,7 +33,7 @@ class ItemSource:
     collection: str  # the collection that corpus is ingested into for building the data
 
 
-@dataclass
+@dataclass(config=_STRICT_KEYS)
 class DataRecipe:
     """What the training examples are made of (RAFT-style: the oracle block among retrieved distractors)."""
 
@@ -51,7 +55,7 @@ class DataRecipe:
     seed: int = 13
 
 
-@dataclass
+@dataclass(config=_STRICT_KEYS)
 class LoraRecipe:
     r: int = 16  # rank of the update matrices
     alpha: int = 32  # scaling (alpha / r)
@@ -61,7 +65,7 @@ class LoraRecipe:
     )
 
 
-@dataclass
+@dataclass(config=_STRICT_KEYS)
 class TrainRecipe:
     epochs: float = 1.0  # passes over the training examples (max_steps wins when set)
     max_steps: int = -1  # -1: from epochs
@@ -82,12 +86,12 @@ class TrainRecipe:
     seed: int = 13
 
 
-@dataclass
+@dataclass(config=_STRICT_KEYS)
 class ServeRecipe:
-    context_blocks: int = 3  # retrieved blocks shown to the adapter at answer time
+    context_blocks: int = DEFAULT_CONTEXT_BLOCKS  # retrieved blocks shown to the adapter at answer time
 
 
-@dataclass
+@dataclass(config=_STRICT_KEYS)
 class Recipe:
     name: str = "handbook-cpu"
     base_model: str = "bundled:gemma-3-270m"  # a generator.model value
@@ -112,42 +116,25 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:  # type: ignor
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = yaml.safe_load(value)
-    recipe: Recipe = _build(Recipe, data, str(path))
-    return recipe
+    try:
+        return _RECIPE.validate_python(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: " + "; ".join(_problem(error) for error in exc.errors())) from None
 
 
-def _build(cls: type[Any], data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(fields)}")
-    values = {}
-    for name, value in data.items():
-        values[name] = _value(hints[name], value, f"{where}: {name}")
-    return cls(**values)
+_RECIPE = TypeAdapter(Recipe)
+_EXPECTED = {"int": "expected int", "float": "expected a number", "bool": "expected bool", "string": "expected str"}
 
 
-def _value(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)  # type: ignore[arg-type]
-    if origin is list:
-        (inner,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list")
-        return [_value(inner, v, where) for v in value]
-    if origin in (types.UnionType, typing.Union):
-        if value is None:
-            return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    if hint is float and not isinstance(value, bool):
-        try:
-            return float(value)  # YAML reads "1e-4" (no dot) as a string
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if (hint in (int, str, bool) and not isinstance(value, hint)) or (hint is int and isinstance(value, bool)):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
-    return value
+def _problem(error: Any) -> str:
+    """One pydantic error as `section: field: what`, in the words of the recipe's documentation."""
+    where = ": ".join(str(part) for part in error["loc"])
+    kind = str(error["type"])
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        return f"{where}: unknown key; see the fields documented in assistant/recipe.py"
+    if kind == "missing_argument" or kind == "missing":
+        return f"{where}: missing (required)"
+    if kind.startswith("dataclass_") or kind in ("model_type", "dict_type"):
+        return f"{where or 'recipe'}: expected a mapping"
+    expected = next((text for prefix, text in _EXPECTED.items() if kind.startswith(prefix)), None)
+    return f"{where}: {expected}, got {error.get('input')!r}" if expected else f"{where}: {error['msg']}"

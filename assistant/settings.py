@@ -258,6 +258,8 @@ class UISettings(BaseModel):
     langfuse_url: str = Field("", description="Link shown on the quality page; empty: tracing.base_url.")
 
 
+# The checkout this package runs from (an editable install's source tree): where the repository's own files are.
+CHECKOUT = Path(__file__).resolve().parents[1]
 # The checked-in evaluation sets, relative to the checkout (`Settings.repo_dir`): named here once.
 SAMPLE_GOLDEN = Path("samples/handbook-golden.jsonl")
 SAMPLE_OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
@@ -300,9 +302,11 @@ class Settings(BaseSettings):
         description="The one directory for the embedded index, sync state, model caches, adapters, eval runs.",
     )
     repo_dir: Path = Field(
-        Path("."),
+        CHECKOUT,
         description="The checkout `tune` and `review train` read from: recipes' corpora and items, the held-out "
-        "evaluation sets (samples/, ../shared/data/beir/scifact) and the git commit that names runs and adapters.",
+        "evaluation sets (samples/, ../shared/data/beir/scifact) and the git commit that names runs and adapters. "
+        "Default: the checkout this package runs from, whatever the working directory. The repository files named "
+        "by review.golden, review.training_items and identity.users_file are relative to it when relative.",
     )
     store: StoreSettings = StoreSettings()
     embedder: EmbedderSettings = EmbedderSettings()
@@ -327,6 +331,17 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _ProfileSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _repository_files_are_in_the_checkout(self) -> Settings:
+        """Repository files are found in `repo_dir`, never in the working directory (data_dir alone is relative to
+        where a command runs, as a working folder is)."""
+        anchor = self.repo_dir.resolve()
+        self.review.golden = anchor / self.review.golden
+        self.review.training_items = anchor / self.review.training_items
+        if self.identity.users_file is not None:
+            self.identity.users_file = anchor / self.identity.users_file
+        return self
 
     @property
     def index_dir(self) -> Path:

@@ -20,7 +20,7 @@ from assistant.components import open_components
 from assistant.errors import ConfigError
 from assistant.quote_constraint import content_words, most_shared, quote_candidates
 from assistant.retriever import Retriever
-from assistant.settings import load_settings
+from assistant.settings import CHECKOUT, load_settings
 from tuning.items import Item, load_items, scifact_items
 
 DEFAULT_SCIFACT = Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"
@@ -28,7 +28,7 @@ DEFAULT_SCIFACT = Path(__file__).resolve().parents[2] / "shared/data/beir/scifac
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=Path, default=Path("tuning/data/handbook-items.jsonl"))
+    parser.add_argument("--items", type=Path, default=CHECKOUT / "tuning/data/handbook-items.jsonl")
     parser.add_argument("--scifact", type=Path, default=DEFAULT_SCIFACT)
     args = parser.parse_args()
     sets = {

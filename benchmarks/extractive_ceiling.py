@@ -13,13 +13,14 @@ import argparse
 import statistics
 from pathlib import Path
 
+from assistant.settings import CHECKOUT
 from evals.answers import token_f1
 from tuning.items import load_items
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=Path, default=Path("tuning/data/handbook-items.jsonl"))
+    parser.add_argument("--items", type=Path, default=CHECKOUT / "tuning/data/handbook-items.jsonl")
     args = parser.parse_args()
     items = [i for i in load_items(args.items, "handbook") if i.answerable]
     every = statistics.fmean(token_f1(" ".join(i.quotes), i.answer) for i in items)

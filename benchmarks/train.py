@@ -26,13 +26,13 @@ from typing import Any
 
 from assistant.generator import pick_device, resolve_base_model
 from assistant.recipe import load_recipe
-from assistant.settings import load_settings
+from assistant.settings import CHECKOUT, load_settings
 from tuning.provenance import IndexGroups, SourcePolicy, read_example_file
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", type=Path, default=Path("tuning/recipes/handbook-cpu.yaml"))
+    parser.add_argument("--recipe", type=Path, default=CHECKOUT / "tuning/recipes/handbook-cpu.yaml")
     parser.add_argument("--steps", type=int, default=4, help="Timed optimiser steps per variant (after one warm-up).")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()

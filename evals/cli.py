@@ -18,7 +18,7 @@ from assistant.cli_progress import terminal_progress
 from assistant.components import Components, open_components
 from assistant.errors import ConfigError
 from assistant.identity import load_dev_users
-from assistant.settings import SAMPLE_GOLDEN, SAMPLE_OUT_OF_CORPUS, RetrievalMode, load_settings
+from assistant.settings import SAMPLE_GOLDEN, SAMPLE_OUT_OF_CORPUS, RetrievalMode, Settings, load_settings
 from evals import gate as gate_calibration
 from evals.answers import AnswerRun, aggregate, evaluate_answers
 from evals.corpus import prepare_collection
@@ -31,9 +31,24 @@ from evals.tables import render_aggregate
 from ingestion.catalog import read_catalog
 
 AnswerableOption = Annotated[
-    Path, typer.Option(help="Golden .jsonl: questions the corpus answers (and reference answers).")
+    Path | None,
+    typer.Option(
+        help="Golden .jsonl: questions the corpus answers (and reference answers). "
+        f"Default: {SAMPLE_GOLDEN} of the checkout (repo_dir)."
+    ),
 ]
-UnanswerableOption = Annotated[Path, typer.Option(help="Golden .jsonl: questions no document answers.")]
+UnanswerableOption = Annotated[
+    Path | None,
+    typer.Option(
+        help=f"Golden .jsonl: questions no document answers. Default: {SAMPLE_OUT_OF_CORPUS} of the checkout."
+    ),
+]
+
+
+def in_checkout(given: Path | None, sample: Path, settings: Settings) -> Path:
+    """A set named on the command line (relative to where it runs), else the checkout's sample set."""
+    return given if given is not None else settings.repo_dir / sample
+
 
 LangfuseOption = Annotated[
     bool,
@@ -133,8 +148,8 @@ def retrieval(
 
 @eval_app.command("gate")
 def gate(
-    answerable: AnswerableOption = SAMPLE_GOLDEN,
-    unanswerable: UnanswerableOption = SAMPLE_OUT_OF_CORPUS,
+    answerable: AnswerableOption = None,
+    unanswerable: UnanswerableOption = None,
     collection: CollectionOption = None,
     json_out: JsonFileOption = None,
 ) -> None:
@@ -142,7 +157,10 @@ def gate(
     settings = load_settings()
     with open_components(settings) as components:
         samples = gate_calibration.collect(
-            components.retriever(collection), components.recall_gate, load_golden(answerable), load_golden(unanswerable)
+            components.retriever(collection),
+            components.recall_gate,
+            load_golden(in_checkout(answerable, SAMPLE_GOLDEN, settings)),
+            load_golden(in_checkout(unanswerable, SAMPLE_OUT_OF_CORPUS, settings)),
         )
     gate_settings = settings.recall_gate
     configured = gate_calibration.score(samples, gate_settings.min_evidence, gate_settings.coverage_weight)
@@ -169,8 +187,8 @@ def gate(
 
 @eval_app.command("answers")
 def answers(
-    answerable: AnswerableOption = SAMPLE_GOLDEN,
-    unanswerable: UnanswerableOption = SAMPLE_OUT_OF_CORPUS,
+    answerable: AnswerableOption = None,
+    unanswerable: UnanswerableOption = None,
     skip_unanswerable: Annotated[bool, typer.Option(help="Ask only the answerable questions.")] = False,
     collection: CollectionOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Ask only the first N questions of each set.")] = None,
@@ -180,8 +198,8 @@ def answers(
     """Answer every question with the configured model: answered, refusals, citations, token F1 vs the reference."""
     settings = load_settings()
     console = Console()
-    golden = load_golden(answerable)
-    refusable = None if skip_unanswerable else load_golden(unanswerable)
+    golden = load_golden(in_checkout(answerable, SAMPLE_GOLDEN, settings))
+    refusable = None if skip_unanswerable else load_golden(in_checkout(unanswerable, SAMPLE_OUT_OF_CORPUS, settings))
     with open_components(settings) as components:
         answerer = components.answerer(collection, log_questions=False)
         if langfuse:
@@ -233,7 +251,7 @@ def _first(evalset: EvalSet, limit: int | None) -> EvalSet:
 
 @eval_app.command("leaks")
 def leaks(
-    golden: AnswerableOption = SAMPLE_GOLDEN,
+    golden: AnswerableOption = None,
     collection: CollectionOption = None,
 ) -> None:
     """Every dev user asks every golden question and every document title: any chunk outside their groups is a
@@ -242,7 +260,7 @@ def leaks(
     if settings.identity.users_file is None:
         raise ConfigError("identity.users_file is not set: the probe asks as each dev user")
     users = load_dev_users(settings.identity.users_file)
-    questions = [q.text for q in load_golden(golden).queries]
+    questions = [q.text for q in load_golden(in_checkout(golden, SAMPLE_GOLDEN, settings)).queries]
     with open_components(settings) as components:
         run = probe_leaks(components.retriever(collection), users, questions)
     path = run.save(settings.eval_runs_dir)

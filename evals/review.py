@@ -295,7 +295,7 @@ def indexed_document(
     chunks = [c for c in components.store.iter_chunks(components.collection(collection)) if c.doc_id == doc_id]
     if not chunks or not reviewer.may_read(chunks[0].groups):
         return None, ""
-    ordered = sorted(chunks, key=lambda c: int(c.payload.get("chunk_index", 0)))
+    ordered = sorted(chunks, key=lambda c: int(c.chunk_index))
     return list(ordered[0].groups), "\n".join(c.text for c in ordered)
 
 

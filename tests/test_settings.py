@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import ConfigError
-from assistant.settings import load_settings, profile_names
+from assistant.settings import Settings, load_settings, profile_names
+from tests.conftest import run
 
 
 def test_profiles_are_packaged() -> None:
@@ -151,3 +152,20 @@ def test_the_checkout_is_a_setting_not_the_working_directory(monkeypatch: pytest
     sets = {where.split(":")[0] for where, _ in held_out_index(settings.repo_dir)}
     assert {"samples/handbook-golden.jsonl", "samples/out-of-corpus.jsonl"} <= sets
     assert git_commit(settings.repo_dir) == git_commit(repo) != "unknown"
+
+
+def test_an_installed_package_run_from_another_directory_behaves_the_same(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, handbook_index: Settings
+) -> None:
+    """No setting names a file relative to the working directory: repository files come from the checkout."""
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASSISTANT_REPO_DIR", raising=False)
+    settings = load_settings()
+    assert settings.repo_dir == repo
+    assert settings.review.golden == repo / "samples" / "handbook-golden.jsonl" and settings.review.golden.is_file()
+    assert settings.identity.users_file is not None and settings.identity.users_file.is_file()
+    assert settings.review.training_items == repo / "tuning" / "data" / "handbook-items.jsonl"
+    result = run("search", "Do I need a receipt for a taxi?", "--user", "dana", data_dir=handbook_index.data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "company/expense-basics.md" in result.stdout

@@ -3,6 +3,7 @@ the runtime answers with the adapter; access control of the data and of serving;
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from assistant.access import Principal
-from assistant.adapters import SHIPPED, AdapterRecord, read_record, resolve_adapter
+from assistant.adapters import (
+    SHIPPED,
+    AdapterRecord,
+    adapters_dir,
+    promoted_id,
+    read_record,
+    resolve_adapter,
+    write_record,
+)
 from assistant.answering import ADAPTER_NOT_SERVED, REFUSAL
 from assistant.errors import ConfigError
 from assistant.prompt import template_hash
@@ -26,7 +35,16 @@ from assistant.recipe import ItemSource, Recipe, load_recipe
 from assistant.settings import Settings
 from tests.conftest import REPO, run, runtime
 from tuning import registry
-from tuning.build_data import BuildReport, Example, build, cap_refusals, oracle_position, write_examples
+from tuning.build_data import (
+    BuildReport,
+    BuildSummary,
+    Example,
+    ExampleMeta,
+    build,
+    cap_refusals,
+    oracle_position,
+    write_examples,
+)
 from tuning.check import check_file
 from tuning.provenance import IndexGroups, SourcePolicy
 from tuning.train import last_complete_checkpoint, train
@@ -155,11 +173,11 @@ def test_curated_items_and_built_data_pass_the_check(settings: Settings, tiny_mo
     assert len(report.examples) >= 300 and restricted
     for example in report.examples:
         assert not any(text[:80] in example.prompt for text in restricted), example.meta
-    targets = {e.meta["target"] for e in report.examples}
+    targets = {e.meta.target for e in report.examples}
     assert targets == {"answer", "refusal"}
     assert all(s.groups == ("everyone",) for e in report.examples for s in e.sources)
-    answers = [e for e in report.examples if e.meta["target"] == "answer"]
-    assert all(("handbook", e.meta["doc_id"]) in {(s.collection, s.doc_id) for s in e.sources} for e in answers)
+    answers = [e for e in report.examples if e.meta.target == "answer"]
+    assert all(("handbook", e.meta.doc_id) in {(s.collection, s.doc_id) for s in e.sources} for e in answers)
     path = tmp_path / "built.jsonl"
     write_examples(report.examples, path)
     checked = check_file(path, str(tiny_model), 2048, 0.08, REPO, policy(settings))
@@ -294,7 +312,7 @@ def test_an_adapter_record_describes_the_bytes_it_trained_on_and_serving_checks_
     assert record.data_groups == HR_COMPENSATION and record.version == 2
     assert not record.servable_to(Principal.of("dana", ["everyone"]))
     assert record.servable_to(Principal.of("amara", HR_COMPENSATION))
-    assert record.raw["dataset_hash"] == hashlib.sha256(trained).hexdigest()[:16]
+    assert record.dataset_hash == hashlib.sha256(trained).hexdigest()[:16]
     assert (record.path / "data" / "train.jsonl").read_bytes() == trained
 
     generator = settings.generator.model_copy(update={"model": str(tiny_model), "adapter": record.path})
@@ -361,48 +379,48 @@ def test_promotion_refuses_a_regression_and_rollback_restores(
     settings: Settings, tiny_model: Path, tmp_path: Path
 ) -> None:
     def fake(name: str, f1: float) -> AdapterRecord:
-        folder = registry.adapters_dir(settings) / name
+        folder = adapters_dir(settings) / name
         (folder / "data").mkdir(parents=True)
         (folder / "data" / "train.jsonl").write_bytes(b"{}\n")
-        registry.write_record(
-            folder,
-            {
-                "id": name,
-                "record_version": 2,
-                "base_model": "bundled:gemma-3-270m",
-                "prompt_template_hash": template_hash(),
-                "data_groups": ["everyone"],
-                "data_files": {"train.jsonl": hashlib.sha256(b"{}\n").hexdigest()},
-                "metrics": {"handbook": {**registry.GATES, "token_f1": f1}},
-            },
+        return write_record(
+            AdapterRecord(
+                name,
+                folder,
+                "bundled:gemma-3-270m",
+                template_hash(),
+                ("everyone",),
+                version=2,
+                data_files={"train.jsonl": hashlib.sha256(b"{}\n").hexdigest()},
+                metrics={"handbook": {**registry.GATES, "token_f1": f1}},
+            )
         )
-        return read_record(folder)
 
     good, worse, stale = fake("good", 0.55), fake("worse", 0.45), fake("stale", 0.6)
     registry.promote(settings, good.id)
     with pytest.raises(ConfigError, match=r"token_f1 0\.450 regresses against good"):
         registry.promote(settings, worse.id)
-    raw = dict(stale.raw, prompt_template_hash="0" * 16)
-    registry.write_record(stale.path, raw)
+    write_record(dataclasses.replace(stale, prompt_template_hash="0" * 16))
     with pytest.raises(ConfigError, match="prompt template 0000000000000000 differs"):
         registry.promote(settings, stale.id)
     (stale.path / "data" / "train.jsonl").write_bytes(b"{}\n{}\n")  # not the data it was trained on
-    registry.write_record(stale.path, dict(stale.raw))
+    write_record(stale)
     with pytest.raises(ConfigError, match=r"not promoting stale: adapter stale: .*train\.jsonl has sha256"):
         registry.promote(settings, stale.id)
-    assert registry.promoted_id(settings) == "good"
-    assert registry.rollback(settings) is None and registry.promoted_id(settings) is None
+    assert promoted_id(settings) == "good"
+    assert registry.rollback(settings) is None and promoted_id(settings) is None
 
 
 def test_the_runtime_refuses_an_adapter_of_another_template_or_base(settings: Settings, tmp_path: Path) -> None:
     folder = tmp_path / "old-adapter"
     folder.mkdir()
     record = {"id": "old", "base_model": "bundled:gemma-3-270m", "prompt_template_hash": "f" * 16, "data_groups": []}
-    registry.write_record(folder, record)
+    (folder / "adapter.json").write_text(json.dumps(record))  # an old record: only the fields serving reads
     pinned = settings.model_copy(update={"generator": settings.generator.model_copy(update={"adapter": folder})})
     with pytest.raises(ConfigError, match="was trained with prompt template ffffffffffffffff"):
         resolve_adapter(pinned)
-    registry.write_record(folder, {**record, "prompt_template_hash": template_hash(), "base_model": "other"})
+    (folder / "adapter.json").write_text(
+        json.dumps({**record, "prompt_template_hash": template_hash(), "base_model": "other"})
+    )
     with pytest.raises(ConfigError, match=r"was trained on other, but generator\.model is bundled:gemma-3-270m"):
         resolve_adapter(pinned)
     # A record naming no training data is the shipped adapter's format: anywhere else it is refused.
@@ -500,7 +518,7 @@ def test_the_shipped_adapter_is_served_by_default_and_matches_the_prompt_templat
     assert record is not None and record.path == SHIPPED
     assert record.data_groups == ("everyone",) and (SHIPPED / "adapter_model.safetensors").is_file()
     # Its record (version 1) names no data files: it is trusted as package content, built for everyone only.
-    assert record.version == 1 and record.raw["recipe"]["data"]["allowed_groups"] == ["everyone"]
+    assert record.version == 1 and record.recipe["data"]["allowed_groups"] == ["everyone"]
     off = settings.model_copy(
         update={"generator": settings.generator.model_copy(update={"use_promoted_adapter": False})}
     )
@@ -523,11 +541,12 @@ def test_tune_eval_names_the_base_model_the_shipped_adapter_or_a_registered_one(
 
 def test_refusal_examples_are_capped_at_the_recipe_share() -> None:
     def example(n: int, target: str) -> Example:
-        return Example(f"x-{n}", f"prompt {n}", "completion", {"target": target}, ())
+        meta = ExampleMeta(f"x-{n}", "handbook", f"question {n}", None, 1 if target == "answer" else None, 2)
+        return Example(f"x-{n}", f"prompt {n}", "completion", meta, ())
 
     report = BuildReport(examples=[example(n, "answer" if n < 80 else "refusal") for n in range(120)])
     cap_refusals(report, 0.2, random.Random(13))
-    refusals = [e for e in report.examples if e.meta["target"] == "refusal"]
+    refusals = [e for e in report.examples if e.meta.target == "refusal"]
     assert len(refusals) == 20 and report.dropped_refusals == 20 and len(report.examples) == 100
     again = BuildReport(examples=[example(n, "answer" if n < 80 else "refusal") for n in range(120)])
     cap_refusals(again, 0.2, random.Random(13))
@@ -557,3 +576,20 @@ def test_the_oracle_goes_where_the_recipe_says() -> None:
     assert {oracle_position("random", 1, 2, random.Random(s)) for s in range(30)} == {0, 1, 2}
     with pytest.raises(ConfigError, match="oracle_position"):
         oracle_position("middle", 1, 2, random.Random(1))
+
+
+def test_file_formats_round_trip_through_their_one_reader_and_writer(tmp_path: Path) -> None:
+    """adapter.json, promoted.json and build-report.json each have one dataclass that writes and reads them: every
+    field of the shipped record survives, and a file from a newer version is refused by name."""
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    shipped = json.loads((SHIPPED / "adapter.json").read_text(encoding="utf-8"))
+    written = write_record(dataclasses.replace(read_record(SHIPPED), path=folder))
+    assert {k: v for k, v in written.to_json().items() if k in shipped} == shipped  # (v1 lacks version-2 fields)
+    newer = {**shipped, "record_version": 99}
+    (folder / "adapter.json").write_text(json.dumps(newer), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"adapter\.json: not an adapter record \(record version 99 is newer"):
+        read_record(folder)
+    report = BuildReport(excluded_distractors=2, data_groups={"everyone"})
+    summary = BuildSummary.of(report, [], [], {"train": "ab", "validation": "cd"})
+    assert BuildSummary.read(summary.write(tmp_path).parent) == summary

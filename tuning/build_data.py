@@ -14,6 +14,7 @@ sources (the item's document and every shown block's document, with their groups
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -38,15 +39,39 @@ RETRIEVED = 10  # candidates retrieved per item; distractors are the best that a
 
 
 @dataclass(frozen=True)
+class ExampleMeta:
+    """What an example was built from (its `meta` in the JSONL; read by people, not by training)."""
+
+    item: str
+    source: str  # which corpus the item belongs to: "handbook", "scifact", ...
+    question: str
+    doc_id: str | None
+    oracle_block: int | None  # 1-based block holding the answer; None: the target is the refusal
+    blocks: int
+
+    @property
+    def target(self) -> str:
+        return "answer" if self.oracle_block is not None else "refusal"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "target": self.target}
+
+
+@dataclass(frozen=True)
 class Example:
     id: str
     prompt: str
     completion: str
-    meta: dict[str, Any]
+    meta: ExampleMeta
     sources: tuple[Source, ...]  # every document whose text it shows; () for none (question and refusal only)
 
     def to_json(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "completion": self.completion, **source_fields(self.sources), "meta": self.meta}
+        return {
+            "prompt": self.prompt,
+            "completion": self.completion,
+            **source_fields(self.sources),
+            "meta": self.meta.to_json(),
+        }
 
 
 @dataclass
@@ -113,13 +138,13 @@ def cap_refusals(report: BuildReport, share: float, rng: random.Random) -> None:
     """Keep a seeded sample of the refusal examples so that they are at most `share` of all examples."""
     if not 0 <= share <= 1:
         raise ConfigError(f"data.max_refusal_share is {share}; use a share between 0 and 1 (1 keeps every refusal)")
-    refusals = [e for e in report.examples if e.meta["target"] == "refusal"]
+    refusals = [e for e in report.examples if e.meta.target == "refusal"]
     answers = len(report.examples) - len(refusals)
     allowed = len(refusals) if share >= 1 else int(share * answers / (1 - share))
     if len(refusals) <= allowed:
         return
     kept = {id(e) for e in rng.sample(refusals, allowed)}
-    report.examples = [e for e in report.examples if e.meta["target"] != "refusal" or id(e) in kept]
+    report.examples = [e for e in report.examples if e.meta.target != "refusal" or id(e) in kept]
     report.dropped_refusals = len(refusals) - allowed
 
 
@@ -129,7 +154,7 @@ def _chunks_by_document(components: Components, collection: str) -> dict[str, li
     for chunk in components.store.iter_chunks(collection):
         found.setdefault(chunk.doc_id, []).append(chunk)
     for chunks in found.values():
-        chunks.sort(key=lambda c: int(c.payload.get("chunk_index", 0)))
+        chunks.sort(key=lambda c: int(c.chunk_index))
     return found
 
 
@@ -181,15 +206,9 @@ def _example(
         report.data_groups.update(chunk.groups)
     blocks = [ContextBlock(c.title, c.section, c.text) for c in shown]
     prompt, completion = render_training_example(item.question, blocks, target)
-    meta = {
-        "item": item.id,
-        "source": item.source,
-        "question": item.question,
-        "doc_id": item.doc_id,
-        "oracle_block": None if position is None else position + 1,
-        "blocks": len(blocks),
-        "target": "answer" if position is not None else "refusal",
-    }
+    meta = ExampleMeta(
+        item.id, item.source, item.question, item.doc_id, None if position is None else position + 1, len(blocks)
+    )
     return Example(item.id, prompt, completion, meta, _sources(collection, given))
 
 
@@ -240,3 +259,60 @@ def write_examples(examples: list[Example], path: Path) -> str:
     text = "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in examples)
     path.write_text(text, encoding="utf-8")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+BUILD_SUMMARY = "build-report.json"
+BUILD_SUMMARY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """`build-report.json` beside the built data: for people and CI logs. Training never trusts it: the adapter's
+    record takes groups and hashes from the files it read (`tuning/provenance.py`)."""
+
+    train: int
+    validation: int
+    refusal_targets: int
+    by_source: dict[str, int]
+    excluded: dict[str, int]  # reason -> items
+    excluded_items: list[str]
+    excluded_distractors: int
+    dropped_refusals: int
+    data_groups: list[str]
+    dataset_hash: dict[str, str]  # split -> sha256 of its file (16 hex digits)
+    version: int = BUILD_SUMMARY_VERSION
+
+    @classmethod
+    def of(
+        cls, report: BuildReport, train: list[Example], validation: list[Example], hashes: dict[str, str]
+    ) -> BuildSummary:
+        return cls(
+            train=len(train),
+            validation=len(validation),
+            refusal_targets=sum(e.meta.target == "refusal" for e in report.examples),
+            by_source=dict(Counter(e.meta.source for e in report.examples)),
+            excluded=dict(report.excluded),
+            excluded_items=list(report.excluded_items),
+            excluded_distractors=report.excluded_distractors,
+            dropped_refusals=report.dropped_refusals,
+            data_groups=sorted(report.data_groups),
+            dataset_hash=dict(hashes),
+        )
+
+    def write(self, folder: Path) -> Path:
+        path = folder / BUILD_SUMMARY
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, folder: Path) -> BuildSummary:
+        path = folder / BUILD_SUMMARY
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if int(data.get("version", 1)) > BUILD_SUMMARY_VERSION:
+                raise ValueError(f"version {data['version']} is newer than this assistant reads")
+            return cls(**data)
+        except FileNotFoundError:
+            raise ConfigError(f"{path} is missing: run `assistant tune build-data` first") from None
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a build report ({exc}); run `assistant tune build-data` again") from exc

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +18,7 @@ from assistant.generator import resolve_base_model
 from assistant.recipe import Recipe, load_recipe
 from assistant.settings import Settings, load_settings
 from tuning import registry
-from tuning.build_data import build, write_examples
+from tuning.build_data import BuildSummary, build, write_examples
 from tuning.check import check_file, read_data_file, split_of
 from tuning.evaluate import BASE, SHIPPED_ID, evaluate_adapter
 from tuning.provenance import IndexGroups, SourcePolicy
@@ -51,26 +50,15 @@ def build_data(recipe_path: RecipeOption, overrides: SetOption = None) -> None:
     with open_components(settings) as components, terminal_progress(console) as progress:
         report = build(components, recipe, settings.repo_dir, progress)
     folder = work_dir(settings, recipe)
-    train_rows = [e for e in report.examples if split_of(e.meta["question"], recipe.data.validation_share) == "train"]
+    train_rows = [e for e in report.examples if split_of(e.meta.question, recipe.data.validation_share) == "train"]
     valid_rows = [e for e in report.examples if e not in train_rows]
     hashes = {"train": write_examples(train_rows, folder / "train.jsonl")}
     hashes["validation"] = write_examples(valid_rows, folder / "validation.jsonl")
-    summary = {
-        "train": len(train_rows),
-        "validation": len(valid_rows),
-        "refusal_targets": sum(e.meta["target"] == "refusal" for e in report.examples),
-        "by_source": dict(Counter(e.meta["source"] for e in report.examples)),
-        "excluded": dict(report.excluded),
-        "excluded_items": report.excluded_items,
-        "excluded_distractors": report.excluded_distractors,
-        "dropped_refusals": report.dropped_refusals,
-        "data_groups": sorted(report.data_groups),
-        "dataset_hash": hashes,
-    }
-    (folder / "build-report.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    summary = BuildSummary.of(report, train_rows, valid_rows, hashes)
+    summary.write(folder)
     console.print(
         f"{len(train_rows)} train and {len(valid_rows)} validation examples in {folder} "
-        f"({summary['refusal_targets']} refusal targets; by source {summary['by_source']})"
+        f"({summary.refusal_targets} refusal targets; by source {summary.by_source})"
     )
     if report.dropped_refusals:
         console.print(
@@ -84,7 +72,7 @@ def build_data(recipe_path: RecipeOption, overrides: SetOption = None) -> None:
             f"[yellow]{report.excluded_distractors} retrieved chunk(s) of documents outside "
             f"{recipe.data.allowed_groups} were kept out of the examples[/yellow]"
         )
-    console.print(f"training text comes from documents of groups {summary['data_groups']}")
+    console.print(f"training text comes from documents of groups {summary.data_groups}")
 
 
 @tune_app.command("check")

@@ -7,8 +7,8 @@ the adapter promoted now. Reading records and choosing what to serve is `assista
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -17,14 +17,16 @@ from typing import Any
 
 from assistant.adapters import (
     DATA,
-    PROMOTED,
     RECORD,
     RECORD_VERSION,
     AdapterRecord,
+    PromotedState,
     adapters_dir,
     check_training_data,
-    promoted_id,
+    read_promoted,
     read_record,
+    write_promoted,
+    write_record,
 )
 from assistant.errors import ConfigError
 from assistant.prompt import template_hash
@@ -80,36 +82,27 @@ def register(
         shutil.copy2(adapter_files / name, target / name)
     for example_file in data.files:
         (target / DATA / example_file.name).write_bytes(example_file.raw)
-    record = {
-        "id": adapter_id,
-        "record_version": RECORD_VERSION,
-        "base_model": recipe.base_model,
-        "base_model_hash": base_model_hash(base_dir),
-        "dataset_hash": data.train.sha256[:16],
-        "data_files": {f.name: f.sha256 for f in data.files},
-        "prompt_template_hash": template_hash(),
-        "git_commit": git_commit(repo),
-        "data_groups": sorted(data.groups),
-        "serve": {"context_blocks": recipe.serve.context_blocks},
-        "recipe": recipe.to_dict(),
-        "training": training,
-        "metrics": {},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    write_record(target, record)
-    return read_record(target)
-
-
-def write_record(folder: Path, record: dict[str, Any]) -> None:
-    path = folder / RECORD
-    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    record = AdapterRecord(
+        id=adapter_id,
+        path=target,
+        base_model=recipe.base_model,
+        prompt_template_hash=template_hash(),
+        data_groups=tuple(sorted(data.groups)),
+        context_blocks=recipe.serve.context_blocks,
+        version=RECORD_VERSION,
+        data_files={f.name: f.sha256 for f in data.files},
+        base_model_hash=base_model_hash(base_dir),
+        dataset_hash=data.train.sha256[:16],
+        git_commit=git_commit(repo),
+        recipe=recipe.to_dict(),
+        training=training,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    return write_record(record)
 
 
 def set_metrics(record: AdapterRecord, metrics: dict[str, Any]) -> AdapterRecord:
-    data = dict(record.raw)
-    data["metrics"] = metrics
-    write_record(record.path, data)
-    return read_record(record.path)
+    return write_record(dataclasses.replace(record, metrics=metrics))
 
 
 def list_adapters(settings: Settings) -> list[AdapterRecord]:
@@ -156,38 +149,21 @@ def promotion_check(candidate: AdapterRecord, current: AdapterRecord | None) -> 
 def promote(settings: Settings, adapter_id: str) -> AdapterRecord:
     folder = adapters_dir(settings) / adapter_id
     candidate = read_record(folder)
-    current_id = promoted_id(settings)
-    current = read_record(adapters_dir(settings) / current_id) if current_id else None
+    state = read_promoted(settings)
+    current = read_record(adapters_dir(settings) / state.current) if state.current else None
     check = promotion_check(candidate, current)
     if not check.ok:
         raise ConfigError(f"not promoting {adapter_id}: " + "; ".join(check.failures))
-    state = _promoted_state(settings)
-    state["history"] = [*state.get("history", []), *([current_id] if current_id else [])]
-    state["current"] = adapter_id
-    _write_promoted(settings, state)
+    history = (*state.history, state.current) if state.current else state.history
+    write_promoted(settings, PromotedState(adapter_id, history))
     return candidate
 
 
 def rollback(settings: Settings) -> str | None:
     """Serve the previously promoted adapter again (None: no adapter promoted any more, the shipped one serves)."""
-    state = _promoted_state(settings)
-    if not state.get("current"):
+    state = read_promoted(settings)
+    if not state.current:
         raise ConfigError("no adapter is promoted: nothing to roll back")
-    history = list(state.get("history", []))
-    state["current"] = history.pop() if history else None
-    state["history"] = history
-    _write_promoted(settings, state)
-    return state["current"]  # type: ignore[no-any-return]
-
-
-def _promoted_state(settings: Settings) -> dict[str, Any]:
-    path = adapters_dir(settings) / PROMOTED
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def _write_promoted(settings: Settings, state: dict[str, Any]) -> None:
-    path = adapters_dir(settings) / PROMOTED
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-    partial.replace(path)
+    previous = state.history[-1] if state.history else None
+    write_promoted(settings, PromotedState(previous, state.history[:-1]))
+    return previous

@@ -169,6 +169,10 @@ class StoredChunk:
         return int(self.payload.get(VERSION, 0))
 
     @property
+    def chunk_index(self) -> int:
+        return int(self.payload.get(CHUNK_INDEX, 0))
+
+    @property
     def doc_hash(self) -> str:
         return str(self.payload.get(DOC_HASH, ""))
 
