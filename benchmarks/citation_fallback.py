@@ -21,6 +21,7 @@ from assistant.errors import ConfigError
 from assistant.quote_constraint import content_words, most_shared, quote_candidates
 from assistant.retriever import Retriever
 from assistant.settings import CHECKOUT, load_settings
+from tuning.build_data import SCIFACT_COLLECTION
 from tuning.items import Item, load_items, scifact_items
 
 DEFAULT_SCIFACT = Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"
@@ -33,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     sets = {
         "handbook": [i for i in load_items(args.items, "handbook") if i.answerable],
-        "tuning-scifact": [i for i in scifact_items(args.scifact.resolve(), "train") if i.answerable],
+        SCIFACT_COLLECTION: [i for i in scifact_items(args.scifact.resolve(), "train") if i.answerable],
     }
     principal = Principal.of("benchmark", ["everyone"])
     with open_components(load_settings()) as components:
