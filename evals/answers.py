@@ -9,6 +9,10 @@ as its asker, and measure what employees notice.
 - cited relevant: share of answers citing a document the golden set marks as answering the question;
 - citation precision: share of all citations that point at such a document;
 - quotes verbatim: share of answers with at least one quote line, every one found verbatim in its block;
+- correct / wrong / refused (sets with key facts): shares of the answerable questions whose answer states every
+  key fact in its answer line or its verbatim quotes (`evals/key_facts.py`), that were answered otherwise, or were
+  refused; what a user asking them would get. A follow-up ("follows") is asked after its earlier question, in the
+  same conversation, as the chat page would ask it;
 - token F1: SQuAD-style word overlap of the answer statement (quote lines and citations left out: they are
   evidence, scored above) with the reference answer; a refusal scores 0. A cheap proxy for "says the right
   thing" that needs no judge model;
@@ -31,7 +35,9 @@ from typing import Any
 
 from assistant.access import Principal
 from assistant.answering import Answer, Answerer
+from assistant.prompt import Turn
 from evals.datasets import EvalQuery, EvalSet
+from evals.key_facts import facts_found
 from evals.run_files import save_run
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -77,6 +83,10 @@ class AnswerSample:
     prompt_tokens: int = 0
     verdict: str | None = None  # the claim's label (SUPPORT / CONTRADICT) on claim sets
     verdict_correct: bool | None = None
+    key_facts: list[str] = field(default_factory=list)
+    facts_found: list[bool] = field(default_factory=list)
+    correct: bool | None = None  # None: no key facts to judge by, or a question to refuse
+    follows: str | None = None  # qid of the earlier question it was asked after
 
 
 @dataclass
@@ -103,7 +113,8 @@ def evaluate_answers(
     if unanswerable is not None:
         questions += [(q, True) for q in unanswerable.queries[:limit]]
     answerer.generator.load()  # not inside the first answer's timing
-    samples = [answer_query(answerer, query, should_refuse) for query, should_refuse in questions]
+    conversations = Conversations(answerer, answerable.queries)
+    samples = [answer_query(answerer, query, should_refuse, conversations) for query, should_refuse in questions]
     return AnswerRun(
         dataset=answerable.name,
         model=answerer.generator.model_id,
@@ -114,10 +125,39 @@ def evaluate_answers(
     )
 
 
-def answer_query(answerer: Answerer, query: EvalQuery, should_refuse: bool) -> AnswerSample:
-    """One question answered as its asker and scored against its reference."""
+class Conversations:
+    """The answers given so far, so that a follow-up is asked after its earlier question (asked first when it was
+    not, e.g. left out by a limit) with that exchange as the conversation's history."""
+
+    def __init__(self, answerer: Answerer, queries: list[EvalQuery]) -> None:
+        self.answerer = answerer
+        self.queries = {q.qid: q for q in queries}
+        self.answers: dict[str, Answer] = {}
+
+    def history(self, query: EvalQuery) -> list[Turn]:
+        if query.follows is None or query.follows not in self.queries:
+            return []
+        earlier = self.queries[query.follows]
+        if earlier.qid not in self.answers:
+            principal = Principal.of(f"eval:{earlier.qid}", list(earlier.groups))
+            self.answers[earlier.qid] = self.answerer.ask(principal, earlier.text, self.history(earlier))
+        answer = self.answers[earlier.qid]
+        return [*self.history(earlier), Turn(earlier.text, answer.answer, tuple(c.doc_id for c in answer.citations))]
+
+    def remember(self, query: EvalQuery, answer: Answer) -> None:
+        self.answers[query.qid] = answer
+
+
+def answer_query(
+    answerer: Answerer, query: EvalQuery, should_refuse: bool, conversations: Conversations | None = None
+) -> AnswerSample:
+    """One question answered as its asker (after its earlier question, for a follow-up) and scored against its
+    reference and key facts."""
     principal = Principal.of(f"eval:{query.qid}", list(query.groups))
-    answer = answerer.ask(principal, query.text)
+    history = conversations.history(query) if conversations is not None else []
+    answer = answerer.ask(principal, query.text, history)
+    if conversations is not None:
+        conversations.remember(query, answer)
     f1 = None
     if query.reference and not should_refuse:
         f1 = 0.0 if answer.refused else token_f1(answer.statement or answer.answer, query.reference)
@@ -145,7 +185,17 @@ def answer_query(answerer: Answerer, query: EvalQuery, should_refuse: bool) -> A
         prompt_tokens=answer.prompt_tokens,
         verdict=query.verdict,
         verdict_correct=_verdict_correct(query.verdict, answer) if query.verdict is not None else None,
+        **_correctness(query, answer, should_refuse),
     )
+
+
+def _correctness(query: EvalQuery, answer: Answer, should_refuse: bool) -> dict[str, Any]:
+    if should_refuse or not query.key_facts:
+        return {"key_facts": list(query.key_facts), "follows": query.follows}
+    quotes = [q.text for q in answer.quotes if q.verbatim]
+    found = [] if answer.refused else facts_found(query.key_facts, answer.statement or answer.answer, quotes)
+    correct = not answer.refused and all(found)
+    return {"key_facts": list(query.key_facts), "facts_found": found, "correct": correct, "follows": query.follows}
 
 
 def sample_scores(sample: AnswerSample) -> dict[str, float]:
@@ -162,6 +212,8 @@ def sample_scores(sample: AnswerSample) -> dict[str, float]:
         scores["format-valid"] = float(sample.format_valid)
     if sample.verdict_correct is not None:
         scores["verdict-correct"] = float(sample.verdict_correct)
+    if sample.correct is not None:
+        scores["correct"] = float(sample.correct)
     return scores
 
 
@@ -189,6 +241,11 @@ def aggregate(samples: list[AnswerSample]) -> dict[str, float]:
         "prompt_tokens": statistics.fmean(s.prompt_tokens for s in generated) if generated else 0.0,
         "seconds_per_answer": statistics.fmean(s.seconds for s in generated) if generated else 0.0,
     }
+    judged_facts = [s for s in answerable if s.correct is not None]
+    if judged_facts:  # the user's view of the answerable questions: right, wrong, or refused
+        figures["correct"] = share(sum(bool(s.correct) for s in judged_facts), len(judged_facts))
+        figures["wrong"] = share(sum(not s.refused and not s.correct for s in judged_facts), len(judged_facts))
+        figures["refused"] = share(sum(s.refused for s in judged_facts), len(judged_facts))
     judged = [s.verdict_correct for s in samples if s.verdict_correct is not None]
     if judged:
         figures["verdict_accuracy"] = share(sum(judged), len(judged))

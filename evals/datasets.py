@@ -1,7 +1,9 @@
 """Evaluation sets: a BEIR directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or a golden JSONL.
 
 Golden JSONL, one question a line: {"question": str, "relevant": [doc ids], "groups": [groups of the asker]};
-an optional "answer" is the reference answer for answer-quality evaluation; other fields are ignored. A BEIR
+optional: "answer", the reference answer for answer-quality evaluation; "key_facts", what a correct answer must
+state (`evals/key_facts.py`); "follows", the line number of the earlier question of the same conversation, asked
+first so that this one is a follow-up. Other fields are ignored. A BEIR
 set is asked by a principal in the group `EVAL_GROUP`, the group its corpus is ingested with.
 """
 
@@ -25,6 +27,8 @@ class EvalQuery:
     groups: tuple[str, ...]
     reference: str | None = None  # a golden set's reference answer ("answer"), for answer-quality evaluation
     verdict: str | None = None  # a claim set's label: SUPPORT, CONTRADICT, or "" (no evidence: refuse)
+    key_facts: tuple[str, ...] = ()  # what a correct answer states (evals/key_facts.py); () for none given
+    follows: str | None = None  # qid of the earlier question of the same conversation
 
 
 @dataclass(frozen=True)
@@ -82,12 +86,22 @@ def load_golden(path: Path) -> EvalSet:
                 raise TypeError("'relevant' and 'groups' must be lists")
             groups = tuple(str(g) for g in record["groups"])
             reference = str(record["answer"]) if record.get("answer") else None
+            key_facts = record.get("key_facts") or []
+            if not isinstance(key_facts, list) or not all(isinstance(f, str) and f.strip() for f in key_facts):
+                raise TypeError("'key_facts' must be a list of non-empty strings")
+            follows = record.get("follows")
+            if follows is not None and (not isinstance(follows, int) or not 1 <= follows < number):
+                raise ValueError(f"'follows' must be the line number of an earlier question, not {follows!r}")
         except (ValueError, KeyError, TypeError) as exc:
             raise SourceError(
                 f"{path}:{number}: not a golden question ({exc}); each line must be "
-                '{"question": str, "relevant": [doc ids], "groups": [groups of the asker], "answer": optional str}'
+                '{"question": str, "relevant": [doc ids], "groups": [groups of the asker], "answer": optional str, '
+                '"key_facts": optional [str], "follows": optional line number}'
             ) from exc
-        queries.append(EvalQuery(f"{path.stem}:{number}", question, relevant, groups, reference))
+        earlier = f"{path.stem}:{follows}" if follows is not None else None
+        queries.append(
+            EvalQuery(f"{path.stem}:{number}", question, relevant, groups, reference, None, tuple(key_facts), earlier)
+        )
     return EvalSet(path.stem, "golden", None, queries, None)
 
 

@@ -29,7 +29,7 @@ from langfuse.api import DatasetStatus
 from assistant.errors import TracingError
 from assistant.retriever import Retriever
 from assistant.settings import RetrievalMode
-from evals.answers import AnswerSample, aggregate, answer_query, sample_scores
+from evals.answers import AnswerSample, Conversations, aggregate, answer_query, sample_scores
 from evals.datasets import EvalQuery, EvalSet
 from evals.metrics import mean_scores
 from evals.retrieval import EvalRun, QueryResult, evaluate_query
@@ -258,9 +258,15 @@ def answers_experiment(
     outcomes = []
     for evalset, dataset, should_refuse in sets:
         mine: list[AnswerSample] = []
+        conversations = Conversations(answerer, evalset.queries)
 
-        def task(query: EvalQuery, should_refuse: bool = should_refuse, mine: list[AnswerSample] = mine) -> Scored:
-            sample = answer_query(answerer, query, should_refuse)
+        def task(
+            query: EvalQuery,
+            should_refuse: bool = should_refuse,
+            mine: list[AnswerSample] = mine,
+            conversations: Conversations = conversations,
+        ) -> Scored:
+            sample = answer_query(answerer, query, should_refuse, conversations)
             mine.append(sample)
             output: dict[str, Any] = {"refused": sample.refused, "cited": sample.cited, "relevant": sample.relevant}
             if include_text or sample.refused:  # a refusal is a fixed sentence; an answer is document text

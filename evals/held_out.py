@@ -1,6 +1,7 @@
 """Held-out evaluation questions: no training example may repeat or paraphrase one (`assistant tune check`,
-`tune build-data`, `review train`). The sets are the handbook golden and out-of-corpus sets and SciFact's test
-claims; questions are compared as word sets (Jaccard)."""
+`tune build-data`, `review train`). The sets are the handbook golden and out-of-corpus sets, the questions on the
+pip documentation (a corpus the product never trains on: `samples/pip-docs.md`) and SciFact's test claims;
+questions are compared as word sets (Jaccard)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from assistant.settings import SAMPLE_GOLDEN, SAMPLE_OUT_OF_CORPUS
 NEAR_DUPLICATE = 0.85  # word-set Jaccard between two training questions
 EVAL_OVERLAP = 0.6  # word-set Jaccard between a training question and an evaluation question (stricter)
 _WORD = re.compile(r"[a-z0-9]+")
-EVAL_SETS = (SAMPLE_GOLDEN, SAMPLE_OUT_OF_CORPUS)
+PIP_GOLDEN = Path("samples/pip-golden.jsonl")
+PIP_UNANSWERABLE = Path("samples/pip-unanswerable.jsonl")
+EVAL_SETS = (SAMPLE_GOLDEN, SAMPLE_OUT_OF_CORPUS, PIP_GOLDEN, PIP_UNANSWERABLE)
 SCIFACT_TEST = ("../shared/data/beir/scifact/queries.jsonl", "../shared/data/beir/scifact/qrels/test.tsv")
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from assistant.errors import SourceError
 from assistant.generator import Generator
 from assistant.settings import GeneratorSettings, Settings, TracingSettings
 from assistant.tracing import Tracer
-from evals.answers import evaluate_answers, token_f1
+from evals.answers import AnswerSample, Conversations, aggregate, evaluate_answers, token_f1
 from evals.datasets import load_golden
 from tests.conftest import Captured, Receiver, run, runtime
 
@@ -88,3 +89,45 @@ def test_eval_answers_command(handbook_index: Settings, tiny_model: Path, tmp_pa
     assert saved["model"] == str(tiny_model) and len(saved["samples"]) == 3
     assert set(saved["aggregate"]) >= {"answered", "correct_refusals", "cited", "cited_relevant", "token_f1"}
     assert "run saved to" in result.stdout
+
+
+def test_a_follow_up_is_asked_after_its_earlier_question_in_one_conversation(
+    handbook_index: Settings, tiny_model: Path, tmp_path: Path
+) -> None:
+    rows = [
+        {
+            "question": "How many floating holidays do I get?",
+            "relevant": ["company/holidays.md"],
+            "groups": ["everyone"],
+        },
+        {"question": "Do they carry over?", "relevant": ["company/holidays.md"], "groups": ["everyone"], "follows": 1},
+        {"question": "And if I start in October?", "relevant": [], "groups": ["everyone"], "follows": 2},
+    ]
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    queries = load_golden(golden).queries
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=4), tmp_path)
+    with runtime(handbook_index, generator=generator) as components:
+        conversations = Conversations(components.answerer(), queries)
+        history = conversations.history(queries[2])  # neither earlier question asked yet: both are, in order
+    assert [turn.question for turn in history] == [rows[0]["question"], rows[1]["question"]]
+    assert set(conversations.answers) == {queries[0].qid, queries[1].qid}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**rows[0], "follows": 1}) + "\n")
+    with pytest.raises(SourceError, match=r"bad\.jsonl:1: .*'follows' must be the line number of an earlier"):
+        load_golden(bad)
+
+
+def sample(refused: bool, correct: bool | None, should_refuse: bool = False) -> AnswerSample:
+    return AnswerSample(
+        "q", [], should_refuse, refused, "a", None, [], [], None, 0, 0.0, None, correct=correct, key_facts=["x"]
+    )
+
+
+def test_correct_wrong_and_refused_are_shares_of_the_answerable_questions() -> None:
+    samples = [sample(False, True), sample(False, False), sample(False, False), sample(True, False)]
+    samples += [sample(True, None, should_refuse=True)]  # a question to refuse: counted in correct refusals only
+    figures = aggregate(samples)
+    assert (figures["correct"], figures["wrong"], figures["refused"]) == (0.25, 0.5, 0.25)
+    assert figures["correct_refusals"] == 1.0
+    assert "correct" not in aggregate([sample(False, None)])  # no key facts: no verdict, rather than a wrong one

@@ -1,0 +1,47 @@
+"""Is an answer right? Each answerable evaluation question lists the key facts a correct answer must state
+(`"key_facts"` in a golden set: numbers with units, dates, names, option names, a yes/no verdict). An answer is
+correct when every key fact is in its answer line or its verbatim quotes; answered and not correct is wrong.
+
+Matching is mechanical, so that anyone re-running an evaluation gets the same verdicts: text is lowercased,
+thousands separators dropped ("1,800" -> "1800"), every punctuation mark but "$", "%" and a "." between digits
+becomes a space, and a fact matches when its words occur in that order, adjacent. A fact may list alternative
+wordings separated by " | " ("18 days | eighteen days"). The facts "yes" and "no" are verdicts: they match only the
+answer line's first word.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+VERDICTS = ("yes", "no")
+ALTERNATIVE = "|"
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+_KEPT = "$%"
+
+
+def words(text: str) -> list[str]:
+    """`text` as the matcher sees it: lowercase words, numbers kept whole."""
+    text = _DECIMAL_POINT.sub("\0", _THOUSANDS.sub("", text.lower()))
+    spaced = "".join(ch if ch.isalnum() or ch in _KEPT or ch == "\0" or ch.isspace() else " " for ch in text)
+    return spaced.replace("\0", ".").split()
+
+
+def _contains(haystack: list[str], needle: list[str]) -> bool:
+    width = len(needle)
+    return bool(needle) and any(haystack[i : i + width] == needle for i in range(len(haystack) - width + 1))
+
+
+def fact_found(fact: str, answer_line: str, quotes: Sequence[str] = ()) -> bool:
+    """Whether one key fact (with its alternatives) is stated by the answer line or one of its quotes."""
+    if fact.strip().lower() in VERDICTS:
+        first = words(answer_line)[:1]
+        return first == [fact.strip().lower()]
+    said = [words(answer_line), *(words(q) for q in quotes)]
+    alternatives = [words(a) for a in fact.split(ALTERNATIVE)]
+    return any(_contains(text, alternative) for text in said for alternative in alternatives)
+
+
+def facts_found(facts: Sequence[str], answer_line: str, quotes: Sequence[str] = ()) -> list[bool]:
+    return [fact_found(fact, answer_line, quotes) for fact in facts]
