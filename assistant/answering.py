@@ -22,7 +22,8 @@ from typing import Any
 
 from assistant.access import Principal
 from assistant.adapters import AdapterRecord
-from assistant.citation_check import QuoteLine, check_citations
+from assistant.answer_support import Label, Support, check_support
+from assistant.citation_check import CheckedText, QuoteLine, check_citations
 from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt, render_tuned_prompt
 from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
@@ -108,6 +109,11 @@ class Answer:
     statement: str = ""  # the answer without its quote lines and citations (what F1 is scored on)
     recall: RecallCheck | None = None  # the recall gate's evidence and decision
     fallback_sentences: list[str] = field(default_factory=list)  # claims no block they cite holds: unverified
+    support: Support | None = None  # the label a reader sees (`assistant.answer_support`); None: refused
+
+    @property
+    def label(self) -> Label | None:
+        return self.support.label if self.support is not None else None
 
     @property
     def refused(self) -> bool:
@@ -215,13 +221,14 @@ class Answerer:
         with observation as generation:
             text = yield from self._generate(prompt, question, [c.text for c in shown], generation)
             checked = check_citations(text, shown)
+            support = None if checked.refusal else _support(question, checked, shown)
             prompt_tokens = self.generator.count_tokens(prompt, as_prompt=True)
             completion_tokens = self.generator.count_tokens(text)
             cited = [shown[n - 1].doc_id for n in checked.cited]
             generation.update(
                 **trace.generation_result(checked, cited, prompt_tokens, completion_tokens, self.adapter_id)
             )
-        trace.score_answer(recall, checked)
+        trace.score_answer(recall, checked, support.label if support is not None else None)
         return Answer(
             question=question,
             answer=REFUSAL if checked.refusal else checked.text,
@@ -241,6 +248,7 @@ class Answerer:
             statement=checked.statement,
             recall=recall,
             fallback_sentences=checked.fallback_sentences,
+            support=support,
         )
 
     # -- the steps ----------------------------------------------------------------------------------
@@ -327,6 +335,17 @@ def logged_question(principal: Principal, collection: str, answer: Answer) -> Lo
         removed_citations=answer.removed_citations,
         trace_id=answer.trace_id,
         adapter=answer.adapter,
+    )
+
+
+def _support(question: str, checked: CheckedText, shown: list[RetrievedChunk]) -> Support:
+    return check_support(
+        checked.statement,
+        [q.text for q in checked.quotes if q.verified],
+        question=question,
+        cited_blocks=[shown[n - 1].passage for n in checked.cited],
+        unverified=len(checked.unsupported_quotes),
+        fallback_sentences=len(checked.fallback_sentences),
     )
 
 

@@ -63,6 +63,8 @@ def to_json(answer: Answer) -> dict[str, object]:
         "completion_tokens": answer.completion_tokens,
         "seconds": round(answer.seconds, 3),
         "removed_citations": answer.removed_citations,
+        "label": answer.label,  # supported | quoted | unsupported; null: refused (assistant/answer_support.py)
+        "unsupported_specifics": answer.support.missing if answer.support is not None else [],
         "quotes": [{"block": q.block, "text": q.text, "verified": q.verified} for q in answer.quotes],
         "unsupported_quotes": answer.unsupported_quotes,
         "fallback_sentences": answer.fallback_sentences,
@@ -73,8 +75,11 @@ def to_json(answer: Answer) -> dict[str, object]:
 def render_sources(answer: Answer, console: Console) -> None:
     if answer.refused:
         return
-    if not answer.citations:
-        console.print("[yellow]no citations: treat this answer as unsupported[/yellow]")
+    if answer.support is not None:
+        colour = "green" if answer.support.label == "supported" else "yellow"
+        console.print(f"[{colour}]{escape(answer.support.text)}[/{colour}]")
+        if answer.support.missing:
+            console.print(f"[yellow]not in its quotes: {escape(', '.join(answer.support.missing))}[/yellow]")
     for c in answer.citations:
         where = f" > {c.section}" if c.section else ""
         console.print(escape(f"[{c.n}] {c.title}{where} ({c.path})"))

@@ -156,9 +156,10 @@ class QuestionTrace:
             },
         }
 
-    def score_answer(self, recall: RecallCheck | None, checked: CheckedText | None) -> None:
+    def score_answer(self, recall: RecallCheck | None, checked: CheckedText | None, label: str | None = None) -> None:
         """The recall check and the citation check as scores on the trace: engineers filter on them.
-        `checked` is None when nothing was generated: there is no answer to check."""
+        `checked` is None when nothing was generated: there is no answer to check. `label` is the answer's
+        (`assistant.answer_support`): `answer-supported` is 1 only for "supported"."""
         if recall is not None:
             evidence = recall.evidence
             comment = f"threshold {recall.threshold}; similarity {evidence.similarity:.3f}"
@@ -174,6 +175,8 @@ class QuestionTrace:
         self.score("removed-citations", float(checked.removed))
         if checked.quotes:
             self.score("quotes-verbatim", sum(q.verbatim for q in checked.quotes) / len(checked.quotes))
+        if label is not None:
+            self.score("answer-supported", float(label == "supported"), comment=label, boolean=True)
 
     def answer_output(self, text: str, refused: bool, cited: Sequence[str]) -> dict[str, Any]:
         """An answer may quote its sources: its text is document text. A refusal is a fixed sentence."""

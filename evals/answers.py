@@ -13,6 +13,8 @@ as its asker, and measure what employees notice.
   key fact in its answer line or its verbatim quotes (`evals/key_facts.py`), that were answered otherwise, or were
   refused; what a user asking them would get. A follow-up ("follows") is asked after its earlier question, in the
   same conversation, as the chat page would ask it;
+- labelled supported: share of answers the page labels "Answer supported" (`assistant/answer_support.py`), and
+  wrong labelled supported: share of the answerable questions answered wrongly under that label (the worst outcome);
 - token F1: SQuAD-style word overlap of the answer statement (quote lines and citations left out: they are
   evidence, scored above) with the reference answer; a refusal scores 0. A cheap proxy for "says the right
   thing" that needs no judge model;
@@ -87,6 +89,7 @@ class AnswerSample:
     facts_found: list[bool] = field(default_factory=list)
     correct: bool | None = None  # None: no key facts to judge by, or a question to refuse
     follows: str | None = None  # qid of the earlier question it was asked after
+    label: str | None = None  # what the reader was told (supported / quoted / unsupported); None: refused
 
 
 @dataclass
@@ -185,6 +188,7 @@ def answer_query(
         prompt_tokens=answer.prompt_tokens,
         verdict=query.verdict,
         verdict_correct=_verdict_correct(query.verdict, answer) if query.verdict is not None else None,
+        label=answer.label,
         **_correctness(query, answer, should_refuse),
     )
 
@@ -246,6 +250,10 @@ def aggregate(samples: list[AnswerSample]) -> dict[str, float]:
         figures["correct"] = share(sum(bool(s.correct) for s in judged_facts), len(judged_facts))
         figures["wrong"] = share(sum(not s.refused and not s.correct for s in judged_facts), len(judged_facts))
         figures["refused"] = share(sum(s.refused for s in judged_facts), len(judged_facts))
+        # The worst outcome: a wrong answer the page labels "Answer supported".
+        wrong_supported = sum(not s.refused and not s.correct and s.label == "supported" for s in judged_facts)
+        figures["wrong_labelled_supported"] = share(wrong_supported, len(judged_facts))
+    figures["labelled_supported"] = share(sum(s.label == "supported" for s in answered), len(answered))
     judged = [s.verdict_correct for s in samples if s.verdict_correct is not None]
     if judged:
         figures["verdict_accuracy"] = share(sum(judged), len(judged))

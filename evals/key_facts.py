@@ -3,29 +3,21 @@
 correct when every key fact is in its answer line or its verbatim quotes; answered and not correct is wrong.
 
 Matching is mechanical, so that anyone re-running an evaluation gets the same verdicts: text is lowercased,
-thousands separators dropped ("1,800" -> "1800"), every punctuation mark but "$", "%" and a "." between digits
-becomes a space, and a fact matches when its words occur in that order, adjacent. A fact may list alternative
-wordings separated by " | " ("18 days | eighteen days"). The facts "yes" and "no" are verdicts: they match only the
-answer line's first word.
+thousands separators dropped ("1,800" -> "1800"), every punctuation mark but "$", "%" and a "." or ":" between
+digits becomes a space (`assistant.answer_support.words`, the normalisation the answer labels use too), and a
+fact matches when its words occur in that order, adjacent. A fact may list alternative wordings separated by
+" | " ("18 days | eighteen days"). The facts "yes" and "no" are verdicts: they match only the answer line's first
+word.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+
+from assistant.answer_support import words
 
 VERDICTS = ("yes", "no")
 ALTERNATIVE = "|"
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
-_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
-_KEPT = "$%"
-
-
-def words(text: str) -> list[str]:
-    """`text` as the matcher sees it: lowercase words, numbers kept whole."""
-    text = _DECIMAL_POINT.sub("\0", _THOUSANDS.sub("", text.lower()))
-    spaced = "".join(ch if ch.isalnum() or ch in _KEPT or ch == "\0" or ch.isspace() else " " for ch in text)
-    return spaced.replace("\0", ".").split()
 
 
 def _contains(haystack: list[str], needle: list[str]) -> bool:

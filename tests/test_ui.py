@@ -142,7 +142,7 @@ def test_a_cited_answer_opens_its_source_and_takes_feedback(app_data: Settings) 
     assert source.label.startswith(escape_markdown("[1] Password and Multi-Factor Authentication Policy"))
     shown = " ".join(t.value for t in source.text)
     assert "reset" in shown.lower()  # the cited chunk itself
-    assert any(c.value == "verified in the source" for c in source.caption)
+    assert any(c.value == "quoted verbatim from the source" for c in source.caption)
     assert any("adapter" in c.value for c in assistant.caption)  # the model and adapter that answered
 
     at.feedback[0].set_value(0).run()  # thumbs down

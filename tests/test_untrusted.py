@@ -121,7 +121,7 @@ def test_the_chat_page_shows_answers_and_sources_as_text_and_verifies_only_what_
         assert any(quote in t and "not verified" in t for t in texts), quote
     assert any("The merger with Acme closes in March" in t for t in texts if t.startswith("No source it cites"))
     marks = [c.value for c in at.caption]
-    assert marks.count("verified in the source") == 1  # block 1's quote only
+    assert marks.count("quoted verbatim from the source") == 1  # block 1's quote only
     assert "in the source, but no sentence of the answer rests on it: not verified" in marks
 
 

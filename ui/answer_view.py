@@ -1,9 +1,12 @@
-"""How the chat page shows a generated answer: its statement, what is not verified, its sources.
+"""How the chat page shows a generated answer: its label, its statement, what is not verified, its sources.
 
 Everything here is document text or the model's copy of it, so it is shown with `st.text` or escaped
-(`ui.untrusted`). "verified in the source" is said of a quote only when the citation check verified it: a verbatim
-passage of its block, of at least the grammar's shortest quote, in a block some sentence of the answer rests on by
-its own words (not one the decoding grammar named by fallback). Every quote not verified is listed.
+(`ui.untrusted`). Two claims, never mixed up:
+- the answer's label (`assistant.answer_support`): "Answer supported" (green) only when everything its answer line
+  states is in its verified quotes; "Quoted from the source, but..." or "Not supported" (yellow) otherwise;
+- a quote's mark: "quoted verbatim from the source" only when the citation check verified it (a verbatim passage of
+  its block, of at least the grammar's shortest quote, in a block some sentence of the answer rests on by its own
+  words, not one the decoding grammar named by fallback). Every quote not verified is listed.
 """
 
 from __future__ import annotations
@@ -15,18 +18,29 @@ from assistant.citation_check import QuoteLine
 from assistant.house_format import statement_lines
 from ui.untrusted import label
 
-VERIFIED = "verified in the source"
+VERIFIED = "quoted verbatim from the source"
 NOT_VERIFIED = "Not verified: check these before relying on them."
 
 
 def show_answer(answer: Answer) -> None:
+    show_label(answer)
     st.text(statement_lines(answer.answer))
-    if not answer.citations:
-        st.warning("This answer cites no source: check it before relying on it.")
     show_unverified(answer)
     show_sources(answer)
     with st.expander(f"All {len(answer.retrieved)} passages searched"):
         st.text("\n".join(f"{c.rank}. {c.title} · {c.path}" for c in answer.retrieved))
+
+
+def show_label(answer: Answer) -> None:
+    support = answer.support
+    if support is None:
+        return
+    if support.label == "supported":
+        st.success(support.text)
+        return
+    st.warning(support.text)
+    if support.missing:
+        st.text("Not in its quotes: " + ", ".join(support.missing))
 
 
 def show_unverified(answer: Answer) -> None:

@@ -1,0 +1,89 @@
+"""Does the answer line say only what its quotes say? The label a reader sees rests on this check.
+
+Quotes are checked verbatim by `assistant.citation_check`; that says nothing of the answer line, which the model
+writes in its own words: "$750,000, paid by Northwind [1]." can sit above a verbatim quote about life insurance when
+the question was about paid time off. So the answer line's specifics (every number, amount, date or time, and every
+capitalised name that does not open a sentence) must each appear in its verified quotes, and the question's own
+specifics ("the Q3 budget") in the blocks it cites: an answer about the learning budget, quoted verbatim, does not
+answer a question about Q3. Labels:
+
+- `supported`: the answer has verified quotes, every specific of its answer line is in them, every specific of the
+  question is in the cited blocks, no sentence rests on the grammar's fallback and no quote is unverified;
+- `quoted`: its quotes are verbatim from the sources, but the answer line says something they do not hold (listed
+  in `missing`) or rests on nothing it quotes: the quotes can be trusted, the answer line must be checked;
+- `unsupported`: no verified quote.
+
+What this cannot see: an answer line with no specifics ("No [1].") is judged by its quotes alone, and a quote can
+be verbatim and still not answer the question (that needs the question/sentence score of an evidence model).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Label = Literal["supported", "quoted", "unsupported"]
+LABEL_TEXT: dict[Label, str] = {
+    "supported": "Answer supported: what it states is in the quoted sources",
+    "quoted": "Quoted from the source, but the answer goes beyond its quotes: check the sources",
+    "unsupported": "Not supported by the sources: check them before relying on it",
+}
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_DECIMAL_POINT = re.compile(r"(?<=\d)[.:](?=\d)")
+_KEPT = "$%"
+_CITATION = re.compile(r"\[\d+\]")
+_SENTENCE_START = re.compile(r"(?:^|(?<=[.!?:;]\s)|(?<=\n))\s*[\"'(]*([A-Z][A-Za-z0-9]*)")
+
+
+def words(text: str) -> list[str]:
+    """Lowercase words with numbers kept whole ("$1,800" -> "$1800", "3.5%", "10:00"); every other mark is a
+    space. The one normalisation of answers, quotes and key facts (`evals.key_facts`)."""
+    text = _DECIMAL_POINT.sub(lambda m: "\0" if m.group(0) == "." else "\1", _THOUSANDS.sub("", text.lower()))
+    spaced = "".join(ch if ch.isalnum() or ch in _KEPT or ch in "\0\1" or ch.isspace() else " " for ch in text)
+    return spaced.replace("\0", ".").replace("\1", ":").split()
+
+
+def specifics(answer_line: str) -> list[str]:
+    """What the answer line asserts that a quote must hold: numbers (with their $ or %) and capitalised names
+    that do not open a sentence, as `words` writes them, once each."""
+    text = _CITATION.sub(" ", answer_line)
+    found = [w for w in words(text) if any(ch.isdigit() for ch in w)]
+    openers = {m.start(1) for m in _SENTENCE_START.finditer(text)}
+    for match in re.finditer(r"\b[A-Z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*", text):
+        if match.start() not in openers and match.group(0) != "I":
+            found += words(match.group(0))
+    return list(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class Support:
+    label: Label
+    missing: list[str] = field(default_factory=list)  # specifics of the answer line its verified quotes lack
+
+    @property
+    def text(self) -> str:
+        return LABEL_TEXT[self.label]
+
+
+def check_support(
+    answer_line: str,
+    verified_quotes: Sequence[str],
+    *,
+    question: str = "",
+    cited_blocks: Sequence[str] = (),
+    unverified: int = 0,
+    fallback_sentences: int = 0,
+) -> Support:
+    """The label of a generated answer from its answer line, the quotes the citation check verified, and the
+    question with the text of the blocks it cites (title, section and body)."""
+    if not verified_quotes:
+        return Support("unsupported", specifics(answer_line))
+    quoted = set(words(" ".join(verified_quotes)))
+    missing = [s for s in specifics(answer_line) if s not in quoted]
+    cited = set(words(" ".join(cited_blocks)))
+    missing += [f"{s} (asked)" for s in specifics(question) if s not in cited]
+    if missing or unverified or fallback_sentences:
+        return Support("quoted", missing)
+    return Support("supported")

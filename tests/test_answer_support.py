@@ -1,0 +1,49 @@
+"""The label a reader sees: "Answer supported" only when what the answer line states is in its verified quotes and
+what the question asks about is in the blocks it cites (the answers a new user met, 2026-12-05)."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answer_support import check_support, specifics
+
+PTO_QUOTE = "Basic life insurance of 2x annual salary, up to $750,000, is paid by Northwind."
+LEARNING = "Every employee has a learning budget of $1,800 per year for courses, books and conferences."
+
+
+def test_specifics_are_numbers_and_names_that_do_not_open_a_sentence() -> None:
+    assert specifics("$750,000, paid by Northwind [1].") == ["$750000", "northwind"]
+    assert specifics("Shifts hand over on Mondays at 10:00 [2]. Ask Dana [1].") == ["10:00", "mondays", "dana"]
+    assert specifics("Two floating holidays per calendar year [1].") == []
+    assert specifics("No [1].") == []
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "quotes", "blocks", "label"),
+    [
+        # the life-insurance cap given for "How much PTO?": the quote is verbatim, the question's PTO is nowhere
+        ("How much PTO do I get per year?", "$750,000, paid by Northwind [1].", [PTO_QUOTE], [PTO_QUOTE], "quoted"),
+        # the learning budget given for "the Q3 budget": every figure quoted, but Q3 is in no cited block
+        ("What is the Q3 budget?", "$1,800 per employee per year [1].", [LEARNING], [LEARNING], "quoted"),
+        ("What is the learning budget?", "$1,800 per employee per year [1].", [LEARNING], [LEARNING], "supported"),
+        # a figure the model wrote that its quote does not hold
+        ("What is the learning budget?", "$2,000 per year [1].", [LEARNING], [LEARNING], "quoted"),
+        ("What is the learning budget?", "$1,800 per year [1].", [], [LEARNING], "unsupported"),
+    ],
+)
+def test_the_label_needs_the_answer_line_in_its_quotes_and_the_question_in_its_blocks(
+    question: str, answer: str, quotes: list[str], blocks: list[str], label: str
+) -> None:
+    assert check_support(answer, quotes, question=question, cited_blocks=blocks).label == label
+
+
+def test_an_unverified_quote_or_a_fallback_sentence_is_never_supported() -> None:
+    question, blocks = "What is the learning budget?", [LEARNING]
+    assert check_support("$1,800 [1].", [LEARNING], question=question, cited_blocks=blocks).label == "supported"
+    assert (
+        check_support("$1,800 [1].", [LEARNING], question=question, cited_blocks=blocks, unverified=1).label == "quoted"
+    )
+    once = check_support("$1,800 [1].", [LEARNING], question=question, cited_blocks=blocks, fallback_sentences=1)
+    assert once.label == "quoted"
+    support = check_support("$2,000 in Q3 [1].", [LEARNING], question="Q3 budget?", cited_blocks=[LEARNING])
+    assert support.missing == ["$2000", "q3", "q3 (asked)"]
