@@ -2,10 +2,10 @@
 
 When the recall gate finds no approved source, the answer is a refusal and nothing is generated. The generated
 text is checked by `assistant.citation_check` (the house format, `[n]` markers, quote lines and what they verify).
-Sources are only chunks the principal was allowed to retrieve. Follow-up questions are retrieved together with the
-previous question; the prompt carries a bounded history of past answers without their quote lines, and only those
-whose cited documents the principal may still read, asked of the store with their groups when the question is
-asked (a regroup takes an answer out).
+Sources are only chunks the principal was allowed to retrieve. A follow-up question is retrieved together with the
+previous question, a question of its own alone (`assistant.follow_up`); the prompt carries a bounded history of
+past answers without their quote lines, and only those whose cited documents the principal may still read, asked
+of the store with their groups when the question is asked (a regroup takes an answer out).
 
 With an adapter, the prompt is the short one it was trained with, showing its `context_blocks`; an adapter is
 only served to principals who hold every group its training text came from (otherwise: a refusal saying so).
@@ -24,6 +24,7 @@ from assistant.access import Principal
 from assistant.adapters import AdapterRecord
 from assistant.answer_support import Label, Support, check_support
 from assistant.citation_check import CheckedText, QuoteLine, check_citations
+from assistant.follow_up import retrieval_query
 from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt, render_tuned_prompt
 from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
@@ -254,8 +255,9 @@ class Answerer:
     # -- the steps ----------------------------------------------------------------------------------
     def _retrieval_query(self, question: str, history: Sequence[Turn]) -> str:
         """A follow-up ("and for contractors?") is retrieved together with the question before it (the user's own
-        words; the search is the principal's like any other)."""
-        return f"{history[-1].question}\n{question}" if history and self.max_history > 0 else question
+        words; the search is the principal's like any other); a question of its own is retrieved alone."""
+        previous = history[-1].question if history and self.max_history > 0 else None
+        return retrieval_query(question, previous)
 
     def _readable_history(self, principal: Principal, history: Sequence[Turn]) -> list[Turn]:
         """The past turns the prompt may carry: those whose answer cites documents, every one of which the principal

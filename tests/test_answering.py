@@ -11,6 +11,7 @@ import pytest
 from assistant.access import Principal
 from assistant.answering import REFUSAL, Answer, Answerer
 from assistant.citation_check import QuoteLine, check_citations
+from assistant.follow_up import retrieval_query
 from assistant.generator import Generator
 from assistant.prompt import MODEL_REFUSAL, ContextBlock, Turn, render_answer, render_prompt, statement_lines
 from assistant.quote_constraint import SHORTEST_QUOTE
@@ -121,6 +122,23 @@ def test_follow_up_is_retrieved_with_the_previous_question(answerer: Answerer) -
     answer = answerer.ask(hannah, "And how much for the other parent?", history)
     assert not answer.refused
     assert answer.retrieved[0].doc_id == "hr/parental-leave.md"
+
+
+def test_a_question_of_its_own_is_retrieved_alone_after_another(answerer: Answerer) -> None:
+    """The new user's conversation (2026-12-05): the vacation question, asked after the password question, was
+    searched together with it and refused."""
+    dana = Principal.of("dana", ["everyone"])
+    password = "security/password-and-mfa-policy.md"
+    history = [Turn("How do I reset my password?", "Use Forgot password [1].", (password,))]
+    answer = answerer.ask(dana, "How many vacation days do I get?", history)
+    assert answer.retrieved[0].doc_id == answerer.ask(dana, "How many vacation days do I get?").retrieved[0].doc_id
+    assert password not in [c.doc_id for c in answer.retrieved[:2]]
+    assert retrieval_query("Can I carry any of it over?", "How much PTO do I get?") == (
+        "How much PTO do I get?\nCan I carry any of it over?"
+    )
+    assert retrieval_query("How many vacation days do I get?", "How do I reset my password?") == (
+        "How many vacation days do I get?"
+    )
 
 
 def test_history_carries_no_quote_lines() -> None:
