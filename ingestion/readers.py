@@ -42,8 +42,11 @@ _FRONT_MATTER = re.compile(r"\A(?:[ \t]*\r?\n)*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*
 # A reader whose output changed since documents were indexed with it: part of those documents' content hash, so
 # the next sync re-reads them (and only them). HTML v2: table rows as `| a | b |`, not glued cells. Front matter
 # (v2 of Markdown and text, v3 of HTML): honoured after blank lines and in .txt/.html, a repeated key refused; an
-# index built before could serve such documents to their rule's wider groups, so they are all read again.
-_READER_VERSIONS = {".md": 2, ".markdown": 2, ".txt": 2, ".html": 3, ".htm": 3}
+# index built before could serve such documents to their rule's wider groups, so they are all read again. PDF v2:
+# no control characters (pypdf gives a bullet glyph as U+007F: a box on every list line).
+_READER_VERSIONS = {".md": 2, ".markdown": 2, ".txt": 2, ".html": 3, ".htm": 3, ".pdf": 2}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_EMPTY_LINES = re.compile(r"\n[ \t]*(?=\n)")
 
 
 _ROW_GAP = re.compile(r"^(\|.*\|)\n\n+(?=\|.*\|$)", re.MULTILINE)  # blank lines between two table rows
@@ -209,9 +212,15 @@ def _pdf(raw: bytes, name: str, stem: str) -> ParsedDocument:
         pages = PDFReader(return_full_document=False).load_data(path, fs=fs)
     except Exception as exc:  # pypdf raises many types for damaged files
         raise DocumentError(f"could not be read as PDF ({type(exc).__name__}: {exc}); re-export it") from None
-    sections = [Section(f"page {p.metadata.get('page_label', i + 1)}", p.text) for i, p in enumerate(pages)]
+    sections = [Section(f"page {p.metadata.get('page_label', i + 1)}", _printable(p.text)) for i, p in enumerate(pages)]
     first_text = next((s.text for s in sections if s.text.strip()), "")
     return ParsedDocument(_first_line_title(first_text, stem), sections, None)
+
+
+def _printable(text: str) -> str:
+    """PDF text without control characters (a bullet glyph comes out as U+007F), and without the empty lines they
+    leave behind."""
+    return _EMPTY_LINES.sub("", _CONTROL.sub("", text))
 
 
 def _docx(raw: bytes, name: str, stem: str) -> ParsedDocument:

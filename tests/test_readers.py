@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from assistant.errors import DocumentError
@@ -85,3 +87,13 @@ def test_front_matter_narrowing_is_honoured_wherever_it_is_written(kind: str, ra
 def test_a_repeated_front_matter_key_is_refused() -> None:
     with pytest.raises(DocumentError, match="'groups' appears twice"):
         parse_document(".md", "pay.md", b"---\ngroups: [hr]\ngroups: [everyone]\n---\n# Pay\n\nBands.\n")
+
+
+def test_pdf_text_has_no_control_characters() -> None:
+    """pypdf gives the benefits PDF's bullets as U+007F: 21 boxes in one chunk, shown to users and embedded."""
+    path = HANDBOOK / "company" / "benefits-overview.pdf"
+    parsed = parse_document(".pdf", path.name, path.read_bytes())
+    text = "\n".join(section.text for section in parsed.sections)
+    assert "18 days per year in years 1-3" in text
+    assert not [ch for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\t"]
+    assert not [s for s in parsed.sections if "\n\n" in s.text]  # nor the empty lines the boxes stood on
