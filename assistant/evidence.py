@@ -1,0 +1,282 @@
+"""The evidence scorer: a small cross-encoder that says how likely a sentence of a retrieved block is to answer a
+question, as a calibrated probability.
+
+It is the bundled MiniLM encoder (`bundled:all-MiniLM-L6-v2`, the embedder's weights) with a one-logit
+classification head, trained by the project as a LoRA adapter on the encoder plus the head
+(`tuning/evidence_train.py`, recipe `tuning/recipes/evidence-cpu.yaml`): its folder holds peft's
+`adapter_config.json` and `adapter_model.safetensors` (a few MB) and `evidence.json`, its record. The logit is
+mapped to a probability by Platt scaling fitted on the validation split (`Calibration`), so a score of 0.7 means
+that about 7 in 10 such sentences answered their question there.
+
+What it is for: the best score over the blocks' sentences says whether the blocks answer the question at all
+(`answerability`), and `rank` orders the sentences an answer may quote (the decoding grammar's quote candidates,
+`assistant.quote_constraint.quote_candidates`, built on `house_format.split_sentences`).
+
+Loading never downloads: the base weights are resolved as the embedder resolves them
+(`assistant.embedder.resolve_model_path`) and must hash to the record's `base_model_hash` (the adapter is a
+difference against those exact weights); the adapter file must hash to the record's `weights_sha256`.
+The shipped scorer lives in `assistant/shipped_evidence/`; a scorer trained into the data directory lives in
+`ASSISTANT_DATA_DIR/evidence/<id>/`. The record is read here and written by `tuning/evidence_train.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from assistant.access import Principal
+from assistant.embedder import resolve_model_path
+from assistant.errors import ConfigError
+from assistant.quote_constraint import quote_candidates
+
+if TYPE_CHECKING:
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+SHIPPED_EVIDENCE = Path(__file__).parent / "shipped_evidence"
+EVIDENCE_RECORD = "evidence.json"
+EVIDENCE_RECORD_VERSION = 1
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+TRAIN_COMMAND = "python -m tuning.evidence_train --recipe tuning/recipes/evidence-cpu.yaml"
+DEFAULT_BATCH_SIZE = 32  # pairs per forward pass when scoring
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling: probability = sigmoid(scale * logit + bias), fitted on the validation split."""
+
+    scale: float = 1.0
+    bias: float = 0.0
+
+    def probability(self, logit: float) -> float:
+        z = self.scale * logit + self.bias
+        if z >= 0:
+            return 1.0 / (1.0 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1.0 + e)
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """`evidence.json`: read by `read_evidence_record`, written by `tuning.evidence_train`."""
+
+    id: str
+    path: Path  # the scorer's folder (not stored)
+    base_model: str  # an embedder.model value: `bundled:all-MiniLM-L6-v2` or a local folder
+    base_model_hash: str  # of the base weights the adapter was trained against (`weights_hash`)
+    weights_sha256: str  # of ADAPTER_WEIGHTS
+    max_length: int  # tokens of (question, sentence) the encoder sees; longer pairs are truncated
+    calibration: Calibration
+    data_groups: tuple[str, ...]  # groups of every document whose text the pairs hold
+    data_files: dict[str, str] = field(default_factory=dict)  # training file name -> sha256 of the bytes trained on
+    data: dict[str, Any] = field(default_factory=dict)  # pairs, positives, questions per split; exclusions
+    recipe: dict[str, Any] = field(default_factory=dict)  # the resolved recipe, as trained
+    training: dict[str, Any] = field(default_factory=dict)  # seconds, steps, loss, device
+    metrics: dict[str, Any] = field(default_factory=dict)  # validation split: accuracy, auc, precision, recall ...
+    git_commit: str = ""
+    created: str = ""
+    version: int = EVIDENCE_RECORD_VERSION  # stored as record_version
+
+    def servable_to(self, principal: Principal) -> bool:
+        """The scorer was trained on text of `data_groups`' documents: served only to those who read them all."""
+        return set(self.data_groups) <= principal.groups
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "record_version": self.version,
+            "base_model": self.base_model,
+            "base_model_hash": self.base_model_hash,
+            "weights_sha256": self.weights_sha256,
+            "max_length": self.max_length,
+            "calibration": {"scale": self.calibration.scale, "bias": self.calibration.bias},
+            "data_groups": list(self.data_groups),
+            "data_files": self.data_files,
+            "data": self.data,
+            "recipe": self.recipe,
+            "training": self.training,
+            "metrics": self.metrics,
+            "git_commit": self.git_commit,
+            "created": self.created,
+        }
+
+
+def read_evidence_record(folder: Path) -> EvidenceRecord:
+    path = folder / EVIDENCE_RECORD
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        version = int(data.get("record_version", 1))
+        if version > EVIDENCE_RECORD_VERSION:
+            raise ValueError(f"record version {version} is newer than this assistant reads ({EVIDENCE_RECORD_VERSION})")
+        calibration = data["calibration"]
+        return EvidenceRecord(
+            id=str(data["id"]),
+            path=folder,
+            base_model=str(data["base_model"]),
+            base_model_hash=str(data["base_model_hash"]),
+            weights_sha256=str(data["weights_sha256"]),
+            max_length=int(data["max_length"]),
+            calibration=Calibration(float(calibration["scale"]), float(calibration["bias"])),
+            data_groups=tuple(str(g) for g in data["data_groups"]),
+            data_files={str(k): str(v) for k, v in (data.get("data_files") or {}).items()},
+            data=dict(data.get("data") or {}),
+            recipe=dict(data.get("recipe") or {}),
+            training=dict(data.get("training") or {}),
+            metrics=dict(data.get("metrics") or {}),
+            git_commit=str(data.get("git_commit", "")),
+            created=str(data.get("created", "")),
+            version=version,
+        )
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{folder} holds no evidence scorer (no {EVIDENCE_RECORD}): train one with `{TRAIN_COMMAND} --out {folder}`"
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: not an evidence scorer record ({exc}); retrain it or restore the file") from exc
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_hash(model_dir: Path) -> str:
+    """Hash of a model folder's safetensors files (the same figure `tuning.registry.base_model_hash` gives)."""
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        return "unknown"
+    return hashlib.sha256("".join(file_sha256(f)[:16] for f in files).encode()).hexdigest()[:16]
+
+
+def block_sentences(block: str) -> list[str]:
+    """The sentences of a block an answer may quote: the decoding grammar's quote candidates (every sentence of
+    every paragraph by `house_format.split_sentences`, and every line that stands alone, 3 to 60 words)."""
+    return [candidate[2:-1] for candidate in quote_candidates(block)]  # each is ` "sentence"`
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    block: int  # 1-based, as an answer cites it: `[n]`
+    sentence: str
+    score: float  # calibrated probability that the sentence answers the question
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Loading the base as a cross-encoder reports its new head and the model conversion: expected, not news."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    before = hf_logging.get_verbosity()
+    st_logger = logging.getLogger("sentence_transformers")
+    st_level = st_logger.level
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    st_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
+        st_logger.setLevel(st_level)
+
+
+def load_base_cross_encoder(base_model: str, max_length: int, device: str = "cpu") -> CrossEncoder:
+    """The base model as a cross-encoder with a new one-logit head (training and serving build it the same way);
+    local files only."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    base = resolve_model_path(base_model)
+    with _quiet_loading():
+        model: CrossEncoder = CrossEncoder(
+            str(base), num_labels=1, max_length=max_length, device=device, local_files_only=True
+        )
+    return model
+
+
+class EvidenceScorer:
+    """Calibrated (question, sentence) scores from a trained scorer folder. Build it with `EvidenceScorer.load`."""
+
+    def __init__(self, record: EvidenceRecord, model: CrossEncoder, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.record = record
+        self.model = model
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(
+        cls, folder: Path = SHIPPED_EVIDENCE, *, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> EvidenceScorer:
+        """The scorer in `folder` (default: the one shipped in the package), checked against its record."""
+        record = read_evidence_record(folder)
+        weights = folder / ADAPTER_WEIGHTS
+        if not weights.is_file() or not (folder / ADAPTER_CONFIG).is_file():
+            raise ConfigError(
+                f"evidence scorer {record.id}: {weights} or its {ADAPTER_CONFIG} is missing; "
+                f"restore them or retrain with `{TRAIN_COMMAND}`"
+            )
+        if file_sha256(weights) != record.weights_sha256:
+            raise ConfigError(
+                f"evidence scorer {record.id}: {weights} does not match its record's sha256; "
+                f"restore the file or retrain with `{TRAIN_COMMAND}`"
+            )
+        base = resolve_model_path(record.base_model)
+        found = weights_hash(base)
+        if found != record.base_model_hash:
+            raise ConfigError(
+                f"evidence scorer {record.id} was trained on {record.base_model} weights {record.base_model_hash}, "
+                f"but {base} holds {found}: retrain it with `{TRAIN_COMMAND}`"
+            )
+        from peft import PeftModel
+
+        model = load_base_cross_encoder(record.base_model, record.max_length, device)
+        with _quiet_loading():
+            encoder = model[0]  # sentence-transformers' Transformer module; `.model` is the Hugging Face model
+            adapted = PeftModel.from_pretrained(cast("torch.nn.Module", encoder.model), str(folder))
+            encoder.model = adapted.merge_and_unload()  # plain BERT again: 2-3x faster on CPU than unmerged LoRA
+        model.eval()
+        return cls(record, model, batch_size)
+
+    def logits(self, question: str, sentences: Sequence[str]) -> list[float]:
+        """The model's raw logits (before calibration), one per sentence."""
+        if not sentences:
+            return []
+        import numpy as np
+        import torch
+
+        raw = self.model.predict(
+            [(question, sentence) for sentence in sentences],
+            batch_size=self.batch_size,
+            activation_fn=torch.nn.Identity(),
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return [float(x) for x in np.asarray(raw, dtype=np.float64).reshape(-1)]
+
+    def score(self, question: str, sentences: Sequence[str]) -> list[float]:
+        """Calibrated probabilities that each sentence answers `question`, in the order given."""
+        calibration = self.record.calibration
+        return [calibration.probability(logit) for logit in self.logits(question, sentences)]
+
+    def rank(self, question: str, blocks: Sequence[str]) -> list[ScoredSentence]:
+        """Every quotable sentence of every block with its score, best first (ties: earlier block first)."""
+        found = [(number, sentence) for number, text in enumerate(blocks, 1) for sentence in block_sentences(text)]
+        unique = list(dict.fromkeys(sentence for _, sentence in found))  # a sentence in two blocks is scored once
+        scores = dict(zip(unique, self.score(question, unique), strict=True))
+        ranked = [ScoredSentence(number, sentence, scores[sentence]) for number, sentence in found]
+        return sorted(ranked, key=lambda s: (-s.score, s.block))
+
+    def answerability(self, question: str, blocks: Sequence[str]) -> float:
+        """The best sentence's score: how likely the blocks answer the question at all (0.0 with no sentence)."""
+        ranked = self.rank(question, blocks)
+        return ranked[0].score if ranked else 0.0

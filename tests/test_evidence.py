@@ -1,0 +1,244 @@
+"""The evidence scorer: its pairs (quotes positive, the other sentences of the item's and the retrieved chunks
+negative, held-out questions and restricted documents left out, one side of the split per question), a tiny real
+training run whose folder the runtime loads back, and the record's and recipe's refusals."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from assistant.embedder import resolve_model_path
+from assistant.errors import ConfigError
+from assistant.evidence import (
+    ADAPTER_WEIGHTS,
+    EVIDENCE_RECORD,
+    EVIDENCE_RECORD_VERSION,
+    Calibration,
+    EvidenceRecord,
+    EvidenceScorer,
+    block_sentences,
+    read_evidence_record,
+    weights_hash,
+)
+from assistant.house_format import fold, normalise_space
+from assistant.settings import Settings
+from tests.conftest import REPO, runtime, stored_chunks
+from tuning.check import split_of
+from tuning.evidence_data import (
+    TRAIN,
+    VALIDATION,
+    Job,
+    Pair,
+    PairReport,
+    collect_pairs,
+    held_out_questions,
+    read_pairs,
+    split_pairs,
+    write_pairs,
+)
+from tuning.evidence_train import (
+    EvidenceDataRecipe,
+    auc,
+    fit_platt,
+    load_evidence_recipe,
+    train_scorer,
+    write_evidence_record,
+)
+from tuning.items import Item, load_items
+
+HOLIDAYS = "How many paid holidays do regular US employees receive in 2026?"
+GOLDEN = json.loads((REPO / "samples/handbook-golden.jsonl").read_text(encoding="utf-8").splitlines()[0])["question"]
+PIP = json.loads((REPO / "samples/pip-golden.jsonl").read_text(encoding="utf-8").splitlines()[0])["question"]
+RESTRICTED = "engineering/code-review-guidelines.md"
+
+
+def _items_file(folder: Path) -> Path:
+    """Two real curated items (answerable, unanswerable), a handbook golden question, a pip golden question and an
+    item over a document only engineering may read."""
+    real = {i["id"]: i for i in map(json.loads, (REPO / "tuning/data/handbook-items.jsonl").read_text().splitlines())}
+    rows = [
+        real["hb-0003"],
+        real["hb-0040"],
+        real["hb-0286"],
+        {"id": "golden", "question": GOLDEN, "kind": "unanswerable"},
+        {"id": "pip", "question": PIP, "kind": "unanswerable"},
+        {
+            "id": "restricted",
+            "question": "How many reviewers must approve a change?",
+            "answer": "Two.",
+            "quotes": ["Two reviewers approve every change."],
+            "doc_id": RESTRICTED,
+            "kind": "answerable",
+        },
+    ]
+    path = folder / "items.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(handbook_index: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Item], PairReport]:
+    items = load_items(_items_file(tmp_path_factory.mktemp("evidence-items")), "handbook")
+    data = EvidenceDataRecipe(retrieved=3, max_negatives=6, held_out_extra=["samples/pip-golden.jsonl", "nope.jsonl"])
+    held_out, read = held_out_questions(REPO, data.held_out_extra)
+    assert read == ["samples/pip-golden.jsonl"]  # a missing set is skipped
+    with runtime(handbook_index) as components:
+        report = collect_pairs(components, [Job("handbook", items)], data, held_out)
+    return items, report
+
+
+def test_pairs_quote_positive_other_sentences_negative_and_no_held_out_question(
+    built: tuple[list[Item], PairReport], handbook_index: Settings
+) -> None:
+    items, report = built
+    by_item: dict[str, list[Pair]] = {}
+    for pair in report.pairs:
+        by_item.setdefault(pair.item, []).append(pair)
+    assert set(by_item) == {"hb-0003", "hb-0040", "hb-0286"}
+    assert report.excluded["repeats or paraphrases an evaluation question"] == 2  # golden and pip
+    assert report.excluded["its document is readable beyond the allowed groups"] == 1
+    assert not {GOLDEN, PIP} & {p.question for p in report.pairs}
+
+    chunks = stored_chunks(handbook_index)
+    corpus_sentences = {fold(s) for c in chunks for s in block_sentences(c.text)}
+    for item in items[:2]:
+        pairs = by_item[item.id]
+        assert {p.sentence for p in pairs if p.label == 1} == {normalise_space(q) for q in item.quotes}
+        negatives = [p for p in pairs if p.label == 0]
+        assert 0 < len(negatives) <= 6
+        for pair in negatives:
+            assert fold(pair.sentence) in corpus_sentences
+            assert not any(fold(q) in fold(pair.sentence) or fold(pair.sentence) in fold(q) for q in item.quotes)
+        assert any(p.doc_id == item.doc_id for p in negatives)  # a hard negative from the item's own document
+        assert len({fold(p.sentence) for p in pairs}) == len(pairs)
+    assert by_item["hb-0286"] and all(p.label == 0 for p in by_item["hb-0286"])  # unanswerable: negatives only
+    assert report.data_groups == {"everyone"}
+    assert all(p.doc_id != RESTRICTED for p in report.pairs)
+
+
+def test_split_keeps_each_question_on_one_side(built: tuple[list[Item], PairReport]) -> None:
+    _, report = built
+    many = [
+        Pair(f"question number {n}?", f"sentence {k}.", k % 2, f"i{n}", "c", "d", ("everyone",))
+        for n in range(40)
+        for k in range(3)
+    ]
+    for pairs in (report.pairs, many):
+        train, validation = split_pairs(pairs, 0.5)
+        assert len(train) + len(validation) == len(pairs)
+        assert not {p.question for p in train} & {p.question for p in validation}
+        assert all(split_of(p.question, 0.5) == "validation" for p in validation)
+    assert train and validation
+
+
+def test_tiny_training_run_saves_a_scorer_the_runtime_loads(
+    built: tuple[list[Item], PairReport], handbook_index: Settings, tmp_path: Path
+) -> None:
+    _, report = built
+    data = tmp_path / "pairs"
+    validation = [p for p in report.pairs if p.item == "hb-0040"]
+    train = [p for p in report.pairs if p.item != "hb-0040"][:16]
+    write_pairs(train, data / TRAIN)
+    write_pairs(validation, data / VALIDATION)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(
+        "name: evidence-tiny\ntrain: {max_steps: 2, batch_size: 8, max_length: 48, logging_steps: 1}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "scorer"
+    record = train_scorer(load_evidence_recipe(recipe), data, out, repo=REPO)
+
+    assert record.training["steps"] == 2 and record.training["seconds"] > 0
+    assert record.base_model == "bundled:all-MiniLM-L6-v2"
+    assert record.base_model_hash == weights_hash(resolve_model_path(record.base_model))
+    assert record.data_files == {
+        TRAIN: read_pairs(data / TRAIN).sha256,
+        VALIDATION: read_pairs(data / VALIDATION).sha256,
+    }
+    assert record.data_groups == ("everyone",)
+    metrics = record.metrics["validation"]
+    assert metrics["pairs"] == len(validation) and 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["auc"] <= 1
+    assert (out / ADAPTER_WEIGHTS).stat().st_size < 5_000_000  # LoRA + head, not the 90 MB encoder
+
+    scorer = EvidenceScorer.load(out)
+    question = validation[0].question
+    sentences = [p.sentence for p in validation]
+    scores = scorer.score(question, sentences)
+    assert len(scores) == len(sentences) and all(0.0 <= s <= 1.0 for s in scores)
+    logits = scorer.logits(question, sentences)
+    assert scores == [record.calibration.probability(x) for x in logits]
+    assert len(set(logits)) > 1  # the model reads its input
+
+    conduct = [c.text for c in stored_chunks(handbook_index) if c.doc_id == "company/code-of-conduct.md"]
+    blocks = [*conduct[:2], "Yes."]
+    ranked = scorer.rank(question, blocks)
+    assert [s.score for s in ranked] == sorted((s.score for s in ranked), reverse=True)
+    assert {s.block for s in ranked} <= {1, 2} and ranked  # block 3 holds no quotable sentence
+    assert all(s.sentence in block_sentences(blocks[s.block - 1]) for s in ranked)
+    assert scorer.answerability(question, blocks) == ranked[0].score
+
+    weights = out / ADAPTER_WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ConfigError, match="does not match its record"):
+        EvidenceScorer.load(out)
+
+
+def _record(folder: Path) -> EvidenceRecord:
+    return EvidenceRecord(
+        id="evidence-test",
+        path=folder,
+        base_model="bundled:all-MiniLM-L6-v2",
+        base_model_hash="0" * 16,
+        weights_sha256="0" * 64,
+        max_length=64,
+        calibration=Calibration(2.0, -1.0),
+        data_groups=("everyone",),
+    )
+
+
+def test_record_round_trips_and_a_newer_version_is_refused(tmp_path: Path) -> None:
+    record = write_evidence_record(_record(tmp_path))
+    assert record == _record(tmp_path)
+    data = json.loads((tmp_path / EVIDENCE_RECORD).read_text(encoding="utf-8"))
+    data["record_version"] = EVIDENCE_RECORD_VERSION + 1
+    (tmp_path / EVIDENCE_RECORD).write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match="newer than this assistant reads"):
+        read_evidence_record(tmp_path)
+
+
+def test_a_missing_scorer_says_how_to_train_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"python -m tuning\.evidence_train --recipe tuning/recipes/evidence-cpu"):
+        EvidenceScorer.load(tmp_path / "none")
+    write_evidence_record(_record(tmp_path))
+    with pytest.raises(ConfigError, match="missing"):
+        EvidenceScorer.load(tmp_path)
+
+
+def test_recipe_checks_its_fields(tmp_path: Path) -> None:
+    shipped = load_evidence_recipe(REPO / "tuning/recipes/evidence-cpu.yaml")
+    assert shipped.base_model == "bundled:all-MiniLM-L6-v2" and shipped.data.scifact
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  learning_rat: 0.1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"train: learning_rat: unknown key.*tuning/evidence_train\.py"):
+        load_evidence_recipe(bad)
+    with pytest.raises(ConfigError, match=r"data: max_negatives: expected int"):
+        load_evidence_recipe(REPO / "tuning/recipes/evidence-cpu.yaml", ["data.max_negatives=many"])
+
+
+def test_calibration_and_auc() -> None:
+    assert auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
+    assert auc([0.5, 0.5], [0, 1]) == 0.5 and auc([0.2, 0.3], [1, 1]) is None
+    # logits drawn so that P(label 1) = sigmoid(2x - 1): the fit recovers the slope and the bias
+    logits = [i / 50 - 3 for i in range(300)]
+    labels = []
+    for x in logits:
+        p = 1 / (1 + math.exp(-(2 * x - 1)))
+        labels += [1] * round(p * 20)
+        labels += [0] * (20 - round(p * 20))
+    repeated = [x for x in logits for _ in range(20)]
+    fitted = fit_platt(repeated, labels)
+    assert abs(fitted.scale - 2) < 0.1 and abs(fitted.bias + 1) < 0.1
+    assert fit_platt([1.0, 2.0], [1, 1]) == Calibration()
