@@ -34,6 +34,8 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _DECIMAL_POINT = re.compile(r"(?<=\d)[.:](?=\d)")
 _KEPT = "$%"
 _CITATION = re.compile(r"\[\d+\]")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9])\$?\d(?:[\d,.:]*\d)?%?")  # a number of its own, not the 3 of "Q3"
+_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*")
 _SENTENCE_START = re.compile(r"(?:^|(?<=[.!?:;]\s)|(?<=\n))\s*[\"'(]*([A-Z][A-Za-z0-9]*)")
 
 
@@ -46,15 +48,21 @@ def words(text: str) -> list[str]:
 
 
 def specifics(answer_line: str) -> list[str]:
-    """What the answer line asserts that a quote must hold: numbers (with their $ or %) and capitalised names
-    that do not open a sentence, as `words` writes them, once each."""
+    """What the answer line asserts that a quote must hold, as written: numbers (with their $ or %) and names:
+    capitalised words that do not open a sentence, and acronyms ("Q3", "PTO") wherever they stand; once each."""
     text = _CITATION.sub(" ", answer_line)
-    found = [w for w in words(text) if any(ch.isdigit() for ch in w)]
+    found = list(_NUMBER.findall(text))
     openers = {m.start(1) for m in _SENTENCE_START.finditer(text)}
-    for match in re.finditer(r"\b[A-Z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*", text):
-        if match.start() not in openers and match.group(0) != "I":
-            found += words(match.group(0))
+    for match in _NAME.finditer(text):
+        name = match.group(0)
+        ordinary = name[1:].islower() or len(name) == 1  # "The", "Use": a capital only because it opens a sentence
+        if name != "I" and not (match.start() in openers and ordinary):
+            found.append(name)
     return list(dict.fromkeys(found))
+
+
+def _held(specific: str, quoted: set[str]) -> bool:
+    return all(word in quoted for word in words(specific))
 
 
 @dataclass(frozen=True)
@@ -81,9 +89,9 @@ def check_support(
     if not verified_quotes:
         return Support("unsupported", specifics(answer_line))
     quoted = set(words(" ".join(verified_quotes)))
-    missing = [s for s in specifics(answer_line) if s not in quoted]
+    missing = [s for s in specifics(answer_line) if not _held(s, quoted)]
     cited = set(words(" ".join(cited_blocks)))
-    missing += [f"{s} (asked)" for s in specifics(question) if s not in cited]
+    missing += [f"{s} (asked)" for s in specifics(question) if not _held(s, cited)]
     if missing or unverified or fallback_sentences:
         return Support("quoted", missing)
     return Support("supported")

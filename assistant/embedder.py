@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from assistant.errors import ConfigError
+from assistant.model_loading import LOADING
 from assistant.settings import BUNDLED_EMBEDDER, EmbedderSettings
 
 if TYPE_CHECKING:
@@ -46,8 +47,8 @@ class Embedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
-        return SentenceTransformer(str(self.model_path), device=self.settings.device, local_files_only=True)
+        with LOADING:
+            return SentenceTransformer(str(self.model_path), device=self.settings.device, local_files_only=True)
 
     @property
     def model_id(self) -> str:

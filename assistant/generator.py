@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import ConfigError
+from assistant.model_loading import LOADING
 from assistant.prompt import STOP_MARKERS
 from assistant.settings import BUNDLED_GENERATOR, GeneratorSettings
 
@@ -101,6 +102,10 @@ class Generator:
 
     @cached_property
     def _loaded(self) -> tuple[Any, Any]:
+        with LOADING:
+            return self._load()
+
+    def _load(self) -> tuple[Any, Any]:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

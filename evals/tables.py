@@ -1,4 +1,5 @@
-"""Aggregate figures of an evaluation run as one rich table, for every command that prints them."""
+"""Aggregate figures of an evaluation run as one rich table, for every command that prints them: one row per
+metric, so that every name and value is readable at any width (a pipe or a log is 80 columns to rich)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from rich.table import Table
 
 def render_aggregate(title: str, aggregate: dict[str, float], console: Console, digits: int) -> None:
     table = Table(title=title)
-    for name in aggregate:
-        table.add_column(name)
-    table.add_row(*(f"{v:.{digits}f}" for v in aggregate.values()))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in aggregate.items():
+        table.add_row(name, f"{value:.{digits}f}")
     console.print(table)

@@ -158,6 +158,23 @@ def test_a_cited_answer_opens_its_source_and_takes_feedback(app_data: Settings) 
     assert any("Feedback recorded" in c.value for c in at.caption)
 
 
+def test_the_first_visit_loads_the_model_in_the_background_and_the_chat_says_so(app_data: Settings) -> None:
+    """A first answer waited 105 s in front of an empty bubble (2026-12-05): the model now loads from the first
+    visit on, and the chat page says it is loading until it is."""
+    from ui import runtime as app_runtime
+
+    at = signed_in("dana")
+    warmup = app_runtime.model_warmup()
+    assert any("Loading the answer model" in i.value for i in at.info)  # the weights take seconds to load
+    deadline = time.monotonic() + 240
+    while not warmup.ready and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert warmup.ready and warmup.error is None
+    at.run()
+    assert not [i for i in at.info if "Loading the answer model" in i.value]
+    assert app_runtime.components().generator.__dict__.get("_loaded") is not None  # loaded, not waiting for a question
+
+
 def test_no_approved_source_is_a_refusal_not_a_guess(app_data: Settings) -> None:
     at = signed_in("victor")  # a contractor with no groups reads nothing
     at.chat_input[0].set_value("How do I reset my password?").run()

@@ -23,8 +23,8 @@ NOT_VERIFIED = "Not verified: check these before relying on them."
 
 
 def show_answer(answer: Answer) -> None:
-    show_label(answer)
     st.text(statement_lines(answer.answer))
+    show_label(answer)
     show_unverified(answer)
     show_sources(answer)
     with st.expander(f"All {len(answer.retrieved)} passages searched"):

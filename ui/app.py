@@ -28,6 +28,7 @@ TITLES = {
 st.set_page_config(page_title="Company assistant", page_icon=":material/chat:", layout="wide")
 try:
     settings = runtime.settings()
+    runtime.model_warmup()  # from the first visit on, the model loads while people sign in and type
     principal = current_principal(settings)
     st.session_state[PRINCIPAL_KEY] = principal
     offered = pages_for(principal, settings.ui)

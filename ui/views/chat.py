@@ -18,10 +18,12 @@ from assistant.prompt import Turn
 from ui.answer_view import show_answer
 from ui.guard import require
 from ui.roles import Page
+from ui.runtime import ModelWarmup, model_warmup
 
 CHAT_KEY = "chat"
 CHAT_USER_KEY = "chat_user"  # the principal (user and groups) whose conversation CHAT_KEY holds
 SESSION_KEY = "chat_session_id"
+WAITING = "Searching the documents you may read, then writing the answer ..."
 
 
 @dataclass
@@ -36,14 +38,30 @@ def stream_answer(answerer: Answerer, principal: Principal, question: str, histo
     turns = [past_turn(e) for e in history if not e.answer.refused]
     session_id = st.session_state.setdefault(SESSION_KEY, uuid.uuid4().hex)
     shown = st.empty()
+    shown.caption(WAITING)
     written = ""
     # Leaving the block closes the stream: a run stopped mid-answer (Stop, a new question, a closed tab) stops
     # decoding here.
     with answerer.stream(principal, question, turns, session_id=session_id) as stream:
         for piece in stream:  # a piece, or "" while waiting for the model: an update lets Streamlit stop this run
             written += piece
-            shown.text(written)  # as text: the model copies documents, never rendered as markdown
+            if written:
+                shown.text(written)  # as text: the model copies documents, never rendered as markdown
+            else:
+                shown.caption(WAITING)
         return stream.answer
+
+
+def show_model_status(warmup: ModelWarmup) -> None:
+    """While the model loads (a minute or more on a CPU at first start), say so: a question asked now waits."""
+    if warmup.error is not None:
+        st.error(f"The answer model could not be loaded: {warmup.error}")
+    elif not warmup.ready:
+        st.info(
+            f"Loading the answer model ({warmup.seconds():.0f} s so far; about a minute on a laptop CPU, longer the "
+            "first time, when it is converted). You can ask now: the answer starts when it is loaded.",
+            icon=":material/hourglass_top:",
+        )
 
 
 def past_turn(exchange: Exchange) -> Turn:
@@ -94,6 +112,7 @@ def show_feedback(index: int, exchange: Exchange, components: Components, princi
 
 components, principal = require(Page.CHAT)
 st.title("Ask the company's documents")
+show_model_status(model_warmup())
 if st.session_state.get(CHAT_USER_KEY) != principal:  # another user, or other groups: never show that chat
     st.session_state[CHAT_KEY] = []
     st.session_state[CHAT_USER_KEY] = principal
