@@ -13,8 +13,9 @@ answer a question about Q3. Labels:
   in `missing`) or rests on nothing it quotes: the quotes can be trusted, the answer line must be checked;
 - `unsupported`: no verified quote.
 
-What this cannot see: an answer line with no specifics ("No [1].") is judged by its quotes alone, and a quote can
-be verbatim and still not answer the question (that needs the question/sentence score of an evidence model).
+With the evidence scorer (`assistant.evidence`), "supported" also needs a verified quote whose question/sentence
+score clears `evidence.min_score`: a quote can be verbatim and still not answer the question. What this cannot
+see: an answer line with no specifics ("No [1].") is judged by its quotes and their score alone.
 """
 
 from __future__ import annotations
@@ -83,15 +84,21 @@ def check_support(
     cited_blocks: Sequence[str] = (),
     unverified: int = 0,
     fallback_sentences: int = 0,
+    quote_score: float | None = None,
+    min_score: float = 0.5,
 ) -> Support:
     """The label of a generated answer from its answer line, the quotes the citation check verified, and the
-    question with the text of the blocks it cites (title, section and body)."""
+    question with the text of the blocks it cites (title, section and body). `quote_score` is the evidence
+    scorer's best score of a verified quote against the question (None: no scorer): below `min_score` the quotes,
+    verbatim as they are, do not answer the question."""
     if not verified_quotes:
         return Support("unsupported", specifics(answer_line))
     quoted = set(words(" ".join(verified_quotes)))
     missing = [s for s in specifics(answer_line) if not _held(s, quoted)]
     cited = set(words(" ".join(cited_blocks)))
     missing += [f"{s} (asked)" for s in specifics(question) if not _held(s, cited)]
+    if quote_score is not None and quote_score < min_score:
+        missing.append(f"a quote that answers the question (best score {quote_score:.2f} < {min_score:.2f})")
     if missing or unverified or fallback_sentences:
         return Support("quoted", missing)
     return Support("supported")

@@ -24,12 +24,14 @@ from assistant.access import Principal
 from assistant.adapters import AdapterRecord
 from assistant.answer_support import Label, Support, check_support
 from assistant.citation_check import CheckedText, QuoteLine, check_citations
+from assistant.evidence import EvidenceScorer, EvidenceSelection
 from assistant.follow_up import retrieval_query
 from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt, render_tuned_prompt
 from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
 from assistant.recall_gate import RecallCheck, RecallGate
 from assistant.retriever import Retrieval, RetrievedChunk, Retriever
+from assistant.settings import EvidenceSettings
 from assistant.tracing import QuestionTrace, Tracer
 
 REFUSAL = (
@@ -152,6 +154,8 @@ class Answerer:
         generator: Generator,
         *,
         adapter: AdapterRecord | None = None,
+        evidence: EvidenceScorer | None = None,
+        evidence_settings: EvidenceSettings | None = None,
         max_history: int = 3,
         tracer: Tracer | None = None,
         question_log: QuestionLog | None = None,
@@ -160,6 +164,8 @@ class Answerer:
         self.gate = gate
         self.generator = generator
         self.adapter = adapter  # the record of the adapter merged into `generator`, if any
+        self.evidence = evidence  # None: blocks in retrieval order, every sentence quotable, no evidence refusal
+        self.evidence_settings = evidence_settings or EvidenceSettings()
         self.max_history = max_history
         self.tracer = tracer
         self.question_log = question_log  # None: questions are not logged for review (evaluations)
@@ -209,6 +215,9 @@ class Answerer:
             refusal = "refused-recall"
         elif self.adapter is not None and not self.adapter.servable_to(principal):
             refusal = "refused-adapter"  # fail closed: the adapter may have memorised text this user may not read
+        selection = self._select(principal, question, retrieval) if refusal is None else None
+        if selection is not None and not selection.answerable:
+            refusal = "refused-evidence"  # no sentence of the approved blocks answers the question
         if refusal is not None:
             trace.score_answer(recall, None)
             refused = Answer.refusal(
@@ -216,13 +225,14 @@ class Answerer:
             )
             yield refused.answer
             return refused
-        shown = self._shown(retrieval)
+        shown = selection.blocks if selection is not None else self._shown(retrieval.chunks)
+        preferred = selection.preferred_quotes if selection is not None else None
         prompt = self._prompt(question, shown, self._readable_history(principal, history))
         observation = trace.generation(prompt, question, len(shown), self.generator.model_id, self.adapter_id)
         with observation as generation:
-            text = yield from self._generate(prompt, question, [c.text for c in shown], generation)
+            text = yield from self._generate(prompt, question, [c.text for c in shown], generation, preferred)
             checked = check_citations(text, shown)
-            support = None if checked.refusal else _support(question, checked, shown)
+            support = None if checked.refusal else self._support(question, checked, shown, selection)
             prompt_tokens = self.generator.count_tokens(prompt, as_prompt=True)
             completion_tokens = self.generator.count_tokens(text)
             cited = [shown[n - 1].doc_id for n in checked.cited]
@@ -279,9 +289,36 @@ class Answerer:
         trace.recall_check(check)
         return check
 
-    def _shown(self, retrieval: Retrieval) -> list[RetrievedChunk]:
+    def _shown(self, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
         """The blocks the model sees: an adapter sees as many as it was trained with."""
-        return retrieval.chunks[: self.adapter.context_blocks] if self.adapter is not None else retrieval.chunks
+        return chunks[: self.adapter.context_blocks] if self.adapter is not None else chunks
+
+    def _select(self, principal: Principal, question: str, retrieval: Retrieval) -> EvidenceSelection | None:
+        """With an evidence scorer: every quotable sentence of the retrieved blocks scored against the question;
+        the blocks shown in the order of their best sentence, the best sentences the only ones to quote. None
+        without a scorer, or for a principal outside the groups its training text came from."""
+        if self.evidence is None or not self.evidence.record.servable_to(principal) or not retrieval.chunks:
+            return None
+        ranked = self.evidence.rank(question, [c.text for c in retrieval.chunks])
+        return EvidenceSelection.of(ranked, retrieval.chunks, self._shown, self.evidence_settings)
+
+    def _support(
+        self, question: str, checked: CheckedText, shown: list[RetrievedChunk], selection: EvidenceSelection | None
+    ) -> Support:
+        verified = [q.text for q in checked.quotes if q.verified]
+        score = None
+        if selection is not None and verified:
+            score = max(selection.score_of(q) for q in verified)
+        return check_support(
+            checked.statement,
+            verified,
+            question=question,
+            cited_blocks=[shown[n - 1].passage for n in checked.cited],
+            unverified=len(checked.unsupported_quotes),
+            fallback_sentences=len(checked.fallback_sentences),
+            quote_score=score,
+            min_score=self.evidence_settings.min_score,
+        )
 
     def _prompt(self, question: str, shown: list[RetrievedChunk], history: Sequence[Turn]) -> str:
         blocks = [ContextBlock(c.title, c.section, c.text) for c in shown]
@@ -292,13 +329,19 @@ class Answerer:
         return render_prompt(question, blocks, history, max_history=self.max_history, examples=examples)
 
     def _generate(
-        self, prompt: str, question: str, sources: list[str], generation: Any
+        self,
+        prompt: str,
+        question: str,
+        sources: list[str],
+        generation: Any,
+        preferred: dict[int, set[str]] | None = None,
     ) -> GeneratorType[str, None, str]:
         """Stream the model's pieces (constrained to the house format over the shown blocks; "" while waiting
         for the model); return the whole text. The space the answer cue is followed by in training is not shown."""
         pieces: list[str] = []
         shown = False  # some text was shown
-        for piece in self.generator.stream(prompt, quote_sources=sources, question=question):
+        stream = self.generator.stream(prompt, quote_sources=sources, question=question, preferred_quotes=preferred)
+        for piece in stream:
             if piece:
                 if not pieces:
                     generation.update(completion_start_time=datetime.now(UTC))
@@ -337,17 +380,6 @@ def logged_question(principal: Principal, collection: str, answer: Answer) -> Lo
         removed_citations=answer.removed_citations,
         trace_id=answer.trace_id,
         adapter=answer.adapter,
-    )
-
-
-def _support(question: str, checked: CheckedText, shown: list[RetrievedChunk]) -> Support:
-    return check_support(
-        checked.statement,
-        [q.text for q in checked.quotes if q.verified],
-        question=question,
-        cited_blocks=[shown[n - 1].passage for n in checked.cited],
-        unverified=len(checked.unsupported_quotes),
-        fallback_sentences=len(checked.fallback_sentences),
     )
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from assistant.adapters import AdapterRecord, resolve_adapter
 from assistant.embedder import Embedder
 from assistant.errors import ConfigError
+from assistant.evidence import EVIDENCE_RECORD, SHIPPED_EVIDENCE, EvidenceScorer
 from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
 from assistant.settings import COLLECTION_NAME, Settings
@@ -91,6 +92,14 @@ class Components:
             settings = settings.model_copy(update={"adapter": self.adapter.path})
         return Generator(settings, self.settings.models_dir)
 
+    @cached_property
+    def evidence(self) -> EvidenceScorer | None:
+        """The evidence scorer: the configured one, else the one shipped in the package; None when off or absent."""
+        settings = self.settings.evidence
+        if not settings.enabled or (settings.scorer is None and not (SHIPPED_EVIDENCE / EVIDENCE_RECORD).is_file()):
+            return None
+        return EvidenceScorer.load(settings.scorer or SHIPPED_EVIDENCE)
+
     def collection(self, name: str | None = None) -> str:
         """`name` (a --collection option) or the configured default; a name is a folder in the data directory."""
         if name is not None and not re.fullmatch(COLLECTION_NAME, name):
@@ -116,6 +125,8 @@ class Components:
             self.recall_gate,
             self.generator,
             adapter=self.adapter,
+            evidence=self.evidence,
+            evidence_settings=self.settings.evidence,
             tracer=self.tracer,
             question_log=QuestionLog(self.settings.data_dir) if logged else None,
         )

@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,10 @@ from typing import TYPE_CHECKING, Any, cast
 from assistant.access import Principal
 from assistant.embedder import resolve_model_path
 from assistant.errors import ConfigError
+from assistant.model_loading import LOADING
 from assistant.quote_constraint import quote_candidates
+from assistant.retriever import RetrievedChunk
+from assistant.settings import EvidenceSettings
 
 if TYPE_CHECKING:
     import torch
@@ -237,6 +240,11 @@ class EvidenceScorer:
                 f"evidence scorer {record.id} was trained on {record.base_model} weights {record.base_model_hash}, "
                 f"but {base} holds {found}: retrain it with `{TRAIN_COMMAND}`"
             )
+        with LOADING:
+            return cls._load(folder, record, device, batch_size)
+
+    @classmethod
+    def _load(cls, folder: Path, record: EvidenceRecord, device: str, batch_size: int) -> EvidenceScorer:
         from peft import PeftModel
 
         model = load_base_cross_encoder(record.base_model, record.max_length, device)
@@ -280,3 +288,46 @@ class EvidenceScorer:
         """The best sentence's score: how likely the blocks answer the question at all (0.0 with no sentence)."""
         ranked = self.rank(question, blocks)
         return ranked[0].score if ranked else 0.0
+
+
+@dataclass(frozen=True)
+class EvidenceSelection:
+    """What the scorer decided for one question: the blocks the model sees (best first), the sentences it may
+    quote, and whether any sentence answers the question at all."""
+
+    blocks: list[RetrievedChunk]  # shown, in the order of their best sentence's score
+    preferred_quotes: dict[int, set[str]]  # shown block number (1-based) -> the sentences it may quote
+    best: float  # the best sentence's calibrated score (0.0: no sentence)
+    scores: dict[str, float]  # sentence -> its score
+    min_score: float
+
+    @property
+    def answerable(self) -> bool:
+        return self.best >= self.min_score
+
+    def score_of(self, sentence: str) -> float:
+        return self.scores.get(sentence, 0.0)
+
+    @classmethod
+    def of(
+        cls,
+        ranked: Sequence[ScoredSentence],
+        chunks: Sequence[RetrievedChunk],
+        shown: Callable[[list[RetrievedChunk]], list[RetrievedChunk]],
+        settings: EvidenceSettings,
+    ) -> EvidenceSelection:
+        """`ranked` scores the sentences of `chunks` (block n = chunks[n - 1]); `shown` trims the reordered blocks
+        to those the model sees (an adapter's context_blocks)."""
+        best_of: dict[int, float] = {}
+        for scored in ranked:
+            best_of.setdefault(scored.block, scored.score)  # ranked best first: the first seen is the best
+        order = sorted(range(1, len(chunks) + 1), key=lambda n: -best_of.get(n, 0.0))  # stable: ties keep rank
+        blocks = shown([chunks[n - 1] for n in order])
+        new_number = {order[i]: i + 1 for i in range(len(blocks))}
+        preferred: dict[int, set[str]] = {}
+        for scored in [s for s in ranked if s.block in new_number][: settings.quote_top]:
+            preferred.setdefault(new_number[scored.block], set()).add(scored.sentence)
+        scores: dict[str, float] = {}
+        for scored in ranked:
+            scores.setdefault(scored.sentence, scored.score)
+        return cls(blocks, preferred, ranked[0].score if ranked else 0.0, scores, settings.min_score)

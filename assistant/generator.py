@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -162,6 +162,7 @@ class Generator:
         inputs: dict[str, torch.Tensor],
         quote_sources: Sequence[str] | None,
         question: str,
+        preferred_quotes: Mapping[int, Collection[str]] | None = None,
     ) -> dict[str, Any]:
         model, tokenizer = self._loaded
         kwargs: dict[str, Any] = {
@@ -186,6 +187,7 @@ class Generator:
                 exact,
                 question=question,
                 attribute_citations=self.settings.attribute_citations,
+                preferred_quotes=preferred_quotes,
             )
             kwargs["logits_processor"] = LogitsProcessorList([constraint])
         return kwargs
@@ -230,6 +232,7 @@ class Generator:
         max_new_tokens: int | None = None,
         quote_sources: Sequence[str] | None = None,
         question: str = "",
+        preferred_quotes: Mapping[int, Collection[str]] | None = None,
     ) -> Iterator[str]:
         """Pieces of the answer as they are decoded (generation runs in a worker thread); see `generate`.
         While nothing new is decoded (waiting for a turn at the model) it yields "" every `HEARTBEAT_S`, so a reader
@@ -249,7 +252,7 @@ class Generator:
 
         def work() -> None:
             try:
-                kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources, question)
+                kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources, question, preferred_quotes)
                 kwargs["stopping_criteria"] = StoppingCriteriaList([stop_if_cancelled])
                 while not self._slots.acquire(timeout=0.1):  # waiting for a turn; a reader gone meanwhile ends it
                     if cancelled.is_set():

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -155,8 +155,11 @@ class QuoteConstraint:
         *,
         question: str = "",
         attribute_citations: bool = True,
+        preferred_quotes: Mapping[int, Collection[str]] | None = None,
     ) -> None:
         self.tokenizer = tokenizer
+        # The evidence scorer's best sentences (block -> sentences): a block holding some may quote only those.
+        self.preferred = {k: {f' "{q}"' for q in quotes} for k, quotes in (preferred_quotes or {}).items()}
         self.pieces = piece_index(tokenizer)
         self.candidates = [quote_candidates(text) for text in block_texts]
         self.candidate_words = [[content_words(c) for c in candidates] for candidates in self.candidates]
@@ -238,6 +241,9 @@ class QuoteConstraint:
             if match and int(match.group(1)) == block:
                 quoted.add(line[match.end() :])
         fresh = [i for i, c in enumerate(self.candidates[block - 1]) if c not in quoted]
+        best_scored = [i for i in fresh if self.candidates[block - 1][i] in self.preferred.get(block, ())]
+        if best_scored:
+            return [self.candidates[block - 1][i] for i in best_scored]
         if self.attribute_citations and fresh:
             words_of = [self.candidate_words[block - 1][i] for i in fresh]
             best = {i for claim in _claims_citing(answer, block) for i in most_shared(content_words(claim), words_of)}

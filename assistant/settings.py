@@ -155,6 +155,25 @@ class RecallGateSettings(BaseModel):
     passages: int = Field(3, ge=1, le=1000, description="Top retrieved chunks searched for the question's terms.")
 
 
+class EvidenceSettings(BaseModel):
+    """The evidence scorer (`assistant/evidence.py`): a cross-encoder that scores each sentence of the retrieved
+    blocks against the question. It picks the blocks the model sees and the sentences it may quote, refuses when no
+    sentence answers, and backs the "Answer supported" label."""
+
+    enabled: bool = Field(True, description="Use the scorer when one is found; false: retrieval order only.")
+    scorer: Path | None = Field(
+        None, description="A scorer folder (evidence.json + LoRA); unset: the one shipped in assistant/, if any."
+    )
+    min_score: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Calibrated probability a sentence must reach for the question to count as answerable and for "
+        "its quote to support an answer (0.5: the calibrated midpoint, fixed on the scorer's validation split).",
+    )
+    quote_top: int = Field(3, ge=1, le=50, description="The answer may quote only the best this many sentences.")
+
+
 class GeneratorSettings(BaseModel):
     """The answering model: a base causal LM plus an optional LoRA adapter."""
 
@@ -315,6 +334,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     recall_gate: RecallGateSettings = RecallGateSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
     identity: IdentitySettings = IdentitySettings()
     generator: GeneratorSettings = GeneratorSettings()
     tracing: TracingSettings = TracingSettings()

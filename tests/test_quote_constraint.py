@@ -289,3 +289,14 @@ def test_cited_claims_tell_a_placed_citation_from_the_grammars_fallback() -> Non
     assert cited_claims("Parking rules [1] and [7].", ["Parking rules", OTHER]) == [
         CitedClaim("Parking rules ", 1, False)  # block 1 has no sentence to quote; block 7 is none shown
     ]
+
+
+def test_a_block_holding_the_evidence_scorers_best_sentences_quotes_only_those(
+    sentencepiece_model: Path, tmp_path: Path
+) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    best = "The portal asks for a second factor."
+    constraint = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0, preferred_quotes={1: {best}})
+    answer = "The service desk unlocks locked accounts [1]."  # its words would pick the service-desk sentence
+    assert constraint.quotable(1, answer, []) == [f' "{best}"']
+    assert f' "{best}"' not in constraint.quotable(1, answer, [f'[1] "{best}"'])  # quoted: the others, no repeat
