@@ -153,6 +153,23 @@ def train(
     console.print(f"next: assistant tune eval {record.id}, then assistant tune promote {record.id}")
 
 
+@tune_app.command("evidence")
+def evidence(
+    recipe_path: RecipeOption,
+    overrides: SetOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Scorer folder (default: ASSISTANT_DATA_DIR/evidence/<id>).")
+    ] = None,
+    reuse_data: Annotated[bool, typer.Option("--reuse-data", help="Train on the pairs already built.")] = False,
+) -> None:
+    """Build (question, sentence) pairs from the curated items and SciFact's train rationales, and train the
+    evidence scorer (assistant/evidence.py); set evidence.scorer to the folder to serve it."""
+    from tuning.evidence_train import main as train_evidence
+
+    argv = ["--recipe", str(recipe_path), *(arg for o in overrides or [] for arg in ("--set", o))]
+    train_evidence([*argv, *(["--out", str(out)] if out else []), *(["--reuse-data"] if reuse_data else [])])
+
+
 @tune_app.command("eval")
 def evaluate(
     adapter_id: Annotated[
