@@ -13,6 +13,7 @@ only served to principals who hold every group its training text came from (othe
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Generator as GeneratorType
 from collections.abc import Iterator, Sequence
@@ -113,6 +114,7 @@ class Answer:
     recall: RecallCheck | None = None  # the recall gate's evidence and decision
     fallback_sentences: list[str] = field(default_factory=list)  # claims no block they cite holds: unverified
     support: Support | None = None  # the label a reader sees (`assistant.answer_support`); None: refused
+    evidence_score: float | None = None  # the evidence scorer's best sentence score; None: no scorer ran
 
     @property
     def label(self) -> Label | None:
@@ -216,13 +218,15 @@ class Answerer:
         elif self.adapter is not None and not self.adapter.servable_to(principal):
             refusal = "refused-adapter"  # fail closed: the adapter may have memorised text this user may not read
         selection = self._select(principal, question, retrieval) if refusal is None else None
-        if selection is not None and not selection.answerable:
+        if selection is not None and not selection.answerable and self.evidence_settings.refuse:
             refusal = "refused-evidence"  # no sentence of the approved blocks answers the question
+        evidence_score = selection.best if selection is not None else None
         if refusal is not None:
             trace.score_answer(recall, None)
             refused = Answer.refusal(
                 question, retrieval.chunks, time.perf_counter() - started, trace.trace_id, recall, refusal
             )
+            refused = dataclasses.replace(refused, evidence_score=evidence_score)
             yield refused.answer
             return refused
         shown = selection.blocks if selection is not None else self._shown(retrieval.chunks)
@@ -260,6 +264,7 @@ class Answerer:
             recall=recall,
             fallback_sentences=checked.fallback_sentences,
             support=support,
+            evidence_score=evidence_score,
         )
 
     # -- the steps ----------------------------------------------------------------------------------

@@ -172,6 +172,11 @@ class EvidenceSettings(BaseModel):
         "its quote to support an answer (0.5: the calibrated midpoint, fixed on the scorer's validation split).",
     )
     quote_top: int = Field(3, ge=1, le=50, description="The answer may quote only the best this many sentences.")
+    refuse: bool = Field(
+        True,
+        description="Refuse when no sentence reaches min_score; false: a low score only withholds the supported "
+        "label (evaluations that compare the recall gate and the scorer as deciders run with it off).",
+    )
 
 
 class GeneratorSettings(BaseModel):

@@ -90,6 +90,9 @@ class AnswerSample:
     correct: bool | None = None  # None: no key facts to judge by, or a question to refuse
     follows: str | None = None  # qid of the earlier question it was asked after
     label: str | None = None  # what the reader was told (supported / quoted / unsupported); None: refused
+    outcome: str = ""  # answered, or who refused: refused-recall, refused-evidence, refused-model, refused-adapter
+    recall_evidence: float | None = None  # the recall gate's evidence score
+    evidence_score: float | None = None  # the evidence scorer's best sentence score (None: no scorer)
 
 
 @dataclass
@@ -145,6 +148,8 @@ class Conversations:
             principal = Principal.of(f"eval:{earlier.qid}", list(earlier.groups))
             self.answers[earlier.qid] = self.answerer.ask(principal, earlier.text, self.history(earlier))
         answer = self.answers[earlier.qid]
+        if answer.refused:  # as the chat page: a refused exchange is not carried
+            return self.history(earlier)
         return [*self.history(earlier), Turn(earlier.text, answer.answer, tuple(c.doc_id for c in answer.citations))]
 
     def remember(self, query: EvalQuery, answer: Answer) -> None:
@@ -189,6 +194,9 @@ def answer_query(
         verdict=query.verdict,
         verdict_correct=_verdict_correct(query.verdict, answer) if query.verdict is not None else None,
         label=answer.label,
+        outcome=answer.outcome,
+        recall_evidence=round(answer.recall.evidence.score, 4) if answer.recall is not None else None,
+        evidence_score=round(answer.evidence_score, 4) if answer.evidence_score is not None else None,
         **_correctness(query, answer, should_refuse),
     )
 
