@@ -59,7 +59,8 @@ def show_sources(answer: Answer) -> None:
         chunk = answer.retrieved[citation.n - 1]
         heading = f"[{citation.n}] {citation.title}" + (f" · {citation.section}" if citation.section else "")
         with st.expander(label(heading)):
-            st.caption(label(f"{citation.path} (document {citation.doc_id})"))
+            path, doc_id = citation.path, citation.doc_id
+            st.caption(label(path if path == doc_id else f"{path} (document {doc_id})"))  # the path once
             for quote in (q for q in answer.quotes if q.block == citation.n):
                 st.text(f'"{quote.text}"')
                 st.caption(quote_mark(quote))
