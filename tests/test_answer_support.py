@@ -48,3 +48,11 @@ def test_an_unverified_quote_or_a_fallback_sentence_is_never_supported() -> None
     assert once.label == "quoted"
     support = check_support("$2,000 in Q3 [1].", [LEARNING], question="Q3 budget?", cited_blocks=[LEARNING])
     assert support.missing == ["$2,000", "Q3", "Q3 (asked)"]
+
+
+def test_a_verbatim_quote_the_evidence_scorer_rates_below_its_threshold_supports_nothing() -> None:
+    question, blocks = "What is the learning budget?", [LEARNING]
+    low = check_support("$1,800 [1].", [LEARNING], question=question, cited_blocks=blocks, quote_score=0.2)
+    assert low.label == "quoted" and low.missing == ["a quote that answers the question (best score 0.20 < 0.50)"]
+    high = check_support("$1,800 [1].", [LEARNING], question=question, cited_blocks=blocks, quote_score=0.8)
+    assert high.label == "supported"

@@ -1,0 +1,83 @@
+"""The evidence scorer in the answer pipeline: it orders the blocks the model sees, picks the sentences it may
+quote, refuses when no sentence answers, and a supported label needs a quote it scores as answering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.access import Principal
+from assistant.answering import Answerer
+from assistant.evidence import EvidenceScorer, EvidenceSelection, ScoredSentence
+from assistant.generator import Generator
+from assistant.retriever import RetrievedChunk
+from assistant.settings import EvidenceSettings, GeneratorSettings, Settings
+from tests.conftest import REPO, runtime
+from tuning.evidence_data import TRAIN, VALIDATION, Pair, write_pairs
+from tuning.evidence_train import load_evidence_recipe, train_scorer
+
+DANA = Principal.of("dana", ["everyone"])
+
+
+def chunk(rank: int, text: str) -> RetrievedChunk:
+    return RetrievedChunk(
+        rank, 1 / rank, f"c{rank}", f"d{rank}.md", f"Doc {rank}", f"d{rank}.md", None, ("everyone",), text
+    )
+
+
+def test_blocks_are_shown_best_sentence_first_and_only_the_best_sentences_are_quotable() -> None:
+    chunks = [chunk(1, "a"), chunk(2, "b"), chunk(3, "c")]
+    ranked = [
+        ScoredSentence(3, "Block three answers it.", 0.9),
+        ScoredSentence(1, "Block one half answers it.", 0.6),
+        ScoredSentence(3, "Block three says more.", 0.4),
+        ScoredSentence(2, "Block two is beside the point.", 0.1),
+    ]
+    selection = EvidenceSelection.of(ranked, chunks, lambda blocks: blocks[:2], EvidenceSettings(quote_top=2))
+    assert [b.rank for b in selection.blocks] == [3, 1]  # reordered, then cut to what the adapter sees
+    assert selection.preferred_quotes == {1: {"Block three answers it."}, 2: {"Block one half answers it."}}
+    assert selection.answerable and selection.score_of("Block three says more.") == 0.4
+    assert not EvidenceSelection.of(ranked, chunks, list, EvidenceSettings(min_score=0.95)).answerable
+
+
+@pytest.fixture(scope="module")
+def scorer(tmp_path_factory: pytest.TempPathFactory) -> EvidenceScorer:
+    """A scorer trained for two steps on a few pairs: the pipeline's plumbing, not its quality (the shipped
+    scorer's figures are in docs/tuning.md)."""
+    folder = tmp_path_factory.mktemp("evidence")
+    question = "How many floating holidays do I get each year?"
+    sentences = [("Employees get two floating holidays per calendar year.", 1), ("Parking is in the garage.", 0)]
+    pairs = [
+        Pair(question, text, label, "t-1", "handbook", "company/holidays.md", ("everyone",))
+        for text, label in sentences
+    ]
+    write_pairs(pairs * 4, folder / "pairs" / TRAIN)
+    write_pairs(pairs, folder / "pairs" / VALIDATION)
+    recipe = folder / "tiny.yaml"
+    recipe.write_text("name: evidence-tiny\ntrain: {max_steps: 2, batch_size: 4, max_length: 48}\n", encoding="utf-8")
+    train_scorer(load_evidence_recipe(recipe), folder / "pairs", folder / "scorer", repo=REPO)
+    return EvidenceScorer.load(folder / "scorer")
+
+
+Build = Callable[[EvidenceSettings], Answerer]
+
+
+@pytest.fixture
+def answerer_with(
+    handbook_index: Settings, tiny_model: Path, tmp_path: Path, scorer: EvidenceScorer
+) -> Iterator[Build]:
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=8), tmp_path)
+    with runtime(handbook_index, generator=generator) as components:
+        yield lambda settings: Answerer(
+            components.retriever(), components.recall_gate, generator, evidence=scorer, evidence_settings=settings
+        )
+
+
+def test_no_sentence_scoring_as_an_answer_is_a_refusal_before_generation(answerer_with: Build) -> None:
+    strict = answerer_with(EvidenceSettings(min_score=1.0))
+    answer = strict.ask(DANA, "How many floating holidays do I get each year?")
+    assert answer.outcome == "refused-evidence" and not answer.generated and answer.completion_tokens == 0
+    lenient = answerer_with(EvidenceSettings(min_score=0.0))
+    assert lenient.ask(DANA, "How many floating holidays do I get each year?").outcome != "refused-evidence"
