@@ -41,6 +41,7 @@ def decide(samples: list[dict[str, Any]], gate: float | None, evidence: float | 
         "refused": share(len(answerable) - len(answered), len(answerable)),
         "correct_refusals": share(sum(refused(s) for s in unanswerable), len(unanswerable)),
         "wrong_labelled_supported": share(sum(s["label"] == "supported" for s in wrong), len(answerable)),
+        "token_f1": round(sum(s["token_f1"] or 0.0 for s in answered) / len(answerable), 3) if answerable else 0.0,
     }
 
 
@@ -61,7 +62,7 @@ def main() -> None:
             f"{path.name}: {sum(not s['should_refuse'] for s in samples)} answerable, "
             f"{sum(s['should_refuse'] for s in samples)} to refuse (gate {args.gate}, evidence {args.evidence})"
         )
-        print(f"{'decider':16} correct  wrong  refused  correct_refusals  wrong_labelled_supported")
+        print(f"{'decider':16} correct  wrong  refused  correct_refusals  wrong_labelled_supported  token_f1")
         for name, (gate, evidence) in deciders.items():
             f = decide(samples, gate, evidence)
             print(
