@@ -25,7 +25,7 @@ from assistant.access import Principal
 from assistant.adapters import AdapterRecord
 from assistant.answer_support import Label, Support, check_support
 from assistant.citation_check import CheckedText, QuoteLine, check_citations
-from assistant.evidence import EvidenceScorer, EvidenceSelection
+from assistant.evidence import EvidenceSelection, SentenceScorer
 from assistant.follow_up import retrieval_query
 from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt, render_tuned_prompt
@@ -156,7 +156,7 @@ class Answerer:
         generator: Generator,
         *,
         adapter: AdapterRecord | None = None,
-        evidence: EvidenceScorer | None = None,
+        evidence: SentenceScorer | None = None,
         evidence_settings: EvidenceSettings | None = None,
         max_history: int = 3,
         tracer: Tracer | None = None,
@@ -302,7 +302,7 @@ class Answerer:
         """With an evidence scorer: every quotable sentence of the retrieved blocks scored against the question;
         the blocks shown in the order of their best sentence, the best sentences the only ones to quote. None
         without a scorer, or for a principal outside the groups its training text came from."""
-        if self.evidence is None or not self.evidence.record.servable_to(principal) or not retrieval.chunks:
+        if self.evidence is None or not self.evidence.servable_to(principal) or not retrieval.chunks:
             return None
         ranked = self.evidence.rank(question, [c.text for c in retrieval.chunks])
         return EvidenceSelection.of(ranked, retrieval.chunks, self._shown, self.evidence_settings)

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 from assistant.adapters import AdapterRecord, resolve_adapter
 from assistant.embedder import Embedder
 from assistant.errors import ConfigError
-from assistant.evidence import EVIDENCE_RECORD, SHIPPED_EVIDENCE, EvidenceScorer
+from assistant.evidence import EVIDENCE_RECORD, SHIPPED_EVIDENCE, EvidenceScorer, SentenceScorer
 from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
 from assistant.settings import COLLECTION_NAME, Settings
+from assistant.similarity_evidence import RECORD as SIMILARITY_RECORD
+from assistant.similarity_evidence import SHIPPED_SIMILARITY, SimilarityScorer, read_similarity_record
 from assistant.sparse import Bm25Encoder
 from assistant.store import VectorStore, build_store
 from assistant.tracing import Tracer
@@ -93,12 +95,24 @@ class Components:
         return Generator(settings, self.settings.models_dir)
 
     @cached_property
-    def evidence(self) -> EvidenceScorer | None:
-        """The evidence scorer: the configured one, else the one shipped in the package; None when off or absent."""
+    def evidence(self) -> SentenceScorer | None:
+        """The evidence scorer: the configured folder (a cross-encoder's `evidence.json` or a fitted
+        `similarity-evidence.json`), else the one shipped in the package (cross-encoder first); None when off or
+        absent."""
         settings = self.settings.evidence
-        if not settings.enabled or (settings.scorer is None and not (SHIPPED_EVIDENCE / EVIDENCE_RECORD).is_file()):
+        if not settings.enabled:
             return None
-        return EvidenceScorer.load(settings.scorer or SHIPPED_EVIDENCE)
+        folders = [settings.scorer] if settings.scorer is not None else [SHIPPED_EVIDENCE, SHIPPED_SIMILARITY]
+        for folder in folders:
+            if (folder / EVIDENCE_RECORD).is_file():
+                return EvidenceScorer.load(folder)
+            if (folder / SIMILARITY_RECORD).is_file():
+                return SimilarityScorer(read_similarity_record(folder), self.embedder)
+        if settings.scorer is not None:
+            raise ConfigError(
+                f"evidence.scorer {settings.scorer} holds neither {EVIDENCE_RECORD} nor {SIMILARITY_RECORD}"
+            )
+        return None
 
     def collection(self, name: str | None = None) -> str:
         """`name` (a --collection option) or the configured default; a name is a folder in the data directory."""

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from assistant.access import Principal
 from assistant.embedder import resolve_model_path
@@ -176,6 +176,25 @@ class ScoredSentence:
     score: float  # calibrated probability that the sentence answers the question
 
 
+def rank_sentences(
+    score: Callable[[str, Sequence[str]], list[float]], question: str, blocks: Sequence[str]
+) -> list[ScoredSentence]:
+    """Every quotable sentence of every block scored by `score`, best first (ties: earlier block first)."""
+    found = [(number, sentence) for number, text in enumerate(blocks, 1) for sentence in block_sentences(text)]
+    unique = list(dict.fromkeys(sentence for _, sentence in found))  # a sentence in two blocks is scored once
+    scores = dict(zip(unique, score(question, unique), strict=True))
+    ranked = [ScoredSentence(number, sentence, scores[sentence]) for number, sentence in found]
+    return sorted(ranked, key=lambda s: (-s.score, s.block))
+
+
+class SentenceScorer(Protocol):
+    """What the answer pipeline needs of an evidence scorer (the cross-encoder, or `similarity_evidence`)."""
+
+    def rank(self, question: str, blocks: Sequence[str]) -> list[ScoredSentence]: ...
+
+    def servable_to(self, principal: Principal) -> bool: ...
+
+
 @contextmanager
 def _quiet_loading() -> Iterator[None]:
     """Loading the base as a cross-encoder reports its new head and the model conversion: expected, not news."""
@@ -278,11 +297,10 @@ class EvidenceScorer:
 
     def rank(self, question: str, blocks: Sequence[str]) -> list[ScoredSentence]:
         """Every quotable sentence of every block with its score, best first (ties: earlier block first)."""
-        found = [(number, sentence) for number, text in enumerate(blocks, 1) for sentence in block_sentences(text)]
-        unique = list(dict.fromkeys(sentence for _, sentence in found))  # a sentence in two blocks is scored once
-        scores = dict(zip(unique, self.score(question, unique), strict=True))
-        ranked = [ScoredSentence(number, sentence, scores[sentence]) for number, sentence in found]
-        return sorted(ranked, key=lambda s: (-s.score, s.block))
+        return rank_sentences(self.score, question, blocks)
+
+    def servable_to(self, principal: Principal) -> bool:
+        return self.record.servable_to(principal)
 
     def answerability(self, question: str, blocks: Sequence[str]) -> float:
         """The best sentence's score: how likely the blocks answer the question at all (0.0 with no sentence)."""

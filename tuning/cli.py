@@ -17,6 +17,7 @@ from assistant.errors import ConfigError
 from assistant.generator import resolve_base_model
 from assistant.recipe import Recipe, load_recipe
 from assistant.settings import Settings, load_settings
+from assistant.similarity_evidence import SHIPPED_SIMILARITY
 from tuning import registry
 from tuning.build_data import BuildSummary, build, write_examples
 from tuning.check import check_file, read_data_file, split_of
@@ -168,6 +169,27 @@ def evidence(
 
     argv = ["--recipe", str(recipe_path), *(arg for o in overrides or [] for arg in ("--set", o))]
     train_evidence([*argv, *(["--out", str(out)] if out else []), *(["--reuse-data"] if reuse_data else [])])
+
+
+@tune_app.command("similarity-evidence")
+def similarity_evidence(
+    recipe_path: Annotated[Path, typer.Option("--recipe", help="The evidence recipe whose pairs to fit on.")] = Path(
+        "tuning/recipes/evidence-cpu.yaml"
+    ),
+    out: Annotated[Path, typer.Option("--out", help="Folder for similarity-evidence.json.")] = SHIPPED_SIMILARITY,
+) -> None:
+    """Fit the zero-shot evidence scorer (calibrated MiniLM cosine, assistant/similarity_evidence.py) on the
+    evidence pairs (built first when missing), and print its validation figures."""
+    from tuning.evidence_train import load_evidence_recipe
+    from tuning.similarity_evidence import fit
+
+    settings = load_settings()
+    recipe = load_evidence_recipe(recipe_path if recipe_path.is_absolute() else settings.repo_dir / recipe_path)
+    with open_components(settings) as components:
+        record = fit(components, recipe, out)
+    console = Console()
+    console.print(f"similarity evidence in {out}: calibration {record.calibration}")
+    console.print(json.dumps(record.metrics, indent=1), markup=False)
 
 
 @tune_app.command("eval")

@@ -1,0 +1,113 @@
+"""Zero-shot evidence: the bundled MiniLM's cosine between the question and each sentence, calibrated.
+
+all-MiniLM-L6-v2 was trained on a billion sentence pairs, question/answer pairs among them, so the cosine of a
+question and a sentence already says much about whether the sentence answers it: on the evidence pairs'
+validation split (`tuning/evidence_data.py`, never a held-out question) it ranks an answering sentence first for
+71% of answerable questions (AUC 0.82), where the cross-encoder trained from the same weights for one epoch on CPU
+reached AUC 0.59. The calibration maps a question's best cosine to the probability that the blocks answer it,
+fitted on the training questions (answerable: some sentence of the pairs answers it), so `evidence.min_score`
+0.5 is the decision boundary; the same mapping scores each sentence. The embedder is the retriever's: nothing more
+to load. Fitted by `assistant tune similarity-evidence`; shipped in `assistant/shipped_similarity/`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.access import Principal
+from assistant.embedder import Embedder
+from assistant.errors import ConfigError
+from assistant.evidence import Calibration, ScoredSentence, rank_sentences
+
+RECORD = "similarity-evidence.json"
+RECORD_VERSION = 1
+SHIPPED_SIMILARITY = Path(__file__).resolve().parent / "shipped_similarity"
+FIT_COMMAND = "assistant tune similarity-evidence --out assistant/shipped_similarity"
+
+
+@dataclass(frozen=True)
+class SimilarityRecord:
+    """`similarity-evidence.json`: read by `read_similarity_record`, written by `write_similarity_record`."""
+
+    embedder: str  # the embedder.model the calibration was fitted with
+    calibration: Calibration  # best cosine of a question -> P(its blocks answer it)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)  # pairs file -> sha256
+    created: str = ""
+    git_commit: str = ""
+    version: int = RECORD_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "embedder": self.embedder,
+            "calibration": {"scale": self.calibration.scale, "bias": self.calibration.bias},
+            "metrics": self.metrics,
+            "data": self.data,
+            "created": self.created,
+            "git_commit": self.git_commit,
+        }
+
+
+def read_similarity_record(folder: Path) -> SimilarityRecord:
+    path = folder / RECORD
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        version = int(data.get("version", 1))
+        if version > RECORD_VERSION:
+            raise ValueError(f"version {version} is newer than this assistant reads ({RECORD_VERSION})")
+        calibration = Calibration(float(data["calibration"]["scale"]), float(data["calibration"]["bias"]))
+        return SimilarityRecord(
+            str(data["embedder"]),
+            calibration,
+            dict(data.get("metrics") or {}),
+            {str(k): str(v) for k, v in (data.get("data") or {}).items()},
+            str(data.get("created", "")),
+            str(data.get("git_commit", "")),
+            version,
+        )
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing: fit one with `{FIT_COMMAND}`") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: not a similarity-evidence record ({exc}); fit it again: `{FIT_COMMAND}`") from exc
+
+
+def write_similarity_record(folder: Path, record: SimilarityRecord) -> SimilarityRecord:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RECORD).write_text(json.dumps(record.to_json(), indent=1) + "\n", encoding="utf-8")
+    return read_similarity_record(folder)
+
+
+def cosines(embedder: Embedder, question: str, sentences: Sequence[str]) -> list[float]:
+    if not sentences:
+        return []
+    vectors = embedder.embed_documents(list(sentences))
+    return [float(x) for x in np.asarray(vectors @ embedder.embed_query(question), dtype=np.float64)]
+
+
+class SimilarityScorer:
+    """Calibrated question/sentence cosines: the `SentenceScorer` the answer pipeline uses by default."""
+
+    def __init__(self, record: SimilarityRecord, embedder: Embedder) -> None:
+        if record.embedder != embedder.settings.model:
+            raise ConfigError(
+                f"the similarity evidence was fitted with embedder {record.embedder}, but embedder.model is "
+                f"{embedder.settings.model}: fit it again (`{FIT_COMMAND}`) or set evidence.enabled=false"
+            )
+        self.record = record
+        self.embedder = embedder
+
+    def score(self, question: str, sentences: Sequence[str]) -> list[float]:
+        return [self.record.calibration.probability(c) for c in cosines(self.embedder, question, sentences)]
+
+    def rank(self, question: str, blocks: Sequence[str]) -> list[ScoredSentence]:
+        return rank_sentences(self.score, question, blocks)
+
+    def servable_to(self, principal: Principal) -> bool:
+        return True  # two numbers fitted on pairs: it holds no document text to leak

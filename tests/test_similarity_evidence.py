@@ -1,0 +1,65 @@
+"""The zero-shot evidence scorer: calibrated MiniLM cosines, its record, and how the runtime finds it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.errors import ConfigError
+from assistant.evidence import Calibration
+from assistant.settings import Settings, load_settings
+from assistant.similarity_evidence import (
+    RECORD,
+    SimilarityRecord,
+    SimilarityScorer,
+    read_similarity_record,
+    write_similarity_record,
+)
+from tests.conftest import runtime
+
+QUESTION = "How many floating holidays do I get each year?"
+BLOCKS = [
+    "Parking is in the north garage. Bikes go in the basement rack.",
+    "Employees get two floating holidays per calendar year. Unused floating holidays expire on December 31.",
+]
+
+
+def record(embedder: str = "bundled:all-MiniLM-L6-v2") -> SimilarityRecord:
+    return SimilarityRecord(embedder, Calibration(5.8, -2.3), {"validation_top_sentence_answers": 0.7})
+
+
+def test_the_record_round_trips_and_a_newer_version_is_refused(tmp_path: Path) -> None:
+    assert write_similarity_record(tmp_path, record()) == record()
+    data = json.loads((tmp_path / RECORD).read_text())
+    (tmp_path / RECORD).write_text(json.dumps({**data, "version": 9}))
+    with pytest.raises(ConfigError, match="version 9 is newer"):
+        read_similarity_record(tmp_path)
+    with pytest.raises(ConfigError, match="is missing: fit one with `assistant tune similarity-evidence"):
+        read_similarity_record(tmp_path / "none")
+
+
+def test_the_answering_sentence_ranks_first_and_scores_are_probabilities(settings: Settings) -> None:
+    with runtime(settings) as components:
+        scorer = SimilarityScorer(record(), components.embedder)
+        ranked = scorer.rank(QUESTION, BLOCKS)
+    assert ranked[0].sentence == "Employees get two floating holidays per calendar year." and ranked[0].block == 2
+    assert all(0.0 < s.score < 1.0 for s in ranked)
+    assert ranked[0].score > max(s.score for s in ranked if s.block == 1)
+
+
+def test_the_runtime_uses_a_configured_folder_and_refuses_one_fitted_for_another_embedder(
+    settings: Settings, tmp_path: Path
+) -> None:
+    write_similarity_record(tmp_path / "mine", record())
+    configured = load_settings(data_dir=settings.data_dir, evidence={"scorer": tmp_path / "mine"})
+    with runtime(configured) as components:
+        assert isinstance(components.evidence, SimilarityScorer)
+    write_similarity_record(tmp_path / "other", record("bundled:other-model"))
+    other = load_settings(data_dir=settings.data_dir, evidence={"scorer": tmp_path / "other"})
+    with runtime(other) as components, pytest.raises(ConfigError, match="fitted with embedder bundled:other-model"):
+        components.evidence  # noqa: B018
+    empty = load_settings(data_dir=settings.data_dir, evidence={"scorer": tmp_path})
+    with runtime(empty) as components, pytest.raises(ConfigError, match=r"holds neither evidence\.json nor"):
+        components.evidence  # noqa: B018

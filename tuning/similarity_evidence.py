@@ -1,0 +1,92 @@
+"""`assistant tune similarity-evidence`: fit the zero-shot evidence scorer (`assistant/similarity_evidence.py`).
+
+Reads the (question, sentence) pairs `assistant tune evidence` builds (built here first when missing: the
+same recipe and data, never a held-out question), embeds them with the configured embedder, and fits one Platt
+calibration on the training questions: a question's best cosine -> whether some sentence answers it. Reports, on
+the validation split: pair AUC, the share of answerable questions whose best sentence answers them, and the
+question-level accuracy at 0.5. Seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from assistant.components import Components
+from assistant.similarity_evidence import SimilarityRecord, cosines, write_similarity_record
+from evals.run_files import git_commit
+from tuning.evidence_data import TRAIN, VALIDATION, Pair, build_pairs, read_pairs, split_pairs, write_pairs
+from tuning.evidence_train import EvidenceRecipe, auc, binary_metrics, fit_platt, question_metrics, work_dir
+
+
+def ensure_pairs(components: Components, recipe: EvidenceRecipe) -> Path:
+    folder = work_dir(components.settings, recipe)
+    if not (folder / TRAIN).is_file() or not (folder / VALIDATION).is_file():
+        report = build_pairs(components, recipe.data, components.settings.repo_dir)
+        train, validation = split_pairs(report.pairs, recipe.data.validation_share)
+        write_pairs(train, folder / TRAIN)
+        write_pairs(validation, folder / VALIDATION)
+    return folder
+
+
+def pair_cosines(components: Components, pairs: Sequence[Pair]) -> list[float]:
+    by_question: dict[str, list[int]] = defaultdict(list)
+    for index, pair in enumerate(pairs):
+        by_question[pair.question].append(index)
+    found = [0.0] * len(pairs)
+    for question, indexes in by_question.items():
+        for index, cosine in zip(
+            indexes, cosines(components.embedder, question, [pairs[i].sentence for i in indexes]), strict=True
+        ):
+            found[index] = cosine
+    return found
+
+
+def best_per_question(pairs: Sequence[Pair], scores: Sequence[float]) -> tuple[list[float], list[int]]:
+    best: dict[str, float] = {}
+    answerable: dict[str, int] = defaultdict(int)
+    for pair, score in zip(pairs, scores, strict=True):
+        best[pair.question] = max(best.get(pair.question, -1.0), score)
+        answerable[pair.question] |= pair.label
+    return [best[q] for q in best], [answerable[q] for q in best]
+
+
+def top_sentence_answers(pairs: Sequence[Pair], scores: Sequence[float]) -> float:
+    """Share of answerable questions whose best-scored sentence is one that answers them."""
+    top: dict[str, tuple[float, int]] = {}
+    for pair, score in zip(pairs, scores, strict=True):
+        if pair.question not in top or score > top[pair.question][0]:
+            top[pair.question] = (score, pair.label)
+    answerable = {p.question for p in pairs if p.label}
+    return round(sum(top[q][1] for q in answerable) / len(answerable), 4) if answerable else 0.0
+
+
+def fit(components: Components, recipe: EvidenceRecipe, out: Path) -> SimilarityRecord:
+    started = time.perf_counter()
+    folder = ensure_pairs(components, recipe)
+    train, validation = read_pairs(folder / TRAIN), read_pairs(folder / VALIDATION)
+    train_scores, valid_scores = pair_cosines(components, train.pairs), pair_cosines(components, validation.pairs)
+    calibration = fit_platt(*best_per_question(train.pairs, train_scores))
+    probabilities = [calibration.probability(c) for c in valid_scores]
+    metrics: dict[str, Any] = {
+        "validation_pairs": {
+            **binary_metrics(probabilities, [p.label for p in validation.pairs]),
+            "auc": auc(valid_scores, [p.label for p in validation.pairs]),
+        },
+        "validation_questions": question_metrics(validation.pairs, probabilities),
+        "validation_top_sentence_answers": top_sentence_answers(validation.pairs, valid_scores),
+        "train_questions": len(set(p.question for p in train.pairs)),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    record = SimilarityRecord(
+        embedder=components.settings.embedder.model,
+        calibration=calibration,
+        metrics=metrics,
+        data={TRAIN: train.sha256, VALIDATION: validation.sha256},
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        git_commit=git_commit(components.settings.repo_dir),
+    )
+    return write_similarity_record(out, record)
