@@ -31,6 +31,7 @@ from typing import Any
 
 from assistant.access import Principal
 from assistant.errors import ConfigError
+from assistant.json_file import write_json
 from assistant.prompt import template_hash
 from assistant.settings import Settings
 
@@ -119,10 +120,7 @@ def read_record(folder: Path) -> AdapterRecord:
 
 def write_record(record: AdapterRecord) -> AdapterRecord:
     """Write `record` into its folder (replacing the file whole) and return it as read back."""
-    path = record.path / RECORD
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(record.to_json(), indent=1) + "\n", encoding="utf-8")
-    partial.replace(path)
+    write_json(record.path / RECORD, record.to_json())
     return read_record(record.path)
 
 
@@ -158,11 +156,7 @@ def read_promoted(settings: Settings) -> PromotedState:
 
 
 def write_promoted(settings: Settings, state: PromotedState) -> None:
-    path = adapters_dir(settings) / PROMOTED
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(state.to_json(), indent=1) + "\n", encoding="utf-8")
-    partial.replace(path)
+    write_json(adapters_dir(settings) / PROMOTED, state.to_json())
 
 
 def promoted_id(settings: Settings) -> str | None:

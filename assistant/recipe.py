@@ -9,9 +9,10 @@ validated as settings are, and an unknown key or a value of the wrong type is an
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -21,10 +22,11 @@ from assistant.adapters import DEFAULT_CONTEXT_BLOCKS
 from assistant.errors import ConfigError
 from assistant.yaml_file import read_yaml
 
-_STRICT_KEYS = ConfigDict(extra="forbid")
+STRICT_KEYS = ConfigDict(extra="forbid")
+T = TypeVar("T")
 
 
-@dataclass(config=_STRICT_KEYS)
+@dataclass(config=STRICT_KEYS)
 class ItemSource:
     """Curated items over one corpus."""
 
@@ -33,7 +35,7 @@ class ItemSource:
     collection: str  # the collection that corpus is ingested into for building the data
 
 
-@dataclass(config=_STRICT_KEYS)
+@dataclass(config=STRICT_KEYS)
 class DataRecipe:
     """What the training examples are made of (RAFT-style: the oracle block among retrieved distractors)."""
 
@@ -55,7 +57,7 @@ class DataRecipe:
     seed: int = 13
 
 
-@dataclass(config=_STRICT_KEYS)
+@dataclass(config=STRICT_KEYS)
 class LoraRecipe:
     r: int = 16  # rank of the update matrices
     alpha: int = 32  # scaling (alpha / r)
@@ -65,7 +67,7 @@ class LoraRecipe:
     )
 
 
-@dataclass(config=_STRICT_KEYS)
+@dataclass(config=STRICT_KEYS)
 class TrainRecipe:
     epochs: float = 1.0  # passes over the training examples (max_steps wins when set)
     max_steps: int = -1  # -1: from epochs
@@ -86,12 +88,12 @@ class TrainRecipe:
     seed: int = 13
 
 
-@dataclass(config=_STRICT_KEYS)
+@dataclass(config=STRICT_KEYS)
 class ServeRecipe:
     context_blocks: int = DEFAULT_CONTEXT_BLOCKS  # retrieved blocks shown to the adapter at answer time
 
 
-@dataclass(config=_STRICT_KEYS)
+@dataclass(config=STRICT_KEYS)
 class Recipe:
     name: str = "handbook-cpu"
     base_model: str = "bundled:gemma-3-270m"  # a generator.model value
@@ -104,9 +106,15 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:  # type: ignore[assignment]
+def load_recipe(path: Path, overrides: Sequence[str] = ()) -> Recipe:
     """A recipe from YAML, then `section.field=value` overrides (values parsed as YAML)."""
-    data = read_yaml(path, f"recipe {path} does not exist; see tuning/recipes/")
+    return load_checked_yaml(path, overrides, Recipe, "tuning/recipes/", "assistant/recipe.py")
+
+
+def load_checked_yaml(path: Path, overrides: Sequence[str], kind: type[T], examples: str, documented_in: str) -> T:
+    """YAML of pydantic dataclasses `kind` (a recipe), with `section.field=value` overrides; every problem is one
+    ConfigError naming `section: field` and where the fields are documented."""
+    data = read_yaml(path, f"recipe {path} does not exist; see {examples}")
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep:
@@ -117,21 +125,21 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:  # type: ignor
             node = node.setdefault(part, {})
         node[leaf] = yaml.safe_load(value)
     try:
-        return _RECIPE.validate_python(data)
+        return TypeAdapter(kind).validate_python(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: " + "; ".join(_problem(error) for error in exc.errors())) from None
+        problems = (_problem(error, documented_in) for error in exc.errors())
+        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
 
 
-_RECIPE = TypeAdapter(Recipe)
 _EXPECTED = {"int": "expected int", "float": "expected a number", "bool": "expected bool", "string": "expected str"}
 
 
-def _problem(error: Any) -> str:
+def _problem(error: Any, documented_in: str) -> str:
     """One pydantic error as `section: field: what`, in the words of the recipe's documentation."""
     where = ": ".join(str(part) for part in error["loc"])
     kind = str(error["type"])
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        return f"{where}: unknown key; see the fields documented in assistant/recipe.py"
+        return f"{where}: unknown key; see the fields documented in {documented_in}"
     if kind == "missing_argument" or kind == "missing":
         return f"{where}: missing (required)"
     if kind.startswith("dataclass_") or kind in ("model_type", "dict_type"):

@@ -24,6 +24,7 @@ from assistant.access import Principal
 from assistant.embedder import Embedder
 from assistant.errors import ConfigError
 from assistant.evidence import Calibration, ScoredSentence, rank_sentences
+from assistant.json_file import write_json
 
 RECORD = "similarity-evidence.json"
 RECORD_VERSION = 1
@@ -79,8 +80,7 @@ def read_similarity_record(folder: Path) -> SimilarityRecord:
 
 
 def write_similarity_record(folder: Path, record: SimilarityRecord) -> SimilarityRecord:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / RECORD).write_text(json.dumps(record.to_json(), indent=1) + "\n", encoding="utf-8")
+    write_json(folder / RECORD, record.to_json())
     return read_similarity_record(folder)
 
 

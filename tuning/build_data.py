@@ -26,6 +26,7 @@ from typing import Any
 from assistant.access import Principal
 from assistant.components import Components
 from assistant.errors import ConfigError
+from assistant.json_file import write_json
 from assistant.progress import NO_PROGRESS, Progress
 from assistant.prompt import MODEL_REFUSAL, ContextBlock, normalise_space, render_answer, render_training_example
 from assistant.recipe import Recipe
@@ -111,7 +112,7 @@ def build(components: Components, recipe: Recipe, repo: Path, progress: Progress
     held_out = held_out_index(repo)
     kept_questions: list[frozenset[str]] = []  # no two examples with near-duplicate questions (`tune check` rule)
     for collection, items in jobs:
-        chunks_of = _chunks_by_document(components, collection)
+        chunks_of = chunks_by_document(components, collection)
         retriever = components.retriever(collection)
         progress.start(f"examples ({collection})", len(items))
         for item in items:
@@ -148,7 +149,7 @@ def cap_refusals(report: BuildReport, share: float, rng: random.Random) -> None:
     report.dropped_refusals = len(refusals) - allowed
 
 
-def _chunks_by_document(components: Components, collection: str) -> dict[str, list[StoredChunk]]:
+def chunks_by_document(components: Components, collection: str) -> dict[str, list[StoredChunk]]:
     """Every chunk of the collection by document (a maintenance read: finds the oracle even if not retrieved)."""
     found: dict[str, list[StoredChunk]] = {}
     for chunk in components.store.iter_chunks(collection):
@@ -301,7 +302,7 @@ class BuildSummary:
 
     def write(self, folder: Path) -> Path:
         path = folder / BUILD_SUMMARY
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n", encoding="utf-8")
+        write_json(path, dataclasses.asdict(self))
         return path
 
     @classmethod

@@ -45,7 +45,7 @@ from assistant.progress import NO_PROGRESS, Progress
 from assistant.store import StoredChunk
 from evals.held_out import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
 from ingestion.run import run_ingest
-from tuning.build_data import SCIFACT_COLLECTION
+from tuning.build_data import SCIFACT_COLLECTION, chunks_by_document
 from tuning.check import split_of
 from tuning.items import Item, load_items, scifact_items
 
@@ -208,7 +208,7 @@ def collect_pairs(
     principal = Principal.of("evidence-data", sorted(allowed))
     kept_questions: list[frozenset[str]] = []
     for job in jobs:
-        chunks_of = _chunks_by_document(components, job.collection)
+        chunks_of = chunks_by_document(components, job.collection)
         retriever = components.retriever(job.collection)
         task = f"evidence pairs ({job.collection})"
         progress.start(task, len(job.items))
@@ -230,15 +230,6 @@ def collect_pairs(
                 report.questions += 1
         progress.finish(task)
     return report
-
-
-def _chunks_by_document(components: Components, collection: str) -> dict[str, list[StoredChunk]]:
-    found: dict[str, list[StoredChunk]] = {}
-    for chunk in components.store.iter_chunks(collection):
-        found.setdefault(chunk.doc_id, []).append(chunk)
-    for chunks in found.values():
-        chunks.sort(key=lambda c: int(c.chunk_index))
-    return found
 
 
 def _item_pairs(

@@ -40,8 +40,6 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-from pydantic import TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from assistant.embedder import resolve_model_path
@@ -59,15 +57,15 @@ from assistant.evidence import (
     read_evidence_record,
     weights_hash,
 )
+from assistant.json_file import write_json
 from assistant.progress import NO_PROGRESS, Progress
-from assistant.recipe import _STRICT_KEYS, ItemSource, _problem
+from assistant.recipe import STRICT_KEYS, ItemSource, load_checked_yaml
 from assistant.settings import BUNDLED_EMBEDDER, Settings
-from assistant.yaml_file import read_yaml
 from evals.run_files import git_commit
 from tuning.evidence_data import TRAIN, VALIDATION, Pair, PairFile, PairReport, read_pairs, split_pairs, write_pairs
 
 
-@dataclass(config=_STRICT_KEYS)
+@dataclass(config=STRICT_KEYS)
 class EvidenceDataRecipe:
     """What the pairs are made of (`tuning/evidence_data.py`)."""
 
@@ -84,7 +82,7 @@ class EvidenceDataRecipe:
     seed: int = 13
 
 
-@dataclass(config=_STRICT_KEYS)
+@dataclass(config=STRICT_KEYS)
 class EvidenceLoraRecipe:
     r: int = 8  # rank of the update matrices
     alpha: int = 16  # scaling (alpha / r)
@@ -92,7 +90,7 @@ class EvidenceLoraRecipe:
     target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])  # BERT's linears
 
 
-@dataclass(config=_STRICT_KEYS)
+@dataclass(config=STRICT_KEYS)
 class EvidenceTrainRecipe:
     epochs: float = 1.0  # passes over the training pairs (max_steps wins when set)
     max_steps: int = -1  # -1: from epochs
@@ -107,7 +105,7 @@ class EvidenceTrainRecipe:
     seed: int = 13
 
 
-@dataclass(config=_STRICT_KEYS)
+@dataclass(config=STRICT_KEYS)
 class EvidenceRecipe:
     name: str = "evidence-cpu"
     base_model: str = BUNDLED_EMBEDDER  # an embedder.model value: the bundled MiniLM or a local model folder
@@ -119,26 +117,11 @@ class EvidenceRecipe:
         return dataclasses.asdict(self)
 
 
-_RECIPE = TypeAdapter(EvidenceRecipe)
-
-
 def load_evidence_recipe(path: Path, overrides: Sequence[str] = ()) -> EvidenceRecipe:
     """A recipe from YAML, then `section.field=value` overrides (values parsed as YAML), as `assistant.recipe`."""
-    data = read_yaml(path, f"recipe {path} does not exist; see tuning/recipes/evidence-cpu.yaml")
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {override!r}: write section.field=value")
-        node = data
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    try:
-        return _RECIPE.validate_python(data)
-    except ValidationError as exc:
-        problems = (_problem(e).replace("assistant/recipe.py", "tuning/evidence_train.py") for e in exc.errors())
-        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+    return load_checked_yaml(
+        path, overrides, EvidenceRecipe, "tuning/recipes/evidence-cpu.yaml", "tuning/evidence_train.py"
+    )
 
 
 # -- calibration and metrics ---------------------------------------------------------------------------------------
@@ -352,10 +335,7 @@ def train_scorer(
 
 def write_evidence_record(record: EvidenceRecord) -> EvidenceRecord:
     """Write `evidence.json` into the record's folder (replacing the file whole) and return it as read back."""
-    path = record.path / EVIDENCE_RECORD
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(record.to_json(), indent=1) + "\n", encoding="utf-8")
-    partial.replace(path)
+    write_json(record.path / EVIDENCE_RECORD, record.to_json())
     return read_evidence_record(record.path)
 
 
