@@ -249,7 +249,7 @@ class Answerer:
             answer=REFUSAL if checked.refusal else checked.text,
             outcome="refused-model" if checked.refusal else "answered",
             citations=[_citation(n, shown[n - 1]) for n in checked.cited],
-            retrieved=retrieval.chunks,
+            retrieved=[*shown, *(c for c in retrieval.chunks if c not in shown)],  # [n] is retrieved[n - 1]
             model=self.generator.model_id,
             adapter=self.adapter_id,
             prompt_tokens=prompt_tokens,

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from assistant.access import Principal
 from assistant.embedder import resolve_model_path
 from assistant.errors import ConfigError
+from assistant.house_format import fold
 from assistant.model_loading import LOADING
 from assistant.quote_constraint import quote_candidates
 from assistant.retriever import RetrievedChunk
@@ -316,7 +317,7 @@ class EvidenceSelection:
     blocks: list[RetrievedChunk]  # shown, in the order of their best sentence's score
     preferred_quotes: dict[int, set[str]]  # shown block number (1-based) -> the sentences it may quote
     best: float  # the best sentence's calibrated score (0.0: no sentence)
-    scores: dict[str, float]  # sentence -> its score
+    scores: dict[str, float]  # sentence (`house_format.fold`ed) -> its score
     min_score: float
 
     @property
@@ -324,7 +325,12 @@ class EvidenceSelection:
         return self.best >= self.min_score
 
     def score_of(self, sentence: str) -> float:
-        return self.scores.get(sentence, 0.0)
+        """The score of a quoted sentence (case and spacing aside; a part of a scored sentence takes its score)."""
+        wanted = fold(sentence)
+        exact = self.scores.get(wanted)
+        if exact is not None:
+            return exact
+        return max((score for text, score in self.scores.items() if wanted in text), default=0.0)
 
     @classmethod
     def of(
@@ -347,5 +353,5 @@ class EvidenceSelection:
             preferred.setdefault(new_number[scored.block], set()).add(scored.sentence)
         scores: dict[str, float] = {}
         for scored in ranked:
-            scores.setdefault(scored.sentence, scored.score)
+            scores.setdefault(fold(scored.sentence), scored.score)
         return cls(blocks, preferred, ranked[0].score if ranked else 0.0, scores, settings.min_score)

@@ -156,13 +156,15 @@ class RecallGateSettings(BaseModel):
 
 
 class EvidenceSettings(BaseModel):
-    """The evidence scorer (`assistant/evidence.py`): a cross-encoder that scores each sentence of the retrieved
-    blocks against the question. It picks the blocks the model sees and the sentences it may quote, refuses when no
-    sentence answers, and backs the "Answer supported" label."""
+    """The evidence scorer (`assistant/evidence.py`): it scores each sentence of the retrieved blocks against the
+    question, orders the blocks the model sees, steers which sentences it quotes, refuses when no sentence answers,
+    and backs the "Answer supported" label. Off unless a scorer is configured or shipped."""
 
     enabled: bool = Field(True, description="Use the scorer when one is found; false: retrieval order only.")
     scorer: Path | None = Field(
-        None, description="A scorer folder (evidence.json + LoRA); unset: the one shipped in assistant/, if any."
+        None,
+        description="A scorer folder: a cross-encoder's evidence.json + LoRA, or a fitted similarity-evidence.json; "
+        "unset: one shipped in assistant/ (none is, yet).",
     )
     min_score: float = Field(
         0.5,
@@ -171,7 +173,9 @@ class EvidenceSettings(BaseModel):
         description="Calibrated probability a sentence must reach for the question to count as answerable and for "
         "its quote to support an answer (0.5: the calibrated midpoint, fixed on the scorer's validation split).",
     )
-    quote_top: int = Field(3, ge=1, le=50, description="The answer may quote only the best this many sentences.")
+    quote_top: int = Field(
+        3, ge=1, le=50, description="A block holding some of the best this many sentences quotes those first."
+    )
     refuse: bool = Field(
         True,
         description="Refuse when no sentence reaches min_score; false: a low score only withholds the supported "
@@ -283,7 +287,9 @@ class UISettings(BaseModel):
 
 
 # The checkout this package runs from (an editable install's source tree): where the repository's own files are.
-CHECKOUT = Path(__file__).resolve().parents[1]
+# A wheel installed into site-packages has no checkout around it: then the working directory, as before.
+_SOURCE_TREE = Path(__file__).resolve().parents[1]
+CHECKOUT = _SOURCE_TREE if (_SOURCE_TREE / "pyproject.toml").is_file() else Path.cwd()
 # The checked-in evaluation sets, relative to the checkout (`Settings.repo_dir`): named here once.
 SAMPLE_GOLDEN = Path("samples/handbook-golden.jsonl")
 SAMPLE_OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
@@ -329,8 +335,9 @@ class Settings(BaseSettings):
         CHECKOUT,
         description="The checkout `tune` and `review train` read from: recipes' corpora and items, the held-out "
         "evaluation sets (samples/, ../shared/data/beir/scifact) and the git commit that names runs and adapters. "
-        "Default: the checkout this package runs from, whatever the working directory. The repository files named "
-        "by review.golden, review.training_items and identity.users_file are relative to it when relative.",
+        "Default: the checkout this package runs from (an editable install), whatever the working directory; for a "
+        "wheel installed without its checkout, the working directory. review.golden, review.training_items, "
+        "identity.users_file and evidence.scorer are relative to it when relative.",
     )
     store: StoreSettings = StoreSettings()
     embedder: EmbedderSettings = EmbedderSettings()
@@ -366,6 +373,8 @@ class Settings(BaseSettings):
         self.review.training_items = anchor / self.review.training_items
         if self.identity.users_file is not None:
             self.identity.users_file = anchor / self.identity.users_file
+        if self.evidence.scorer is not None:
+            self.evidence.scorer = anchor / self.evidence.scorer
         return self
 
     @property

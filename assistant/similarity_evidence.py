@@ -7,7 +7,8 @@ validation split (`tuning/evidence_data.py`, never a held-out question) it ranks
 reached AUC 0.59. The calibration maps a question's best cosine to the probability that the blocks answer it,
 fitted on the training questions (answerable: some sentence of the pairs answers it), so `evidence.min_score`
 0.5 is the decision boundary; the same mapping scores each sentence. The embedder is the retriever's: nothing more
-to load. Fitted by `assistant tune similarity-evidence`; shipped in `assistant/shipped_similarity/`.
+to load. Fitted by `assistant tune similarity-evidence`; served when `evidence.scorer` names its folder (or when
+one is committed to `assistant/shipped_similarity/`: then for everyone, by default).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from assistant.json_file import write_json
 RECORD = "similarity-evidence.json"
 RECORD_VERSION = 1
 SHIPPED_SIMILARITY = Path(__file__).resolve().parent / "shipped_similarity"
-FIT_COMMAND = "assistant tune similarity-evidence --out assistant/shipped_similarity"
+FIT_COMMAND = "assistant tune similarity-evidence"
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def cosines(embedder: Embedder, question: str, sentences: Sequence[str]) -> list
 
 
 class SimilarityScorer:
-    """Calibrated question/sentence cosines: the `SentenceScorer` the answer pipeline uses by default."""
+    """Calibrated question/sentence cosines, as a `SentenceScorer` for the answer pipeline."""
 
     def __init__(self, record: SimilarityRecord, embedder: Embedder) -> None:
         if record.embedder != embedder.settings.model:

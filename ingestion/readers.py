@@ -46,7 +46,7 @@ _FRONT_MATTER = re.compile(r"\A(?:[ \t]*\r?\n)*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*
 # no control characters (pypdf gives a bullet glyph as U+007F: a box on every list line).
 _READER_VERSIONS = {".md": 2, ".markdown": 2, ".txt": 2, ".html": 3, ".htm": 3, ".pdf": 2}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_EMPTY_LINES = re.compile(r"\n[ \t]*(?=\n)")
+_CONTROL_LINE = re.compile(r"\n[ \t]*[\x00-\x08\x0b-\x1f\x7f-\x9f][\x00-\x08\x0b-\x1f\x7f-\x9f \t]*(?=\n)")
 
 
 _ROW_GAP = re.compile(r"^(\|.*\|)\n\n+(?=\|.*\|$)", re.MULTILINE)  # blank lines between two table rows
@@ -220,7 +220,7 @@ def _pdf(raw: bytes, name: str, stem: str) -> ParsedDocument:
 def _printable(text: str) -> str:
     """PDF text without control characters (a bullet glyph comes out as U+007F), and without the empty lines they
     leave behind."""
-    return _EMPTY_LINES.sub("", _CONTROL.sub("", text))
+    return _CONTROL.sub("", _CONTROL_LINE.sub("", text))
 
 
 def _docx(raw: bytes, name: str, stem: str) -> ParsedDocument:

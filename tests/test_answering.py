@@ -11,7 +11,7 @@ import pytest
 from assistant.access import Principal
 from assistant.answering import REFUSAL, Answer, Answerer
 from assistant.citation_check import QuoteLine, check_citations
-from assistant.follow_up import retrieval_query
+from assistant.follow_up import depends_on_previous, retrieval_query
 from assistant.generator import Generator
 from assistant.prompt import MODEL_REFUSAL, ContextBlock, Turn, render_answer, render_prompt, statement_lines
 from assistant.quote_constraint import SHORTEST_QUOTE
@@ -139,6 +139,10 @@ def test_a_question_of_its_own_is_retrieved_alone_after_another(answerer: Answer
     assert retrieval_query("How many vacation days do I get?", "How do I reset my password?") == (
         "How many vacation days do I get?"
     )
+    for alone in ("How long does it take to get reimbursed?", "How many vacation days do I get this year?"):
+        assert not depends_on_previous(alone), alone  # "it" and "this" point nowhere: it says enough itself
+    for follow_up in ("Do they carry over?", "Who approves it?", "What about Lisbon?", "how do I stop it?"):
+        assert depends_on_previous(follow_up), follow_up
 
 
 def test_history_carries_no_quote_lines() -> None:

@@ -158,14 +158,27 @@ def test_a_cited_answer_opens_its_source_and_takes_feedback(app_data: Settings) 
     assert any("Feedback recorded" in c.value for c in at.caption)
 
 
-def test_the_first_visit_loads_the_model_in_the_background_and_the_chat_says_so(app_data: Settings) -> None:
+def test_the_first_visit_loads_the_model_in_the_background_and_the_chat_says_so(
+    app_data: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A first answer waited 105 s in front of an empty bubble (2026-12-05): the model now loads from the first
     visit on, and the chat page says it is loading until it is."""
+    import threading
+
+    from assistant.generator import Generator
     from ui import runtime as app_runtime
 
+    release, load = threading.Event(), Generator.load
+
+    def slow_load(self: Generator) -> None:  # the load holds until the page has been seen loading
+        release.wait(timeout=120)
+        load(self)
+
+    monkeypatch.setattr(Generator, "load", slow_load)
     at = signed_in("dana")
     warmup = app_runtime.model_warmup()
-    assert any("Loading the answer model" in i.value for i in at.info)  # the weights take seconds to load
+    assert any("Loading the answer model" in i.value for i in at.info) and not warmup.ready
+    release.set()
     deadline = time.monotonic() + 240
     while not warmup.ready and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -17,7 +17,6 @@ from assistant.errors import ConfigError
 from assistant.generator import resolve_base_model
 from assistant.recipe import Recipe, load_recipe
 from assistant.settings import Settings, load_settings
-from assistant.similarity_evidence import SHIPPED_SIMILARITY
 from tuning import registry
 from tuning.build_data import BuildSummary, build, write_examples
 from tuning.check import check_file, read_data_file, split_of
@@ -176,7 +175,14 @@ def similarity_evidence(
     recipe_path: Annotated[Path, typer.Option("--recipe", help="The evidence recipe whose pairs to fit on.")] = Path(
         "tuning/recipes/evidence-cpu.yaml"
     ),
-    out: Annotated[Path, typer.Option("--out", help="Folder for similarity-evidence.json.")] = SHIPPED_SIMILARITY,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for similarity-evidence.json (default: ASSISTANT_DATA_DIR/evidence/similarity). Serve it "
+            "with ASSISTANT_EVIDENCE__SCORER=FOLDER; assistant/shipped_similarity/ would serve it to everyone.",
+        ),
+    ] = None,
 ) -> None:
     """Fit the zero-shot evidence scorer (calibrated MiniLM cosine, assistant/similarity_evidence.py) on the
     evidence pairs (built first when missing), and print its validation figures."""
@@ -185,6 +191,7 @@ def similarity_evidence(
 
     settings = load_settings()
     recipe = load_evidence_recipe(recipe_path if recipe_path.is_absolute() else settings.repo_dir / recipe_path)
+    out = out or settings.data_dir / "evidence" / "similarity"
     with open_components(settings) as components:
         record = fit(components, recipe, out)
     console = Console()
