@@ -58,3 +58,21 @@ def eval_overlap(question: str, held_out: list[tuple[str, frozenset[str]]]) -> s
 
 def held_out_index(repo: Path) -> list[tuple[str, frozenset[str]]]:
     return [(where, words(q)) for where, q in evaluation_questions(repo)]
+
+
+REPEATS_HELD_OUT = "repeats or paraphrases an evaluation question"
+NEAR_DUPLICATE_ITEM = "near duplicate of another item's question"
+
+
+def training_exclusion(
+    question: str, held_out: list[tuple[str, frozenset[str]]], kept: list[frozenset[str]]
+) -> tuple[str, str] | None:
+    """Why a training question must be left out (reason, detail), or None: it repeats or paraphrases a held-out
+    question, or near-duplicates one already kept (`kept`: word sets of the questions kept so far)."""
+    overlap = eval_overlap(question, held_out)
+    if overlap is not None:
+        return REPEATS_HELD_OUT, overlap
+    mine = words(question)
+    if any(jaccard(mine, other) >= NEAR_DUPLICATE for other in kept):
+        return NEAR_DUPLICATE_ITEM, ""
+    return None

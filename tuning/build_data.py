@@ -31,7 +31,7 @@ from assistant.progress import NO_PROGRESS, Progress
 from assistant.prompt import MODEL_REFUSAL, ContextBlock, normalise_space, render_answer, render_training_example
 from assistant.recipe import Recipe
 from assistant.store import StoredChunk
-from evals.held_out import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
+from evals.held_out import held_out_index, training_exclusion, words
 from ingestion.run import run_ingest
 from tuning.items import Item, load_items, scifact_items
 from tuning.provenance import Source, source_fields
@@ -117,15 +117,11 @@ def build(components: Components, recipe: Recipe, repo: Path, progress: Progress
         progress.start(f"examples ({collection})", len(items))
         for item in items:
             progress.advance(f"examples ({collection})")
-            overlap = eval_overlap(item.question, held_out)
-            if overlap is not None:
-                report.exclude(item, "repeats or paraphrases an evaluation question", overlap)
+            excluded = training_exclusion(item.question, held_out, kept_questions)
+            if excluded is not None:
+                report.exclude(item, *excluded)
                 continue
-            mine = words(item.question)
-            if any(jaccard(mine, other) >= NEAR_DUPLICATE for other in kept_questions):
-                report.exclude(item, "near duplicate of another item's question")
-                continue
-            kept_questions.append(mine)
+            kept_questions.append(words(item.question))
             retrieved = retriever.search(principal, item.question, top_k=RETRIEVED).chunks
             example = _example(item, retrieved, chunks_of, allowed, recipe, rng, report, collection)
             if example is not None:

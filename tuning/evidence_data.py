@@ -43,7 +43,7 @@ from assistant.evidence import block_sentences
 from assistant.house_format import fold, normalise_space
 from assistant.progress import NO_PROGRESS, Progress
 from assistant.store import StoredChunk
-from evals.held_out import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
+from evals.held_out import NEAR_DUPLICATE, held_out_index, jaccard, training_exclusion, words
 from ingestion.run import run_ingest
 from tuning.build_data import SCIFACT_COLLECTION, chunks_by_document
 from tuning.check import split_of
@@ -214,18 +214,14 @@ def collect_pairs(
         progress.start(task, len(job.items))
         for item in job.items:
             progress.advance(task)
-            overlap = eval_overlap(item.question, held_out)
-            if overlap is not None:
-                report.exclude(item, "repeats or paraphrases an evaluation question", overlap)
-                continue
-            mine = words(item.question)
-            if any(jaccard(mine, other) >= NEAR_DUPLICATE for other in kept_questions):
-                report.exclude(item, "near duplicate of another item's question")
+            excluded = training_exclusion(item.question, held_out, kept_questions)
+            if excluded is not None:
+                report.exclude(item, *excluded)
                 continue
             retrieved = retriever.search(principal, item.question, top_k=data.retrieved).chunks
             pairs = _item_pairs(item, job, retrieved, chunks_of, allowed, data, report)
             if pairs:
-                kept_questions.append(mine)
+                kept_questions.append(words(item.question))
                 report.pairs += pairs
                 report.questions += 1
         progress.finish(task)
