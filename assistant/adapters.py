@@ -24,14 +24,13 @@ Resolution when `generator.adapter` is not set and `generator.use_promoted_adapt
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assistant.access import Principal
 from assistant.errors import ConfigError
-from assistant.json_file import write_json
+from assistant.json_file import read_json, write_json
 from assistant.prompt import template_hash
 from assistant.settings import Settings
 
@@ -89,10 +88,7 @@ class AdapterRecord:
 def read_record(folder: Path) -> AdapterRecord:
     path = folder / RECORD
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        version = int(data.get("record_version", 1))
-        if version > RECORD_VERSION:
-            raise ValueError(f"record version {version} is newer than this assistant reads ({RECORD_VERSION})")
+        data, version = read_json(path, reads=RECORD_VERSION, version_key="record_version")
         return AdapterRecord(
             id=str(data["id"]),
             path=folder,
@@ -145,10 +141,7 @@ def read_promoted(settings: Settings) -> PromotedState:
     if not path.is_file():
         return PromotedState()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        version = int(data.get("version", 1))
-        if version > PROMOTED_VERSION:
-            raise ValueError(f"version {version} is newer than this assistant reads ({PROMOTED_VERSION})")
+        data, _ = read_json(path, reads=PROMOTED_VERSION)
         current = data.get("current")
         return PromotedState(str(current) if current else None, tuple(str(a) for a in data.get("history") or ()))
     except (ValueError, TypeError, AttributeError) as exc:

@@ -22,7 +22,6 @@ The shipped scorer lives in `assistant/shipped_evidence/`; a scorer trained into
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -36,6 +35,7 @@ from assistant.access import Principal
 from assistant.embedder import resolve_model_path
 from assistant.errors import ConfigError
 from assistant.house_format import fold
+from assistant.json_file import read_json
 from assistant.model_loading import LOADING
 from assistant.quote_constraint import quote_candidates
 from assistant.retriever import RetrievedChunk
@@ -117,10 +117,7 @@ class EvidenceRecord:
 def read_evidence_record(folder: Path) -> EvidenceRecord:
     path = folder / EVIDENCE_RECORD
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        version = int(data.get("record_version", 1))
-        if version > EVIDENCE_RECORD_VERSION:
-            raise ValueError(f"record version {version} is newer than this assistant reads ({EVIDENCE_RECORD_VERSION})")
+        data, version = read_json(path, reads=EVIDENCE_RECORD_VERSION, version_key="record_version")
         calibration = data["calibration"]
         return EvidenceRecord(
             id=str(data["id"]),

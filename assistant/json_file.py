@@ -13,3 +13,16 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     partial.replace(path)
+
+
+def read_json(path: Path, *, reads: int, version_key: str = "version") -> tuple[dict[str, Any], int]:
+    """A record and its version (absent: 1). A version newer than `reads` (what this code understands) is a
+    ValueError: the caller turns it into its record's ConfigError, naming the file."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    version = int(data.get(version_key, 1))
+    if version > reads:
+        label = "record version" if version_key == "record_version" else "version"
+        raise ValueError(f"{label} {version} is newer than this assistant reads ({reads})")
+    return data, version

@@ -13,7 +13,6 @@ one is committed to `assistant/shipped_similarity/`: then for everyone, by defau
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from assistant.access import Principal
 from assistant.embedder import Embedder
 from assistant.errors import ConfigError
 from assistant.evidence import Calibration, ScoredSentence, rank_sentences
-from assistant.json_file import write_json
+from assistant.json_file import read_json, write_json
 
 RECORD = "similarity-evidence.json"
 RECORD_VERSION = 1
@@ -60,10 +59,7 @@ class SimilarityRecord:
 def read_similarity_record(folder: Path) -> SimilarityRecord:
     path = folder / RECORD
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        version = int(data.get("version", 1))
-        if version > RECORD_VERSION:
-            raise ValueError(f"version {version} is newer than this assistant reads ({RECORD_VERSION})")
+        data, version = read_json(path, reads=RECORD_VERSION)
         calibration = Calibration(float(data["calibration"]["scale"]), float(data["calibration"]["bias"]))
         return SimilarityRecord(
             str(data["embedder"]),

@@ -26,7 +26,7 @@ from typing import Any
 from assistant.access import Principal
 from assistant.components import Components
 from assistant.errors import ConfigError
-from assistant.json_file import write_json
+from assistant.json_file import read_json, write_json
 from assistant.progress import NO_PROGRESS, Progress
 from assistant.prompt import MODEL_REFUSAL, ContextBlock, normalise_space, render_answer, render_training_example
 from assistant.recipe import Recipe
@@ -305,9 +305,7 @@ class BuildSummary:
     def read(cls, folder: Path) -> BuildSummary:
         path = folder / BUILD_SUMMARY
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if int(data.get("version", 1)) > BUILD_SUMMARY_VERSION:
-                raise ValueError(f"version {data['version']} is newer than this assistant reads")
+            data, _ = read_json(path, reads=BUILD_SUMMARY_VERSION)
             return cls(**data)
         except FileNotFoundError:
             raise ConfigError(f"{path} is missing: run `assistant tune build-data` first") from None
