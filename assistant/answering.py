@@ -23,13 +23,14 @@ from typing import Any
 
 from assistant.access import Principal
 from assistant.adapters import AdapterRecord
+from assistant.answer_model import AnswerModel, Usage
 from assistant.answer_support import Label, Support, check_support
 from assistant.citation_check import CheckedText, QuoteLine, check_citations
 from assistant.evidence import EvidenceSelection, SentenceScorer
 from assistant.follow_up import retrieval_query
-from assistant.generator import Generator
 from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt, render_tuned_prompt
 from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
+from assistant.quote_constraint import FormatRequest
 from assistant.recall_gate import RecallCheck, RecallGate
 from assistant.retriever import Retrieval, RetrievedChunk, Retriever
 from assistant.settings import EvidenceSettings
@@ -136,7 +137,7 @@ class Answer:
         retrieved: list[RetrievedChunk],
         seconds: float,
         trace_id: str | None,
-        recall: RecallCheck,
+        recall: RecallCheck | None,
         outcome: Outcome = "refused-recall",
     ) -> Answer:
         """Nothing generated: the recall gate found no approved source (or the adapter is not for this user)."""
@@ -153,7 +154,7 @@ class Answerer:
         self,
         retriever: Retriever,
         gate: RecallGate,
-        generator: Generator,
+        generator: AnswerModel,
         *,
         adapter: AdapterRecord | None = None,
         evidence: SentenceScorer | None = None,
@@ -230,15 +231,20 @@ class Answerer:
             yield refused.answer
             return refused
         shown = selection.blocks if selection is not None else self._shown(retrieval.chunks)
-        preferred = selection.preferred_quotes if selection is not None else None
+        # The scorer's verdict decides whether to answer: once it has said the blocks answer, the model may not refuse.
+        format_request = FormatRequest.of(
+            [c.text for c in shown],
+            question,
+            selection.preferred_quotes if selection is not None else None,
+            refusal_allowed=selection is None or not self.evidence_settings.refuse,
+        )
         prompt = self._prompt(question, shown, self._readable_history(principal, history))
         observation = trace.generation(prompt, question, len(shown), self.generator.model_id, self.adapter_id)
         with observation as generation:
-            text = yield from self._generate(prompt, question, [c.text for c in shown], generation, preferred)
+            text, usage = yield from self._generate(prompt, format_request, generation)
             checked = check_citations(text, shown)
             support = None if checked.refusal else self._support(question, checked, shown, selection)
-            prompt_tokens = self.generator.count_tokens(prompt, as_prompt=True)
-            completion_tokens = self.generator.count_tokens(text)
+            prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
             cited = [shown[n - 1].doc_id for n in checked.cited]
             generation.update(
                 **trace.generation_result(checked, cited, prompt_tokens, completion_tokens, self.adapter_id)
@@ -334,28 +340,30 @@ class Answerer:
         return render_prompt(question, blocks, history, max_history=self.max_history, examples=examples)
 
     def _generate(
-        self,
-        prompt: str,
-        question: str,
-        sources: list[str],
-        generation: Any,
-        preferred: dict[int, set[str]] | None = None,
-    ) -> GeneratorType[str, None, str]:
+        self, prompt: str, format_request: FormatRequest, generation: Any
+    ) -> GeneratorType[str, None, tuple[str, Usage]]:
         """Stream the model's pieces (constrained to the house format over the shown blocks; "" while waiting
-        for the model); return the whole text. The space the answer cue is followed by in training is not shown."""
+        for the model); return the whole text and its token counts. The space the answer cue is followed by in
+        training is not shown."""
         pieces: list[str] = []
         shown = False  # some text was shown
-        stream = self.generator.stream(prompt, quote_sources=sources, question=question, preferred_quotes=preferred)
-        for piece in stream:
-            if piece:
-                if not pieces:
-                    generation.update(completion_start_time=datetime.now(UTC))
-                pieces.append(piece)
-            if not shown:
-                piece = piece.lstrip()
-                shown = bool(piece)
-            yield piece
-        return "".join(pieces)
+        stream = self.generator.stream(prompt, format_request=format_request)
+        try:  # a reader who stops closes this generator: the model's stream is closed with it, and stops decoding
+            while True:
+                try:
+                    piece = next(stream)
+                except StopIteration as finished:
+                    return "".join(pieces), finished.value
+                if piece:
+                    if not pieces:
+                        generation.update(completion_start_time=datetime.now(UTC))
+                    pieces.append(piece)
+                if not shown:
+                    piece = piece.lstrip()
+                    shown = bool(piece)
+                yield piece
+        finally:
+            stream.close()
 
 
 def _finish(trace: QuestionTrace, answer: Answer) -> None:

@@ -31,8 +31,8 @@ from assistant.store import VectorStore, build_store
 from assistant.tracing import Tracer
 
 if TYPE_CHECKING:
+    from assistant.answer_model import AnswerModel
     from assistant.answering import Answerer
-    from assistant.generator import Generator
 
 
 class Components:
@@ -44,7 +44,7 @@ class Components:
         settings: Settings,
         *,
         embedder: Embedder | None = None,
-        generator: Generator | None = None,
+        generator: AnswerModel | None = None,
         tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
@@ -83,10 +83,15 @@ class Components:
         return resolve_adapter(self.settings)
 
     @cached_property
-    def generator(self) -> Generator:
-        """The answering model, with the served adapter merged in (weights load on its first answer)."""
+    def generator(self) -> AnswerModel:
+        """The answering model with the served adapter: in this process (merged in; weights load on its first
+        answer), or in the serving engine (the adapter asked for by its id)."""
         if self._generator is not None:
             return self._generator
+        if self.settings.generator.backend == "engine":
+            from assistant.engine import EngineGenerator
+
+            return EngineGenerator(self.settings.generator, self.settings.engine, self.adapter)
         from assistant.generator import Generator
 
         settings = self.settings.generator
@@ -161,7 +166,7 @@ def open_components(
     settings: Settings,
     *,
     embedder: Embedder | None = None,
-    generator: Generator | None = None,
+    generator: AnswerModel | None = None,
     tracer: Tracer | None = None,
 ) -> Iterator[Components]:
     components = Components(settings, embedder=embedder, generator=generator, tracer=tracer)

@@ -9,18 +9,20 @@ its config carries the GGUF quantization config, so the cache is written from a 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import queue
 import shutil
 import threading
 import time
 import warnings
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Generator as GeneratorType
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assistant.answer_model import Usage
 from assistant.errors import ConfigError
 from assistant.model_loading import LOADING
 from assistant.prompt import STOP_MARKERS
@@ -29,7 +31,10 @@ from assistant.settings import BUNDLED_GENERATOR, GeneratorSettings
 if TYPE_CHECKING:
     import torch
 
+    from assistant.quote_constraint import FormatRequest
+
 CACHE_NAME = "gemma-3-270m"
+IN_PROCESS = "in-process"
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,10 @@ class Generator:
     def adapter_id(self) -> str | None:
         return str(self.settings.adapter) if self.settings.adapter else None
 
+    @property
+    def backend(self) -> str:
+        return IN_PROCESS
+
     @cached_property
     def _loaded(self) -> tuple[Any, Any]:
         with LOADING:
@@ -160,9 +169,7 @@ class Generator:
         self,
         max_new_tokens: int | None,
         inputs: dict[str, torch.Tensor],
-        quote_sources: Sequence[str] | None,
-        question: str,
-        preferred_quotes: Mapping[int, Collection[str]] | None = None,
+        format_request: FormatRequest | None,
     ) -> dict[str, Any]:
         model, tokenizer = self._loaded
         kwargs: dict[str, Any] = {
@@ -172,7 +179,7 @@ class Generator:
             "tokenizer": tokenizer,
             "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         }
-        if quote_sources is not None and self.settings.constrain_quotes:
+        if format_request is not None and self.settings.constrain_quotes:
             from transformers import LogitsProcessorList
 
             from assistant.quote_constraint import QuoteConstraint
@@ -180,15 +187,8 @@ class Generator:
 
             head = model.get_output_embeddings()
             exact = head.exact_logits if isinstance(head, ShortlistHead) else None
-            constraint = QuoteConstraint(
-                tokenizer,
-                quote_sources,
-                int(inputs["input_ids"].shape[1]),
-                exact,
-                question=question,
-                attribute_citations=self.settings.attribute_citations,
-                preferred_quotes=preferred_quotes,
-            )
+            request = dataclasses.replace(format_request, attribute_citations=self.settings.attribute_citations)
+            constraint = QuoteConstraint.for_request(tokenizer, request, int(inputs["input_ids"].shape[1]), exact)
             kwargs["logits_processor"] = LogitsProcessorList([constraint])
         return kwargs
 
@@ -198,17 +198,16 @@ class Generator:
         *,
         max_new_tokens: int | None = None,
         exact_length: bool = False,
-        quote_sources: Sequence[str] | None = None,
-        question: str = "",
+        format_request: FormatRequest | None = None,
     ) -> Generation:
         """The whole answer. `exact_length` ignores stop markers and EOS (benchmarks time a fixed length);
-        `quote_sources` (the blocks' texts, in order) constrains the answer to the house format, and `question`
-        picks the quote when the answer's own words cannot."""
+        `format_request` (the shown blocks, the question, the scorer's best sentences) constrains the answer to the
+        house format (`assistant.quote_constraint`)."""
         import torch
 
         model, tokenizer = self._loaded
         inputs = self._inputs(prompt)
-        kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources, question)
+        kwargs = self._generate_kwargs(max_new_tokens, inputs, format_request)
         if exact_length:
             kwargs.pop("stop_strings")
             kwargs["min_new_tokens"] = kwargs["max_new_tokens"]
@@ -230,11 +229,10 @@ class Generator:
         prompt: str,
         *,
         max_new_tokens: int | None = None,
-        quote_sources: Sequence[str] | None = None,
-        question: str = "",
-        preferred_quotes: Mapping[int, Collection[str]] | None = None,
-    ) -> Iterator[str]:
-        """Pieces of the answer as they are decoded (generation runs in a worker thread); see `generate`.
+        format_request: FormatRequest | None = None,
+    ) -> GeneratorType[str, None, Usage]:
+        """Pieces of the answer as they are decoded (generation runs in a worker thread); see `generate`. Returns
+        the answer's token counts.
         While nothing new is decoded (waiting for a turn at the model) it yields "" every `HEARTBEAT_S`, so a reader
         can stop before its turn comes: closing the stream then frees it without decoding."""
         import torch
@@ -252,7 +250,7 @@ class Generator:
 
         def work() -> None:
             try:
-                kwargs = self._generate_kwargs(max_new_tokens, inputs, quote_sources, question, preferred_quotes)
+                kwargs = self._generate_kwargs(max_new_tokens, inputs, format_request)
                 kwargs["stopping_criteria"] = StoppingCriteriaList([stop_if_cancelled])
                 while not self._slots.acquire(timeout=0.1):  # waiting for a turn; a reader gone meanwhile ends it
                     if cancelled.is_set():
@@ -292,6 +290,7 @@ class Generator:
         finally:
             cancelled.set()
             worker.join()
+        return Usage(int(inputs["input_ids"].shape[1]), self.count_tokens(_cut_at_stop(received)[0]))
 
 
 HEARTBEAT_S = 0.5

@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from assistant.jsonl import append_record, read_records
 
-Outcome = Literal["answered", "refused-recall", "refused-evidence", "refused-model", "refused-adapter"]
+Outcome = Literal[
+    "answered", "refused-recall", "refused-evidence", "refused-model", "refused-adapter", "refused-engine"
+]
 
 
 @dataclass(frozen=True)

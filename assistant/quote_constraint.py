@@ -9,6 +9,10 @@ a logits processor only removes the tokens that would break the format.
   `house_format.SENTENCE_OPENING`); after `. ` the model may still go on, or cite.
 - After it, each line is a quote line of a block the answer cites, or the end of the answer (after at least one
   quote, or after the refusal sentence).
+- When the evidence scorer has decided the blocks answer the question (`refusal_allowed=False`), the answer line
+  may not spell out the house refusal: whether to refuse is the scorer's and the recall gate's call, not the
+  model's; and citations go only to the blocks holding the scorer's best sentences (`preferred_quotes`), which
+  are then the only sentences to quote.
 - With `attribute_citations`, the number written inside `[` is limited to the blocks that contain most of the
   words of the sentence it closes (when some block holds at least half of them; among blocks with a sentence to
   quote): a small model copies the right sentence far more often than it picks the right block number. A
@@ -27,13 +31,14 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from assistant.house_format import (
     CITATION,
     CITED_SENTENCE,
+    MODEL_REFUSAL,
     SENTENCE_OPENING,
     is_refusal,
     normalise_space,
@@ -61,6 +66,56 @@ _FILLER_WORDS = (
 )
 _FILLER = frozenset(_FILLER_WORDS.split())
 _ATTRIBUTED = 0.5  # the share of a sentence's words a block must hold to attract its citation
+# An answer may open like the refusal ("The documents ..."); past these words it would be the refusal.
+_REFUSAL_OPENING = len("The documents")
+
+
+ENGINE_ARG = "house_format"  # the engine request's vllm_xargs key holding the FormatRequest as JSON
+
+
+@dataclass(frozen=True)
+class FormatRequest:
+    """What the house-format constraint needs for one answer, as plain data (a serving engine gets it as JSON):
+    the shown blocks' texts in order, the question, the evidence scorer's best sentences per block (1-based) and
+    whether the model may refuse; `attribute_citations` is the generator setting of that name."""
+
+    blocks: tuple[str, ...]
+    question: str = ""
+    preferred_quotes: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    refusal_allowed: bool = True
+    attribute_citations: bool = True
+
+    @classmethod
+    def of(
+        cls,
+        blocks: Sequence[str],
+        question: str = "",
+        preferred_quotes: Mapping[int, Collection[str]] | None = None,
+        *,
+        refusal_allowed: bool = True,
+        attribute_citations: bool = True,
+    ) -> FormatRequest:
+        preferred = {int(k): frozenset(v) for k, v in (preferred_quotes or {}).items()}
+        return cls(tuple(blocks), question, preferred, refusal_allowed, attribute_citations)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "blocks": list(self.blocks),
+            "question": self.question,
+            "preferred_quotes": {str(k): sorted(v) for k, v in self.preferred_quotes.items()},
+            "refusal_allowed": self.refusal_allowed,
+            "attribute_citations": self.attribute_citations,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FormatRequest:
+        return cls.of(
+            [str(b) for b in data["blocks"]],
+            str(data.get("question", "")),
+            {int(k): [str(q) for q in v] for k, v in (data.get("preferred_quotes") or {}).items()},
+            refusal_allowed=bool(data.get("refusal_allowed", True)),
+            attribute_citations=bool(data.get("attribute_citations", True)),
+        )
 
 
 class PieceIndex:
@@ -156,8 +211,10 @@ class QuoteConstraint:
         question: str = "",
         attribute_citations: bool = True,
         preferred_quotes: Mapping[int, Collection[str]] | None = None,
+        refusal_allowed: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
+        self.refusal_allowed = refusal_allowed
         # The evidence scorer's best sentences (block -> sentences): a block holding some may quote only those.
         self.preferred = {k: {f' "{q}"' for q in quotes} for k, quotes in (preferred_quotes or {}).items()}
         self.pieces = piece_index(tokenizer)
@@ -165,12 +222,34 @@ class QuoteConstraint:
         self.candidate_words = [[content_words(c) for c in candidates] for candidates in self.candidates]
         # A block with no sentence to quote (a glued table, a heading) cannot back a citation's quote line.
         self.blocks_with_quotes = [k for k, candidates in enumerate(self.candidates, start=1) if candidates]
+        if self.preferred:  # the scorer's best sentences are the evidence: only their blocks may be cited
+            preferred_blocks = [k for k in self.blocks_with_quotes if k in self.preferred]
+            self.blocks_with_quotes = preferred_blocks or self.blocks_with_quotes
         self.block_words = [content_words(text) for text in block_texts]
         self.question_words = content_words(question)
         self.prompt_length = prompt_length
         # With the CPU shortlist head most logits are -inf: the allowed ones are then scored exactly.
         self.exact_logits = exact_logits
         self.attribute_citations = attribute_citations
+
+    @classmethod
+    def for_request(
+        cls,
+        tokenizer: Any,
+        request: FormatRequest,
+        prompt_length: int,
+        exact_logits: Callable[[torch.Tensor | None], torch.Tensor] | None = None,
+    ) -> QuoteConstraint:
+        return cls(
+            tokenizer,
+            request.blocks,
+            prompt_length,
+            exact_logits,
+            question=request.question,
+            attribute_citations=request.attribute_citations,
+            preferred_quotes=request.preferred_quotes,
+            refusal_allowed=request.refusal_allowed,
+        )
 
     # -- what may come next ---------------------------------------------------------------------------
     def constrain(self, generated: str) -> tuple[list[int], bool] | None:
@@ -193,11 +272,20 @@ class QuoteConstraint:
             return sorted({t for k in blocks for t in self.pieces.spelling_prefixes(f"{k}]")}), True
         if not text or CITED_SENTENCE.search(text) or is_refusal(text):
             return None
+        refusing = self._refusal_continuations(line)
         if _SENTENCE_ENDED.search(line):  # "... dev)." goes on, or cites: "dev). [1]"
-            return self.pieces.after_uncited_end, False
+            return self.pieces.after_uncited_end + refusing, False
         if _SENTENCE_ENDED_SPACED.search(line):
-            return self.pieces.after_uncited_end_space, False
-        return self.pieces.line_breaking, False  # the answer may not end before it cites a block
+            return self.pieces.after_uncited_end_space + refusing, False
+        return self.pieces.line_breaking + refusing, False  # the answer may not end before it cites a block
+
+    def _refusal_continuations(self, line: str) -> list[int]:
+        """With the refusal not allowed: the tokens that would carry a line already opening like the refusal on
+        towards it (none before its opening words: an answer may begin "The ...")."""
+        written = line.lstrip()
+        if self.refusal_allowed or len(written) < _REFUSAL_OPENING or not MODEL_REFUSAL.startswith(written):
+            return []
+        return self.pieces.spelling_prefixes(MODEL_REFUSAL[len(written) :])
 
     def _line_start(self, answer: str, done: list[str], line: str) -> tuple[list[int], bool] | None:
         """A line after the answer: a quote line `[k]` of a block the answer cites that has something left to
@@ -275,11 +363,17 @@ class QuoteConstraint:
         return sorted(allowed) or None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """transformers' logits-processor call: the batch of one's tokens after the prompt decide the mask."""
+        return self.mask(self.decoded(input_ids[0, self.prompt_length :].tolist()), scores)
+
+    def decoded(self, token_ids: Sequence[int]) -> str:
+        """The answer so far, as the rules read it."""
+        return str(self.tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))
+
+    def mask(self, generated: str, scores: torch.Tensor) -> torch.Tensor:
+        """`scores` (1 x vocabulary) with every token that would break the format after `generated` at -inf."""
         import torch
 
-        generated = self.tokenizer.decode(
-            input_ids[0, self.prompt_length :], skip_special_tokens=True, clean_up_tokenization_spaces=False
-        )
         constraint = self.constrain(generated)
         if constraint is None:
             return scores

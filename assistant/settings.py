@@ -222,6 +222,12 @@ class GeneratorSettings(BaseModel):
         "of block n is one of its sentences holding most words of the answer's claims citing n; false: the model "
         "picks.",
     )
+    backend: Literal["in-process", "engine"] = Field(
+        "in-process",
+        description="Where answers are decoded: `in-process` (transformers in this process, one answer at a time; "
+        "nothing to run beside it) or `engine` (a vLLM server at engine.url, many answers at once; start one with "
+        "`assistant serve-model`). The house format, adapters and their checks are the same on both.",
+    )
     shortlist_head: int | None = Field(
         64,
         ge=1,
@@ -229,6 +235,46 @@ class GeneratorSettings(BaseModel):
         description="CPU only: score the vocabulary with an int8 copy of the output layer and recompute this many "
         "best tokens exactly (greedy decoding ~1.4x faster; the same tokens unless the true best falls outside the "
         "shortlist, not seen in the benchmark); null: the plain layer.",
+    )
+
+
+class EngineSettings(BaseModel):
+    """The serving engine (vLLM, OpenAI-compatible API) used when generator.backend is `engine`, and how
+    `assistant serve-model` starts one."""
+
+    url: str = Field("http://127.0.0.1:8000/v1", description="The engine's OpenAI-compatible base URL.")
+    api_key: SecretStr = Field(SecretStr(""), description="The engine's API key (vLLM --api-key); empty: none.")
+    served_model: str = Field(
+        "gemma-3-270m", description="The name the engine serves generator.model under (vLLM --served-model-name)."
+    )
+    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to reach the engine before a retry.")
+    read_timeout_s: float = Field(
+        120.0, gt=0, description="Seconds the engine may go without sending a token (queueing included)."
+    )
+    retries: int = Field(2, ge=0, le=10, description="Retries of a request that could not reach the engine.")
+    python: Path | None = Field(
+        None,
+        description="serve-model: the Python of vLLM's own virtual environment (its pinned torch stays out of the "
+        "project's); default ASSISTANT_DATA_DIR/vllm-venv/bin/python, made by `assistant serve-model --install`.",
+    )
+    host: str = Field("127.0.0.1", description="serve-model: the address the engine listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="serve-model: the port the engine listens on.")
+    max_model_len: int = Field(4096, ge=256, description="serve-model: longest prompt + answer, in tokens.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="serve-model: weights' type; auto: bfloat16 on a GPU, float32 on CPU (as in-process)."
+    )
+    memory_fraction: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="serve-model: the share of GPU memory (the CPU build: of RAM) vLLM reserves for weights and "
+        "KV cache; 0.2 leaves a 24 GB machine room for the app; raise it on a GPU of its own.",
+    )
+    max_lora_rank: int = Field(16, ge=1, le=512, description="serve-model: the largest adapter rank served.")
+    max_loras: int = Field(4, ge=1, le=64, description="serve-model: adapters held at once in one batch.")
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="serve-model: more vLLM arguments, e.g. [--tensor-parallel-size, '2'] on a multi-GPU machine.",
     )
 
 
@@ -349,6 +395,7 @@ class Settings(BaseSettings):
     evidence: EvidenceSettings = EvidenceSettings()
     identity: IdentitySettings = IdentitySettings()
     generator: GeneratorSettings = GeneratorSettings()
+    engine: EngineSettings = EngineSettings()
     tracing: TracingSettings = TracingSettings()
     ui: UISettings = UISettings()
     review: ReviewSettings = ReviewSettings()

@@ -26,6 +26,7 @@ With tracing on, each question is a trace and its token F1 becomes a score on it
 
 from __future__ import annotations
 
+import logging
 import re
 import statistics
 import string
@@ -37,10 +38,13 @@ from typing import Any
 
 from assistant.access import Principal
 from assistant.answering import Answer, Answerer
+from assistant.engine import EngineError
 from assistant.prompt import Turn
 from evals.datasets import EvalQuery, EvalSet
 from evals.key_facts import facts_found
 from evals.run_files import save_run
+
+log = logging.getLogger(__name__)
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _CITATIONS = re.compile(r"\[\d+\]")
@@ -146,7 +150,7 @@ class Conversations:
         earlier = self.queries[query.follows]
         if earlier.qid not in self.answers:
             principal = Principal.of(f"eval:{earlier.qid}", list(earlier.groups))
-            self.answers[earlier.qid] = self.answerer.ask(principal, earlier.text, self.history(earlier))
+            self.answers[earlier.qid] = ask(self.answerer, principal, earlier.text, self.history(earlier))
         answer = self.answers[earlier.qid]
         if answer.refused:  # as the chat page: a refused exchange is not carried
             return self.history(earlier)
@@ -156,6 +160,16 @@ class Conversations:
         self.answers[query.qid] = answer
 
 
+def ask(answerer: Answerer, principal: Principal, question: str, history: list[Turn]) -> Answer:
+    """The answer; a question the serving engine failed (down mid-run, a rejected request) counts as refused,
+    and the run goes on (an engine down from the start fails the run at `generator.load()`)."""
+    try:
+        return answerer.ask(principal, question, history)
+    except EngineError as exc:
+        log.warning("%s: %s", question, exc)
+        return Answer.refusal(question, [], 0.0, None, None, "refused-engine")
+
+
 def answer_query(
     answerer: Answerer, query: EvalQuery, should_refuse: bool, conversations: Conversations | None = None
 ) -> AnswerSample:
@@ -163,7 +177,7 @@ def answer_query(
     reference and key facts."""
     principal = Principal.of(f"eval:{query.qid}", list(query.groups))
     history = conversations.history(query) if conversations is not None else []
-    answer = answerer.ask(principal, query.text, history)
+    answer = ask(answerer, principal, query.text, history)
     if conversations is not None:
         conversations.remember(query, answer)
     f1 = None

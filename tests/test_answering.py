@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Generator as GeneratorType
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from assistant.access import Principal
+from assistant.answer_model import Usage
 from assistant.answering import REFUSAL, Answer, Answerer
 from assistant.citation_check import QuoteLine, check_citations
 from assistant.follow_up import depends_on_previous, retrieval_query
@@ -158,9 +160,10 @@ def test_history_keeps_only_turns_whose_cited_documents_the_principal_reads_now(
 ) -> None:
     prompts: list[str] = []
 
-    def generate(prompt: str, **_: object) -> Iterator[str]:
+    def generate(prompt: str, **_: object) -> GeneratorType[str, None, Usage]:
         prompts.append(prompt)
         yield "Use the self-service portal [1]."
+        return Usage(len(prompt.split()), 8)
 
     monkeypatch.setattr(answerer.generator, "stream", generate)
     history = [

@@ -63,5 +63,5 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Usage: python -m assistant.cli [OPTIONS] COMMAND [ARGS]...")
     listed = re.findall(r"^  ([a-z-]+)  ", result.stdout.split("Commands:")[1], flags=re.MULTILINE)
-    assert listed == ["ask", "feedback", "ingest", "search", "ui", "eval", "review", "tune"]
+    assert listed == ["ask", "feedback", "ingest", "search", "serve-model", "ui", "eval", "review", "tune"]
     assert "Company assistant: ingest documents, search and ask with access control" in result.stdout

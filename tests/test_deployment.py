@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from assistant.adapters import SHIPPED, read_record
+from assistant.serve_model import LOGITS_PROCESSOR
 from assistant.settings import load_settings
 from tests.conftest import REPO
 
@@ -24,8 +26,8 @@ def compose() -> dict[str, Any]:
 def test_every_service_of_the_deployment_is_there() -> None:
     services = compose()["services"]
     langfuse = {"langfuse-web", "langfuse-worker", "postgres", "clickhouse", "redis", "minio"}
-    assert set(services) == {"app", "qdrant", *langfuse, "app-gpu", "tune"}
-    assert services["app-gpu"]["profiles"] == ["gpu"] and services["tune"]["profiles"] == ["gpu"]
+    assert set(services) == {"app", "engine", "qdrant", *langfuse, "engine-gpu", "app-gpu", "tune"}
+    assert all(services[name]["profiles"] == ["gpu"] for name in ("engine-gpu", "app-gpu", "tune"))
     assert "tuning/recipes/handbook-gpu.yaml" in " ".join(services["tune"]["command"])
     assert (REPO / "tuning" / "recipes" / "handbook-gpu.yaml").exists()
 
@@ -43,6 +45,20 @@ def test_the_app_reaches_qdrant_and_langfuse_by_environment(monkeypatch: pytest.
     assert settings.profile == "server" and settings.store.backend == "server"
     assert settings.store.url == "http://qdrant:6333" and settings.tracing.base_url == "http://langfuse-web:3000"
     assert settings.ui.auth == "oidc" and not settings.identity.allow_dev_users  # production: SSO only
+    assert settings.generator.backend == "engine" and settings.engine.url == "http://engine:8000/v1"
+
+
+def test_the_engines_serve_the_model_with_lora_and_the_house_format() -> None:
+    services = compose()["services"]
+    assert "assistant serve-model" in " ".join(services["engine"]["command"])  # the CPU build, as tested here
+    gpu = services["engine-gpu"]
+    assert gpu["image"].startswith("vllm/vllm-openai:")
+    arguments = " ".join(gpu["command"])
+    assert "--enable-lora" in arguments and "--logits-processors=" + LOGITS_PROCESSOR in arguments
+    shipped = read_record(SHIPPED)
+    assert f"--lora-modules={shipped.id}=/plugin/assistant/shipped_adapter" in arguments
+    assert gpu["environment"]["PYTHONPATH"] == "/plugin" and "./assistant:/plugin/assistant:ro" in gpu["volumes"]
+    assert services["app-gpu"]["environment"]["ENGINE_URL"] == "http://engine-gpu:8000/v1"
 
 
 def test_no_secret_has_a_default_and_langfuse_listens_on_loopback_only() -> None:

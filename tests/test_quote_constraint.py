@@ -4,6 +4,7 @@ a block; constrained, every quote it writes is a sentence of the block it names.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,14 @@ import pytest
 
 from assistant.generator import Generator
 from assistant.prompt import END_OF_ANSWER, MODEL_REFUSAL, ContextBlock, render_tuned_prompt
-from assistant.quote_constraint import CitedClaim, QuoteConstraint, cited_claims, quote_candidates
+from assistant.quote_constraint import (
+    CitedClaim,
+    FormatRequest,
+    QuoteConstraint,
+    cited_claims,
+    piece_index,
+    quote_candidates,
+)
 from assistant.settings import GeneratorSettings
 from tests.conftest import save_tiny_gemma
 
@@ -132,9 +140,9 @@ def test_the_setting_turns_the_constraint_off(sentencepiece_model: Path, tmp_pat
     for on in (True, False):
         settings = GeneratorSettings(model=str(sentencepiece_model), device="cpu", constrain_quotes=on)
         generator = Generator(settings, tmp_path)
-        kwargs = generator._generate_kwargs(None, generator._inputs("Question"), [BLOCK], "Question")
+        kwargs = generator._generate_kwargs(None, generator._inputs("Question"), FormatRequest.of([BLOCK], "Question"))
         assert ("logits_processor" in kwargs) == on
-        assert "logits_processor" not in generator._generate_kwargs(None, generator._inputs("Question"), None, "")
+        assert "logits_processor" not in generator._generate_kwargs(None, generator._inputs("Question"), None)
 
 
 def _spelled(tokenizer: Any, ids: list[int]) -> set[str]:
@@ -300,3 +308,36 @@ def test_a_block_holding_the_evidence_scorers_best_sentences_quotes_only_those(
     answer = "The service desk unlocks locked accounts [1]."  # its words would pick the service-desk sentence
     assert constraint.quotable(1, answer, []) == [f' "{best}"']
     assert f' "{best}"' not in constraint.quotable(1, answer, [f'[1] "{best}"'])  # quoted: the others, no repeat
+
+
+def test_once_the_evidence_scorer_has_found_the_answer_the_model_may_not_refuse(
+    sentencepiece_model: Path, tmp_path: Path
+) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    opening = "The documents"
+    towards_refusal = set(piece_index(tokenizer).spelling_prefixes(MODEL_REFUSAL[len(opening) :]))
+    assert towards_refusal
+    decided = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0, refusal_allowed=False)
+    free = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
+    banned, only = decided.constrain(opening) or ([], True)
+    assert not only and towards_refusal <= set(banned)
+    allowed_banned, _ = free.constrain(opening) or ([], True)
+    assert not towards_refusal <= set(allowed_banned)  # without the scorer's verdict the model may still refuse
+    assert decided.constrain("The") == free.constrain("The")  # an answer may open like the refusal
+
+
+def test_with_the_scorers_best_sentences_only_their_blocks_may_be_cited(
+    sentencepiece_model: Path, tmp_path: Path
+) -> None:
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    pieces = piece_index(tokenizer)
+    answer = "Use the self-service portal to reset passwords ["  # its words place it in block 1
+    free = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
+    assert set(free.constrain(answer)[0]) == set(pieces.spelling_prefixes("1]"))  # type: ignore[index]
+    preferred = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0, preferred_quotes={2: {OTHER}})
+    assert set(preferred.constrain(answer)[0]) == set(pieces.spelling_prefixes("2]"))  # type: ignore[index]
+
+
+def test_a_format_request_travels_as_json_unchanged() -> None:
+    request = FormatRequest.of([BLOCK, OTHER], "How?", {2: [OTHER]}, refusal_allowed=False)
+    assert FormatRequest.from_json(json.loads(json.dumps(request.to_json()))) == request

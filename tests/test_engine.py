@@ -1,0 +1,235 @@
+"""The serving engine for real: vLLM's CPU build, started once per test run on loopback by `assistant serve-model`'s
+own command line, with the shipped adapter and the house-format logits processor. vLLM lives in a virtual
+environment of its own (`.venv-vllm` in the checkout, made by `install_vllm` on first use: ~4 minutes and 3.5 GB,
+kept between runs); the tests skip, saying so, only where it cannot be installed.
+
+Checked: an answer end to end through the engine (cited, quotes verbatim, the same text as in-process decoding),
+streaming and cancel (the engine counts the aborted request), the adapter by name, an adapter loaded at run time by
+`tune promote`, the engine down (one clear line), and an adapter never used for a principal lacking its groups."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from assistant.access import Principal
+from assistant.adapters import SHIPPED, AdapterRecord, adapters_dir, read_record, write_record
+from assistant.answering import Answerer
+from assistant.engine import EngineError, EngineGenerator
+from assistant.generator import Generator
+from assistant.quote_constraint import FormatRequest
+from assistant.serve_model import install_vllm, prepare
+from assistant.settings import EngineSettings, Settings
+from evals.answers import answer_query
+from evals.datasets import EvalQuery
+from tests.conftest import run, runtime
+from tuning import registry
+
+VLLM_VENV = Path(__file__).resolve().parent.parent / ".venv-vllm"  # gitignored; kept between runs
+STARTUP_S = 420  # first start compiles CPU kernels; later ones take about a minute
+DANA = Principal.of("dana", ["everyone"])
+FLOATING = "How many floating holidays do I get each year?"
+
+
+@dataclass
+class Engine:
+    settings: Settings  # the handbook index, answering through the engine
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A counter from the engine's Prometheus endpoint, summed over the series matching `labels`."""
+        base = self.settings.engine.url.removesuffix("/v1")
+        text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def engine_settings(base: Settings, port: int, **engine: object) -> Settings:
+    settings = EngineSettings(
+        python=VLLM_VENV / "bin" / "python", port=port, url=f"http://127.0.0.1:{port}/v1", retries=0, **engine
+    )
+    generator = base.generator.model_copy(update={"backend": "engine", "device": "cpu"})
+    return base.model_copy(update={"engine": settings, "generator": generator})
+
+
+@pytest.fixture(scope="session")
+def engine(handbook_index: Settings, bundled_models: Path) -> Iterator[Engine]:
+    models = handbook_index.data_dir / "models"
+    if not models.exists():
+        models.symlink_to(bundled_models, target_is_directory=True)
+    settings = engine_settings(handbook_index, free_port())
+    if not (VLLM_VENV / "bin" / "python").exists():
+        try:
+            install_vllm(settings, gpu=False)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            pytest.skip(f"vLLM's CPU build could not be installed here ({exc}): the engine tests need it")
+    command = prepare(settings)
+    log = handbook_index.data_dir / "engine.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command.argv,
+            env={**os.environ, **command.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    started = Engine(settings, process, log)
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            try:
+                urllib.request.urlopen(settings.engine.url + "/models", timeout=5)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"vLLM did not start: {log.read_text(errors='replace')[-3000:]}")
+                time.sleep(2)
+        yield started
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the API server and its engine-core workers
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def through_engine(engine: Engine) -> Iterator[Answerer]:
+    with runtime(engine.settings) as components:
+        yield components.answerer(log_questions=False)
+
+
+def test_an_answer_through_the_engine_is_cited_verbatim_and_the_same_as_in_process(engine: Engine) -> None:
+    with runtime(engine.settings) as components:
+        assert components.generator.backend == engine.settings.engine.url
+        answer = components.answerer(log_questions=False).ask(DANA, FLOATING)
+    assert not answer.refused and answer.citations and answer.quotes
+    assert answer.format_valid and not answer.unsupported_quotes  # every quote verbatim in its block
+    assert answer.adapter == read_record(SHIPPED).id and answer.completion_tokens > 0 and answer.prompt_tokens > 400
+    in_process = engine.settings.generator.model_copy(update={"backend": "in-process"})
+    with runtime(engine.settings.model_copy(update={"generator": in_process})) as components:
+        assert isinstance(components.generator, Generator)
+        local = components.answerer(log_questions=False).ask(DANA, FLOATING)
+    assert local.answer == answer.answer  # one definition of the format: the same greedy answer on both backends
+
+
+def test_the_engine_applies_the_house_format_sent_with_the_request(engine: Engine) -> None:
+    """The rules travel with each request: with the refusal not allowed and one block's sentence preferred, the
+    engine can only answer citing that block and quoting that sentence."""
+    generator = EngineGenerator(engine.settings.generator, engine.settings.engine, read_record(SHIPPED))
+    blocks = ["Parking is in the north garage. Bikes go in the basement.", "Employees get two floating holidays."]
+    prompt = "Question: Where do I park my bike?\nAnswer:"  # no house prompt: only the rules make it cite
+    request = FormatRequest.of(blocks, "Where do I park my bike?", {1: {"Bikes go in the basement."}})
+    text = "".join(generator.stream(prompt, format_request=request, max_new_tokens=96))
+    quotes = re.findall(r'^\[(\d+)\] "(.*)"$', text, flags=re.M)
+    assert re.search(r"\[1\]", text.splitlines()[0]) and quotes == [("1", "Bikes go in the basement.")], text
+
+
+def test_a_reader_who_stops_makes_the_engine_abort_the_request(engine: Engine, through_engine: Answerer) -> None:
+    """The stream is closed after its first piece: the engine ran the request and stopped it unfinished (vLLM
+    counts finished requests only, by reason stop or length; an aborted one is not among them)."""
+    finished = engine.metric("vllm:request_success_total")
+    generated = engine.metric("vllm:generation_tokens_total")
+    with through_engine.stream(DANA, "What should I do if I lose my laptop?") as stream:
+        assert any(piece for piece, _ in zip(stream, range(50), strict=False))  # some text has arrived
+    deadline = time.monotonic() + 30
+    while engine.metric("vllm:num_requests_running") > 0:
+        assert time.monotonic() < deadline, "the engine is still decoding the closed request"
+        time.sleep(0.2)
+    assert engine.metric("vllm:generation_tokens_total") > generated  # it was decoding
+    assert engine.metric("vllm:request_success_total") == finished  # and never finished it
+
+
+def test_the_adapter_is_asked_for_by_name_and_an_unknown_one_is_a_clear_error(engine: Engine) -> None:
+    shipped = read_record(SHIPPED)
+    generator = EngineGenerator(engine.settings.generator, engine.settings.engine, shipped)
+    assert generator.served_name == shipped.id and shipped.id in generator.served_models()
+    missing = dataclasses.replace(shipped, id="no-such-adapter", path=engine.settings.data_dir / "no-such-adapter")
+    with pytest.raises(EngineError, match="did not load adapter no-such-adapter"):
+        EngineGenerator(engine.settings.generator, engine.settings.engine, missing).load()
+
+
+def registered_copy(settings: Settings, adapter_id: str, **changes: object) -> AdapterRecord:
+    """The shipped adapter's weights registered under a new id in `settings`' data directory (record version 2, with
+    its training-data file), as `tune train` would leave it."""
+    folder = adapters_dir(settings) / adapter_id
+    (folder / "data").mkdir(parents=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (folder / name).write_bytes((SHIPPED / name).read_bytes())
+    (folder / "data" / "train.jsonl").write_bytes(b"{}\n")
+    record = dataclasses.replace(
+        read_record(SHIPPED),
+        id=adapter_id,
+        path=folder,
+        version=2,
+        data_files={"train.jsonl": hashlib.sha256(b"{}\n").hexdigest()},
+        metrics={"handbook": {**registry.GATES, "token_f1": 0.5}},
+        **changes,
+    )
+    return write_record(record)
+
+
+def test_tune_promote_makes_the_running_engine_load_the_new_adapter(engine: Engine, tmp_path: Path) -> None:
+    """A registered copy of the shipped adapter under a new id, promoted in another data directory that points at
+    the same engine: the engine serves it at once, without a restart."""
+    settings = engine.settings.model_copy(update={"data_dir": tmp_path})
+    copy = registered_copy(settings, "handbook-copy-1")
+    assert copy.id not in EngineGenerator(settings.generator, settings.engine).served_models()
+    env = {"ASSISTANT_GENERATOR__BACKEND": "engine", "ASSISTANT_ENGINE__URL": settings.engine.url}
+    promoted = run("tune", "promote", copy.id, data_dir=tmp_path, extra_env=env)
+    assert promoted.returncode == 0, promoted.stderr
+    assert f"serves {copy.id}" in promoted.stdout
+    assert copy.id in EngineGenerator(settings.generator, settings.engine).served_models()
+
+
+def test_the_engine_down_is_one_clear_line(handbook_index: Settings) -> None:
+    """No engine on the port: the library raises one clear error, the CLI prints it as one line, an evaluation
+    counts the question as refused and goes on."""
+    down = engine_settings(handbook_index, free_port(), connect_timeout_s=1.0)
+    generator = EngineGenerator(down.generator, down.engine, read_record(SHIPPED))
+    started = time.monotonic()
+    with pytest.raises(EngineError, match=r"is not reachable .*assistant serve-model"):
+        "".join(generator.stream("Question: anything?\nAnswer:"))
+    assert time.monotonic() - started < 30  # never a hang
+    env = {"ASSISTANT_GENERATOR__BACKEND": "engine", "ASSISTANT_ENGINE__URL": down.engine.url}
+    asked = run("ask", FLOATING, "--user", "dana", data_dir=handbook_index.data_dir, extra_env=env)
+    assert asked.returncode == 1 and "Traceback" not in asked.stderr
+    assert re.fullmatch(r"error: the model engine at \S+ is not reachable .*serve-model.*\n", asked.stderr, re.S)
+    with runtime(down) as components:
+        query = EvalQuery("q1", FLOATING, {"company/holidays.md": 1}, ("everyone",), key_facts=("two",))
+        sample = answer_query(components.answerer(log_questions=False), query, should_refuse=False)
+    assert sample.refused and sample.outcome == "refused-engine" and sample.correct is False
+
+
+def test_an_adapter_is_never_used_for_a_principal_lacking_its_data_groups(engine: Engine, tmp_path: Path) -> None:
+    hr_trained = registered_copy(engine.settings.model_copy(update={"data_dir": tmp_path}), "hr-1", data_groups=("hr",))
+    generator = engine.settings.generator.model_copy(update={"adapter": hr_trained.path})
+    requests = engine.metric("vllm:request_success_total")
+    with runtime(engine.settings.model_copy(update={"generator": generator})) as components:
+        answerer = components.answerer(log_questions=False)
+        assert answerer.adapter is not None and answerer.adapter.id == "hr-1"
+        answer = answerer.ask(DANA, FLOATING)
+    assert answer.outcome == "refused-adapter" and answer.refused
+    assert engine.metric("vllm:request_success_total") == requests  # the engine was never asked
