@@ -18,12 +18,16 @@ the project's environment leaks into vLLM's.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.adapters import AdapterRecord, resolve_adapter
+from assistant.engine import EngineError
 from assistant.errors import ConfigError
 from assistant.settings import Settings
 
@@ -128,6 +132,44 @@ def prepare(settings: Settings) -> EngineCommand:
         )
     model_path = str(Path(resolve_base_model(settings.generator.model, settings.models_dir)).resolve())
     return engine_command(settings, model_path, resolve_adapter(settings), gpu=on_gpu())
+
+
+def start_engine(command: EngineCommand, log: Path) -> subprocess.Popen[bytes]:
+    """Start the engine in the background (its own process group: stop it with `stop_engine`), output to `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command.argv,
+            env={**os.environ, **command.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    """Return once the engine answers `GET {url}/models`; raise with the log's tail if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url.rstrip("/") + "/models", timeout=5)
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise EngineError(f"vLLM did not start serving at {url} (log {log}):\n{tail}") from None
+            time.sleep(2)
+
+
+def stop_engine(process: subprocess.Popen[bytes]) -> None:
+    """Stop the API server and its engine-core workers."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def run_engine(command: EngineCommand) -> int:

@@ -1,15 +1,17 @@
 """Chat under load: concurrent browser sessions against the running app on loopback. Prints figures; asserts
 nothing.
 
-    python -m benchmarks.chat_load [--sessions 20] [--timeout 900] [--json OUT]
+    python -m benchmarks.chat_load [--sessions 20] [--timeout 900] [--engine] [--json OUT]
 
 Starts `assistant ui` (embedded defaults: Qdrant Edge, the bundled Gemma 3 270M with the shipped adapter, CPU)
-on a private copy of the sample handbook, then drives it with headless chromium (Playwright over Debian's
-browser): every session opens the app, signs in with the dev picker's default user and asks one question; each
-answer is timed from pressing Enter to its first streamed text (time to first token) and to its finished answer.
-Phase 1 is chat alone; phase 2 the same while a corpus owner re-ingests the whole handbook from the corpus page
-(every document edited, so every chunk is embedded again). Bounded: `--sessions` at once, `--timeout` seconds
-for a phase. Errors: an answer that never finished, or an error shown on the page.
+on a private copy of the sample handbook; with `--engine` the app answers through vLLM, started here as
+`assistant serve-model` does, from the vLLM environment of `engine.python`. Then drives it with headless
+chromium (Playwright over Debian's browser): every session opens the app, signs in with the dev picker's default
+user and asks one question; each answer is timed from pressing Enter to its first streamed text (time to first
+token) and to its finished answer. Phase 1 is chat alone; phase 2 the same while a corpus owner re-ingests the
+whole handbook from the corpus page (every document edited, so every chunk is embedded again). Bounded:
+`--sessions` at once, `--timeout` seconds for a phase. Errors: an answer that never finished, or an error shown
+on the page.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.components import open_components
-from assistant.settings import load_settings
+from assistant.serve_model import prepare, start_engine, stop_engine, vllm_python, wait_until_serving
+from assistant.settings import Settings, load_settings
 from ingestion.run import run_ingest
 from ui.local_server import free_port, running_app
 
@@ -186,10 +189,20 @@ def report(name: str, f: dict[str, Any]) -> None:
     )
 
 
+def with_engine(settings: Settings) -> Settings:
+    """The run's settings answering through an engine on a free loopback port."""
+    port = free_port()
+    engine = settings.engine.model_copy(
+        update={"python": vllm_python(load_settings()), "port": port, "url": f"http://127.0.0.1:{port}/v1"}
+    )
+    return settings.model_copy(update={"engine": engine})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds a phase may take at most")
+    parser.add_argument("--engine", action="store_true", help="answer through vLLM (assistant serve-model)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="chat-load-"))
@@ -203,11 +216,21 @@ def main() -> None:
     with open_components(settings) as components:
         run_ingest(components, corpus)
     env = {**os.environ, "ASSISTANT_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
+    engine = None
     try:
+        if args.engine:
+            settings = with_engine(settings)
+            log = work / "engine.log"
+            engine = start_engine(prepare(settings), log)
+            wait_until_serving(settings.engine.url, engine, log, 600)
+            env |= {"ASSISTANT_GENERATOR__BACKEND": "engine", "ASSISTANT_ENGINE__URL": settings.engine.url}
         with running_app(env, free_port()) as url:
             figures = asyncio.run(drive(url, args.sessions, args.timeout, corpus))
     finally:
+        if engine is not None:
+            stop_engine(engine)
         shutil.rmtree(work, ignore_errors=True)
+    figures["backend"] = settings.engine.url if args.engine else "in-process"
     figures["cpu_count"] = os.cpu_count()
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")

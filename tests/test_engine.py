@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -30,7 +28,7 @@ from assistant.answering import Answerer
 from assistant.engine import EngineError, EngineGenerator
 from assistant.generator import Generator
 from assistant.quote_constraint import FormatRequest
-from assistant.serve_model import install_vllm, prepare
+from assistant.serve_model import install_vllm, prepare, start_engine, stop_engine, wait_until_serving
 from assistant.settings import EngineSettings, Settings
 from evals.answers import answer_query
 from evals.datasets import EvalQuery
@@ -85,34 +83,13 @@ def engine(handbook_index: Settings, bundled_models: Path) -> Iterator[Engine]:
             install_vllm(settings, gpu=False)
         except (subprocess.CalledProcessError, OSError) as exc:
             pytest.skip(f"vLLM's CPU build could not be installed here ({exc}): the engine tests need it")
-    command = prepare(settings)
     log = handbook_index.data_dir / "engine.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command.argv,
-            env={**os.environ, **command.env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    started = Engine(settings, process, log)
+    process = start_engine(prepare(settings), log)
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            try:
-                urllib.request.urlopen(settings.engine.url + "/models", timeout=5)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"vLLM did not start: {log.read_text(errors='replace')[-3000:]}")
-                time.sleep(2)
-        yield started
+        wait_until_serving(settings.engine.url, process, log, STARTUP_S)
+        yield Engine(settings, process, log)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the API server and its engine-core workers
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_engine(process)
 
 
 @pytest.fixture
