@@ -239,7 +239,9 @@ class Answerer:
             refusal_allowed=selection is None or not self.evidence_settings.refuse,
         )
         prompt = self._prompt(question, shown, self._readable_history(principal, history))
-        observation = trace.generation(prompt, question, len(shown), self.generator.model_id, self.adapter_id)
+        observation = trace.generation(
+            prompt, question, len(shown), self.generator.model_id, self.adapter_id, self.generator.backend
+        )
         with observation as generation:
             text, usage = yield from self._generate(prompt, format_request, generation)
             checked = check_citations(text, shown)

@@ -128,12 +128,12 @@ class QuestionTrace:
     def generation_input(self, prompt: str, question: str, blocks: int) -> Any:
         return prompt if self.include_document_text else {"question": question, "context_blocks": blocks}
 
-    def generation(self, prompt: str, question: str, blocks: int, model: str, adapter: str | None) -> Any:
-        """The generation observation (a context manager, as `observe`)."""
+    def generation(self, prompt: str, question: str, blocks: int, model: str, adapter: str | None, backend: str) -> Any:
+        """The generation observation (a context manager, as `observe`); `backend` names where the answer is
+        decoded: `in-process`, or the engine's URL."""
         inputs = self.generation_input(prompt, question, blocks)
-        return self.observe(
-            "generation", "generation", model=model, version=adapter, input=inputs, metadata={"adapter": adapter}
-        )
+        metadata = {"adapter": adapter, "backend": backend}
+        return self.observe("generation", "generation", model=model, version=adapter, input=inputs, metadata=metadata)
 
     def generation_result(
         self,

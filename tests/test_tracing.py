@@ -81,6 +81,7 @@ def test_an_answer_is_one_trace_with_retrieval_recall_check_and_generation(
     }
     assert observed(generation, "input") == {"question": FLOATING_HOLIDAYS, "context_blocks": len(answer.retrieved)}
     assert "langfuse.observation.completion_start_time" in attrs(generation)
+    assert observed(generation, "metadata.backend") == "in-process"  # through vLLM: the engine's URL
     assert observed(root, "output")["refused"] is False
     # Document text stays home by default: the answer may quote the blocks, so only its length and sources go.
     for output in (observed(root, "output"), observed(generation, "output")):
