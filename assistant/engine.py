@@ -156,6 +156,9 @@ class EngineGenerator:
         except APIConnectionError as exc:
             raise EngineError(f"the model engine at {self.engine.url} is not reachable ({exc}): {START_HINT}") from exc
         except APIStatusError as exc:
+            if exc.status_code == 404:  # restarted without the adapter: the next question asks it to load it again
+                with self._ready:
+                    self._served = False
             raise EngineError(
                 f"the engine at {self.engine.url} refused the answer request for {self.served_name} "
                 f"({exc.status_code}: {exc.message})"

