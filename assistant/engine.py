@@ -100,6 +100,9 @@ class EngineGenerator:
                 self.load_adapter(self.adapter)
             self._served = True
 
+    def _unreachable(self, exc: Exception) -> EngineError:
+        return EngineError(f"the model engine at {self.engine.url} is not reachable ({exc}): {START_HINT}")
+
     def served_models(self) -> set[str]:
         """The names the engine serves (base model and adapters)."""
         from openai import APIConnectionError, APIStatusError
@@ -107,7 +110,7 @@ class EngineGenerator:
         try:
             return {model.id for model in self.client.models.list()}
         except APIConnectionError as exc:
-            raise EngineError(f"the model engine at {self.engine.url} is not reachable ({exc}): {START_HINT}") from exc
+            raise self._unreachable(exc) from exc
         except APIStatusError as exc:
             raise EngineError(
                 f"the model engine at {self.engine.url} answered {exc.status_code}: {exc.message}"
@@ -121,7 +124,7 @@ class EngineGenerator:
         try:
             self.client.post("/load_lora_adapter", body=body, cast_to=str)
         except APIConnectionError as exc:
-            raise EngineError(f"the model engine at {self.engine.url} is not reachable ({exc}): {START_HINT}") from exc
+            raise self._unreachable(exc) from exc
         except APIStatusError as exc:
             if "already" in exc.message:  # loaded meanwhile by another process
                 return
@@ -154,7 +157,7 @@ class EngineGenerator:
                 extra_body=extra or None,
             )
         except APIConnectionError as exc:
-            raise EngineError(f"the model engine at {self.engine.url} is not reachable ({exc}): {START_HINT}") from exc
+            raise self._unreachable(exc) from exc
         except APIStatusError as exc:
             if exc.status_code == 404:  # restarted without the adapter: the next question asks it to load it again
                 with self._ready:

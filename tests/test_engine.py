@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import socket
 import subprocess
 import time
 import urllib.request
@@ -34,6 +33,7 @@ from evals.answers import answer_query
 from evals.datasets import EvalQuery
 from tests.conftest import run, runtime
 from tuning import registry
+from ui.local_server import free_port
 
 VLLM_VENV = Path(__file__).resolve().parent.parent / ".venv-vllm"  # gitignored; kept between runs
 STARTUP_S = 420  # first start compiles CPU kernels; later ones take about a minute
@@ -56,12 +56,6 @@ class Engine:
             if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
                 total += float(line.rsplit(" ", 1)[1])
         return total
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def engine_settings(base: Settings, port: int, **engine: object) -> Settings:

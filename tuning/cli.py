@@ -266,10 +266,8 @@ def hand_to_engine(settings: Settings) -> None:
     record = resolve_adapter(settings)
     if record is None:
         return
-    engine = EngineGenerator(settings.generator, settings.engine, record)
     try:
-        if record.id not in engine.served_models():
-            engine.load_adapter(record)
+        EngineGenerator(settings.generator, settings.engine, record).load()  # loads the adapter if not served
     except EngineError as exc:
         typer.echo(f"the engine did not take it now ({exc}); it serves {record.id} from its next start")
         return
