@@ -4,6 +4,7 @@ a logits processor only removes the tokens that would break the format.
 - Quote lines are copied: while the model writes `[n] "...`, only tokens that keep the text a prefix of
   ` "<a sentence or line of block n>"` are allowed (a 270M model, even tuned, otherwise starts a real sentence and
   drifts a few words in, and the citation check rejects the quote).
+- The answer line is at most `_LONGEST_ANSWER` words: past them it must cite, then end (a 270M model can loop).
 - The answer line cannot end before it cites: no new line and no end of answer until it ends with `[n]`, and
   no new sentence after a sentence that does not end with one (a sentence ends by the house format's one rule:
   `house_format.SENTENCE_OPENING`); after `. ` the model may still go on, or cite.
@@ -49,6 +50,7 @@ from assistant.prompt import END_OF_ANSWER
 if TYPE_CHECKING:  # imported where decoding runs: the citation check uses this module without torch
     import torch
 
+_OPEN_CITATION = re.compile(r"\[\d+$")
 _CLOSED_QUOTE = re.compile(r'^\[\d+\] ".*"$')
 _SENTENCE_ENDED = re.compile(r"[.!?]$")
 _SENTENCE_ENDED_SPACED = re.compile(r"[.!?]\s+$")
@@ -58,6 +60,7 @@ SHORTEST_QUOTE = 3  # words
 _LONGEST_QUOTE = 60  # words; a longer "sentence" is a run of list items glued together by the document's layout
 _STANDS_ALONE = re.compile(r"^([|*+-]|\d+[.)])|[.!?:|]$")  # not the middle of a hard-wrapped sentence
 _BULLETS = re.compile(r"\s*[\u2022\u25cf\u25aa\u007f]\s*")  # list bullets that PDF and Word text keeps inline
+_LONGEST_ANSWER = 60  # words of the answer line (the curated answers have at most 26): past it, cite and end the line
 _LONGEST_PIECE = 48  # characters; longer vocabulary pieces are whitespace runs and never inside a quote
 _WORD = re.compile(r"[a-z0-9$%\u20ac\u00a3]+(?:[.,:][0-9]+)*")
 _FILLER_WORDS = (
@@ -152,6 +155,7 @@ class PieceIndex:
                 spaced_openers.append(token_id)
             elif _OPENS_SENTENCE.match(text):
                 openers.append(token_id)
+        self.new_line = [t for t in self.line_ends if t not in self.end]  # a line break and nothing else
         self.line_breaking += self.spelling_prefixes(END_OF_ANSWER)
         # After an uncited sentence end (". " or "."), what may not come next: a new sentence or the line's end.
         self.after_uncited_end = self.line_breaking + spaced_openers
@@ -269,7 +273,15 @@ class QuoteConstraint:
             supporting = self.supporting_blocks(claim)
             others = [k for k in self.blocks_with_quotes if k not in run]
             blocks = [k for k in supporting if k not in run] or others or supporting
-            return sorted({t for k in blocks for t in self.pieces.spelling_prefixes(f"{k}]")}), True
+            return self._citing(blocks), True
+        if len(text.split()) >= _LONGEST_ANSWER and not is_refusal(text):  # a line running on (a repeating loop)
+            if CITED_SENTENCE.search(text):
+                return self.pieces.new_line, True
+            if text.endswith("["):  # (with attribute_citations the branch above picked the block)
+                return self._citing(self.blocks_with_quotes), True
+            if _OPEN_CITATION.search(text):
+                return self.pieces.spelling_prefixes("]"), True
+            return self.pieces.spelling_prefixes("[" if line.endswith(" ") else " ["), True
         if not text or CITED_SENTENCE.search(text) or is_refusal(text):
             return None
         refusing = self._refusal_continuations(line)
@@ -278,6 +290,10 @@ class QuoteConstraint:
         if _SENTENCE_ENDED_SPACED.search(line):
             return self.pieces.after_uncited_end_space + refusing, False
         return self.pieces.line_breaking + refusing, False  # the answer may not end before it cites a block
+
+    def _citing(self, blocks: Sequence[int]) -> list[int]:
+        """After `[`: the tokens that start `k]` for one of `blocks`."""
+        return sorted({t for k in blocks for t in self.pieces.spelling_prefixes(f"{k}]")})
 
     def _refusal_continuations(self, line: str) -> list[int]:
         """With the refusal not allowed: the tokens that would carry a line already opening like the refusal on

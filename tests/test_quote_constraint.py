@@ -187,6 +187,25 @@ def test_no_sentence_starts_after_one_left_uncited(sentencepiece_model: Path, tm
     assert constraint.constrain(" Call ext. 4357") == (constraint.pieces.line_breaking, False)  # no sentence end
 
 
+def test_an_answer_line_running_on_must_cite_then_end(sentencepiece_model: Path, tmp_path: Path) -> None:
+    """The held-out hotel answer (2026-12-05) repeated "EUR 205 Vienna and other EU cities;" to the token limit."""
+    _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
+    constraint = QuoteConstraint(tokenizer, [BLOCK, OTHER], 0)
+    loop = " EUR 205 Vienna and other EU cities;" * 9
+    cite = constraint.constrain(loop)
+    assert cite is not None and cite[1] and _spelled(tokenizer, cite[0]) <= {" ", " ["}  # only a citation may come
+    spaced = constraint.constrain(loop + " ")
+    assert spaced is not None and spaced[1] and _spelled(tokenizer, spaced[0]) == {"["}  # not another space
+    number = constraint.constrain(loop + " [")
+    assert number is not None and number[1] and _spelled(tokenizer, number[0]) <= {"1", "1]", "2", "2]"}
+    close = constraint.constrain(loop + " [1")
+    assert close is not None and close[1] and _spelled(tokenizer, close[0]) == {"]"}  # then it closes
+    end = constraint.constrain(loop + " [1]")
+    assert end is not None and end[1] and all(t.strip() == "" and "\n" in t for t in _spelled(tokenizer, end[0]))
+    assert constraint.constrain(" EUR 205 Vienna and other EU cities;" * 2) is not None  # short: the usual ban
+    assert constraint.constrain(" EUR 205 Vienna [1]") is None
+
+
 def test_a_citation_names_a_block_that_holds_its_sentence(sentencepiece_model: Path, tmp_path: Path) -> None:
     _, tokenizer = Generator(GeneratorSettings(model=str(sentencepiece_model), device="cpu"), tmp_path)._loaded
     constraint = QuoteConstraint(tokenizer, [OTHER, BLOCK], 0)
