@@ -5,7 +5,9 @@ kept between runs); the tests skip, saying so, only where it cannot be installed
 
 Checked: an answer end to end through the engine (cited, quotes verbatim, the same text as in-process decoding),
 streaming and cancel (the engine counts the aborted request), the adapter by name, an adapter loaded at run time by
-`tune promote`, the engine down (one clear line), and an adapter never used for a principal lacking its groups."""
+`tune promote`, the engine down (one clear line), an adapter never used for a principal lacking its groups, and
+the adapter served merged into the base weights (`serve-model --merged`): the same answer, and a promotion that
+names the restart it needs."""
 
 from __future__ import annotations
 
@@ -27,7 +29,14 @@ from assistant.answering import Answerer
 from assistant.engine import EngineError, EngineGenerator
 from assistant.generator import Generator
 from assistant.quote_constraint import FormatRequest
-from assistant.serve_model import install_vllm, prepare, start_engine, stop_engine, wait_until_serving
+from assistant.serve_model import (
+    MERGED_FROM,
+    install_vllm,
+    prepare,
+    start_engine,
+    stop_engine,
+    wait_until_serving,
+)
 from assistant.settings import EngineSettings, Settings
 from evals.answers import answer_query
 from evals.datasets import EvalQuery
@@ -204,3 +213,31 @@ def test_an_adapter_is_never_used_for_a_principal_lacking_its_data_groups(engine
         answer = answerer.ask(DANA, FLOATING)
     assert answer.outcome == "refused-adapter" and answer.refused
     assert engine.metric("vllm:request_success_total") == requests  # the engine was never asked
+
+
+def test_the_adapter_merged_into_the_base_gives_the_same_answer_and_a_promotion_names_the_restart(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A second engine, serving the shipped adapter merged into the base weights under the adapter's id (no LoRA):
+    the same greedy answer as the LoRA engine; asked for an adapter it does not serve, it says to restart."""
+    merged = engine_settings(engine.settings, free_port(), merge_adapter=True)
+    command = prepare(merged)
+    shipped = read_record(SHIPPED)
+    assert "--enable-lora" not in command.argv and command.argv[command.argv.index("--served-model-name") + 1] == (
+        shipped.id
+    )
+    folder = Path(command.argv[command.argv.index("--model") + 1])
+    assert (folder / MERGED_FROM).is_file() and prepare(merged).argv == command.argv  # merged once, then reused
+    log = tmp_path / "merged-engine.log"
+    process = start_engine(command, log)
+    try:
+        wait_until_serving(merged.engine.url, process, log, STARTUP_S)
+        with runtime(merged) as components:
+            answer = components.answerer(log_questions=False).ask(DANA, FLOATING)
+        with runtime(engine.settings) as components:
+            assert components.answerer(log_questions=False).ask(DANA, FLOATING).answer == answer.answer
+        copy = registered_copy(merged.model_copy(update={"data_dir": tmp_path}), "handbook-copy-2")
+        with pytest.raises(EngineError, match=r"neither handbook-copy-2 nor the base model .*restart `assistant serve"):
+            EngineGenerator(merged.generator, merged.engine, copy).load()
+    finally:
+        stop_engine(process)

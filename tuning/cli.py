@@ -180,7 +180,7 @@ def similarity_evidence(
         typer.Option(
             "--out",
             help="Folder for similarity-evidence.json (default: ASSISTANT_DATA_DIR/evidence/similarity). Serve it "
-            "with ASSISTANT_EVIDENCE__SCORER=FOLDER; assistant/shipped_similarity/ would serve it to everyone.",
+            "with ASSISTANT_EVIDENCE__SCORER=FOLDER; the one in assistant/shipped_similarity/ serves everyone.",
         ),
     ] = None,
 ) -> None:
