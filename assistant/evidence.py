@@ -316,12 +316,11 @@ class EvidenceSelection:
     best: float  # the best sentence's calibrated score (0.0: no sentence)
     scores: dict[str, float]  # sentence (`house_format.fold`ed) -> its score
     min_score: float
-    first: frozenset[str] = frozenset()  # the sentences (folded) that score the best score
 
     def ranks_first(self, sentence: str) -> bool:
-        """Whether a quoted sentence is (a part of) a sentence the scorer ranks first."""
+        """Whether a quoted sentence is (a part of) a sentence the scorer ranks first (scores the best score)."""
         wanted = fold(sentence)
-        return any(wanted == text or wanted in text for text in self.first)
+        return any(wanted in text for text, score in self.scores.items() if score == self.best)
 
     @property
     def answerable(self) -> bool:
@@ -357,6 +356,4 @@ class EvidenceSelection:
         scores: dict[str, float] = {}
         for scored in ranked:
             scores.setdefault(fold(scored.sentence), scored.score)
-        best = ranked[0].score if ranked else 0.0
-        first = frozenset(fold(s.sentence) for s in ranked if s.score == best)
-        return cls(blocks, preferred, best, scores, settings.min_score, first)
+        return cls(blocks, preferred, ranked[0].score if ranked else 0.0, scores, settings.min_score)
