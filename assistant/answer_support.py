@@ -21,8 +21,13 @@ With an evidence scorer (`assistant.evidence`; the similarity scorer ships), "su
 quote whose question/sentence score clears `evidence.min_score` and that is the sentence the scorer ranks first of
 all the retrieved ones: a quote can be verbatim and still not answer the question. (On the evidence pairs'
 validation split, never a held-out question, a sentence at 0.5 or above answers its question 26% of the time; the
-first-ranked one, 54%.) What this cannot see: an answer line with no specifics ("No [1].") is judged by its quotes
-and their score alone.
+first-ranked one, 54%.)
+
+And the answer line itself must answer the question: the scorer's answer verifier (`SentenceScorer.answer_score`,
+a calibration fitted on curated (question, answer line) pairs, never a held-out question) must give it
+`evidence.min_score` or more. "A passphrase of four or more random words [1]." quotes the right sentence ("Minimum
+length: 14 characters. We recommend a passphrase ...") and states only what it says, but does not say how long a
+password must be.
 """
 
 from __future__ import annotations
@@ -79,6 +84,11 @@ def specifics(answer_line: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def answer_text(answer_line: str) -> str:
+    """The answer line as the verifier reads it: its citations removed."""
+    return " ".join(re.sub(r"\s*\[\d+\]", "", answer_line).split())
+
+
 def unanswered_amount(question: str, answer_line: str) -> str | None:
     """What the question asks for that the answer line does not state: "how many" asked, no amount given; else
     None. (Every answerable curated item asking for an amount states one in its reference answer.)"""
@@ -96,6 +106,7 @@ def _held(specific: str, quoted: set[str]) -> bool:
 class Support:
     label: Label
     missing: list[str] = field(default_factory=list)  # specifics of the answer line its verified quotes lack
+    answer_score: float | None = None  # the answer verifier's score of the answer line (None: not judged)
 
     @property
     def text(self) -> str:
@@ -112,13 +123,15 @@ def check_support(
     fallback_sentences: int = 0,
     quote_score: float | None = None,
     quote_ranked_first: bool | None = None,
+    answer_score: float | None = None,
     min_score: float = 0.5,
 ) -> Support:
     """The label of a generated answer from its answer line, the quotes the citation check verified, and the
     question with the text of the blocks it cites (title, section and body). `quote_score` is the evidence
     scorer's best score of a verified quote against the question (None: no scorer): below `min_score` the quotes,
     verbatim as they are, do not answer the question; `quote_ranked_first` whether a verified quote is the sentence
-    the scorer ranks first of all the retrieved ones (a rank, unlike a score, means the same on any corpus)."""
+    the scorer ranks first of all the retrieved ones (a rank, unlike a score, means the same on any corpus);
+    `answer_score` the answer verifier's score of the answer line (None: no verifier)."""
     if not verified_quotes:
         return Support("unsupported", specifics(answer_line))
     quoted = set(words(" ".join(verified_quotes)))
@@ -132,6 +145,8 @@ def check_support(
         missing.append(f"a quote that answers the question (best score {quote_score:.2f} < {min_score:.2f})")
     if quote_ranked_first is False:
         missing.append("the sentence that best answers the question (the scorer ranks another above the quotes)")
+    if answer_score is not None and answer_score < min_score:
+        missing.append(f"an answer line that answers the question (score {answer_score:.2f} < {min_score:.2f})")
     if missing or unverified or fallback_sentences:
-        return Support("quoted", missing)
-    return Support("supported")
+        return Support("quoted", missing, answer_score)
+    return Support("supported", answer_score=answer_score)

@@ -24,7 +24,7 @@ from typing import Any
 from assistant.access import Principal
 from assistant.adapters import AdapterRecord
 from assistant.answer_model import AnswerModel, Usage
-from assistant.answer_support import Label, Support, check_support
+from assistant.answer_support import Label, Support, answer_text, check_support
 from assistant.citation_check import CheckedText, QuoteLine, check_citations
 from assistant.evidence import EvidenceSelection, SentenceScorer
 from assistant.follow_up import retrieval_query
@@ -319,10 +319,12 @@ class Answerer:
         self, question: str, checked: CheckedText, shown: list[RetrievedChunk], selection: EvidenceSelection | None
     ) -> Support:
         verified = [q.text for q in checked.quotes if q.verified]
-        score, first = None, None
+        score, first, answer_score = None, None, None
         if selection is not None and verified:
             score = max(selection.score_of(q) for q in verified)
             first = any(selection.ranks_first(q) for q in verified)
+            assert self.evidence is not None  # a selection comes from the scorer
+            answer_score = self.evidence.answer_score(question, answer_text(checked.statement))
         return check_support(
             checked.statement,
             verified,
@@ -332,6 +334,7 @@ class Answerer:
             fallback_sentences=len(checked.fallback_sentences),
             quote_score=score,
             quote_ranked_first=first,
+            answer_score=answer_score,
             min_score=self.evidence_settings.min_score,
         )
 

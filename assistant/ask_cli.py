@@ -65,6 +65,7 @@ def to_json(answer: Answer) -> dict[str, object]:
         "removed_citations": answer.removed_citations,
         "label": answer.label,  # supported | quoted | unsupported; null: refused (assistant/answer_support.py)
         "unsupported_specifics": answer.support.missing if answer.support is not None else [],
+        "answer_score": answer.support.answer_score if answer.support is not None else None,  # the verifier's
         "quotes": [{"block": q.block, "text": q.text, "verified": q.verified} for q in answer.quotes],
         "unsupported_quotes": answer.unsupported_quotes,
         "fallback_sentences": answer.fallback_sentences,
@@ -79,7 +80,7 @@ def render_sources(answer: Answer, console: Console) -> None:
         colour = "green" if answer.support.label == "supported" else "yellow"
         console.print(f"[{colour}]{escape(answer.support.text)}[/{colour}]")
         if answer.support.missing:
-            console.print(f"[yellow]not in its quotes: {escape(', '.join(answer.support.missing))}[/yellow]")
+            console.print(f"[yellow]not verified: {escape(', '.join(answer.support.missing))}[/yellow]")
     for c in answer.citations:
         where = f" > {c.section}" if c.section else ""
         console.print(escape(f"[{c.n}] {c.title}{where} ({c.path})"))

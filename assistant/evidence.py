@@ -50,6 +50,7 @@ EVIDENCE_RECORD = "evidence.json"
 EVIDENCE_RECORD_VERSION = 1
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+FULL_WEIGHTS = "model.safetensors"  # a scorer trained whole (recipe `lora: null`): the complete cross-encoder
 TRAIN_COMMAND = "python -m tuning.evidence_train --recipe tuning/recipes/evidence-cpu.yaml"
 DEFAULT_BATCH_SIZE = 32  # pairs per forward pass when scoring
 
@@ -60,6 +61,13 @@ class Calibration:
 
     scale: float = 1.0
     bias: float = 0.0
+
+    def to_json(self) -> dict[str, float]:
+        return {"scale": self.scale, "bias": self.bias}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Calibration:
+        return cls(float(data["scale"]), float(data["bias"]))
 
     def probability(self, logit: float) -> float:
         z = self.scale * logit + self.bias
@@ -77,7 +85,7 @@ class EvidenceRecord:
     path: Path  # the scorer's folder (not stored)
     base_model: str  # an embedder.model value: `bundled:all-MiniLM-L6-v2` or a local folder
     base_model_hash: str  # of the base weights the adapter was trained against (`weights_hash`)
-    weights_sha256: str  # of ADAPTER_WEIGHTS
+    weights_sha256: str  # of its weights file (`scorer_weights`)
     max_length: int  # tokens of (question, sentence) the encoder sees; longer pairs are truncated
     calibration: Calibration
     data_groups: tuple[str, ...]  # groups of every document whose text the pairs hold
@@ -89,6 +97,7 @@ class EvidenceRecord:
     git_commit: str = ""
     created: str = ""
     version: int = EVIDENCE_RECORD_VERSION  # stored as record_version
+    answer_calibration: Calibration | None = None  # logit of (question, answer line) -> P(it answers); None: none
 
     def servable_to(self, principal: Principal) -> bool:
         """The scorer was trained on text of `data_groups`' documents: served only to those who read them all."""
@@ -102,7 +111,8 @@ class EvidenceRecord:
             "base_model_hash": self.base_model_hash,
             "weights_sha256": self.weights_sha256,
             "max_length": self.max_length,
-            "calibration": {"scale": self.calibration.scale, "bias": self.calibration.bias},
+            "calibration": self.calibration.to_json(),
+            "answer_calibration": self.answer_calibration.to_json() if self.answer_calibration else None,
             "data_groups": list(self.data_groups),
             "data_files": self.data_files,
             "data": self.data,
@@ -118,7 +128,7 @@ def read_evidence_record(folder: Path) -> EvidenceRecord:
     path = folder / EVIDENCE_RECORD
     try:
         data, version = read_json(path, reads=EVIDENCE_RECORD_VERSION, version_key="record_version")
-        calibration = data["calibration"]
+        answers = data.get("answer_calibration")
         return EvidenceRecord(
             id=str(data["id"]),
             path=folder,
@@ -126,7 +136,8 @@ def read_evidence_record(folder: Path) -> EvidenceRecord:
             base_model_hash=str(data["base_model_hash"]),
             weights_sha256=str(data["weights_sha256"]),
             max_length=int(data["max_length"]),
-            calibration=Calibration(float(calibration["scale"]), float(calibration["bias"])),
+            calibration=Calibration.from_json(data["calibration"]),
+            answer_calibration=Calibration.from_json(answers) if answers is not None else None,
             data_groups=tuple(str(g) for g in data["data_groups"]),
             data_files={str(k): str(v) for k, v in (data.get("data_files") or {}).items()},
             data=dict(data.get("data") or {}),
@@ -151,6 +162,11 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def scorer_weights(folder: Path) -> Path:
+    """A scorer folder's weights: the LoRA adapter's when it holds one, else the whole model's."""
+    return folder / (ADAPTER_WEIGHTS if (folder / ADAPTER_CONFIG).is_file() else FULL_WEIGHTS)
 
 
 def weights_hash(model_dir: Path) -> str:
@@ -191,6 +207,10 @@ class SentenceScorer(Protocol):
     def rank(self, question: str, blocks: Sequence[str]) -> list[ScoredSentence]: ...
 
     def servable_to(self, principal: Principal) -> bool: ...
+
+    def answer_score(self, question: str, answer_line: str) -> float | None:
+        """How likely the answer line (citations removed) answers the question; None: this scorer cannot say."""
+        ...
 
 
 @contextmanager
@@ -239,10 +259,10 @@ class EvidenceScorer:
     ) -> EvidenceScorer:
         """The scorer in `folder` (default: the one shipped in the package), checked against its record."""
         record = read_evidence_record(folder)
-        weights = folder / ADAPTER_WEIGHTS
-        if not weights.is_file() or not (folder / ADAPTER_CONFIG).is_file():
+        weights = scorer_weights(folder)
+        if not weights.is_file():
             raise ConfigError(
-                f"evidence scorer {record.id}: {weights} or its {ADAPTER_CONFIG} is missing; "
+                f"evidence scorer {record.id}: {weights} (or a LoRA's {ADAPTER_CONFIG}) is missing; "
                 f"restore them or retrain with `{TRAIN_COMMAND}`"
             )
         if file_sha256(weights) != record.weights_sha256:
@@ -252,7 +272,7 @@ class EvidenceScorer:
             )
         base = resolve_model_path(record.base_model)
         found = weights_hash(base)
-        if found != record.base_model_hash:
+        if weights.name == ADAPTER_WEIGHTS and found != record.base_model_hash:  # a LoRA is a difference to them
             raise ConfigError(
                 f"evidence scorer {record.id} was trained on {record.base_model} weights {record.base_model_hash}, "
                 f"but {base} holds {found}: retrain it with `{TRAIN_COMMAND}`"
@@ -264,6 +284,11 @@ class EvidenceScorer:
     def _load(cls, folder: Path, record: EvidenceRecord, device: str, batch_size: int) -> EvidenceScorer:
         from peft import PeftModel
 
+        if not (folder / ADAPTER_CONFIG).is_file():  # trained whole: the folder is the model
+            with _quiet_loading():
+                model = load_base_cross_encoder(str(folder), record.max_length, device)
+            model.eval()
+            return cls(record, model, batch_size)
         model = load_base_cross_encoder(record.base_model, record.max_length, device)
         with _quiet_loading():
             encoder = model[0]  # sentence-transformers' Transformer module; `.model` is the Hugging Face model
@@ -299,6 +324,12 @@ class EvidenceScorer:
 
     def servable_to(self, principal: Principal) -> bool:
         return self.record.servable_to(principal)
+
+    def answer_score(self, question: str, answer_line: str) -> float | None:
+        calibration = self.record.answer_calibration
+        if calibration is None or not answer_line.strip():
+            return None
+        return calibration.probability(self.logits(question, [answer_line])[0])
 
     def answerability(self, question: str, blocks: Sequence[str]) -> float:
         """The best sentence's score: how likely the blocks answer the question at all (0.0 with no sentence)."""

@@ -3,12 +3,17 @@
 all-MiniLM-L6-v2 was trained on a billion sentence pairs, question/answer pairs among them, so the cosine of a
 question and a sentence already says much about whether the sentence answers it: on the evidence pairs'
 validation split (`tuning/evidence_data.py`, never a held-out question) it ranks an answering sentence first for
-71% of answerable questions (AUC 0.82), where the cross-encoder trained from the same weights for one epoch on CPU
-reached AUC 0.59. The calibration maps a question's best cosine to the probability that the blocks answer it,
+71% of answerable questions (AUC 0.82), where the cross-encoder trained from the same weights reached AUC 0.59 as a
+LoRA and 0.86 (73%) trained whole, at 90 MB more (docs/tuning.md). The calibration maps a question's best cosine to the probability that the blocks answer it,
 fitted on the training questions (answerable: some sentence of the pairs answers it), so `evidence.min_score`
 0.5 is the decision boundary; the same mapping scores each sentence. The embedder is the retriever's: nothing more
 to load. Fitted by `assistant tune similarity-evidence`; served when `evidence.scorer` names its folder (or when
 one is committed to `assistant/shipped_similarity/`: then for everyone, by default).
+
+The same cosine, under a second calibration fitted on (question, answer line) pairs (`answer_calibration`:
+curated reference answers against other answers of their document and the parts of their quotes that say
+something else), says whether an answer line answers its question: the answer verifier of
+`assistant.answer_support`. A record without it verifies nothing (labels as before).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class SimilarityRecord:
 
     embedder: str  # the embedder.model the calibration was fitted with
     calibration: Calibration  # best cosine of a question -> P(its blocks answer it)
+    answer_calibration: Calibration | None = None  # cosine of (question, answer line) -> P(the line answers it)
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, str] = field(default_factory=dict)  # pairs file -> sha256
     created: str = ""
@@ -48,7 +54,8 @@ class SimilarityRecord:
         return {
             "version": self.version,
             "embedder": self.embedder,
-            "calibration": {"scale": self.calibration.scale, "bias": self.calibration.bias},
+            "calibration": self.calibration.to_json(),
+            "answer_calibration": self.answer_calibration.to_json() if self.answer_calibration else None,
             "metrics": self.metrics,
             "data": self.data,
             "created": self.created,
@@ -60,10 +67,11 @@ def read_similarity_record(folder: Path) -> SimilarityRecord:
     path = folder / RECORD
     try:
         data, version = read_json(path, reads=RECORD_VERSION)
-        calibration = Calibration(float(data["calibration"]["scale"]), float(data["calibration"]["bias"]))
+        answers = data.get("answer_calibration")
         return SimilarityRecord(
             str(data["embedder"]),
-            calibration,
+            Calibration.from_json(data["calibration"]),
+            Calibration.from_json(answers) if answers is not None else None,
             dict(data.get("metrics") or {}),
             {str(k): str(v) for k, v in (data.get("data") or {}).items()},
             str(data.get("created", "")),
@@ -105,6 +113,12 @@ class SimilarityScorer:
 
     def rank(self, question: str, blocks: Sequence[str]) -> list[ScoredSentence]:
         return rank_sentences(self.score, question, blocks)
+
+    def answer_score(self, question: str, answer_line: str) -> float | None:
+        calibration = self.record.answer_calibration
+        if calibration is None or not answer_line.strip():
+            return None
+        return calibration.probability(cosines(self.embedder, question, [answer_line])[0])
 
     def servable_to(self, principal: Principal) -> bool:
         return True  # two numbers fitted on pairs: it holds no document text to leak

@@ -97,6 +97,7 @@ class AnswerSample:
     outcome: str = ""  # answered, or who refused: refused-recall, refused-evidence, refused-model, refused-adapter
     recall_evidence: float | None = None  # the recall gate's evidence score
     evidence_score: float | None = None  # the evidence scorer's best sentence score (None: no scorer)
+    answer_score: float | None = None  # the answer verifier's score of the answer line (None: not judged)
 
 
 @dataclass
@@ -211,8 +212,13 @@ def answer_query(
         outcome=answer.outcome,
         recall_evidence=round(answer.recall.evidence.score, 4) if answer.recall is not None else None,
         evidence_score=round(answer.evidence_score, 4) if answer.evidence_score is not None else None,
+        answer_score=_rounded(answer.support.answer_score if answer.support is not None else None),
         **_correctness(query, answer, should_refuse),
     )
+
+
+def _rounded(score: float | None) -> float | None:
+    return round(score, 4) if score is not None else None
 
 
 def _correctness(query: EvalQuery, answer: Answer, should_refuse: bool) -> dict[str, Any]:

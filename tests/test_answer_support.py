@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answer_support import check_support, specifics
+from assistant.answer_support import Support, answer_text, check_support, specifics
 
 PTO_QUOTE = "Basic life insurance of 2x annual salary, up to $750,000, is paid by Northwind."
 LEARNING = "Every employee has a learning budget of $1,800 per year for courses, books and conferences."
@@ -92,3 +92,29 @@ def test_with_a_scorer_a_supported_answer_quotes_the_sentence_it_ranks_first() -
         "$1,800 [1].", [LEARNING], question=question, cited_blocks=blocks, quote_score=0.8, quote_ranked_first=True
     )
     assert first.label == "supported"
+
+
+PASSWORD = "Minimum length: 14 characters. We recommend a passphrase of four or more random words."
+
+
+def test_an_answer_line_the_verifier_says_does_not_answer_is_not_supported() -> None:
+    """The browser check's wrong green answer (2026-12-05): the right sentence, ranked first, the wrong part of it."""
+    question = "What's the minimum length for my password?"
+
+    def label(answer: str, answer_score: float | None) -> Support:
+        return check_support(
+            answer,
+            [PASSWORD],
+            question=question,
+            cited_blocks=[PASSWORD],
+            quote_score=0.9,
+            quote_ranked_first=True,
+            answer_score=answer_score,
+        )
+
+    wrong = label("A passphrase of four or more random words [1].", 0.12)
+    assert wrong.label == "quoted" and wrong.answer_score == 0.12
+    assert wrong.missing == ["an answer line that answers the question (score 0.12 < 0.50)"]
+    assert label("At least 14 characters [1].", 0.81).label == "supported"
+    assert label("A passphrase of four or more random words [1].", None).label == "supported"  # no verifier
+    assert answer_text("At least 14 characters [1]. Use one [2].") == "At least 14 characters. Use one."

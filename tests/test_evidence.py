@@ -16,10 +16,12 @@ from assistant.evidence import (
     ADAPTER_WEIGHTS,
     EVIDENCE_RECORD,
     EVIDENCE_RECORD_VERSION,
+    FULL_WEIGHTS,
     Calibration,
     EvidenceRecord,
     EvidenceScorer,
     block_sentences,
+    file_sha256,
     read_evidence_record,
     weights_hash,
 )
@@ -28,11 +30,14 @@ from assistant.settings import Settings
 from tests.conftest import REPO, runtime, stored_chunks
 from tuning.check import split_of
 from tuning.evidence_data import (
+    ANSWER,
+    SENTENCE,
     TRAIN,
     VALIDATION,
     Job,
     Pair,
     PairReport,
+    answer_pairs,
     collect_pairs,
     held_out_questions,
     read_pairs,
@@ -105,7 +110,7 @@ def test_pairs_quote_positive_other_sentences_negative_and_no_held_out_question(
     chunks = stored_chunks(handbook_index)
     corpus_sentences = {fold(s) for c in chunks for s in block_sentences(c.text)}
     for item in items[:2]:
-        pairs = by_item[item.id]
+        pairs = [p for p in by_item[item.id] if p.kind == SENTENCE]
         assert {p.sentence for p in pairs if p.label == 1} == {normalise_space(q) for q in item.quotes}
         negatives = [p for p in pairs if p.label == 0]
         assert 0 < len(negatives) <= 6
@@ -114,9 +119,31 @@ def test_pairs_quote_positive_other_sentences_negative_and_no_held_out_question(
             assert not any(fold(q) in fold(pair.sentence) or fold(pair.sentence) in fold(q) for q in item.quotes)
         assert any(p.doc_id == item.doc_id for p in negatives)  # a hard negative from the item's own document
         assert len({fold(p.sentence) for p in pairs}) == len(pairs)
+        answers = [p for p in by_item[item.id] if p.kind == ANSWER]  # the answer verifier's pairs
+        assert [p.sentence for p in answers if p.label == 1] == [item.answer]
+        assert all(p.doc_id == item.doc_id and p.groups == pairs[0].groups for p in answers)
     assert by_item["hb-0286"] and all(p.label == 0 for p in by_item["hb-0286"])  # unanswerable: negatives only
+    assert all(p.kind == SENTENCE for p in by_item["hb-0286"])  # and no answer to verify
     assert report.data_groups == {"everyone"}
     assert all(p.doc_id != RESTRICTED for p in report.pairs)
+
+
+def test_answer_pairs_are_the_reference_answer_against_other_answers_and_the_wrong_part_of_a_quote() -> None:
+    def item(id_: str, question: str, answer: str, quotes: list[str]) -> Item:
+        return Item(id_, question, answer, tuple(quotes), "it/passwords.md", "answerable", "handbook")
+
+    rule = "Minimum length: 14 characters. We recommend a passphrase of four or more random words."
+    asked = item("a", "What's the minimum password length?", "14 characters.", [rule])
+    same_quote = item("b", "Should I use a passphrase?", "Yes, four or more random words.", [rule])
+    other = item("c", "Who owns the policy?", "Marcus Bell, the CISO.", ["The policy is owned by Marcus Bell."])
+    positive = Pair(asked.question, rule, 1, "a", "handbook", "it/passwords.md", ("everyone",))
+    pairs = answer_pairs(asked, [asked, same_quote, other], positive, EvidenceDataRecipe())
+    assert {(p.sentence, p.label) for p in pairs} == {
+        ("14 characters.", 1),
+        ("We recommend a passphrase of four or more random words.", 0),  # the part of its quote that says else
+        ("Marcus Bell, the CISO.", 0),  # another item's answer; "b" shares its quote: it may answer it too
+    }
+    assert all(p.kind == ANSWER and p.groups == ("everyone",) for p in pairs)
 
 
 def test_split_keeps_each_question_on_one_side(built: tuple[list[Item], PairReport]) -> None:
@@ -160,12 +187,14 @@ def test_tiny_training_run_saves_a_scorer_the_runtime_loads(
     }
     assert record.data_groups == ("everyone",)
     metrics = record.metrics["validation"]
-    assert metrics["pairs"] == len(validation) and 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["auc"] <= 1
+    sentence_pairs = [p for p in validation if p.kind == SENTENCE]  # the answer pairs have a calibration of their own
+    assert record.answer_calibration is not None and record.metrics["answer_validation"]["pairs"] >= 1
+    assert metrics["pairs"] == len(sentence_pairs) and 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["auc"] <= 1
     assert (out / ADAPTER_WEIGHTS).stat().st_size < 5_000_000  # LoRA + head, not the 90 MB encoder
 
     scorer = EvidenceScorer.load(out)
     question = validation[0].question
-    sentences = [p.sentence for p in validation]
+    sentences = [p.sentence for p in validation if p.kind == SENTENCE]
     scores = scorer.score(question, sentences)
     assert len(scores) == len(sentences) and all(0.0 <= s <= 1.0 for s in scores)
     logits = scorer.logits(question, sentences)
@@ -179,11 +208,31 @@ def test_tiny_training_run_saves_a_scorer_the_runtime_loads(
     assert {s.block for s in ranked} <= {1, 2} and ranked  # block 3 holds no quotable sentence
     assert all(s.sentence in block_sentences(blocks[s.block - 1]) for s in ranked)
     assert scorer.answerability(question, blocks) == ranked[0].score
+    answer_score = scorer.answer_score(question, "Two reviewers.")
+    assert answer_score is not None and 0.0 < answer_score < 1.0
 
     weights = out / ADAPTER_WEIGHTS
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
     with pytest.raises(ConfigError, match="does not match its record"):
         EvidenceScorer.load(out)
+
+
+def test_a_scorer_trained_whole_saves_the_model_and_loads_without_the_base(
+    built: tuple[list[Item], PairReport], tmp_path: Path
+) -> None:
+    """`lora: null`: every weight trained (docs/tuning.md: it ranks about as well as the cosine)."""
+    _, report = built
+    data = tmp_path / "pairs"
+    write_pairs([p for p in report.pairs if p.item != "hb-0040"][:8], data / TRAIN)
+    write_pairs([p for p in report.pairs if p.item == "hb-0040"], data / VALIDATION)
+    recipe = tmp_path / "whole.yaml"
+    recipe.write_text("name: evidence-whole\nlora: null\ntrain: {max_steps: 1, batch_size: 8, max_length: 48}\n")
+    out = tmp_path / "scorer"
+    record = train_scorer(load_evidence_recipe(recipe), data, out, repo=REPO)
+    assert record.training["trainable_parameters"] > 20_000_000  # the whole MiniLM, not a LoRA
+    assert not (out / ADAPTER_WEIGHTS).exists() and record.weights_sha256 == file_sha256(out / FULL_WEIGHTS)
+    scorer = EvidenceScorer.load(out)  # train_scorer has checked it reproduces the validation logits
+    assert scorer.record == record and scorer.answer_score("How many reviewers?", "Two.") is not None
 
 
 def _record(folder: Path) -> EvidenceRecord:

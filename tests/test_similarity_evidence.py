@@ -27,11 +27,12 @@ BLOCKS = [
 ]
 
 
-def record(embedder: str = "bundled:all-MiniLM-L6-v2") -> SimilarityRecord:
-    return SimilarityRecord(embedder, Calibration(5.8, -2.3), {"validation_top_sentence_answers": 0.7})
+def record(embedder: str = "bundled:all-MiniLM-L6-v2", answers: Calibration | None = None) -> SimilarityRecord:
+    return SimilarityRecord(embedder, Calibration(5.8, -2.3), answers, {"validation_top_sentence_answers": 0.7})
 
 
 def test_the_record_round_trips_and_a_newer_version_is_refused(tmp_path: Path) -> None:
+    assert write_similarity_record(tmp_path / "verifier", record(answers=Calibration(13.3, -6.9))).answer_calibration
     assert write_similarity_record(tmp_path, record()) == record()
     data = json.loads((tmp_path / RECORD).read_text())
     (tmp_path / RECORD).write_text(json.dumps({**data, "version": 9}))
@@ -48,6 +49,18 @@ def test_the_answering_sentence_ranks_first_and_scores_are_probabilities(setting
     assert ranked[0].sentence == "Employees get two floating holidays per calendar year." and ranked[0].block == 2
     assert all(0.0 < s.score < 1.0 for s in ranked)
     assert ranked[0].score > max(s.score for s in ranked if s.block == 1)
+
+
+def test_the_answer_verifier_scores_an_answer_line_that_answers_above_one_that_says_something_else(
+    settings: Settings,
+) -> None:
+    with runtime(settings) as components:
+        assert SimilarityScorer(record(), components.embedder).answer_score(QUESTION, "Two a year.") is None
+        verifier = SimilarityScorer(record(answers=Calibration(13.3, -6.9)), components.embedder)
+        answers = verifier.answer_score(QUESTION, "Every employee gets two floating holidays per calendar year.")
+        other = verifier.answer_score(QUESTION, "Bikes go in the basement rack.")
+        assert verifier.answer_score(QUESTION, "  ") is None
+    assert answers is not None and other is not None and 0.0 < other < 0.5 < answers < 1.0
 
 
 def test_the_runtime_uses_a_configured_folder_and_refuses_one_fitted_for_another_embedder(

@@ -17,6 +17,13 @@
 - Held out: an item whose question repeats or paraphrases an evaluation question (`evals.held_out`: the handbook
   golden and out-of-corpus sets, SciFact's test claims, plus `data.held_out_extra`, e.g. the pip sets) is left out
   and reported, as is a near duplicate of a question already kept.
+- Answer pairs (`data.answer_pairs`, curated items of a corpus other than SciFact): the same scorer also judges
+  whether an *answer line* answers its question (`assistant.answer_support`'s verifier). Positive: the item's
+  reference answer. Hard negatives: the reference answers of other items of the same document that share no quote
+  with it (true statements of the right document that answer something else: the 270M model's usual mistake), and
+  the parts of the item's own quotes, split at `:`, `;` and sentence ends, that share no content word with its
+  reference answer ("We recommend a passphrase of four or more random words" for "Minimum length: 14 characters.
+  We recommend a passphrase ..." asked the minimum length). Their `kind` is "answer".
 - Split: all pairs of one question land on one side, by a hash of the question's words (`tuning.check.split_of`,
   the adapter's rule).
 
@@ -30,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +62,8 @@ if TYPE_CHECKING:
 
 TRAIN = "train.jsonl"
 VALIDATION = "validation.jsonl"
+SENTENCE = "sentence"
+ANSWER = "answer"
 HeldOut = list[tuple[str, frozenset[str]]]  # (where, question words), as `evals.held_out.held_out_index`
 
 
@@ -66,6 +76,7 @@ class Pair:
     source: str  # the collection the item's corpus is ingested into
     doc_id: str  # the document the sentence comes from
     groups: tuple[str, ...]  # that document's groups
+    kind: str = SENTENCE  # SENTENCE: a sentence of a block; ANSWER: an answer line
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +87,7 @@ class Pair:
             "source": self.source,
             "doc_id": self.doc_id,
             "groups": list(self.groups),
+            "kind": self.kind,
         }
 
     @classmethod
@@ -91,6 +103,7 @@ class Pair:
             str(data["source"]),
             str(data["doc_id"]),
             tuple(str(g) for g in data["groups"]),
+            str(data.get("kind", SENTENCE)),
         )
 
 
@@ -210,6 +223,9 @@ def collect_pairs(
     for job in jobs:
         chunks_of = chunks_by_document(components, job.collection)
         retriever = components.retriever(job.collection)
+        by_document: dict[str | None, list[Item]] = {}
+        for item in job.items:
+            by_document.setdefault(item.doc_id, []).append(item)
         task = f"evidence pairs ({job.collection})"
         progress.start(task, len(job.items))
         for item in job.items:
@@ -220,6 +236,8 @@ def collect_pairs(
                 continue
             retrieved = retriever.search(principal, item.question, top_k=data.retrieved).chunks
             pairs = _item_pairs(item, job, retrieved, chunks_of, allowed, data, report)
+            if pairs and data.answer_pairs and job.collection != SCIFACT_COLLECTION and item.answerable:
+                pairs += answer_pairs(item, by_document[item.doc_id], pairs[0], data)
             if pairs:
                 kept_questions.append(words(item.question))
                 report.pairs += pairs
@@ -294,6 +312,52 @@ def _item_pairs(
     if not pairs:
         report.exclude(item, "no sentence to pair it with (nothing retrieved in the allowed groups)")
     return pairs
+
+
+_SPLIT_PARTS = re.compile(r"[:;]\s+|(?<=[.!?])\s+")
+_MIN_PART_WORDS = 4
+
+
+def answer_pairs(item: Item, same_document: Sequence[Item], positive: Pair, data: EvidenceDataRecipe) -> list[Pair]:
+    """(question, answer line) pairs of an answerable item: its reference answer (1); other items' answers of its
+    document that share no quote with it, and the parts of its quotes that share no content word with its answer
+    (0). At most `data.max_negatives` negatives, a seeded sample. `positive`: one of the item's sentence pairs,
+    whose collection and document groups the answer pairs take."""
+    assert item.doc_id is not None
+    own_quotes = {fold(q) for q in item.quotes}
+    answer_words = content_words(item.answer)
+    others = [
+        other.answer
+        for other in same_document
+        if other.id != item.id and other.answerable and other.answer and not own_quotes & set(map(fold, other.quotes))
+    ]
+    parts = [
+        part.strip(" -*")
+        for quote in item.quotes
+        for part in _SPLIT_PARTS.split(normalise_space(quote))
+        if len(part.split()) >= _MIN_PART_WORDS and not content_words(part) & answer_words
+    ]
+    negatives = list(dict.fromkeys(n for n in [*parts, *others] if fold(n) != fold(item.answer)))
+    rng = random.Random(f"{data.seed}:{item.id}:answers")
+    chosen = rng.sample(negatives, min(len(negatives), max(0, data.max_negatives)))
+    source, groups = positive.source, positive.groups
+    pairs = [Pair(item.question, item.answer, 1, item.id, source, item.doc_id, groups, ANSWER)]
+    pairs += [Pair(item.question, n, 0, item.id, source, item.doc_id, groups, ANSWER) for n in chosen]
+    return pairs
+
+
+_STOP_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        "a an and are as at be by can do does for from has have how i if in is it its may must no not of on or our "
+        "the their them they this to up was we what when where which who will with you your yes",
+    )
+)
+
+
+def content_words(text: str) -> set[str]:
+    """The words of `text` that carry meaning (stop words aside), as `evals.held_out.words` splits them."""
+    return set(words(text)) - _STOP_WORDS
 
 
 def _candidates(

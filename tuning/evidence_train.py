@@ -49,12 +49,14 @@ from assistant.evidence import (
     ADAPTER_WEIGHTS,
     EVIDENCE_RECORD,
     EVIDENCE_RECORD_VERSION,
+    FULL_WEIGHTS,
     Calibration,
     EvidenceRecord,
     EvidenceScorer,
     file_sha256,
     load_base_cross_encoder,
     read_evidence_record,
+    scorer_weights,
     weights_hash,
 )
 from assistant.json_file import write_json
@@ -62,7 +64,18 @@ from assistant.progress import NO_PROGRESS, Progress
 from assistant.recipe import STRICT_KEYS, ItemSource, load_checked_yaml
 from assistant.settings import BUNDLED_EMBEDDER, Settings
 from evals.run_files import git_commit
-from tuning.evidence_data import TRAIN, VALIDATION, Pair, PairFile, PairReport, read_pairs, split_pairs, write_pairs
+from tuning.evidence_data import (
+    ANSWER,
+    SENTENCE,
+    TRAIN,
+    VALIDATION,
+    Pair,
+    PairFile,
+    PairReport,
+    read_pairs,
+    split_pairs,
+    write_pairs,
+)
 
 
 @dataclass(config=STRICT_KEYS)
@@ -78,6 +91,7 @@ class EvidenceDataRecipe:
     # More held-out evaluation sets (JSONL, a "question" per line, relative to the repository; a missing file is
     # skipped): no pair may repeat or paraphrase their questions, as for `evals.held_out`'s own sets.
     held_out_extra: list[str] = field(default_factory=list)
+    answer_pairs: bool = True  # (question, answer line) pairs of the curated items too: the answer verifier's data
     validation_share: float = 0.1  # by a hash of the question's words: all pairs of a question on one side
     seed: int = 13
 
@@ -110,7 +124,7 @@ class EvidenceRecipe:
     name: str = "evidence-cpu"
     base_model: str = BUNDLED_EMBEDDER  # an embedder.model value: the bundled MiniLM or a local model folder
     data: EvidenceDataRecipe = field(default_factory=EvidenceDataRecipe)
-    lora: EvidenceLoraRecipe = field(default_factory=EvidenceLoraRecipe)
+    lora: EvidenceLoraRecipe | None = field(default_factory=EvidenceLoraRecipe)  # None: train every weight
     train: EvidenceTrainRecipe = field(default_factory=EvidenceTrainRecipe)
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,15 +248,20 @@ def train_scorer(
     set_seed(cfg.seed)  # the new head's initial weights, LoRA's, dropout and the batch order
     model = load_base_cross_encoder(recipe.base_model, cfg.max_length, device)
     encoder = model[0]
-    lora = LoraConfig(
-        task_type=TaskType.SEQ_CLS,  # also trains and saves the new head ("classifier") whole
-        r=recipe.lora.r,
-        lora_alpha=recipe.lora.alpha,
-        lora_dropout=recipe.lora.dropout,
-        target_modules=list(recipe.lora.target_modules),
+    lora = (
+        LoraConfig(
+            task_type=TaskType.SEQ_CLS,  # also trains and saves the new head ("classifier") whole
+            r=recipe.lora.r,
+            lora_alpha=recipe.lora.alpha,
+            lora_dropout=recipe.lora.dropout,
+            target_modules=list(recipe.lora.target_modules),
+        )
+        if recipe.lora is not None
+        else None
     )
-    peft_model = get_peft_model(cast("torch.nn.Module", encoder.model), lora)
-    encoder.model = peft_model
+    peft_model = get_peft_model(cast("torch.nn.Module", encoder.model), lora) if lora is not None else None
+    if peft_model is not None:
+        encoder.model = peft_model
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     args = CrossEncoderTrainingArguments(
         output_dir=str(data_dir / "trainer"),
@@ -282,35 +301,49 @@ def train_scorer(
     shutil.rmtree(data_dir / "trainer", ignore_errors=True)
 
     started = time.perf_counter()
-    validation = validation_file.pairs
+    validation = [p for p in validation_file.pairs if p.kind == SENTENCE]
     logits = _logits(model, validation)
-    validation_seconds = time.perf_counter() - started
     labels = [p.label for p in validation]
     calibration = fit_platt(logits, labels)
     calibrated = [calibration.probability(x) for x in logits]
     raw = Calibration().probability
-    metrics = {
+    metrics: dict[str, Any] = {
         "validation": binary_metrics(calibrated, labels),
         "validation_uncalibrated": binary_metrics([raw(x) for x in logits], labels),
         "validation_questions": question_metrics(validation, calibrated),
-        "validation_seconds": round(validation_seconds, 1),
     }
+    answers = [p for p in validation_file.pairs if p.kind == ANSWER]  # the answer verifier's own calibration
+    answer_calibration = None
+    if answers:
+        answer_logits = _logits(model, answers)
+        answer_labels = [p.label for p in answers]
+        answer_calibration = fit_platt(answer_logits, answer_labels)
+        metrics["answer_validation"] = {
+            **binary_metrics([answer_calibration.probability(x) for x in answer_logits], answer_labels),
+            "top_line_answers": top_answers(answers, answer_logits),
+        }
+    metrics["validation_top_sentence_answers"] = top_answers(validation, logits)
+    metrics["validation_seconds"] = round(time.perf_counter() - started, 1)
 
     out.mkdir(parents=True, exist_ok=True)
-    for name in (EVIDENCE_RECORD, ADAPTER_CONFIG, ADAPTER_WEIGHTS):  # a scorer replaced: its record goes first
-        (out / name).unlink(missing_ok=True)  # and comes back last, so no half-written folder reads as a scorer
-    peft_model.peft_config["default"].base_model_name_or_path = recipe.base_model  # not the venv's absolute path
-    peft_model.save_pretrained(str(out), save_embedding_layers=False)  # the base's embeddings are unchanged
-    (out / "README.md").unlink(missing_ok=True)  # peft's model card template: nothing of ours
+    for name in (EVIDENCE_RECORD, ADAPTER_CONFIG, ADAPTER_WEIGHTS, FULL_WEIGHTS):  # a scorer replaced: its record
+        (out / name).unlink(missing_ok=True)  # goes first and comes back last: no half-written folder is a scorer
+    if peft_model is not None:
+        peft_model.peft_config["default"].base_model_name_or_path = recipe.base_model  # not the venv's absolute path
+        peft_model.save_pretrained(str(out), save_embedding_layers=False)  # the base's embeddings are unchanged
+    else:
+        model.save(str(out))  # every weight trained: the whole cross-encoder (~90 MB), tokenizer included
+    (out / "README.md").unlink(missing_ok=True)  # the libraries' model card template: nothing of ours
     files = (train_file, validation_file)
     record = EvidenceRecord(
         id=f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}",
         path=out,
         base_model=recipe.base_model,
         base_model_hash=weights_hash(base_dir),
-        weights_sha256=file_sha256(out / ADAPTER_WEIGHTS),
+        weights_sha256=file_sha256(scorer_weights(out)),
         max_length=cfg.max_length,
         calibration=calibration,
+        answer_calibration=answer_calibration,
         data_groups=tuple(sorted({g for f in files for p in f.pairs for g in p.groups})),
         data_files={f.path.name: f.sha256 for f in files},
         data=_data_summary(train_file, validation_file, build),
@@ -370,16 +403,29 @@ def _check_reloads(out: Path, pairs: Sequence[Pair], expected: Sequence[float], 
             raise ConfigError(f"{out}: the saved scorer gives logit {found:.4f} where training measured {logit:.4f}")
 
 
+def top_answers(pairs: Sequence[Pair], scores: Sequence[float]) -> float:
+    """Share of the questions with a positive pair whose best-scored pair is a positive one."""
+    top: dict[str, tuple[float, int]] = {}
+    for pair, score in zip(pairs, scores, strict=True):
+        if pair.question not in top or score > top[pair.question][0]:
+            top[pair.question] = (score, pair.label)
+    answerable = {p.question for p in pairs if p.label}
+    return round(sum(top[q][1] for q in answerable) / len(answerable), 4) if answerable else 0.0
+
+
 def _data_summary(train: PairFile, validation: PairFile, build: PairReport | None) -> dict[str, Any]:
     def split(pairs: Sequence[Pair]) -> dict[str, Any]:
         by_source: dict[str, int] = defaultdict(int)
+        by_kind: dict[str, int] = defaultdict(int)
         for pair in pairs:
             by_source[pair.source] += 1
+            by_kind[pair.kind] += 1
         return {
             "pairs": len(pairs),
             "positives": sum(p.label for p in pairs),
             "questions": len({p.question for p in pairs}),
             "by_source": dict(by_source),
+            "by_kind": dict(by_kind),
         }
 
     summary: dict[str, Any] = {"train": split(train.pairs), "validation": split(validation.pairs)}

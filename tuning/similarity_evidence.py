@@ -4,7 +4,9 @@ Reads the (question, sentence) pairs `assistant tune evidence` builds (built her
 same recipe and data, never a held-out question), embeds them with the configured embedder, and fits one Platt
 calibration on the training questions: a question's best cosine -> whether some sentence answers it. Reports, on
 the validation split: pair AUC, the share of answerable questions whose best sentence answers them, and the
-question-level accuracy at 0.5. Seconds on a CPU.
+question-level accuracy at 0.5. A second calibration, on the (question, answer line) pairs, is the answer verifier
+(`answer_calibration`): a line's cosine -> whether it answers the question; its validation AUC, precision and
+recall at 0.5 are reported too. Seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -16,10 +18,29 @@ from pathlib import Path
 from typing import Any
 
 from assistant.components import Components
+from assistant.evidence import Calibration
 from assistant.similarity_evidence import SimilarityRecord, cosines, write_similarity_record
 from evals.run_files import git_commit
-from tuning.evidence_data import TRAIN, VALIDATION, Pair, build_pairs, read_pairs, split_pairs, write_pairs
-from tuning.evidence_train import EvidenceRecipe, auc, binary_metrics, fit_platt, question_metrics, work_dir
+from tuning.evidence_data import (
+    ANSWER,
+    SENTENCE,
+    TRAIN,
+    VALIDATION,
+    Pair,
+    build_pairs,
+    read_pairs,
+    split_pairs,
+    write_pairs,
+)
+from tuning.evidence_train import (
+    EvidenceRecipe,
+    auc,
+    binary_metrics,
+    fit_platt,
+    question_metrics,
+    top_answers,
+    work_dir,
+)
 
 
 def ensure_pairs(components: Components, recipe: EvidenceRecipe) -> Path:
@@ -54,39 +75,59 @@ def best_per_question(pairs: Sequence[Pair], scores: Sequence[float]) -> tuple[l
     return [best[q] for q in best], [answerable[q] for q in best]
 
 
-def top_sentence_answers(pairs: Sequence[Pair], scores: Sequence[float]) -> float:
-    """Share of answerable questions whose best-scored sentence is one that answers them."""
-    top: dict[str, tuple[float, int]] = {}
-    for pair, score in zip(pairs, scores, strict=True):
-        if pair.question not in top or score > top[pair.question][0]:
-            top[pair.question] = (score, pair.label)
-    answerable = {p.question for p in pairs if p.label}
-    return round(sum(top[q][1] for q in answerable) / len(answerable), 4) if answerable else 0.0
-
-
 def fit(components: Components, recipe: EvidenceRecipe, out: Path) -> SimilarityRecord:
     started = time.perf_counter()
     folder = ensure_pairs(components, recipe)
-    train, validation = read_pairs(folder / TRAIN), read_pairs(folder / VALIDATION)
-    train_scores, valid_scores = pair_cosines(components, train.pairs), pair_cosines(components, validation.pairs)
-    calibration = fit_platt(*best_per_question(train.pairs, train_scores))
+    train_file, validation_file = read_pairs(folder / TRAIN), read_pairs(folder / VALIDATION)
+    train, validation = _of_kind(train_file.pairs, SENTENCE), _of_kind(validation_file.pairs, SENTENCE)
+    train_scores, valid_scores = pair_cosines(components, train), pair_cosines(components, validation)
+    calibration = fit_platt(*best_per_question(train, train_scores))
     probabilities = [calibration.probability(c) for c in valid_scores]
     metrics: dict[str, Any] = {
         "validation_pairs": {
-            **binary_metrics(probabilities, [p.label for p in validation.pairs]),
-            "auc": auc(valid_scores, [p.label for p in validation.pairs]),
+            **binary_metrics(probabilities, [p.label for p in validation]),
+            "auc": auc(valid_scores, [p.label for p in validation]),
         },
-        "validation_questions": question_metrics(validation.pairs, probabilities),
-        "validation_top_sentence_answers": top_sentence_answers(validation.pairs, valid_scores),
-        "train_questions": len(set(p.question for p in train.pairs)),
-        "seconds": round(time.perf_counter() - started, 1),
+        "validation_questions": question_metrics(validation, probabilities),
+        "validation_top_sentence_answers": top_answers(validation, valid_scores),
+        "train_questions": len(set(p.question for p in train)),
     }
+    answer_calibration, answer_metrics = _fit_answers(
+        components, _of_kind(train_file.pairs, ANSWER), _of_kind(validation_file.pairs, ANSWER)
+    )
+    metrics |= answer_metrics
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
     record = SimilarityRecord(
         embedder=components.settings.embedder.model,
         calibration=calibration,
+        answer_calibration=answer_calibration,
         metrics=metrics,
-        data={TRAIN: train.sha256, VALIDATION: validation.sha256},
+        data={TRAIN: train_file.sha256, VALIDATION: validation_file.sha256},
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         git_commit=git_commit(components.settings.repo_dir),
     )
     return write_similarity_record(out, record)
+
+
+def _of_kind(pairs: Sequence[Pair], kind: str) -> list[Pair]:
+    return [p for p in pairs if p.kind == kind]
+
+
+def _fit_answers(
+    components: Components, train: Sequence[Pair], validation: Sequence[Pair]
+) -> tuple[Calibration | None, dict[str, Any]]:
+    """The answer verifier: each (question, answer line) pair's cosine -> whether the line answers the question.
+    No answer pairs (`data.answer_pairs: false`): no verifier."""
+    if not train:
+        return None, {}
+    calibration = fit_platt(pair_cosines(components, train), [p.label for p in train])
+    valid_scores = pair_cosines(components, validation)
+    labels = [p.label for p in validation]
+    return calibration, {
+        "answer_validation_pairs": {
+            **binary_metrics([calibration.probability(c) for c in valid_scores], labels),
+            "auc": auc(valid_scores, labels),
+        },
+        "answer_validation_top_line_answers": top_answers(validation, valid_scores),
+        "answer_train_pairs": len(train),
+    }

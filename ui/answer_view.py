@@ -40,7 +40,7 @@ def show_label(answer: Answer) -> None:
         return
     st.warning(support.text)
     if support.missing:
-        st.text("Not in its quotes: " + ", ".join(support.missing))
+        st.text("Not verified: " + ", ".join(support.missing))
 
 
 def show_unverified(answer: Answer) -> None:
