@@ -27,7 +27,9 @@ And the answer line itself must answer the question: the scorer's answer verifie
 a calibration fitted on curated (question, answer line) pairs, never a held-out question) must give it
 `evidence.min_score` or more. "A passphrase of four or more random words [1]." quotes the right sentence ("Minimum
 length: 14 characters. We recommend a passphrase ...") and states only what it says, but does not say how long a
-password must be.
+password must be. Nor is an answer line that only repeats the headings of the blocks it cites ("Your First Week at
+Northwind - Your First Week at Northwind > Your onboarding buddy [2].", asked the vacation days): it echoes the
+question's topic and scores high for it.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ def check_support(
     quote_score: float | None = None,
     quote_ranked_first: bool | None = None,
     answer_score: float | None = None,
+    cited_headings: Sequence[str] = (),
     min_score: float = 0.5,
 ) -> Support:
     """The label of a generated answer from its answer line, the quotes the citation check verified, and the
@@ -131,7 +134,8 @@ def check_support(
     scorer's best score of a verified quote against the question (None: no scorer): below `min_score` the quotes,
     verbatim as they are, do not answer the question; `quote_ranked_first` whether a verified quote is the sentence
     the scorer ranks first of all the retrieved ones (a rank, unlike a score, means the same on any corpus);
-    `answer_score` the answer verifier's score of the answer line (None: no verifier)."""
+    `answer_score` the answer verifier's score of the answer line (None: no verifier); `cited_headings` the
+    titles and sections of the cited blocks."""
     if not verified_quotes:
         return Support("unsupported", specifics(answer_line))
     quoted = set(words(" ".join(verified_quotes)))
@@ -145,6 +149,9 @@ def check_support(
         missing.append(f"a quote that answers the question (best score {quote_score:.2f} < {min_score:.2f})")
     if quote_ranked_first is False:
         missing.append("the sentence that best answers the question (the scorer ranks another above the quotes)")
+    said = set(words(answer_text(answer_line)))
+    if cited_headings and said <= set(words(" ".join(cited_headings))):
+        missing.append("an answer, not the heading of its source")
     if answer_score is not None and answer_score < min_score:
         missing.append(f"an answer line that answers the question (score {answer_score:.2f} < {min_score:.2f})")
     if missing or unverified or fallback_sentences:

@@ -231,14 +231,18 @@ class Answerer:
             yield refused.answer
             return refused
         shown = selection.blocks if selection is not None else self._shown(retrieval.chunks)
+        read = shown  # what the model reads: the shown blocks, or with evidence.focus only their best sentences
+        if selection is not None and self.evidence_settings.focus:
+            shown = shown[: len(selection.preferred_quotes)]  # the blocks holding the best sentences come first
+            read = [dataclasses.replace(c, text=selection.focused_text(n, c.text)) for n, c in enumerate(shown, 1)]
         # The scorer's verdict decides whether to answer: once it has said the blocks answer, the model may not refuse.
         format_request = FormatRequest.of(
-            [c.text for c in shown],
+            [c.text for c in read],
             question,
             selection.preferred_quotes if selection is not None else None,
             refusal_allowed=selection is None or not self.evidence_settings.refuse,
         )
-        prompt = self._prompt(question, shown, self._readable_history(principal, history))
+        prompt = self._prompt(question, read, self._readable_history(principal, history))
         observation = trace.generation(
             prompt, question, len(shown), self.generator.model_id, self.adapter_id, self.generator.backend
         )
@@ -330,6 +334,7 @@ class Answerer:
             verified,
             question=question,
             cited_blocks=[shown[n - 1].passage for n in checked.cited],
+            cited_headings=[f"{shown[n - 1].title} {shown[n - 1].section or ''}" for n in checked.cited],
             unverified=len(checked.unsupported_quotes),
             fallback_sentences=len(checked.fallback_sentences),
             quote_score=score,

@@ -353,6 +353,11 @@ class EvidenceSelection:
         wanted = fold(sentence)
         return any(wanted in text for text, score in self.scores.items() if score == self.best)
 
+    def focused_text(self, block: int, text: str) -> str:
+        """Block `block`'s text cut to the sentences it may quote first (in their order), one per line."""
+        wanted = self.preferred_quotes.get(block, set())
+        return "\n".join(s for s in dict.fromkeys(block_sentences(text)) if s in wanted)
+
     @property
     def answerable(self) -> bool:
         return self.best >= self.min_score

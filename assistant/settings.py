@@ -178,6 +178,11 @@ class EvidenceSettings(BaseModel):
     quote_top: int = Field(
         3, ge=1, le=50, description="A block holding some of the best this many sentences quotes those first."
     )
+    focus: bool = Field(
+        False,
+        description="true: the model reads only the quote_top best sentences (with their blocks' headings), not the "
+        "whole blocks; false (default): whole blocks, best first.",
+    )
     refuse: bool = Field(
         False,
         description="true: refuse when no sentence reaches min_score, and forbid the model's refusal when one does; "

@@ -1,14 +1,15 @@
 """Zero-shot evidence: the bundled MiniLM's cosine between the question and each sentence, calibrated.
 
 all-MiniLM-L6-v2 was trained on a billion sentence pairs, question/answer pairs among them, so the cosine of a
-question and a sentence already says much about whether the sentence answers it: on the evidence pairs'
-validation split (`tuning/evidence_data.py`, never a held-out question) it ranks an answering sentence first for
-71% of answerable questions (AUC 0.82), where the cross-encoder trained from the same weights reached AUC 0.59 as a
-LoRA and 0.86 (73%) trained whole, at 90 MB more (docs/tuning.md). The calibration maps a question's best cosine to the probability that the blocks answer it,
-fitted on the training questions (answerable: some sentence of the pairs answers it), so `evidence.min_score`
-0.5 is the decision boundary; the same mapping scores each sentence. The embedder is the retriever's: nothing more
-to load. Fitted by `assistant tune similarity-evidence`; served when `evidence.scorer` names its folder (or when
-one is committed to `assistant/shipped_similarity/`: then for everyone, by default).
+question and a sentence already says much about whether the sentence answers it: on the evidence pairs' validation
+split (`tuning/evidence_data.py`, never a held-out question) it ranks an answering sentence first for 71% of
+answerable questions (AUC 0.82), where the cross-encoder trained from the same weights reached AUC 0.59 as a LoRA
+and 0.86 (73%) trained whole, at 90 MB more (docs/tuning.md). The calibration maps a question's best cosine to the
+probability that the blocks answer it, fitted on the training questions (answerable: some sentence of the pairs
+answers it), so `evidence.min_score` 0.5 is the decision boundary; the same mapping scores each sentence. The
+embedder is the retriever's: nothing more to load. Fitted by `assistant tune similarity-evidence`; served when
+`evidence.scorer` names its folder (or when one is committed to `assistant/shipped_similarity/`: then for everyone,
+by default).
 
 The same cosine, under a second calibration fitted on (question, answer line) pairs (`answer_calibration`:
 curated reference answers against other answers of their document and the parts of their quotes that say

@@ -118,3 +118,17 @@ def test_an_answer_line_the_verifier_says_does_not_answer_is_not_supported() -> 
     assert label("At least 14 characters [1].", 0.81).label == "supported"
     assert label("A passphrase of four or more random words [1].", None).label == "supported"  # no verifier
     assert answer_text("At least 14 characters [1]. Use one [2].") == "At least 14 characters. Use one."
+
+
+def test_an_answer_line_that_only_repeats_its_sources_heading_is_not_supported() -> None:
+    """The issue's "Your First Week at Northwind - ... > Your onboarding buddy [2]." for the vacation days."""
+    heading = "Your First Week at Northwind Your onboarding buddy"
+    quote = "Your buddy is a peer from another team who has been here at least a year."
+    echo = check_support(
+        "Your First Week at Northwind - Your First Week at Northwind > Your onboarding buddy [1].",
+        [quote],
+        cited_headings=[heading],
+    )
+    assert echo.label == "quoted" and "an answer, not the heading of its source" in echo.missing
+    answer = check_support("A peer from another team [1].", [quote], cited_headings=[heading])
+    assert "an answer, not the heading of its source" not in answer.missing

@@ -43,6 +43,20 @@ def test_blocks_are_shown_best_sentence_first_and_only_the_best_sentences_are_qu
     assert not EvidenceSelection.of(ranked, chunks, list, EvidenceSettings(min_score=0.95)).answerable
 
 
+def test_a_focused_block_is_cut_to_the_sentences_it_may_quote_first() -> None:
+    text = "Block three answers it. Block three says more. Block three answers it."
+    chunks = [chunk(1, "Block one half answers it. Then something else entirely."), chunk(2, "b"), chunk(3, text)]
+    ranked = [
+        ScoredSentence(3, "Block three answers it.", 0.9),
+        ScoredSentence(1, "Block one half answers it.", 0.6),
+        ScoredSentence(3, "Block three says more.", 0.4),
+    ]
+    selection = EvidenceSelection.of(ranked, chunks, list, EvidenceSettings(quote_top=2))
+    assert selection.focused_text(1, text) == "Block three answers it."  # once, though the block says it twice
+    assert selection.focused_text(2, chunks[0].text) == "Block one half answers it."
+    assert selection.focused_text(3, "b") == ""  # a block holding none of the best sentences
+
+
 @pytest.fixture(scope="module")
 def scorer(tmp_path_factory: pytest.TempPathFactory) -> EvidenceScorer:
     """A scorer trained for two steps on a few pairs: the pipeline's plumbing, not its quality (the shipped
