@@ -232,8 +232,9 @@ class Answerer:
             return refused
         shown = selection.blocks if selection is not None else self._shown(retrieval.chunks)
         read = shown  # what the model reads: the shown blocks, or with evidence.focus only their best sentences
-        if selection is not None and self.evidence_settings.focus:
+        if selection is not None and self.evidence_settings.focus and selection.preferred_quotes:
             shown = shown[: len(selection.preferred_quotes)]  # the blocks holding the best sentences come first
+            # (no quotable sentence at all: the model reads the whole blocks, as without focus)
             read = [dataclasses.replace(c, text=selection.focused_text(n, c.text)) for n, c in enumerate(shown, 1)]
         # The scorer's verdict decides whether to answer: once it has said the blocks answer, the model may not refuse.
         format_request = FormatRequest.of(

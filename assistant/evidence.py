@@ -270,15 +270,20 @@ class EvidenceScorer:
                 f"evidence scorer {record.id}: {weights} does not match its record's sha256; "
                 f"restore the file or retrain with `{TRAIN_COMMAND}`"
             )
+        if weights.name == ADAPTER_WEIGHTS:  # a LoRA is a difference to the base weights: they must be the same
+            cls._check_base(record)
+        with LOADING:
+            return cls._load(folder, record, device, batch_size)
+
+    @staticmethod
+    def _check_base(record: EvidenceRecord) -> None:
         base = resolve_model_path(record.base_model)
         found = weights_hash(base)
-        if weights.name == ADAPTER_WEIGHTS and found != record.base_model_hash:  # a LoRA is a difference to them
+        if found != record.base_model_hash:
             raise ConfigError(
                 f"evidence scorer {record.id} was trained on {record.base_model} weights {record.base_model_hash}, "
                 f"but {base} holds {found}: retrain it with `{TRAIN_COMMAND}`"
             )
-        with LOADING:
-            return cls._load(folder, record, device, batch_size)
 
     @classmethod
     def _load(cls, folder: Path, record: EvidenceRecord, device: str, batch_size: int) -> EvidenceScorer:

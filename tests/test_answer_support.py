@@ -130,5 +130,8 @@ def test_an_answer_line_that_only_repeats_its_sources_heading_is_not_supported()
         cited_headings=[heading],
     )
     assert echo.label == "quoted" and "an answer, not the heading of its source" in echo.missing
-    answer = check_support("A peer from another team [1].", [quote], cited_headings=[heading])
-    assert "an answer, not the heading of its source" not in answer.missing
+    for line in ("A peer from another team [1].", "Your onboarding buddy [1].", "[1]."):  # short ones may be right
+        assert (
+            "an answer, not the heading of its source"
+            not in check_support(line, [quote], cited_headings=[heading]).missing
+        )

@@ -4,6 +4,7 @@ training run whose folder the runtime loads back, and the record's and recipe's 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -188,7 +189,7 @@ def test_tiny_training_run_saves_a_scorer_the_runtime_loads(
     assert record.data_groups == ("everyone",)
     metrics = record.metrics["validation"]
     sentence_pairs = [p for p in validation if p.kind == SENTENCE]  # the answer pairs have a calibration of their own
-    assert record.answer_calibration is not None and record.metrics["answer_validation"]["pairs"] >= 1
+    assert record.answer_calibration is None and "answer_validation" not in record.metrics  # one class: no verifier
     assert metrics["pairs"] == len(sentence_pairs) and 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["auc"] <= 1
     assert (out / ADAPTER_WEIGHTS).stat().st_size < 5_000_000  # LoRA + head, not the 90 MB encoder
 
@@ -208,8 +209,7 @@ def test_tiny_training_run_saves_a_scorer_the_runtime_loads(
     assert {s.block for s in ranked} <= {1, 2} and ranked  # block 3 holds no quotable sentence
     assert all(s.sentence in block_sentences(blocks[s.block - 1]) for s in ranked)
     assert scorer.answerability(question, blocks) == ranked[0].score
-    answer_score = scorer.answer_score(question, "Two reviewers.")
-    assert answer_score is not None and 0.0 < answer_score < 1.0
+    assert scorer.answer_score(question, "Two reviewers.") is None
 
     weights = out / ADAPTER_WEIGHTS
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
@@ -217,14 +217,16 @@ def test_tiny_training_run_saves_a_scorer_the_runtime_loads(
         EvidenceScorer.load(out)
 
 
-def test_a_scorer_trained_whole_saves_the_model_and_loads_without_the_base(
+def test_a_scorer_trained_whole_saves_the_model_and_loads_without_the_base_weights(
     built: tuple[list[Item], PairReport], tmp_path: Path
 ) -> None:
     """`lora: null`: every weight trained (docs/tuning.md: it ranks about as well as the cosine)."""
     _, report = built
     data = tmp_path / "pairs"
     write_pairs([p for p in report.pairs if p.item != "hb-0040"][:8], data / TRAIN)
-    write_pairs([p for p in report.pairs if p.item == "hb-0040"], data / VALIDATION)
+    validation = [p for p in report.pairs if p.item == "hb-0040"]
+    other_answer = dataclasses.replace(validation[0], sentence="Parking is in the north garage.", label=0, kind=ANSWER)
+    write_pairs([*validation, other_answer], data / VALIDATION)  # both classes of answer pairs: a verifier
     recipe = tmp_path / "whole.yaml"
     recipe.write_text("name: evidence-whole\nlora: null\ntrain: {max_steps: 1, batch_size: 8, max_length: 48}\n")
     out = tmp_path / "scorer"
@@ -232,7 +234,14 @@ def test_a_scorer_trained_whole_saves_the_model_and_loads_without_the_base(
     assert record.training["trainable_parameters"] > 20_000_000  # the whole MiniLM, not a LoRA
     assert not (out / ADAPTER_WEIGHTS).exists() and record.weights_sha256 == file_sha256(out / FULL_WEIGHTS)
     scorer = EvidenceScorer.load(out)  # train_scorer has checked it reproduces the validation logits
-    assert scorer.record == record and scorer.answer_score("How many reviewers?", "Two.") is not None
+    assert record.answer_calibration is not None and record.metrics["answer_validation"]["pairs"] >= 2
+    answer_score = scorer.answer_score("How many reviewers?", "Two.")
+    assert scorer.record == record and answer_score is not None and 0.0 < answer_score < 1.0
+    moved = dataclasses.replace(record, base_model=str(tmp_path / "gone"))  # the base it started from is gone
+    write_evidence_record(moved)
+    assert EvidenceScorer.load(out).logits("How many reviewers?", ["Two."]) == scorer.logits(
+        "How many reviewers?", ["Two."]
+    )
 
 
 def _record(folder: Path) -> EvidenceRecord:
@@ -249,6 +258,8 @@ def _record(folder: Path) -> EvidenceRecord:
 
 
 def test_record_round_trips_and_a_newer_version_is_refused(tmp_path: Path) -> None:
+    verifier = dataclasses.replace(_record(tmp_path / "verifier"), answer_calibration=Calibration(13.3, -6.9))
+    assert write_evidence_record(verifier) == verifier
     record = write_evidence_record(_record(tmp_path))
     assert record == _record(tmp_path)
     data = json.loads((tmp_path / EVIDENCE_RECORD).read_text(encoding="utf-8"))

@@ -32,7 +32,8 @@ def record(embedder: str = "bundled:all-MiniLM-L6-v2", answers: Calibration | No
 
 
 def test_the_record_round_trips_and_a_newer_version_is_refused(tmp_path: Path) -> None:
-    assert write_similarity_record(tmp_path / "verifier", record(answers=Calibration(13.3, -6.9))).answer_calibration
+    verifier = record(answers=Calibration(13.3, -6.9))
+    assert write_similarity_record(tmp_path / "verifier", verifier) == verifier
     assert write_similarity_record(tmp_path, record()) == record()
     data = json.loads((tmp_path / RECORD).read_text())
     (tmp_path / RECORD).write_text(json.dumps({**data, "version": 9}))

@@ -223,9 +223,10 @@ def collect_pairs(
     for job in jobs:
         chunks_of = chunks_by_document(components, job.collection)
         retriever = components.retriever(job.collection)
-        by_document: dict[str | None, list[Item]] = {}
+        by_document: dict[str | None, list[Item]] = {}  # answer-pair negatives: never a held-out item's answer
         for item in job.items:
-            by_document.setdefault(item.doc_id, []).append(item)
+            if training_exclusion(item.question, held_out, []) is None:
+                by_document.setdefault(item.doc_id, []).append(item)
         task = f"evidence pairs ({job.collection})"
         progress.start(task, len(job.items))
         for item in job.items:
@@ -237,7 +238,7 @@ def collect_pairs(
             retrieved = retriever.search(principal, item.question, top_k=data.retrieved).chunks
             pairs = _item_pairs(item, job, retrieved, chunks_of, allowed, data, report)
             if pairs and data.answer_pairs and job.collection != SCIFACT_COLLECTION and item.answerable:
-                pairs += answer_pairs(item, by_document[item.doc_id], pairs[0], data)
+                pairs += answer_pairs(item, by_document.get(item.doc_id, []), pairs[0], data)
             if pairs:
                 kept_questions.append(words(item.question))
                 report.pairs += pairs

@@ -314,7 +314,7 @@ def train_scorer(
     }
     answers = [p for p in validation_file.pairs if p.kind == ANSWER]  # the answer verifier's own calibration
     answer_calibration = None
-    if answers:
+    if 0 < sum(p.label for p in answers) < len(answers):  # both classes, or no calibration (and no verifier)
         answer_logits = _logits(model, answers)
         answer_labels = [p.label for p in answers]
         answer_calibration = fit_platt(answer_logits, answer_labels)

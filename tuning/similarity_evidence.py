@@ -45,7 +45,10 @@ from tuning.evidence_train import (
 
 def ensure_pairs(components: Components, recipe: EvidenceRecipe) -> Path:
     folder = work_dir(components.settings, recipe)
-    if not (folder / TRAIN).is_file() or not (folder / VALIDATION).is_file():
+    built = (folder / TRAIN).is_file() and (folder / VALIDATION).is_file()
+    if built and recipe.data.answer_pairs != any(p.kind == ANSWER for p in read_pairs(folder / TRAIN).pairs):
+        built = False  # built before answer pairs existed, or with them when the recipe now says no: build again
+    if not built:
         report = build_pairs(components, recipe.data, components.settings.repo_dir)
         train, validation = split_pairs(report.pairs, recipe.data.validation_share)
         write_pairs(train, folder / TRAIN)
