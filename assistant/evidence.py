@@ -287,13 +287,13 @@ class EvidenceScorer:
 
     @classmethod
     def _load(cls, folder: Path, record: EvidenceRecord, device: str, batch_size: int) -> EvidenceScorer:
-        from peft import PeftModel
-
         if not (folder / ADAPTER_CONFIG).is_file():  # trained whole: the folder is the model
             with _quiet_loading():
                 model = load_base_cross_encoder(str(folder), record.max_length, device)
             model.eval()
             return cls(record, model, batch_size)
+        from peft import PeftModel
+
         model = load_base_cross_encoder(record.base_model, record.max_length, device)
         with _quiet_loading():
             encoder = model[0]  # sentence-transformers' Transformer module; `.model` is the Hugging Face model

@@ -210,8 +210,8 @@ def answer_query(
         verdict_correct=_verdict_correct(query.verdict, answer) if query.verdict is not None else None,
         label=answer.label,
         outcome=answer.outcome,
-        recall_evidence=round(answer.recall.evidence.score, 4) if answer.recall is not None else None,
-        evidence_score=round(answer.evidence_score, 4) if answer.evidence_score is not None else None,
+        recall_evidence=_rounded(answer.recall.evidence.score if answer.recall is not None else None),
+        evidence_score=_rounded(answer.evidence_score),
         answer_score=_rounded(answer.support.answer_score if answer.support is not None else None),
         **_correctness(query, answer, should_refuse),
     )

@@ -248,19 +248,16 @@ def train_scorer(
     set_seed(cfg.seed)  # the new head's initial weights, LoRA's, dropout and the batch order
     model = load_base_cross_encoder(recipe.base_model, cfg.max_length, device)
     encoder = model[0]
-    lora = (
-        LoraConfig(
+    peft_model = None  # `lora: null`: every weight is trained
+    if recipe.lora is not None:
+        lora = LoraConfig(
             task_type=TaskType.SEQ_CLS,  # also trains and saves the new head ("classifier") whole
             r=recipe.lora.r,
             lora_alpha=recipe.lora.alpha,
             lora_dropout=recipe.lora.dropout,
             target_modules=list(recipe.lora.target_modules),
         )
-        if recipe.lora is not None
-        else None
-    )
-    peft_model = get_peft_model(cast("torch.nn.Module", encoder.model), lora) if lora is not None else None
-    if peft_model is not None:
+        peft_model = get_peft_model(cast("torch.nn.Module", encoder.model), lora)
         encoder.model = peft_model
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     args = CrossEncoderTrainingArguments(
