@@ -14,9 +14,13 @@ a leading `./` anchors like a leading `/`; what .gitignore would read differentl
 `#` comment, backslash escapes) is refused with an error naming the line.
 
 The last rule that matches a document id wins (as in CODEOWNERS). A document no rule matches is uncovered and
-is not indexed: access fails closed. A document's front matter may narrow its groups, never widen them. A rule
-that matches no document is reported by every sync (a typo must not leave an earlier, broader rule in force
-unnoticed); `assistant ingest --strict` refuses to sync while one exists.
+is not indexed: access fails closed. A document's front matter may narrow its groups, never widen them.
+
+A rule that decides no document is reported by every sync, and `assistant ingest --strict` refuses to sync while
+one exists: a rule that matches nothing (most likely a typo) and a rule whose every document is decided by a later
+rule (shadowed: `hr/salary/**` above `hr/**`) both leave broader groups in force where the owner meant narrower
+ones. A pattern without a `/` matches at any depth, so `README.md` meant for the root also decides `hr/README.md`:
+such a pattern deciding a document inside a folder that another rule covers is warned about.
 """
 
 from __future__ import annotations
@@ -52,19 +56,52 @@ class AccessRule:
     def matches(self, doc_id: str) -> bool:
         return self.pattern.match_file(normalise_id(doc_id)) is not None
 
+    @property
+    def where(self) -> str:
+        """How a report names the rule: `line 7 'hr/**' [hr]`."""
+        return f"line {self.line} {self.match!r} [{', '.join(self.groups)}]"
+
 
 @dataclass(frozen=True)
 class UnmatchedRule:
-    """A rule no document of the source matches: most likely a typo, which leaves broader rules in force."""
+    """A rule that decides no document of the source: it matches none (most likely a typo), or every document it
+    matches is decided by a later rule (shadowed). Either way broader groups apply where narrower ones were meant."""
 
     origin: str  # the policy file's name
     line: int
     match: str
     hint: str  # what it would match if case were ignored, or ""
+    shadowed_by: tuple[AccessRule, ...] = ()  # the later rules deciding the documents it matches
+    matched: int = 0  # how many documents it matches
 
     @property
     def message(self) -> str:
-        return f"{self.origin} line {self.line}: rule {self.match!r} matches no document{self.hint}"
+        if not self.shadowed_by:
+            return f"{self.origin} line {self.line}: rule {self.match!r} matches no document{self.hint}"
+        later = ", ".join(f"{r.match!r} (line {r.line})" for r in self.shadowed_by)
+        return (
+            f"{self.origin} line {self.line}: rule {self.match!r} decides no document: the {self.matched} it matches "
+            f"are all decided by the later rule(s) {later}, which override it; move it below them or narrow them"
+        )
+
+
+@dataclass(frozen=True)
+class DepthWarning:
+    """A slash-free pattern deciding a document below the root, inside a folder another rule covers."""
+
+    origin: str
+    rule: AccessRule
+    doc_id: str
+    covered_by: AccessRule
+
+    @property
+    def message(self) -> str:
+        bare = self.rule.match.rstrip("/")
+        return (
+            f"{self.origin} line {self.rule.line}: pattern {self.rule.match!r} has no '/', so it matches at any depth: "
+            f"it decides {self.doc_id!r}, inside what rule {self.covered_by.match!r} (line {self.covered_by.line}) "
+            f"covers; write '/{bare}' for the corpus root only, or '**/{bare}' if every folder is meant"
+        )
 
 
 def compile_pattern(glob: str, where: str, line: int | None) -> GitIgnoreBasicPattern:
@@ -136,17 +173,40 @@ class AccessPolicy:
         return None
 
     def unmatched(self, doc_ids: Iterable[str]) -> list[UnmatchedRule]:
-        """The rules that match none of `doc_ids`, each with a hint when only letter case stands in the way."""
-        ids = [normalise_id(d) for d in doc_ids]
-        unmatched = []
+        """The rules that decide none of `doc_ids`: those matching none (with a hint when only letter case stands in
+        the way) and those shadowed (every document they match is decided by a later rule)."""
+        decided_by = {d: self.rule_for(d) for d in (normalise_id(d) for d in doc_ids)}
+        origin = Path(self.origin).name
+        found = []
         for rule in self.rules:
-            if any(rule.matches(d) for d in ids):
+            matched = [d for d in decided_by if rule.matches(d)]
+            if matched:
+                deciders = {r.line: r for r in (decided_by[d] for d in matched) if r is not None}
+                if rule.line not in deciders:
+                    later = tuple(deciders[line] for line in sorted(deciders))
+                    found.append(UnmatchedRule(origin, rule.line, rule.match, "", later, len(matched)))
                 continue
             folded = compile_pattern(rule.match.casefold(), self.origin, rule.line)
-            near = [d for d in ids if folded.match_file(d.casefold()) is not None]
+            near = [d for d in decided_by if folded.match_file(d.casefold()) is not None]
             hint = f" (it would match {near[0]!r} if case were ignored: matching is case-sensitive)" if near else ""
-            unmatched.append(UnmatchedRule(Path(self.origin).name, rule.line, rule.match, hint))
-        return unmatched
+            found.append(UnmatchedRule(origin, rule.line, rule.match, hint))
+        return found
+
+    def depth_warnings(self, doc_ids: Iterable[str]) -> list[DepthWarning]:
+        """One warning per slash-free rule that decides a document below the root which another rule also matches:
+        since gitignore semantics, `README.md` means every README, not the top-level one."""
+        warnings = []
+        for rule in self.rules:
+            if "/" in rule.match.rstrip("/") or rule.match.startswith("./"):
+                continue  # anchored or explicit about depth
+            for doc_id in (normalise_id(d) for d in doc_ids):
+                if "/" not in doc_id or self.rule_for(doc_id) is not rule:
+                    continue
+                other = next((r for r in reversed(self.rules) if r is not rule and r.matches(doc_id)), None)
+                if other is not None:
+                    warnings.append(DepthWarning(Path(self.origin).name, rule, doc_id, other))
+                    break  # one example per rule is enough to act on
+        return warnings
 
 
 def narrow(rule: AccessRule, front_matter_groups: tuple[str, ...] | None, doc_id: str) -> tuple[str, ...]:

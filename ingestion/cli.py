@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 from typing import Annotated
@@ -28,10 +29,25 @@ def ingest(
         bool | None,
         typer.Option(
             "--strict/--no-strict",
-            help="Sync nothing while an access rule matches no document [default: ingest.strict; on in the server "
-            "profile].",
+            help="Sync nothing while an access rule decides no document or a document would gain readers "
+            "[default: ingest.strict; on in the server profile].",
         ),
     ] = None,
+    accept_widening: Annotated[
+        bool,
+        typer.Option(
+            "--accept-widening",
+            help="Under --strict, apply the listed widenings (documents gaining readers); recorded with who ran it.",
+        ),
+    ] = False,
+    fail_on_warnings: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-warnings",
+            help="Exit 1 when the sync reports any access-rule warning (rules deciding nothing, patterns matching "
+            "deeper than meant, widenings); the sync is applied all the same. For scheduled syncs.",
+        ),
+    ] = False,
     rebind: Annotated[
         bool,
         typer.Option(
@@ -65,14 +81,24 @@ def ingest(
                 progress=progress,
                 watcher=watchers,
                 rebind=rebind,
+                accept_widening=accept_widening,
+                started_by=_operator(),
             )
         if json_out is not None:  # written first: nothing printed below can lose the record of a committed sync
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
         summary.render(console)
         watchers.finish(components, console)
-    if not summary.ok:
+    if not summary.ok or (fail_on_warnings and summary.warnings):
         raise typer.Exit(code=1)
+
+
+def _operator() -> str:
+    """Who ran the sync, as the history and the widening record keep it: the login name where one is known."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name in this environment (a container without a passwd entry)
+        return "cli"
 
 
 def register(app: typer.Typer) -> None:

@@ -12,10 +12,10 @@ import hashlib
 from dataclasses import dataclass, field
 
 from assistant.errors import DocumentError
-from ingestion.access_policy import AccessRule, UnmatchedRule, narrow
+from ingestion.access_policy import AccessRule, DepthWarning, UnmatchedRule, narrow
 from ingestion.readers import reader_version
 from ingestion.sources import Source, SourceEntry, SourceFailure
-from ingestion.state import DocumentState
+from ingestion.state import DocumentState, Widening
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Regroup:
     doc_id: str
     previous: DocumentState
     groups: tuple[str, ...]
+    rule: str  # the rule deciding the new groups (`AccessRule.where`)
 
 
 @dataclass
@@ -45,7 +46,9 @@ class SyncPlan:
     failed: list[SourceFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # absent from the source, kept: some entries were unidentifiable
-    unmatched_rules: list[UnmatchedRule] = field(default_factory=list)  # access rules no document matches
+    unmatched_rules: list[UnmatchedRule] = field(default_factory=list)  # access rules that decide no document
+    depth_warnings: list[DepthWarning] = field(default_factory=list)  # slash-free patterns deciding deeper files
+    widened: list[Widening] = field(default_factory=list)  # indexed documents whose readers would grow
 
 
 def content_hash(fingerprint: str, kind: str, raw: bytes) -> str:
@@ -96,7 +99,27 @@ def plan_sync(source: Source, indexed: dict[str, DocumentState], fingerprint: st
         plan.deleted = gone
     plan.ignored = source.ignored()
     plan.unmatched_rules = source.policy.unmatched(seen)
+    plan.depth_warnings = source.policy.depth_warnings(seen)
+    plan.widened = _widenings(plan)
     return plan
+
+
+def widening(previous: DocumentState, groups: tuple[str, ...], rule: str) -> Widening | None:
+    """The widening when `groups` holds a group `previous` was not served to (a group added, or a broader one)."""
+    if set(groups) <= set(previous.groups):
+        return None
+    return Widening(previous.doc_id, previous.groups, groups, previous.rule, rule)
+
+
+def _widenings(plan: SyncPlan) -> list[Widening]:
+    """Documents whose readers this plan would grow: re-grouped ones exactly; changed ones as far as the policy
+    decides (their front matter is read with the sync, which checks again)."""
+    found = [widening(change.previous, change.groups, change.rule) for change in plan.regrouped]
+    for planned in plan.changed:
+        groups = None if planned.previous is None else groups_under_policy(planned.rule, planned.previous)
+        if planned.previous is not None and groups is not None:
+            found.append(widening(planned.previous, groups, planned.rule.where))
+    return sorted((w for w in found if w is not None), key=lambda w: w.doc_id)
 
 
 def _plan_unchanged_bytes(plan: SyncPlan, planned: PlannedDocument, previous: DocumentState) -> None:
@@ -108,7 +131,7 @@ def _plan_unchanged_bytes(plan: SyncPlan, planned: PlannedDocument, previous: Do
         plan.withdrawn.append(planned.entry.doc_id)  # fail closed: its groups can no longer be decided
         return
     if groups != previous.groups:
-        plan.regrouped.append(Regroup(planned.entry.doc_id, previous, groups))
+        plan.regrouped.append(Regroup(planned.entry.doc_id, previous, groups, planned.rule.where))
     else:
         plan.unchanged.append(planned.entry.doc_id)
 
@@ -126,7 +149,7 @@ def groups_under_policy(rule: AccessRule | None, previous: DocumentState) -> tup
 def keep_serving_under_policy(plan: SyncPlan, doc_id: str, rule: AccessRule | None, previous: DocumentState) -> None:
     """A document that failed keeps its indexed version, but only with the groups today's policy gives it."""
     groups = groups_under_policy(rule, previous)
-    if groups is None:
+    if groups is None or rule is None:
         plan.withdrawn.append(doc_id)
     elif groups != previous.groups:
-        plan.regrouped.append(Regroup(doc_id, previous, groups))
+        plan.regrouped.append(Regroup(doc_id, previous, groups, rule.where))

@@ -8,8 +8,10 @@ says what is wrong with the file and what to do.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -19,7 +21,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from llama_index.core import Document
 from llama_index.core.node_parser import MarkdownNodeParser
 
-from assistant.errors import DocumentError
+from assistant.errors import AccessRuleError, DocumentError
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,15 @@ class ParsedDocument:
     front_matter_groups: tuple[str, ...] | None
 
 
-# Blank lines before the opening `---` are allowed: a block the reader skipped would drop its `groups:` narrowing.
-_FRONT_MATTER = re.compile(r"\A(?:[ \t]*\r?\n)*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+# Front matter: a YAML block between `---` lines (closed by `---` or YAML's `...`), or a TOML block between `+++`
+# lines (Hugo's), after blank lines if any. A block the reader skipped would drop its `groups:` narrowing, so what
+# only looks like front matter (unclosed, after an HTML comment, a key that is a near miss of `groups`) fails the
+# document instead: `AccessRuleError`, not indexed, an indexed version withdrawn.
+_CLOSERS = {"---": ("---", "..."), "+++": ("+++",)}
+_KEY_LINE = re.compile(r"^\s*[\"']?[A-Za-z_][\w -]*[\"']?\s*[:=]")  # `key:` (YAML) or `key =` (TOML)
+_COMMENT = re.compile(r"\A\s*(?:<!--.*?-->\s*)+", re.DOTALL)
+# Keys that mean "who may read this" elsewhere (other tools, a slip of the keyboard): never silently ignored.
+_NEAR_GROUPS = {"group", "groups", "access", "audience", "audiences", "readers", "allowedgroups", "ssogroups", "acl"}
 
 
 # A reader whose output changed since documents were indexed with it: part of those documents' content hash, so
@@ -44,7 +53,9 @@ _FRONT_MATTER = re.compile(r"\A(?:[ \t]*\r?\n)*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*
 # (v2 of Markdown and text, v3 of HTML): honoured after blank lines and in .txt/.html, a repeated key refused; an
 # index built before could serve such documents to their rule's wider groups, so they are all read again. PDF v2:
 # no control characters (pypdf gives a bullet glyph as U+007F: a box on every list line).
-_READER_VERSIONS = {".md": 2, ".markdown": 2, ".txt": 2, ".html": 3, ".htm": 3, ".pdf": 2}
+# Markdown and text v3, HTML v4: front matter closed by `...`, TOML `+++` blocks, and near misses of `groups` failing
+# the document (an index built before served such documents to their rule's wider groups).
+_READER_VERSIONS = {".md": 3, ".markdown": 3, ".txt": 3, ".html": 4, ".htm": 4, ".pdf": 2}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_LINE = re.compile(r"\n[ \t]*[\x00-\x08\x0b-\x1f\x7f-\x9f][\x00-\x08\x0b-\x1f\x7f-\x9f \t]*(?=\n)")
 
@@ -114,7 +125,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         keys = [key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode)]
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
-            raise DocumentError(
+            raise AccessRuleError(
                 f"front matter key {repeated[0]!r} appears twice (line {node.start_mark.line + 2}); keep one"
             )
         return super().construct_mapping(node, deep=deep)
@@ -122,17 +133,71 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def _front_matter(text: str) -> tuple[dict[str, object], str]:
     """(front matter, the text after it) of a Markdown, text or HTML document; ({}, text) when it has none."""
-    match = _FRONT_MATTER.match(text)
-    if not match:
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    opener = lines[start].rstrip() if start < len(lines) else ""
+    if opener not in _CLOSERS:
+        _refuse_hidden_block(text)
         return {}, text
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].rstrip() in _CLOSERS[opener]), None)
+    if end is None:
+        if opener == "---" and not _opens_mapping(lines[start + 1 :]):
+            return {}, text  # a Markdown horizontal rule, not a block
+        raise AccessRuleError(
+            f"front matter opened with {opener!r} on line {start + 1} is never closed; close it with a {opener!r} "
+            "line or remove it (not indexed until then: its groups cannot be decided)"
+        )
+    block = "".join(lines[start + 1 : end])
+    data = _parse_block(block, opener)
+    if not isinstance(data, dict):
+        raise AccessRuleError("front matter must be a mapping such as 'title: ...' and 'groups: [...]'")
+    _refuse_near_misses(data)
+    return data, "".join(lines[end + 1 :])
+
+
+def _parse_block(block: str, opener: str) -> object:
+    """A front-matter block as data: YAML after `---`, TOML after `+++`; unreadable is an access error."""
     try:
-        data = yaml.load(match.group(1), Loader=_UniqueKeyLoader) or {}
+        if opener == "+++":
+            return tomllib.loads(block)
+        return yaml.load(block, Loader=_UniqueKeyLoader) or {}
+    except tomllib.TOMLDecodeError as exc:
+        raise AccessRuleError(f"front matter (TOML between '+++' lines) is not valid: {exc}; fix it") from None
     except yaml.YAMLError as exc:
         line = exc.problem_mark.line + 2 if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark else "?"
-        raise DocumentError(f"front matter line {line} is not valid YAML; fix it or remove the block") from None
-    if not isinstance(data, dict):
-        raise DocumentError("front matter must be a mapping such as 'title: ...' and 'groups: [...]'")
-    return data, text[match.end() :]
+        raise AccessRuleError(f"front matter line {line} is not valid YAML; fix it or remove the block") from None
+    except RecursionError:
+        raise AccessRuleError("front matter is nested too deeply to read; flatten it") from None
+
+
+def _refuse_hidden_block(text: str) -> None:
+    """A front-matter block behind a leading HTML comment is not front matter to any tool: refuse, not ignore."""
+    comment = _COMMENT.match(text)
+    if comment is None:
+        return
+    rest = text[comment.end() :].splitlines()
+    if rest and rest[0].rstrip() in _CLOSERS and _opens_mapping(rest[1:]):
+        raise AccessRuleError(
+            f"an HTML comment stands before the {rest[0].rstrip()!r} front-matter block, so no tool reads it as front "
+            "matter; move the comment below the block"
+        )
+
+
+def _opens_mapping(lines: list[str]) -> bool:
+    """Whether the first non-blank line is a `key:` line: what tells front matter from a horizontal rule."""
+    first = next((line for line in lines if line.strip()), "")
+    return _KEY_LINE.match(first) is not None
+
+
+def _refuse_near_misses(meta: dict[object, object]) -> None:
+    for key in meta:
+        name = re.sub(r"[\s_-]", "", str(key)).casefold()
+        near = name in _NEAR_GROUPS or difflib.SequenceMatcher(None, name, "groups").ratio() >= 0.8
+        if key != "groups" and near:
+            raise AccessRuleError(
+                f"front matter key {str(key)!r} looks meant to say who may read this document, but only 'groups' "
+                "(lower case, plural) does; write groups: [...] or remove the key"
+            )
 
 
 def _front_matter_groups(meta: dict[str, object]) -> tuple[str, ...] | None:
@@ -141,7 +206,7 @@ def _front_matter_groups(meta: dict[str, object]) -> tuple[str, ...] | None:
         return None
     groups = meta["groups"]  # present but empty is an error, never "no narrowing"
     if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups) or not groups:
-        raise DocumentError("front matter 'groups' must be a non-empty list of group names, e.g. groups: [hr]")
+        raise AccessRuleError("front matter 'groups' must be a non-empty list of group names, e.g. groups: [hr]")
     return tuple(g.strip() for g in groups)
 
 
@@ -172,7 +237,7 @@ def _html(raw: bytes, stem: str) -> ParsedDocument:
     if b"\x00" in raw[:8192]:
         raise DocumentError("contains binary data (NUL bytes), not HTML; is the file extension right?")
     meta: dict[str, object] = {}
-    if raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"---"):  # front matter, as static-site generators write it
+    if raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"---", b"+++", b"<!--")):  # as static-site generators write
         meta, text = _front_matter(_decode_text(raw))
         raw = text.encode("utf-8")
     soup = BeautifulSoup(raw, "html.parser")

@@ -81,10 +81,12 @@ def run_ingest(
     started_by: str = "cli",
     watcher: SyncWatcher | None = None,
     rebind: bool = False,
+    accept_widening: bool = False,
 ) -> SyncSummary:
     """Sync `source_path` into `collection` (default: store.collection); `groups` gives every document these
     groups instead of an access.yaml. One re-ingest at a time per process. A real sync is appended to the
-    history (`ingestion.history`) with `started_by`.
+    history (`ingestion.history`) with `started_by`, who is also recorded with every widening it applies
+    (`accept_widening`: strict mode lets documents gain readers).
 
     A `watcher` (the impact report) is called with the collection's documents before and after a real sync that
     changes the index; a sync that changes nothing never calls it.
@@ -120,6 +122,8 @@ def run_ingest(
                     progress=progress,
                     before_changes=before_changes,
                     rebind=rebind,
+                    accept_widening=accept_widening,
+                    run_by=started_by,
                 )
                 if watcher is not None and watched:
                     watcher.after_sync(components.retriever(target), summary, state.documents(target))

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from assistant.errors import CollectionMismatchError
 
-SCHEMA_VERSION = 2  # 2: documents.flags (signs of text aimed at the assistant, `ingestion.injection`)
+# 2: documents.flags (signs of text aimed at the assistant, `ingestion.injection`); 3: documents.rule (the access
+# rule that decided its groups) and the widenings table (every sync that gave a document more readers, and who ran it)
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     name TEXT PRIMARY KEY,
@@ -36,10 +38,17 @@ CREATE TABLE IF NOT EXISTS documents (
     title TEXT NOT NULL,
     updated REAL NOT NULL,
     flags TEXT NOT NULL DEFAULT '[]',
+    rule TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (collection, doc_id)
 );
 """
-_MIGRATIONS = {2: "ALTER TABLE documents ADD COLUMN flags TEXT NOT NULL DEFAULT '[]'"}
+_WIDENINGS = """CREATE TABLE IF NOT EXISTS widenings (collection TEXT NOT NULL, doc_id TEXT NOT NULL,
+groups_before TEXT NOT NULL, groups_after TEXT NOT NULL, rule_before TEXT NOT NULL, rule_after TEXT NOT NULL,
+run_by TEXT NOT NULL, accepted INTEGER NOT NULL, at REAL NOT NULL)"""
+_MIGRATIONS = {
+    2: ["ALTER TABLE documents ADD COLUMN flags TEXT NOT NULL DEFAULT '[]'"],
+    3: ["ALTER TABLE documents ADD COLUMN rule TEXT NOT NULL DEFAULT ''", _WIDENINGS],
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,26 @@ class DocumentState:
     chunks: int
     title: str
     flags: tuple[str, ...] = ()  # signs of instructions or forged answer lines found when it was read
+    rule: str = ""  # the access rule that decided its groups (`AccessRule.where`); "" when not recorded
+
+
+@dataclass(frozen=True)
+class Widening:
+    """A document whose readers grew (a group it did not have before), with the rules that decided it."""
+
+    doc_id: str
+    groups_before: tuple[str, ...]
+    groups_after: tuple[str, ...]
+    rule_before: str
+    rule_after: str
+
+    @property
+    def message(self) -> str:
+        before = self.rule_before or "a rule not recorded (indexed before rules were recorded)"
+        return (
+            f"{self.doc_id}: readers grow from [{', '.join(self.groups_before)}] to [{', '.join(self.groups_after)}]"
+            f" (decided by {before} before, by {self.rule_after} now)"
+        )
 
 
 class SyncState:
@@ -63,11 +92,12 @@ class SyncState:
         self._db.execute("PRAGMA synchronous=FULL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + _WIDENINGS + ";")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             version = SCHEMA_VERSION
         for step in range(version + 1, SCHEMA_VERSION + 1):  # numbered migrations of an older state file
-            self._db.execute(_MIGRATIONS[step])
+            for statement in _MIGRATIONS[step]:
+                self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={step}")
 
     def check_source(self, collection: str, source: str) -> None:
@@ -96,7 +126,7 @@ class SyncState:
 
     def documents(self, collection: str) -> dict[str, DocumentState]:
         rows = self._db.execute(
-            "SELECT doc_id, path, content_hash, groups, front_matter_groups, version, chunks, title, flags "
+            "SELECT doc_id, path, content_hash, groups, front_matter_groups, version, chunks, title, flags, rule "
             "FROM documents WHERE collection=?",
             (collection,),
         )
@@ -111,6 +141,7 @@ class SyncState:
                 r[6],
                 r[7],
                 tuple(json.loads(r[8])),
+                r[9],
             )
             for r in rows
         }
@@ -119,7 +150,7 @@ class SyncState:
         now = time.time()
         with self._transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         collection,
@@ -133,10 +164,43 @@ class SyncState:
                         d.title,
                         now,
                         json.dumps(list(d.flags)),
+                        d.rule,
                     )
                     for d in docs
                 ],
             )
+
+    def record_widenings(self, collection: str, widenings: Iterable[Widening], run_by: str, accepted: bool) -> None:
+        """Keep who gave documents more readers, when, and whether the run was told to accept it."""
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO widenings VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        collection,
+                        w.doc_id,
+                        json.dumps(list(w.groups_before)),
+                        json.dumps(list(w.groups_after)),
+                        w.rule_before,
+                        w.rule_after,
+                        run_by,
+                        int(accepted),
+                        now,
+                    )
+                    for w in widenings
+                ],
+            )
+
+    def widenings(self, collection: str) -> list[dict[str, object]]:
+        """The recorded widenings of `collection`, oldest first."""
+        rows = self._db.execute(
+            "SELECT doc_id, groups_before, groups_after, rule_before, rule_after, run_by, accepted, at "
+            "FROM widenings WHERE collection=? ORDER BY rowid",
+            (collection,),
+        )
+        names = ("doc_id", "groups_before", "groups_after", "rule_before", "rule_after", "run_by", "accepted", "at")
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def forget(self, collection: str, doc_ids: Iterable[str]) -> None:
         with self._transaction():

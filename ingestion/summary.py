@@ -26,7 +26,9 @@ class SyncSummary:
     failed: list[SourceFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # not deleted although absent: some entries were unidentifiable
-    unmatched_rules: list[str] = field(default_factory=list)  # access rules that match no document (likely typos)
+    unmatched_rules: list[str] = field(default_factory=list)  # access rules that decide no document (typo, shadowed)
+    rule_warnings: list[str] = field(default_factory=list)  # slash-free patterns deciding documents below the root
+    widened: list[str] = field(default_factory=list)  # documents whose readers grew (or would grow, in a dry run)
     flagged: list[str] = field(default_factory=list)  # "doc id: sign" for text aimed at the assistant, this run
     chunks: int = 0  # chunks embedded and written by this run
     chunks_in_index: int = 0
@@ -37,6 +39,11 @@ class SyncSummary:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def warnings(self) -> list[str]:
+        """Everything about the access rules a person should look at (`--fail-on-warnings` exits 1 on any)."""
+        return self.unmatched_rules + self.rule_warnings + self.widened
 
     @property
     def chunks_per_second(self) -> float:
@@ -58,6 +65,8 @@ class SyncSummary:
             "ignored": list(self.ignored),
             "held": list(self.held),
             "unmatched_rules": list(self.unmatched_rules),
+            "rule_warnings": list(self.rule_warnings),
+            "widened": list(self.widened),
             "flagged": list(self.flagged),
             "chunks": self.chunks,
             "chunks_in_index": self.chunks_in_index,
@@ -120,12 +129,11 @@ class SyncSummary:
         """Failures, access rules that match nothing and flagged documents: one line each."""
         for failure in self.failed:
             console.print(f"[red]failed[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False)
-        for message in self.unmatched_rules:
-            console.print(
-                f"[yellow]{escape(message)}: documents it was meant for fall under earlier rules or none; fix "
-                "its pattern (docs/ingestion.md, access rules)[/yellow]",
-                highlight=False,
-            )
+        for message in self.unmatched_rules + self.rule_warnings:
+            console.print(f"[yellow]{escape(message)} (docs/ingestion.md, access rules)[/yellow]", highlight=False)
+        verb = "would widen" if self.dry_run or self.refused else "widened"
+        for message in self.widened:
+            console.print(f"[yellow]{verb}[/yellow] {escape(message)}", highlight=False)
         for flag in self.flagged:
             console.print(
                 f"[yellow]flagged[/yellow] {escape(flag)} (indexed; the answer format shows it only as quoted text: "

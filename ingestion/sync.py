@@ -23,11 +23,19 @@ from ingestion.access_policy import UnmatchedRule, narrow
 from ingestion.chunker import Chunk, Chunker
 from ingestion.crash_points import crash_point
 from ingestion.injection import injection_signs
-from ingestion.plan import PlannedDocument, Regroup, SyncPlan, content_hash, keep_serving_under_policy, plan_sync
+from ingestion.plan import (
+    PlannedDocument,
+    Regroup,
+    SyncPlan,
+    content_hash,
+    keep_serving_under_policy,
+    plan_sync,
+    widening,
+)
 from ingestion.readers import parse_document
 from ingestion.recovery import recovered_from_index
 from ingestion.sources import Source, SourceFailure
-from ingestion.state import DocumentState, SyncState
+from ingestion.state import DocumentState, SyncState, Widening
 from ingestion.summary import SyncSummary
 
 PENDING = "pending"  # content hash of a document whose store write may or may not have happened
@@ -44,6 +52,7 @@ class ReadyDocument:
     front_matter_groups: tuple[str, ...] | None
     chunks: list[Chunk]
     flags: tuple[str, ...]  # signs of text aimed at the assistant (indexed all the same; its owner decides)
+    widened: Widening | None  # its readers grow with this version
 
 
 @dataclass
@@ -87,6 +96,7 @@ class Ingestor:
         self.state = state
         self.chunker = Chunker(self.settings.chunking, self.embedder.count_tokens)
         self.fingerprint = f"{self.embedder.model_id}|{self.chunker.fingerprint}|{self.bm25.fingerprint}"
+        self._guard = _WideningGuard(refuses=False, accepted=False, run_by="cli")
 
     def sync(
         self,
@@ -98,8 +108,11 @@ class Ingestor:
         progress: Progress = NO_PROGRESS,
         before_changes: Callable[[], None] | None = None,
         rebind: bool = False,
+        accept_widening: bool = False,
+        run_by: str = "cli",
     ) -> SyncSummary:
-        """`strict`: an access rule that matches no document fails the sync before anything is written.
+        """`strict`: an access rule that decides no document, or a document whose readers would grow, fails the sync
+        before anything is written; `accept_widening` lets the widening through (recorded with `run_by`).
         `before_changes` runs once the plan is known, before the first write, only when the sync will change the
         index (the impact report ranks the golden set then: a sync that changes nothing costs nothing more).
         `rebind`: the collection's corpus moved to `source`; allowed when it holds at least half of the collection's
@@ -117,13 +130,18 @@ class Ingestor:
                 if not dry_run:
                     self.state.rebind(collection, source.location)
         changes = _changes_index(plan)
-        if strict and plan.unmatched_rules:
-            refusals = _strict_refusals(plan.unmatched_rules)
+        self._guard = _WideningGuard(strict and not accept_widening, accept_widening, run_by)
+        refusals = _strict_refusals(plan, accept_widening) if strict else []
+        if refusals:
             if not dry_run:  # nothing is written: the summary lists the refusals, not the diff
-                refused = SyncPlan(failed=refusals, unmatched_rules=plan.unmatched_rules, uncovered=plan.uncovered)
-                summary = summarise(refused, ReadResult(), collection, source.location, timer)
-                summary.refused = True
-                return summary
+                refused = SyncPlan(
+                    failed=refusals,
+                    unmatched_rules=plan.unmatched_rules,
+                    depth_warnings=plan.depth_warnings,
+                    widened=plan.widened,
+                    uncovered=plan.uncovered,
+                )
+                return summarise(refused, ReadResult(), collection, source.location, timer, refused=True)
             plan.failed.extend(refusals)
         if dry_run:
             return summarise(plan, ReadResult(), collection, source.location, timer, dry_run=True)
@@ -176,9 +194,16 @@ class Ingestor:
 
     def _regroup(self, collection: str, regroups: list[Regroup]) -> None:
         for change in regroups:
+            self._record_widenings(collection, [widening(change.previous, change.groups, change.rule)])
             self.store.set_groups(collection, change.doc_id, change.groups)
             crash_point("after_regroup")
-            self.state.save(collection, [replace(change.previous, groups=change.groups)])
+            self.state.save(collection, [replace(change.previous, groups=change.groups, rule=change.rule)])
+
+    def _record_widenings(self, collection: str, found: Sequence[Widening | None]) -> None:
+        """Recorded before the write that widens: no document gains readers without a row saying who ran it."""
+        widenings = [w for w in found if w is not None]
+        if widenings:
+            self.state.record_widenings(collection, widenings, self._guard.run_by, self._guard.accepted)
 
     def _read_all(self, source: Source, docs: list[PlannedDocument], progress: Progress) -> ReadResult:
         """Parse and chunk. Indexed documents that fail keep serving their old version, but only under today's
@@ -188,10 +213,13 @@ class Ingestor:
         for planned in docs:
             try:
                 result.ready.append(self._read(source, planned))
-            except DocumentError as exc:
-                result.failed.append(SourceFailure(planned.entry.path, str(exc), doc_id=planned.entry.doc_id))
+            except Exception as exc:  # one document's failure, whatever raised it, is that document's alone
+                error = str(exc) if isinstance(exc, DocumentError) else _unexpected(exc)
+                result.failed.append(SourceFailure(planned.entry.path, error, doc_id=planned.entry.doc_id))
                 if planned.previous is not None:
-                    rule = None if isinstance(exc, AccessRuleError) else planned.rule  # undecidable: withdraw
+                    # Only a plain DocumentError leaves its access decidable; anything else withdraws (fail closed).
+                    decidable = isinstance(exc, DocumentError) and not isinstance(exc, AccessRuleError)
+                    rule = planned.rule if decidable else None
                     keep_serving_under_policy(result.kept, planned.entry.doc_id, rule, planned.previous)
             progress.advance("reading")
         progress.finish("reading")
@@ -202,6 +230,10 @@ class Ingestor:
         raw = source.read(entry)  # read again: the hash stored must be that of the bytes parsed
         parsed = parse_document(entry.kind, PurePosixPath(entry.path).name, raw)
         groups = narrow(planned.rule, parsed.front_matter_groups, entry.doc_id)
+        widened = None if planned.previous is None else widening(planned.previous, groups, planned.rule.where)
+        if widened is not None and self._guard.refuses:
+            # Found only now (its front matter no longer narrows): this document keeps its indexed version.
+            raise DocumentError(f"{widened.message}; {_STRICT_WIDENING}")
         return ReadyDocument(
             planned=planned,
             content_hash=content_hash(self.fingerprint, entry.kind, raw),
@@ -210,6 +242,7 @@ class Ingestor:
             front_matter_groups=parsed.front_matter_groups,
             chunks=self.chunker.chunk(parsed),
             flags=tuple(injection_signs("\n".join([parsed.title, *(s.text for s in parsed.sections)]))),
+            widened=widened,
         )
 
     def _embed_and_write(
@@ -225,6 +258,7 @@ class Ingestor:
                 # Recorded before the store write: if we die after it, the next sync knows these ids may be in
                 # the store (a pending row never matches a content hash) and re-embeds or deletes them.
                 self.state.save(collection, [_pending_state_of(doc) for doc in window])
+                self._record_widenings(collection, [doc.widened for doc in window])
                 records: list[ChunkRecord] = []
                 for doc in window:
                     records += [self._record(doc, c, dense[len(records) + i]) for i, c in enumerate(doc.chunks)]
@@ -264,6 +298,15 @@ class Ingestor:
         )
 
 
+def _unexpected(exc: Exception) -> str:
+    """A failure no reader foresaw (a library bug, a RecursionError, a MemoryError): one line, never a crash."""
+    detail = str(exc).replace("\n", " ")[:200]
+    return (
+        f"could not be read ({type(exc).__name__}{': ' + detail if detail else ''}); it is not indexed (an indexed "
+        "version is withdrawn), the rest of the sync goes on: check or simplify the file"
+    )
+
+
 def _next_version(planned: PlannedDocument) -> int:
     return 1 if planned.previous is None else planned.previous.version + 1
 
@@ -280,6 +323,7 @@ def _state_of(doc: ReadyDocument) -> DocumentState:
         chunks=len(doc.chunks),
         title=doc.title,
         flags=doc.flags,
+        rule=doc.planned.rule.where,
     )
 
 
@@ -334,15 +378,44 @@ def _changes_index(plan: SyncPlan) -> bool:
     return bool(plan.added or plan.changed or plan.deleted or plan.withdrawn or plan.regrouped)
 
 
-def _strict_refusals(unmatched: list[UnmatchedRule]) -> list[SourceFailure]:
-    return [
+_STRICT_WIDENING = (
+    "strict mode refuses to give documents more readers unless told to: check the rules named, then sync with "
+    "--accept-widening (recorded with who ran it)"
+)
+
+
+@dataclass(frozen=True)
+class _WideningGuard:
+    refuses: bool  # strict, and not told to accept: a widening found while reading fails that document
+    accepted: bool
+    run_by: str
+
+
+def _strict_refusals(plan: SyncPlan, accept_widening: bool) -> list[SourceFailure]:
+    """Why strict mode syncs nothing: each rule that decides no document, each widening not accepted."""
+    refusals = [
         SourceFailure(
             f"{rule.origin}:{rule.line}",
-            f"rule {rule.match!r} matches no document{rule.hint}; strict mode syncs nothing while a rule matches "
-            "nothing: fix the rule's pattern or remove it",
+            f"{_rule_problem(rule)}; strict mode syncs nothing while a rule decides no document: fix the rule's "
+            "pattern, move it, or remove it",
         )
-        for rule in unmatched
+        for rule in plan.unmatched_rules
     ]
+    if not accept_widening:
+        refusals += [SourceFailure(w.doc_id, f"{w.message}; {_STRICT_WIDENING}") for w in plan.widened]
+    return refusals
+
+
+def _rule_problem(rule: UnmatchedRule) -> str:
+    """The rule's message without the file and line, which the failure's path already gives."""
+    return rule.message.split(": ", 1)[1]
+
+
+def _widened(plan: SyncPlan, read: ReadResult) -> list[Widening]:
+    """What a sync widened: its regroups and the documents it read (a dry run shows the plan's estimate)."""
+    regrouped = [widening(c.previous, c.groups, c.rule) for c in plan.regrouped + read.kept.regrouped]
+    found = [w for w in regrouped + [doc.widened for doc in read.ready] if w is not None]
+    return sorted(found, key=lambda w: w.doc_id)
 
 
 def summarise(
@@ -353,6 +426,7 @@ def summarise(
     timer: PhaseTimer,
     *,
     dry_run: bool = False,
+    refused: bool = False,
     chunks: int = 0,
     chunks_in_index: int = 0,
 ) -> SyncSummary:
@@ -373,9 +447,12 @@ def summarise(
         ignored=plan.ignored,
         held=plan.held,
         unmatched_rules=[rule.message for rule in plan.unmatched_rules],
+        rule_warnings=[warning.message for warning in plan.depth_warnings],
+        widened=[w.message for w in (plan.widened if dry_run or refused else _widened(plan, read))],
         flagged=[f"{doc.planned.entry.doc_id}: {flag}" for doc in read.ready for flag in doc.flags],
         chunks=chunks,
         chunks_in_index=chunks_in_index,
         seconds=timer.total,
         phases=dict(timer.phases),
+        refused=refused,
     )

@@ -156,3 +156,44 @@ def test_front_matter_narrows_but_never_widens(tmp_path: Path) -> None:
     assert narrow(rule, ("executives",), "finance/budget.md") == ("executives",)
     with pytest.raises(DocumentError, match="may only narrow"):
         narrow(rule, ("executives", "everyone"), "finance/budget.md")
+
+
+def test_a_rule_every_document_of_which_a_later_rule_decides_is_reported_naming_that_rule(tmp_path: Path) -> None:
+    """The review's case: `hr/**` after `hr/salary/**` gives every salary document to all of hr, silently."""
+    policy = AccessPolicy.load(
+        write_policy(
+            tmp_path,
+            "rules:\n"
+            "  - {match: 'company/**', groups: [everyone]}\n"
+            "  - {match: 'hr/salary/**', groups: [hr-compensation]}\n"
+            "  - {match: 'hr/**', groups: [hr]}\n",
+        )
+    )
+    ids = ["company/a.md", "hr/salary/bands.md", "hr/salary/2026.md", "hr/leave.md"]
+    [shadowed] = policy.unmatched(ids)
+    assert (shadowed.line, shadowed.matched, [r.line for r in shadowed.shadowed_by]) == (3, 2, [4])
+    assert shadowed.message == (
+        "access.yaml line 3: rule 'hr/salary/**' decides no document: the 2 it matches are all decided by the later "
+        "rule(s) 'hr/**' (line 4), which override it; move it below them or narrow them"
+    )
+    reordered = AccessPolicy([policy.rules[0], policy.rules[2], policy.rules[1]], policy.origin)
+    assert reordered.unmatched(ids) == []  # the owner's fix: the narrower rule last
+
+
+def test_a_slash_free_pattern_deciding_a_document_inside_another_rules_folder_is_warned(tmp_path: Path) -> None:
+    policy = AccessPolicy.load(
+        write_policy(
+            tmp_path,
+            "rules:\n  - {match: 'hr/**', groups: [hr]}\n  - {match: 'README.md', groups: [everyone]}\n",
+        )
+    )
+    ids = ["README.md", "hr/README.md", "hr/pay.md"]
+    assert policy.rule_for("hr/README.md") == policy.rules[1]  # .gitignore semantics: any depth
+    [warning] = policy.depth_warnings(ids)
+    assert warning.doc_id == "hr/README.md" and warning.covered_by == policy.rules[0]
+    assert "write '/README.md' for the corpus root only, or '**/README.md'" in warning.message
+    anchored = AccessPolicy.load(
+        write_policy(tmp_path, "rules:\n  - {match: 'hr/**', groups: [hr]}\n  - {match: '/README.md', groups: [all]}\n")
+    )
+    assert anchored.depth_warnings(ids) == []
+    assert anchored.rule_for("hr/README.md") == anchored.rules[0]

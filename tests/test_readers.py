@@ -4,7 +4,7 @@ import unicodedata
 
 import pytest
 
-from assistant.errors import DocumentError
+from assistant.errors import AccessRuleError, DocumentError
 from ingestion.readers import parse_document
 from tests.conftest import HANDBOOK
 
@@ -82,6 +82,50 @@ def test_front_matter_narrowing_is_honoured_wherever_it_is_written(kind: str, ra
     doc = parse_document(kind, f"pay{kind}", raw)
     assert doc.front_matter_groups == ("hr",)
     assert all("groups:" not in s.text for s in doc.sections)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        (".md", b"---\ngroups: [hr]\n...\n# Pay\n\nBands.\n"),  # YAML's own end-of-document marker
+        (".md", b"+++\ntitle = 'Pay'\ngroups = ['hr']\n+++\n# Pay\n\nBands.\n"),  # Hugo's TOML block
+        (".html", b"+++\ngroups = ['hr']\n+++\n<html><body><h1>Pay</h1><p>Bands.</p></body></html>"),
+        (".txt", b"---\ngroups: [hr]\n...\nPay bands for 2026.\n"),
+    ],
+)
+def test_front_matter_closed_by_dots_or_written_in_toml_narrows(kind: str, raw: bytes) -> None:
+    """Both were dropped before, and the document went to its rule's wider groups."""
+    doc = parse_document(kind, f"pay{kind}", raw)
+    assert doc.front_matter_groups == ("hr",)
+    assert all("groups" not in s.text for s in doc.sections)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"---\nGroups: [hr]\n---\n# Pay\n\nBands.\n", "key 'Groups' looks meant"),
+        (b"---\ngroup: [hr]\n---\n# Pay\n\nBands.\n", "key 'group' looks meant"),
+        (b"---\naccess: [hr]\n---\n# Pay\n\nBands.\n", "key 'access' looks meant"),
+        (b"---\naudience: hr\n---\n# Pay\n\nBands.\n", "key 'audience' looks meant"),
+        (b"---\ngruops: [hr]\n---\n# Pay\n\nBands.\n", "key 'gruops' looks meant"),
+        (b"---\ngroups: [hr]\n# Pay\n\nBands.\n", "opened with '---' on line 1 is never closed"),
+        (b"+++\ngroups = ['hr']\n# Pay\n", "opened with '+++' on line 1 is never closed"),
+        (b"+++\ngroups = [hr\n+++\n# Pay\n", "TOML between '+++' lines) is not valid"),
+        (b"<!-- draft -->\n---\ngroups: [hr]\n---\n# Pay\n\nBands.\n", "an HTML comment stands before"),
+        (b"---\ngroups: " + b"[" * 5000 + b"]" * 5000 + b"\n---\n# Pay\n", "nested too deeply"),
+    ],
+)
+def test_front_matter_that_only_looks_right_fails_the_document_closed(raw: bytes, reason: str) -> None:
+    """Each of these was silently ignored: the document went to its rule's wider groups."""
+    for kind in (".md", ".txt", ".html"):
+        with pytest.raises(AccessRuleError) as caught:
+            parse_document(kind, f"pay{kind}", raw)
+        assert reason in str(caught.value)
+
+
+def test_a_leading_horizontal_rule_is_not_front_matter() -> None:
+    doc = parse_document(".md", "notes.md", b"---\n\n# Notes\n\nPlain text.\n")
+    assert doc.front_matter_groups is None and "Plain text." in doc.sections[-1].text
 
 
 def test_a_repeated_front_matter_key_is_refused() -> None:

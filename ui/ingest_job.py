@@ -112,6 +112,7 @@ class IngestJob:
     source: Path
     collection: str
     started_by: str
+    accept_widening: bool = False  # strict mode: the owner accepted the widenings the preview listed
     started: float = field(default_factory=time.time)
     ended: float | None = None
     progress: JobProgress = field(default_factory=JobProgress)
@@ -138,11 +139,11 @@ class IngestJobs:
         self._lock = threading.Lock()
         self.latest: IngestJob | None = None
 
-    def start(self, source: Path, collection: str, started_by: str) -> IngestJob:
+    def start(self, source: Path, collection: str, started_by: str, *, accept_widening: bool = False) -> IngestJob:
         with self._lock:
             if self.latest is not None and self.latest.running:
                 return self.latest
-            job = IngestJob(source, collection, started_by)
+            job = IngestJob(source, collection, started_by, accept_widening)
             self.latest = job
         threading.Thread(target=self._run, args=(job,), name="re-ingest", daemon=True).start()
         return job
@@ -157,6 +158,7 @@ class IngestJobs:
                 job.collection,
                 progress=job.progress,
                 started_by=job.started_by,
+                accept_widening=job.accept_widening,
                 watcher=WatchedPhases(watcher, job.progress) if watcher is not None else None,
             )
             if watcher is not None and watcher.report is not None:

@@ -43,9 +43,13 @@ def show_changes(summary: SyncSummary) -> None:
             st.markdown(f"*{kind}*: " + escape_markdown(", ".join(getattr(summary, kind))))
     if summary.uncovered:
         st.warning("No access rule covers these, so nobody can read them: " + label(", ".join(summary.uncovered)))
-    for message in summary.unmatched_rules:
+    for message in summary.unmatched_rules + summary.rule_warnings:
+        st.warning(f"{label(message)}.")
+    if summary.widened:
+        verb = "would gain" if summary.dry_run or summary.refused else "gained"
         st.warning(
-            f"{label(message)}. The documents it was meant for fall under an earlier rule or none: fix its pattern."
+            f"{len(summary.widened)} document(s) {verb} readers; check the rules named:\n\n"
+            + "\n".join(f"- {label(message)}" for message in summary.widened)
         )
     if summary.flagged:
         st.warning("Text aimed at the assistant (indexed; check these documents): " + label("; ".join(summary.flagged)))
@@ -117,8 +121,15 @@ if flagged:
 preview, reingest = st.columns(2)
 if preview.button("Preview changes (dry run)", disabled=busy):
     st.session_state[DRY_RUN_KEY] = run_ingest(components, source, collection, dry_run=True)
+accept_widening = False
+if settings.ingest.strict:  # strict mode refuses a widening unless the owner accepts it, as --accept-widening does
+    accept_widening = st.checkbox(
+        "Accept widenings (documents gaining readers); recorded with your name",
+        disabled=busy,
+        help="Preview first: the dry run lists each document that would gain readers and the rules deciding it.",
+    )
 if reingest.button("Re-ingest now", type="primary", disabled=busy):
-    job = jobs.start(source, collection, principal.user_id)
+    job = jobs.start(source, collection, principal.user_id, accept_widening=accept_widening)
     st.session_state.pop(DRY_RUN_KEY, None)
 dry_run = st.session_state.get(DRY_RUN_KEY)
 if isinstance(dry_run, SyncSummary):
