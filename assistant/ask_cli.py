@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from assistant.access import Principal
 from assistant.answering import Answer, Answerer
@@ -16,6 +15,7 @@ from assistant.cli_options import CollectionOption, GroupsOption, UserOption
 from assistant.components import open_components
 from assistant.identity import resolve_principal
 from assistant.settings import load_settings
+from assistant.terminal import shown, visible_lines
 
 
 def ask(
@@ -39,7 +39,7 @@ def answer_and_print(answerer: Answerer, principal: Principal, question: str, as
     console = Console(highlight=False)
     with answerer.stream(principal, question) as stream:
         for piece in stream:
-            console.print(piece, end="", soft_wrap=True, markup=False)
+            console.print(visible_lines(piece), end="", soft_wrap=True, markup=False)
         final = stream.answer
     console.print()
     render_sources(final, console)
@@ -78,16 +78,16 @@ def render_sources(answer: Answer, console: Console) -> None:
         return
     if answer.support is not None:
         colour = "green" if answer.support.label == "supported" else "yellow"
-        console.print(f"[{colour}]{escape(answer.support.text)}[/{colour}]")
+        console.print(f"[{colour}]{shown(answer.support.text)}[/{colour}]")
         if answer.support.missing:
-            console.print(f"[yellow]not verified: {escape(', '.join(answer.support.missing))}[/yellow]")
+            console.print(f"[yellow]not verified: {shown(', '.join(answer.support.missing))}[/yellow]")
     for c in answer.citations:
         where = f" > {c.section}" if c.section else ""
-        console.print(escape(f"[{c.n}] {c.title}{where} ({c.path})"))
+        console.print(shown(f"[{c.n}] {c.title}{where} ({c.path})"))
     for sentence in answer.fallback_sentences:
-        console.print(f"[yellow]not verified: {escape(sentence)}[/yellow] (no source it cites holds it)")
+        console.print(f"[yellow]not verified: {shown(sentence)}[/yellow] (no source it cites holds it)")
     for quote in answer.unsupported_quotes:
-        console.print(f'[yellow]not verified: "{escape(quote)}"[/yellow] (not found in its source)')
+        console.print(f'[yellow]not verified: "{shown(quote)}"[/yellow] (not found in its source)')
     if answer.removed_citations:
         console.print(f"[dim]{answer.removed_citations} citation(s) to no retrieved block were removed[/dim]")
 

@@ -16,6 +16,7 @@ from assistant.identity import resolve_principal
 from assistant.recall_gate import RecallCheck
 from assistant.retriever import Retrieval
 from assistant.settings import load_settings
+from assistant.terminal import visible
 
 
 def search(
@@ -61,9 +62,14 @@ def render(result: Retrieval, check: RecallCheck, console: Console) -> None:
     """A table on a terminal; plain tab-separated rows otherwise (a pipe or a file has no width to fit: ids and
     titles are never cut there, and each row stays on one line for `grep` and `cut`)."""
     groups = ", ".join(sorted(result.principal.groups)) or "no groups"
-    heading = f"{result.question!r} as {result.principal.user_id} ({groups})"
+    heading = visible(f"{result.question!r} as {result.principal.user_id} ({groups})")
+    # Ids, titles and sections come from documents: control characters shown as escapes, never obeyed.
     rows = [
-        (str(c.rank), f"{c.score:.4f}", c.doc_id, c.title, c.section or "", ", ".join(c.groups)) for c in result.chunks
+        [
+            visible(cell)
+            for cell in (str(c.rank), f"{c.score:.4f}", c.doc_id, c.title, c.section or "", ", ".join(c.groups))
+        ]
+        for c in result.chunks
     ]
     if console.is_terminal:
         # Questions, ids, titles and sections are data, not markup: "Budget [/2026]" must print as written.
@@ -77,7 +83,7 @@ def render(result: Retrieval, check: RecallCheck, console: Console) -> None:
     else:
         console.file.write(heading + "\n")  # not console.print: Rich would expand the tabs into spaces
         for line in (COLUMNS, *rows):
-            console.file.write("\t".join(cell.replace("\t", " ") for cell in line) + "\n")
+            console.file.write("\t".join(line) + "\n")  # a tab inside a cell is already shown as \t
     verdict = "answerable" if check.answerable else "no approved source: the assistant would refuse"
     e = check.evidence
     console.print(

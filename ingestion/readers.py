@@ -9,9 +9,11 @@ says what is wrong with the file and what to do.
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import re
 import tomllib
+import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -59,6 +61,42 @@ _READER_VERSIONS = {".md": 3, ".markdown": 3, ".txt": 3, ".html": 4, ".htm": 4, 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_LINE = re.compile(r"\n[ \t]*[\x00-\x08\x0b-\x1f\x7f-\x9f][\x00-\x08\x0b-\x1f\x7f-\x9f \t]*(?=\n)")
 
+
+# Bounds on what one file may cost to parse (one document must not hog a sync that holds the index lock).
+# BeautifulSoup's work grows with the square of nesting depth (5,000 nested <div>s: 2 s; a 1 MB file of them: tens of
+# minutes), and real pages nest a few dozen deep; a DOCX is a zip, and its XML is read whole into memory (a 0.4 MB
+# file can hold a 400 MB document.xml). PDF streams are bounded by pypdf itself (75 MB decompressed per stream).
+MAX_HTML_DEPTH = 512
+MAX_UNPACKED_BYTES = 100 * 1024 * 1024
+_TAG = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*>")
+# Elements that never hold others, or whose end tag HTML lets a page leave out: not counted as nesting.
+_FLAT_TAGS = {
+    b"area",
+    b"base",
+    b"br",
+    b"col",
+    b"embed",
+    b"hr",
+    b"img",
+    b"input",
+    b"link",
+    b"meta",
+    b"param",
+    b"source",
+    b"track",
+    b"wbr",
+    b"p",
+    b"li",
+    b"dt",
+    b"dd",
+    b"tr",
+    b"td",
+    b"th",
+    b"option",
+    b"thead",
+    b"tbody",
+    b"tfoot",
+}
 
 _ROW_GAP = re.compile(r"^(\|.*\|)\n\n+(?=\|.*\|$)", re.MULTILINE)  # blank lines between two table rows
 
@@ -240,6 +278,12 @@ def _html(raw: bytes, stem: str) -> ParsedDocument:
     if raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"---", b"+++", b"<!--")):  # as static-site generators write
         meta, text = _front_matter(_decode_text(raw))
         raw = text.encode("utf-8")
+    depth = _nesting_depth(raw)
+    if depth > MAX_HTML_DEPTH:
+        raise DocumentError(
+            f"HTML nested {depth} elements deep, over the {MAX_HTML_DEPTH} this reader parses (real pages nest a few "
+            "dozen); re-export the page or convert it to Markdown"
+        )
     soup = BeautifulSoup(raw, "html.parser")
     for tag in soup(["script", "style", "nav", "noscript"]):
         tag.decompose()
@@ -260,6 +304,32 @@ def _html(raw: bytes, stem: str) -> ParsedDocument:
     text = _ROW_GAP.sub(r"\1\n", text)  # the rows of a table on consecutive lines
     parsed = _markdown_body(text.strip(), str(meta.get("title") or "") or title, stem)
     return ParsedDocument(parsed.title, parsed.sections, _front_matter_groups(meta))
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """The deepest element nesting of an HTML page, by a linear scan of its tags (before any parser sees it)."""
+    depth = deepest = 0
+    for match in _TAG.finditer(raw):
+        name = match.group(2).lower()
+        if name in _FLAT_TAGS or match.group(0).endswith(b"/>"):
+            continue
+        depth = max(depth - 1, 0) if match.group(1) else depth + 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _check_unpacked_size(raw: bytes, kind: str) -> None:
+    """A zip-based document (DOCX) is refused by the size of what it unpacks to, before anything is unpacked."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a readable zip: the reader says what is wrong with it
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise DocumentError(
+            f"unpacks to {unpacked / 1_048_576:.0f} MB, over the {MAX_UNPACKED_BYTES / 1_048_576:.0f} MB a {kind} "
+            "may hold (a compressed bomb, or a document to split); split it or save it without embedded files"
+        )
 
 
 def _in_memory(name: str, raw: bytes) -> tuple[MemoryFileSystem, PurePosixPath]:
@@ -291,6 +361,7 @@ def _printable(text: str) -> str:
 def _docx(raw: bytes, name: str, stem: str) -> ParsedDocument:
     from llama_index.readers.file import DocxReader
 
+    _check_unpacked_size(raw, "DOCX")
     fs, path = _in_memory(name, raw)
     try:
         docs = DocxReader().load_data(path, fs=fs)

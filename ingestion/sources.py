@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from assistant.errors import DocumentError, SourceError
+from assistant.terminal import has_control, visible
 from ingestion.access_policy import POLICY_FILE, AccessPolicy, normalise_id
 
 
@@ -57,6 +58,11 @@ def _naming_problem(rel: str, taken_by: str | None) -> str | None:
         rel.encode("utf-8")
     except UnicodeEncodeError:
         return "the file name is not valid UTF-8, so it cannot be a document id; rename the file"
+    if has_control(rel):
+        return (
+            f"the file name holds control characters ({visible(rel)!r}): they would act on a terminal that prints it; "
+            "rename the file"
+        )
     if taken_by is not None:
         return f"names the same document as {taken_by!r} once Unicode is normalised (NFC); rename one of them"
     return None

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from assistant.terminal import shown
 from ingestion.sources import SourceFailure
 
 
@@ -83,13 +83,13 @@ class SyncSummary:
 
     def render(self, console: Console) -> None:
         if self.refused:  # no table of zeros, no timings: only what stopped the sync and what to fix
-            console.print(f"[red]nothing synced[/red] into collection {escape(self.collection)}:", highlight=False)
+            console.print(f"[red]nothing synced[/red] into collection {shown(self.collection)}:", highlight=False)
             self._render_problems(console)
             return
         list_limit = 50 if self.dry_run else 6  # a dry run is read for its diff
         # Paths, ids, titles and errors come from documents: escaped, so "[/bold]" in a file name is just text.
         title = f"{'Dry run: would sync' if self.dry_run else 'Synced'} {self.source} -> collection {self.collection}"
-        title = escape(title)
+        title = shown(title)
         table = Table(title=title, show_header=True, header_style="bold")
         table.add_column("documents")
         table.add_column("count", justify="right")
@@ -128,20 +128,20 @@ class SyncSummary:
     def _render_problems(self, console: Console) -> None:
         """Failures, access rules that match nothing and flagged documents: one line each."""
         for failure in self.failed:
-            console.print(f"[red]failed[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False)
+            console.print(f"[red]failed[/red] {shown(failure.path)}: {shown(failure.error)}", highlight=False)
         for message in self.unmatched_rules + self.rule_warnings:
-            console.print(f"[yellow]{escape(message)} (docs/ingestion.md, access rules)[/yellow]", highlight=False)
+            console.print(f"[yellow]{shown(message)} (docs/ingestion.md, access rules)[/yellow]", highlight=False)
         verb = "would widen" if self.dry_run or self.refused else "widened"
         for message in self.widened:
-            console.print(f"[yellow]{verb}[/yellow] {escape(message)}", highlight=False)
+            console.print(f"[yellow]{verb}[/yellow] {shown(message)}", highlight=False)
         for flag in self.flagged:
             console.print(
-                f"[yellow]flagged[/yellow] {escape(flag)} (indexed; the answer format shows it only as quoted text: "
+                f"[yellow]flagged[/yellow] {shown(flag)} (indexed; the answer format shows it only as quoted text: "
                 "check the document)",
                 highlight=False,
             )
 
 
 def _preview(ids: list[str], limit: int) -> str:
-    shown = escape(", ".join(ids[:limit]))
-    return shown + (f" ... (+{len(ids) - limit})" if len(ids) > limit else "")
+    listed = shown(", ".join(ids[:limit]))
+    return listed + (f" ... (+{len(ids) - limit})" if len(ids) > limit else "")

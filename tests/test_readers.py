@@ -141,3 +141,24 @@ def test_pdf_text_has_no_control_characters() -> None:
     assert "18 days per year in years 1-3" in text
     assert not [ch for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\t"]
     assert not [s for s in parsed.sections if "\n\n" in s.text]  # nor the empty lines the boxes stood on
+
+
+def test_deeply_nested_html_is_refused_in_a_fraction_of_a_second() -> None:
+    """A 2 MB page of nested <div>s held the index lock for tens of minutes (BeautifulSoup is quadratic in depth)."""
+    raw = b"<div>" * 200_000 + b"text" + b"</div>" * 200_000
+    with pytest.raises(DocumentError, match="HTML nested 200000 elements deep, over the 512"):
+        parse_document(".html", "bomb.html", raw)
+    flat = b"<ul>" + b"<li>item" * 5_000 + b"</ul><p>a<p>b"  # end tags HTML lets a page leave out do not count
+    assert "item" in parse_document(".html", "list.html", flat).sections[0].text
+
+
+def test_a_docx_is_refused_by_what_it_unpacks_to_before_it_is_unpacked() -> None:
+    import io
+    import zipfile
+
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"<w:document>" + b" " * 150_000_000 + b"</w:document>")
+    assert len(packed.getvalue()) < 1_000_000
+    with pytest.raises(DocumentError, match="unpacks to 143 MB, over the 100 MB a DOCX may hold"):
+        parse_document(".docx", "bomb.docx", packed.getvalue())
