@@ -32,7 +32,7 @@ from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt, render
 from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
 from assistant.quote_constraint import FormatRequest
 from assistant.recall_gate import RecallCheck, RecallGate
-from assistant.retriever import Retrieval, RetrievedChunk, Retriever
+from assistant.retriever import Retrieval, RetrievedChunk, Retriever, check_question
 from assistant.settings import EvidenceSettings
 from assistant.tracing import QuestionTrace, Tracer
 
@@ -186,7 +186,9 @@ class Answerer:
         self, principal: Principal, question: str, history: Sequence[Turn] = (), *, session_id: str | None = None
     ) -> AnswerStream:
         """The answer as it is generated (iterate it for text), then the checked `Answer` (`.answer`); traced when
-        tracing is on. Closing it early (a reader that stops) stops decoding at the next token."""
+        tracing is on. Closing it early (a reader that stops) stops decoding at the next token. A question over
+        `retrieval.max_question_chars` raises QuestionTooLongError here, before anything is traced or logged."""
+        check_question(question, self.retriever.settings.max_question_chars)
         return AnswerStream(self._traced(principal, question, history, session_id))
 
     def _traced(
@@ -283,9 +285,11 @@ class Answerer:
     # -- the steps ----------------------------------------------------------------------------------
     def _retrieval_query(self, question: str, history: Sequence[Turn]) -> str:
         """A follow-up ("and for contractors?") is retrieved together with the question before it (the user's own
-        words; the search is the principal's like any other); a question of its own is retrieved alone."""
+        words; the search is the principal's like any other); a question of its own is retrieved alone, and so is a
+        follow-up the two would make too long to search."""
         previous = history[-1].question if history and self.max_history > 0 else None
-        return retrieval_query(question, previous)
+        query = retrieval_query(question, previous)
+        return query if len(query) <= self.retriever.settings.max_question_chars else question
 
     def _readable_history(self, principal: Principal, history: Sequence[Turn]) -> list[Turn]:
         """The past turns the prompt may carry: those whose answer cites documents, every one of which the principal

@@ -55,3 +55,7 @@ class CollectionMismatchError(AssistantError):
 
 class TracingError(AssistantError):
     """Tracing is off or was given something that is not a trace."""
+
+
+class QuestionTooLongError(AssistantError):
+    """A question over `retrieval.max_question_chars`: refused before it is searched, logged, traced or generated."""

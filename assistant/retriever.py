@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from assistant.access import Principal
 from assistant.embedder import Embedder
+from assistant.errors import QuestionTooLongError
 from assistant.settings import RetrievalMode, RetrievalSettings
 from assistant.sparse import Bm25Encoder
 from assistant.store import SearchQuery, StoredChunk, VectorSpace, VectorStore
@@ -80,6 +81,7 @@ class Retriever:
     def search(
         self, principal: Principal, question: str, *, top_k: int | None = None, mode: RetrievalMode | None = None
     ) -> Retrieval:
+        check_question(question, self.settings.max_question_chars)
         k = top_k or self.settings.top_k
         mode = mode or self.settings.mode
         self._check_space()
@@ -136,3 +138,13 @@ def _best_chunk_per_document(hits: list[StoredChunk]) -> list[StoredChunk]:
             seen.add(hit.doc_id)
             unique.append(hit)
     return unique
+
+
+def check_question(question: str, limit: int) -> None:
+    """Refuse a question past `limit` characters (a paste of a whole document, or an attack on the log and the model)
+    before any part of it is searched, logged, traced or sent to the model."""
+    if len(question) > limit:
+        raise QuestionTooLongError(
+            f"the question is {len(question):,} characters long, over the {limit:,} the assistant reads "
+            "(retrieval.max_question_chars); ask it in fewer words"
+        )

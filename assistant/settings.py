@@ -143,6 +143,12 @@ class RetrievalSettings(BaseModel):
     sparse_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
     dedup_per_document: bool = Field(True, description="Keep only each document's best chunk.")
     score_threshold: float | None = Field(None, description="Drop fused results scoring below this.")
+    max_question_chars: int = Field(
+        4000,
+        ge=1,
+        le=1_000_000,
+        description="Longer questions are refused with one line before anything is searched, logged or traced.",
+    )
 
 
 class RecallGateSettings(BaseModel):

@@ -45,3 +45,12 @@ def test_ingest_refuses_a_control_character_file_name_and_search_prints_titles_a
     assert "\\x1b[2J" in found.stdout and "[1] forged" in found.stdout
     rows = [line for line in found.stdout.splitlines() if "forged" in line]
     assert len(rows) == 1 and rows[0].startswith("1\t")  # the title's newline forged no line of its own
+
+
+def test_a_question_past_the_limit_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    asked = run("search", "x" * 110_000, "--groups", "everyone", data_dir=tmp_path / "data")
+    assert asked.returncode == 1
+    assert asked.stderr.strip().splitlines() == [
+        "error: the question is 110,000 characters long, over the 4,000 the assistant reads "
+        "(retrieval.max_question_chars); ask it in fewer words"
+    ]

@@ -455,3 +455,23 @@ def test_the_quality_page_redacts_what_the_reviewer_may_not_read(review_data: Se
     assert any(one_line(SALARY_QUESTION) in e.label for e in rita.expander)
     assert list(rita.dataframe[0].value["question"]) == [SALARY_QUESTION, HOLIDAY_QUESTION]
     assert SALARY_DOC in everything_shown(rita) and "carlos" not in everything_shown(rita)
+
+
+def test_a_question_is_shown_as_text_and_one_past_the_limit_is_refused_unlogged(app_data: Settings) -> None:
+    at = signed_in("victor")  # no groups: the short question is refused before generation (no model run)
+    pixel = "![p](http://127.0.0.1:9/pixel.png) How do I reset my password?"
+    at.chat_input[0].set_value(pixel).run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.text][:1] == [pixel]  # the user's own words as text: no image is fetched
+    assert not [m for m in at.markdown if "pixel.png" in m.value]
+
+    long_question = "reset " + "x" * 110_000 + " ZZMARKER"
+    at.chat_input[0].set_value(long_question).run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [
+        "Not asked: the question is 110,015 characters long, over the 4,000 the assistant reads "
+        "(retrieval.max_question_chars); ask it in fewer words."
+    ]
+    assert not [t for t in at.text if "ZZMARKER" in t.value]  # shown cut, never whole
+    log = app_data.data_dir / "questions.jsonl"
+    assert "ZZMARKER" not in (log.read_text() if log.exists() else "")  # not logged (nor searched, nor traced)

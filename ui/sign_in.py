@@ -19,6 +19,7 @@ from assistant.errors import IdentityError
 from assistant.identity import load_dev_user_names, load_dev_users
 from assistant.settings import Settings
 from ui.roles import LOOPBACK, display_name, principal_from_claims
+from ui.untrusted import label
 
 DEV_USER_KEY = "dev_user"
 USER_PARAM = "user"  # the dev user's id in the URL's query
@@ -46,7 +47,7 @@ def _oidc_principal(settings: Settings) -> Principal:
     claims: dict[str, Any] = st.user.to_dict()
     principal = principal_from_claims(claims, ui)
     with st.sidebar:
-        st.markdown(f"**{display_name(claims, ui)}**")
+        st.markdown(f"**{label(display_name(claims, ui))}**")  # a claim is not markdown: no image is fetched
         _groups_caption(principal)
         if st.button("Sign out"):
             st.logout()

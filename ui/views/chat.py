@@ -13,12 +13,15 @@ import streamlit as st
 from assistant.access import Principal
 from assistant.answering import Answer, Answerer
 from assistant.components import Components
+from assistant.errors import QuestionTooLongError
 from assistant.feedback import Feedback, record_feedback
 from assistant.prompt import Turn
+from assistant.retriever import check_question
 from ui.answer_view import show_answer
 from ui.guard import require
 from ui.roles import Page
 from ui.runtime import ModelWarmup, model_warmup
+from ui.untrusted import label
 
 CHAT_KEY = "chat"
 CHAT_USER_KEY = "chat_user"  # the principal (user and groups) whose conversation CHAT_KEY holds
@@ -71,7 +74,7 @@ def past_turn(exchange: Exchange) -> Turn:
 
 def show_exchange(index: int, exchange: Exchange, components: Components, principal: Principal) -> None:
     with st.chat_message("user"):
-        st.markdown(exchange.question)
+        st.text(exchange.question)  # the user's own words, as text: an image link there is never fetched
     with st.chat_message("assistant"):
         answer = exchange.answer
         if answer.refused:
@@ -80,8 +83,8 @@ def show_exchange(index: int, exchange: Exchange, components: Components, princi
         else:
             show_answer(answer)
         adapter = f" + adapter {answer.adapter.rsplit('/', 1)[-1]}" if answer.adapter else ""
-        model = f"{answer.model}{adapter}" if answer.generated else "no model (refused before generation)"
-        st.caption(f"{model} · {answer.seconds:.1f} s")
+        model = label(f"{answer.model}{adapter}") if answer.generated else "no model (refused before generation)"
+        st.caption(f"{model} · {answer.seconds:.1f} s")  # ids from the data directory: escaped, never markdown
         show_feedback(index, exchange, components, principal)
 
 
@@ -121,8 +124,15 @@ history: list[Exchange] = st.session_state[CHAT_KEY]
 for number, past in enumerate(history):
     show_exchange(number, past, components, principal)
 if question := st.chat_input("Ask a question, for example: How do I reset my password?"):
+    try:
+        check_question(question, components.settings.retrieval.max_question_chars)
+    except QuestionTooLongError as exc:  # refused before it is searched, logged, traced or shown whole
+        with st.chat_message("user"):
+            st.text(question[:200] + " ...")
+        st.error(f"Not asked: {exc}.")
+        st.stop()
     with st.chat_message("user"):
-        st.markdown(question)
+        st.text(question)
     with st.chat_message("assistant"):
         answer = stream_answer(components.answerer(), principal, question, history)
     history.append(Exchange(question, answer))
