@@ -7,6 +7,7 @@ reports them and goes on with the rest.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterator
@@ -93,7 +94,11 @@ class FolderSource:
         unlisted: list[OSError] = []  # folders that could not be listed: their documents are unknown, not gone
         named: dict[str, str] = {}  # doc id -> the path that took it
         for folder, dirs, files in os.walk(self.root, onerror=unlisted.append):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            linked = sorted(d for d in dirs if (Path(folder) / d).is_symlink())
+            for name in linked:  # os.walk does not follow them: say so, rather than skip their files silently
+                rel = (Path(folder) / name).relative_to(self.root).as_posix()
+                self._ignored.append(f"{_printable(rel)}/ (a symbolic link to a folder: not followed)")
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in linked)
             for name in sorted(files):
                 path = Path(folder) / name
                 rel = path.relative_to(self.root).as_posix()
@@ -137,10 +142,15 @@ class FolderSource:
         return None
 
     def read(self, entry: SourceEntry) -> bytes:
+        # O_NOFOLLOW: a file swapped for a symbolic link after it was listed is refused, never followed.
         try:
-            return (self.root / entry.path).read_bytes()
+            fd = os.open(self.root / entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise DocumentError("became a symbolic link while the sync ran; links are not followed") from None
             raise DocumentError(f"cannot be read ({exc.strerror}); check the file's permissions") from exc
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
 
 
 class BeirSource:
@@ -191,6 +201,9 @@ def _beir_record(record: object) -> tuple[str, dict[str, str]]:
     doc_id, text, title = record["_id"], record["text"], record.get("title")
     if isinstance(doc_id, bool) or not isinstance(doc_id, str | int) or not str(doc_id).strip():
         raise ValueError(f"_id must be a non-empty string or integer, not {json.dumps(doc_id)}")
+    if str(doc_id).startswith("/") or ".." in str(doc_id).split("/") or has_control(str(doc_id)):
+        # Ids are matched by access rules as paths relative to the corpus: one must not read as a path outside it.
+        raise ValueError(f"_id {visible(str(doc_id))!r} starts with '/', holds a '..' segment or a control character")
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, not {json.dumps(text)[:40]}")
     if title is not None and not isinstance(title, str):

@@ -103,7 +103,7 @@ class SyncSummary:
         ):
             table.add_row(label, str(len(ids)), _preview(ids, list_limit))
         table.add_row("unchanged", str(len(self.unchanged)), "")
-        table.add_row("ignored file types", str(len(self.ignored)), _preview(self.ignored, list_limit))
+        table.add_row("ignored (file types, links)", str(len(self.ignored)), _preview(self.ignored, list_limit))
         table.add_row("failed", str(len(self.failed)), "", style="red" if self.failed else None)
         console.print(table)
         self._render_problems(console)

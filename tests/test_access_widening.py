@@ -196,3 +196,35 @@ def test_the_cli_accepts_a_widening_only_when_told_and_fails_on_warnings_when_as
     assert "widened hr/README.md" in " ".join(accepted.stdout.split())
     again = run("ingest", str(corpus), "--strict", "--fail-on-warnings", data_dir=data)
     assert again.returncode == 1 and "has no '/'" in " ".join(again.stdout.split())  # the depth warning stays
+
+
+def test_a_symlinked_folder_is_listed_and_a_file_swapped_for_a_link_is_not_followed(tmp_path: Path) -> None:
+    from assistant.errors import DocumentError
+    from ingestion.access_policy import AccessPolicy
+    from ingestion.sources import FolderSource, SourceEntry
+
+    secret = corpus_of(tmp_path / "secret", "rules:\n  - {match: '**', groups: [hr]}\n", {"pay.md": "# Pay\n"})
+    corpus = corpus_of(tmp_path / "corpus", "rules:\n  - {match: '**', groups: [everyone]}\n", {"a.md": "# A\n"})
+    (corpus / "linked").symlink_to(secret, target_is_directory=True)
+    source = FolderSource(corpus, AccessPolicy.load(corpus / "access.yaml"), [".md"], 1_000_000)
+    [entry] = [e for e in source.entries() if isinstance(e, SourceEntry)]
+    assert source.ignored() == ["linked/ (a symbolic link to a folder: not followed)"]
+    (corpus / "a.md").unlink()  # between the listing and the read, the file becomes a link to a restricted one
+    (corpus / "a.md").symlink_to(secret / "pay.md")
+    with pytest.raises(DocumentError, match="became a symbolic link while the sync ran"):
+        source.read(entry)
+
+
+@pytest.mark.parametrize("bad_id", ["../hr/pay", "/etc/passwd", "a/../../b", "x\x1b[2Jy"])
+def test_a_beir_id_that_reads_as_a_path_outside_the_corpus_is_refused(tmp_path: Path, bad_id: str) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    lines = [{"_id": bad_id, "title": "T", "text": "Bad id."}, {"_id": "ok", "title": "T", "text": "Fine."}]
+    corpus.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    from ingestion.access_policy import AccessPolicy
+    from ingestion.sources import BeirSource, SourceEntry, SourceFailure
+
+    entries = list(BeirSource(corpus, AccessPolicy.grant_all(["everyone"])).entries())
+    assert [e.doc_id for e in entries if isinstance(e, SourceEntry)] == ["ok"]
+    [failure] = [e for e in entries if isinstance(e, SourceFailure)]
+    assert failure.path == "corpus.jsonl:1" and "holds a '..' segment" in failure.error
+    assert "\x1b" not in failure.error
