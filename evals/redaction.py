@@ -5,8 +5,11 @@
   store's filter applies (`Principal.may_read`: the reviewer's groups meet the document's groups).
 - A document's groups are the ones the sync state records for it now; for a document no longer there, the ones
   logged when it was retrieved; a document with neither is readable by no one (fail closed).
+- A review group also needs a reviewer who holds every group its askers held: a question can carry what its asker
+  learned from restricted work ("Is <name> on the layoff list?" retrieves nothing, yet says plenty). A question
+  whose asker's groups are unknown (feedback without its logged question) is shown to no reviewer (fail closed).
 - Any other entry is redacted: counts and the reason, and its id, which the reviewer hands to someone who may read
-  its documents.
+  its documents and holds its askers' groups. The reason never names the groups the reviewer lacks.
 - Askers are pseudonymous: a keyed hash of their user id (HMAC-SHA256 under a random key created on first use in
   the data directory, `pseudonym.key`). The same asker gets the same pseudonym in every entry and every week;
   only whoever holds the data directory (who can read `questions.jsonl` anyway) can tie it to a person. No
@@ -32,11 +35,24 @@ REDACTED = "(redacted)"
 KEY_FILE = "pseudonym.key"
 
 
-def why_redacted(unreadable: int, documents: int) -> str:
-    return (
-        f"{unreadable} of {documents} documents are outside your groups (or no longer indexed): "
-        "hand its id to someone who may read them"
-    )
+def why_redacted(unreadable: int, documents: int, *, outside_askers: int = 0, unknown_askers: int = 0) -> str:
+    """Why an entry is redacted, in one line of counts: never its question, nor the groups the reviewer lacks.
+    `outside_askers`: its questions asked by someone with groups the reviewer does not hold; `unknown_askers`: its
+    questions whose asker's groups are unknown."""
+    reasons = []
+    if unreadable:
+        reasons.append(f"{unreadable} of {documents} documents are outside your groups (or no longer indexed)")
+    if outside_askers:
+        reasons.append(f"asked by someone with groups you do not hold ({outside_askers} question(s))")
+    if unknown_askers:
+        reasons.append(f"{unknown_askers} question(s) came from feedback without the asker's groups")
+    if unknown_askers:  # no reviewer can be shown to hold groups no one knows
+        action = "no reviewer sees it in full; it leaves the queue with the review window"
+    elif outside_askers:
+        action = "hand its id to someone who may read what it retrieved and holds its askers' groups"
+    else:
+        action = "hand its id to someone who may read them"
+    return "; ".join(reasons) + ": " + action
 
 
 class DocumentGroups:

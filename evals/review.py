@@ -5,9 +5,12 @@ corpus gap, or dismisses it; either way the group leaves the queue.
 Sources are the question log and the feedback file in the data directory (`assistant.question_log`,
 `assistant.feedback`). They hold what a trace holds, question text and document metadata but never document
 text. The queue is shown to one reviewer at a time (`evals.redaction`): a group shows its questions, titles and
-document ids only where the reviewer may read every document its questions retrieved, else a redacted entry
-(counts, reasons, its id to hand over); askers appear under stable pseudonyms. A decision names a group the
-reviewer can see and a document the reviewer may read.
+document ids only where the reviewer may read every document its questions retrieved AND holds every group each
+of its askers held (a question can carry what its asker knows from restricted work even when it retrieved nothing
+or only public documents), else a redacted entry (counts, reasons, its id to hand over). A question whose asker's
+groups are unknown (a thumbs-down without its logged question) is redacted for every reviewer: fail closed.
+Askers appear under stable pseudonyms and without their groups. A decision names a group the reviewer can see and
+a document the reviewer may read.
 
 Accepted items are appended to their sets with provenance (the trace, when the question was asked, why it was
 queued, who accepted it, when). A training item passes the tuning data rules first: it may not repeat or
@@ -48,7 +51,7 @@ class ReviewItem:
     id: str
     question: str
     user_id: str
-    groups: list[str]
+    groups: list[str] | None  # the asker's; None: unknown (feedback without its logged question), shown to no one
     created: str
     reasons: list[Reason]
     retrieved: list[dict[str, Any]]  # rank, doc_id, title, groups (no text)
@@ -89,13 +92,15 @@ class ReviewGroup:
         return list(seen.values())
 
     def to_json(self) -> dict[str, Any]:
+        """What a reviewer sees: askers (pseudonymous after `for_reviewer`) without their groups, which would help
+        tell who they are; decisions read the groups from the items themselves."""
         return {
             "id": self.id,
             "question": self.question,
             "asked": len(self.items),
             "reasons": self.reasons,
             "documents": self.documents,
-            "items": [asdict(i) for i in self.items],
+            "items": [{k: v for k, v in asdict(i).items() if k != "groups"} for i in self.items],
         }
 
 
@@ -157,7 +162,7 @@ def collect(
         identifier = item_id(f.user_id, f.question, f.created)
         retrieved = [{"rank": n, "doc_id": doc, "title": doc, "groups": []} for n, doc in enumerate(f.cited, 1)]
         items[identifier] = ReviewItem(
-            identifier, f.question, f.user_id, [], f.created, ["thumbs down"], retrieved, None, f.trace_id, f.comment
+            identifier, f.question, f.user_id, None, f.created, ["thumbs down"], retrieved, None, f.trace_id, f.comment
         )
     queued = [i for i in items.values() if i.reasons and i.id not in decided]
     return sorted(queued, key=lambda i: i.created, reverse=True)
@@ -207,17 +212,22 @@ def files_of(settings: Settings) -> ReviewFiles:
 # -- what one reviewer sees -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RedactedGroup:
-    """A group whose questions retrieved documents the reviewer may not read: counts only, and its id."""
+    """A group the reviewer may not see in full: its questions retrieved documents the reviewer may not read, or
+    were asked by someone with groups the reviewer does not hold (or unknown groups). Counts only, and its id."""
 
     id: str
     asked: int
     reasons: dict[str, int]
     documents: int
     unreadable: int
+    outside_askers: int = 0  # questions asked by someone with groups the reviewer does not hold
+    unknown_askers: int = 0  # questions whose asker's groups are unknown
 
     @property
     def why(self) -> str:
-        return why_redacted(self.unreadable, self.documents)
+        return why_redacted(
+            self.unreadable, self.documents, outside_askers=self.outside_askers, unknown_askers=self.unknown_askers
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "redacted": True, "why": self.why}
@@ -241,18 +251,34 @@ def for_reviewer(
     pseudonyms: Pseudonyms,
     default_collection: str,
 ) -> ReviewQueue:
-    """Each group in full where `reviewer` may read every document its questions retrieved, else redacted."""
+    """Each group in full where `reviewer` may read every document its questions retrieved and holds every group
+    its askers held, else redacted."""
     queue = ReviewQueue([], [])
     for group in groups:
         retrieved: dict[str, bool] = {}  # doc id -> readable by the reviewer
+        outside_askers = unknown_askers = 0
         for item in group.items:
+            if item.groups is None:
+                unknown_askers += 1
+            elif not reviewer.groups.issuperset(item.groups):
+                outside_askers += 1
             for hit in item.retrieved:
                 doc = str(hit["doc_id"])
                 doc_groups = documents.groups(item.collection or default_collection, doc, hit.get("groups") or ())
                 retrieved[doc] = retrieved.get(doc, True) and reviewer.may_read(doc_groups)
         unreadable = sum(not readable for readable in retrieved.values())
-        if unreadable:
-            queue.redacted.append(RedactedGroup(group.id, len(group.items), group.reasons, len(retrieved), unreadable))
+        if unreadable or outside_askers or unknown_askers:
+            queue.redacted.append(
+                RedactedGroup(
+                    group.id,
+                    len(group.items),
+                    group.reasons,
+                    len(retrieved),
+                    unreadable,
+                    outside_askers=outside_askers,
+                    unknown_askers=unknown_askers,
+                )
+            )
         else:
             queue.groups.append(ReviewGroup([replace(i, user_id=pseudonyms.of(i.user_id)) for i in group.items]))
     return queue
@@ -280,10 +306,9 @@ def find_group(components: Components, group_id: str, days: float, reviewer: Pri
     for group in queue.groups:
         if group.id == group_id:
             return group
-    if any(r.id == group_id for r in queue.redacted):
-        raise SourceError(
-            f"review group {group_id!r} retrieved documents outside your groups: hand it to someone who may read them"
-        )
+    for redacted in queue.redacted:
+        if redacted.id == group_id:
+            raise SourceError(f"review group {group_id!r} is redacted for you: {redacted.why}")
     raise SourceError(f"no open review group {group_id!r} in the last {days:g} days; `assistant review` lists them")
 
 
@@ -340,11 +365,13 @@ def accept_golden(
         raise SourceError(
             f"{doc_id!r} is not a document you may read in the index; give the id of the document that should answer"
         )
-    if not lead.groups:
+    if lead.groups is None:
         raise SourceError("this question came from feedback without the asker's groups; accept another wording")
+    if not lead.groups:
+        raise SourceError("this question's asker is in no group, so no document can answer it; accept another wording")
     if not set(doc_groups) & set(lead.groups):
         raise SourceError(
-            f"the asker's groups {lead.groups} cannot read {doc_id} (groups {list(doc_groups)}): a golden question "
+            f"the asker cannot read {doc_id} (groups {list(doc_groups)}): a golden question "
             "must be answerable by its asker; re-group the document or pick another"
         )
     _refuse_repeat(files.golden, lead.question, lead.groups)
@@ -436,7 +463,7 @@ def record_gap(files: ReviewFiles, group: ReviewGroup, reviewer: str, note: str 
     record = {
         "question": group.question,
         "asked": len(group.items),
-        "groups": sorted({g for i in group.items for g in i.groups}),
+        "groups": sorted({g for i in group.items for g in i.groups or ()}),
         "note": note,
         # What its questions retrieved: the corpus page shows the gap only to owners who may read all of it.
         "documents": sorted(
@@ -465,17 +492,17 @@ def gaps_for(
     reviewer: Principal, files: ReviewFiles, documents: DocumentGroups, default_collection: str
 ) -> tuple[list[dict[str, Any]], int]:
     """(the corpus gaps `reviewer` may see, how many others are hidden): a gap is shown where the reviewer may
-    read every document its questions retrieved, as in the review queue; one recorded without its documents
-    (before they were kept) is hidden from everyone (fail closed)."""
+    read every document its questions retrieved and holds every group its askers held, as in the review queue;
+    one recorded without its documents or its askers' groups is hidden from everyone (fail closed)."""
     shown: list[dict[str, Any]] = []
     hidden = 0
     for gap in read_gaps(files):
-        retrieved = gap.get("documents")
+        retrieved, askers = gap.get("documents"), gap.get("groups")
         readable = isinstance(retrieved, list) and all(
             reviewer.may_read(documents.groups(collection or default_collection, doc_id, logged))
             for collection, doc_id, logged in retrieved
         )
-        if readable:
+        if readable and isinstance(askers, list) and set(askers) <= reviewer.groups:
             shown.append(gap)
         else:
             hidden += 1

@@ -59,8 +59,10 @@ def show(
     days: DaysOption = 7.0,
     json_out: JsonFileOption = None,
 ) -> None:
-    """List the open review groups: reasons, how often asked, and what retrieval found (no document text). A group
-    that retrieved documents outside the reviewer's groups is listed redacted: its id, counts and reasons."""
+    """List the open review groups: reasons, how often asked, and what retrieval found (no document text); askers
+    only as pseudonyms in --json, never their groups. A group that retrieved documents outside the reviewer's
+    groups, or was asked by someone with groups the reviewer does not hold, is listed redacted: its id, counts and
+    reasons."""
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings()

@@ -39,6 +39,7 @@ from evals.review import (
     accept_golden,
     accept_training,
     collect,
+    dumps,
     for_reviewer,
     group_similar,
     record_gap,
@@ -394,11 +395,13 @@ def test_the_review_command_lists_the_queue_and_records_a_gap(tmp_path: Path) ->
 # -- what a reviewer may see ------------------------------------------------------------------------
 DEV_USERS = load_dev_users(REPO / "samples" / "users.yaml")
 IAN, CARLOS = DEV_USERS["ian"], DEV_USERS["carlos"]  # engineering / hr-compensation
+RITA = DEV_USERS["rita"]  # hr, hr-compensation and assistant-engineers
 
 
 def test_a_reviewer_sees_a_question_only_where_they_may_read_all_its_documents(settings: Settings) -> None:
     record_documents(settings)
-    regrouped = asked("erin", ["everyone", "executives"], "Is parental leave paid?", [hit("hr/parental-leave.md")])
+    # Asked by hr (whose groups Carlos holds): this group is about a re-grouped document, not its asker.
+    regrouped = asked("hannah", ["everyone", "hr"], "Is parental leave paid?", [hit("hr/parental-leave.md")])
     regrouped.retrieved[0]["groups"] = ["everyone"]  # logged before the document was re-grouped to hr
     unknown = asked("dana", ["everyone"], "Where is the reorg memo?", [{"rank": 1, "doc_id": "drafts/x.md"}])
     items = collect([*carlos_and_dana(), regrouped, unknown], [], set(), start="2000-01-01", low_evidence_margin=0.0)
@@ -430,6 +433,62 @@ def test_a_reviewer_sees_a_question_only_where_they_may_read_all_its_documents(s
     assert Pseudonyms(settings.data_dir / "elsewhere").of("dana") != dana.user_id  # keyed per data directory
 
 
+LAYOFF_QUESTION = "Is Priya Raman on the layoff list?"
+
+
+@pytest.mark.parametrize("retrieved", [[], [hit(HOLIDAY_DOC)]], ids=["retrieved-nothing", "retrieved-public"])
+def test_a_question_is_shown_only_to_reviewers_holding_every_group_its_asker_held(
+    settings: Settings, retrieved: list[dict[str, Any]]
+) -> None:
+    record_documents(settings)
+    layoff = asked("hannah", ["everyone", "hr"], LAYOFF_QUESTION, retrieved)  # her question says what hr knows
+    [item] = collect([layoff], [], set(), start="2000-01-01", low_evidence_margin=0.0)
+    group = ReviewGroup([item])
+    pseudonyms = Pseudonyms(settings.data_dir)
+
+    ians = for_reviewer([group], IAN, DocumentGroups(settings), pseudonyms, "handbook")  # every document, no hr
+    assert ians.groups == [] and [r.id for r in ians.redacted] == [group.id]
+    [redacted] = ians.redacted
+    assert (redacted.unreadable, redacted.outside_askers) == (0, 1)
+    assert "asked by someone with groups you do not hold" in redacted.why
+    shown = json.dumps(ians.to_json())
+    for secret in (LAYOFF_QUESTION, "Priya", "hannah", '"hr"', pseudonyms.of("hannah")):
+        assert secret not in shown
+
+    ritas = for_reviewer([group], RITA, DocumentGroups(settings), pseudonyms, "handbook")  # holds hr
+    assert ritas.redacted == [] and [g.question for g in ritas.groups] == [LAYOFF_QUESTION]
+
+
+def test_a_shown_group_names_its_asker_by_pseudonym_without_their_groups(settings: Settings) -> None:
+    record_documents(settings)
+    layoff = asked("hannah", ["everyone", "hr"], LAYOFF_QUESTION, [])
+    groups = [ReviewGroup(collect([layoff], [], set(), start="2000-01-01", low_evidence_margin=0.0))]
+    queue = for_reviewer(groups, RITA, DocumentGroups(settings), Pseudonyms(settings.data_dir), "handbook")
+    [shown] = json.loads(dumps(queue))  # what `assistant review --json` writes
+    [item] = shown["items"]
+    assert shown["question"] == LAYOFF_QUESTION and item["user_id"] == Pseudonyms(settings.data_dir).of("hannah")
+    assert "groups" not in item and '"hr"' not in dumps(queue) and "hannah" not in dumps(queue)
+    assert queue.groups[0].items[0].groups == ["everyone", "hr"]  # kept for decisions (golden: asked with them)
+
+
+def test_a_thumbs_down_without_its_logged_question_is_redacted_for_every_reviewer(settings: Settings) -> None:
+    record_documents(settings)
+    disliked = Feedback("hannah", LAYOFF_QUESTION, False, "wrong", None, None, None, [])  # not in the log
+    contractor = asked("victor", [], "Where do I badge in?", [])  # logged: known to be in no group
+    items = collect([contractor], [disliked], set(), start="2000-01-01", low_evidence_margin=0.0)
+    groups = {i.question: ReviewGroup([i]) for i in items}
+    for reviewer in (IAN, RITA):  # fail closed: nobody can be shown to hold groups no one knows
+        queue = for_reviewer(
+            list(groups.values()), reviewer, DocumentGroups(settings), Pseudonyms(settings.data_dir), "handbook"
+        )
+        assert [g.question for g in queue.groups] == ["Where do I badge in?"]  # no group: nothing to carry
+        [redacted] = queue.redacted
+        assert redacted.id == groups[LAYOFF_QUESTION].id and redacted.unknown_askers == 1
+        assert "feedback without the asker's groups" in redacted.why
+        assert LAYOFF_QUESTION not in json.dumps(queue.to_json())
+    assert groups[LAYOFF_QUESTION].items[0].groups is None  # unknown, unlike Victor's empty list
+
+
 def test_the_review_command_redacts_for_the_reviewer_and_refuses_their_decisions(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_log(data, carlos_and_dana())  # no sync state: the groups logged with each retrieved document count
@@ -445,11 +504,13 @@ def test_the_review_command_redacts_for_the_reviewer_and_refuses_their_decisions
     assert refused.returncode == 1 and "outside your groups" in refused.stderr
     assert SALARY_QUESTION not in refused.stderr
 
-    seen = run("review", "--groups", "everyone,hr-compensation", "--json", str(tmp_path / "hr.json"), data_dir=data)
+    hr = "everyone,hr,hr-compensation"  # every group Carlos held when he asked
+    seen = run("review", "--groups", hr, "--json", str(tmp_path / "hr.json"), data_dir=data)
     assert seen.returncode == 0, seen.stderr
     [salary] = [g for g in json.loads((tmp_path / "hr.json").read_text()) if g["id"] == hidden["id"]]
     assert salary["question"] == SALARY_QUESTION and salary["documents"][0]["title"] == SALARY_TITLE
     assert salary["items"][0]["user_id"].startswith("asker-")
+    assert all("groups" not in item for item in salary["items"])  # the asker's groups would help name them
     decided = run("review", "gap", hidden["id"], "--user", "carlos", data_dir=data)
     assert decided.returncode == 0, decided.stderr
     [gap] = [json.loads(line) for line in (data / "corpus-gaps.jsonl").read_text().splitlines()]
@@ -507,3 +568,21 @@ def test_corpus_gaps_are_shown_only_to_owners_who_may_read_what_they_retrieved(s
     assert {g["question"] for g in shown} == {HOLIDAY_QUESTION, SALARY_QUESTION} and hidden == 0
     files.corpus_gaps.write_text(json.dumps({"question": "old gap", "asked": 1}) + "\n")  # recorded before
     assert gaps_for(CARLOS, files, documents, "handbook") == ([], 1)  # fail closed
+
+
+def test_a_corpus_gap_asked_by_someone_in_groups_the_owner_lacks_is_hidden_even_with_nothing_retrieved(
+    settings: Settings,
+) -> None:
+    """The review queue's rule holds on the corpus page too: "Is <name> on the layoff list?" asked by an hr
+    member and recorded as a gap was shown to every corpus owner."""
+    from assistant.access import Principal
+    from evals.review import files_of, gaps_for, record_gap
+
+    files = files_of(settings)
+    layoff = asked("hannah", ["everyone", "hr"], "Is Priya Raman on the layoff list?", [])
+    [item] = collect([layoff], [], set(), start="2000-01-01", low_evidence_margin=0.0)
+    record_gap(files, ReviewGroup([item]), "rita")
+    owner = Principal.of("olivia", ["everyone", "corpus-owners"])
+    assert gaps_for(owner, files, DocumentGroups(settings), "handbook") == ([], 1)
+    shown, hidden = gaps_for(RITA, files, DocumentGroups(settings), "handbook")
+    assert [g["question"] for g in shown] == ["Is Priya Raman on the layoff list?"] and hidden == 0

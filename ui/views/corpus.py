@@ -174,8 +174,8 @@ st.subheader("Corpus gaps")
 gaps, hidden_gaps = gaps_for(principal, files_of(settings), DocumentGroups(settings), collection)
 if hidden_gaps:
     st.caption(
-        f"{hidden_gaps} more gap(s) came from questions that retrieved documents outside your groups: an owner "
-        "in those groups sees them."
+        f"{hidden_gaps} more gap(s) came from questions that retrieved documents outside your groups, or that were "
+        "asked by someone holding groups you do not: an owner in those groups sees them."
     )
 if gaps:
     st.dataframe(

@@ -4,7 +4,8 @@ question, the access-leak probe's last result, answer-quality runs, the adapters
 a link to Langfuse when tracing is configured.
 
 Questions, titles and document ids of other people's questions and of saved runs are shown only where the signed-in
-reviewer may read every document they name, else redacted (`evals.redaction`). Such text is shown as plain text:
+reviewer may read every document they name (and, in the review queue, holds every group the asker held), else
+redacted (`evals.redaction`); askers appear as pseudonyms, without their groups. Such text is shown as plain text:
 in dataframes and `st.text`, and escaped (`ui.untrusted`) in labels and alerts, which render Markdown."""
 
 from __future__ import annotations
@@ -60,9 +61,8 @@ def show_review_group(group: review.ReviewGroup) -> None:
             [
                 {
                     "asked": i.created,
-                    "asker": i.user_id,  # a pseudonym
+                    "asker": i.user_id,  # a pseudonym; their groups would help tell who it is
                     "question": i.question,
-                    "groups": ", ".join(i.groups),
                     "comment": i.comment or "",
                 }
                 for i in group.items
@@ -174,8 +174,11 @@ if queue.groups or queue.redacted:
     for group in queue.groups:
         show_review_group(group)
     if queue.redacted:
-        st.subheader("Redacted: documents outside your groups")
-        st.caption("Hand a group's id to someone who may read its documents; they see it in full and decide.")
+        st.subheader("Redacted: outside your groups")
+        st.caption(
+            "Hand a group's id to someone who may read its documents and holds its askers' groups; they see it in "
+            "full and decide."
+        )
         st.dataframe(
             [{"id": r.id, "asked": r.asked, "why": reasons_line(r.reasons), "redacted": r.why} for r in queue.redacted],
             hide_index=True,
