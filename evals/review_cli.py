@@ -20,6 +20,7 @@ from assistant.components import Components, open_components
 from assistant.identity import resolve_principal
 from assistant.recipe import load_recipe
 from assistant.settings import load_settings
+from assistant.terminal import visible
 from evals import review
 from evals.redaction import REDACTED
 from evals.review import TrainingRules
@@ -77,7 +78,11 @@ def show(
     for group in queue.groups:  # user and document text: plain Text, never Rich markup
         found = ", ".join(d["doc_id"] for d in group.documents[:3])
         table.add_row(
-            group.id, Text(group.question[:80]), str(len(group.items)), reasons_line(group.reasons), Text(found)
+            group.id,
+            Text(visible(group.question[:80])),
+            str(len(group.items)),
+            reasons_line(group.reasons),
+            Text(visible(found)),
         )
     for hidden in queue.redacted:
         table.add_row(hidden.id, Text(REDACTED), str(hidden.asked), reasons_line(hidden.reasons), hidden.why)

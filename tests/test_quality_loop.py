@@ -374,16 +374,18 @@ def test_the_review_command_lists_the_queue_and_records_a_gap(tmp_path: Path) ->
 
     data = tmp_path / "data"
     data.mkdir()
+    hostile = "\x1b[2J" + OUT_OF_CORPUS  # a question that would clear the reviewer's terminal
     asked = LoggedQuestion(
-        "dana", ["everyone"], OUT_OF_CORPUS, "handbook", "refused-recall", 0.4, 0.65, [], [], False, 0, 0, 0, None, None
+        "dana", ["everyone"], hostile, "handbook", "refused-recall", 0.4, 0.65, [], [], False, 0, 0, 0, None, None
     )
     (data / "questions.jsonl").write_text(json.dumps(asdict(asked)) + "\n", encoding="utf-8")
     anonymous = run("review", data_dir=data)
     assert anonymous.returncode == 1 and "say who is asking" in anonymous.stderr
     listed = run("review", "--user", "ian", "--json", str(tmp_path / "queue.json"), data_dir=data)
     assert listed.returncode == 0, listed.stderr
+    assert "\x1b" not in listed.stdout and "\\x1b[2J" in listed.stdout  # shown as an escape, never obeyed
     [group] = json.loads((tmp_path / "queue.json").read_text())
-    assert group["question"] == OUT_OF_CORPUS and group["reasons"] == {"refused": 1}
+    assert group["question"] == hostile and group["reasons"] == {"refused": 1}
     recorded = run("review", "gap", group["id"], "--note", "no wifi page", "--user", "ian", data_dir=data)
     assert recorded.returncode == 0, recorded.stderr
     [gap] = [json.loads(line) for line in (data / "corpus-gaps.jsonl").read_text().splitlines()]
