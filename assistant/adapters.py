@@ -15,7 +15,14 @@ Serving rules, each failing closed:
   shipped in the package (`assistant/shipped_adapter/`, reviewed with the code: its training data was built with
   `allowed_groups: [everyone]`, the recipe in its record); elsewhere it must be retrained;
 - an adapter is served only to principals who hold every group its training text came from (it may have
-  memorised some of that text).
+  memorised some of that text). Those groups are not taken from the record: `served_record` reads the documents
+  each example line names (its `sources`) from the hashed data files and looks them up in the vector store now,
+  at promotion, when the runtime first serves the adapter, and after every sync (`Components.recheck_adapter`).
+  The groups served under are every source's groups in the store and as its line recorded them, together with
+  the record's `data_groups`: the record, a cache, can narrow who is served, never widen it. A curated line
+  (`"sources": [], "curated": true`, hand-written text or a question and the refusal) names no document and adds
+  no group. A source no longer in the store fails closed: the adapter is refused with one line naming it. The
+  shipped version-1 record names no data: its `data_groups` (everyone), reviewed with the code, stand.
 Resolution when `generator.adapter` is not set and `generator.use_promoted_adapter` is on: the adapter promoted in
 `ASSISTANT_DATA_DIR/adapters/`, else the one shipped with the package (`assistant/shipped_adapter/`) when
 `generator.model` is the base it was trained on, else none.
@@ -23,7 +30,9 @@ Resolution when `generator.adapter` is not set and `generator.use_promoted_adapt
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,7 @@ from assistant.errors import ConfigError
 from assistant.json_file import read_json, write_json
 from assistant.prompt import template_hash
 from assistant.settings import Settings
+from assistant.store.base import VectorStore
 
 RECORD = "adapter.json"
 RECORD_VERSION = 2  # 2: the record names its training files (`data_files`), kept in the adapter's DATA folder
@@ -207,18 +217,136 @@ def check_training_data(record: AdapterRecord) -> None:
     if not record.data_files:
         raise ConfigError(f"adapter {record.id}: its record names no training data; retrain it or roll back")
     for name, digest in record.data_files.items():
-        _check_data_file(record, name, digest)
+        _checked_data_file(record, name, digest)
 
 
-def _check_data_file(record: AdapterRecord, name: str, digest: str) -> None:
+def _checked_data_file(record: AdapterRecord, name: str, digest: str) -> bytes:
+    """The file's bytes, once they match the record's hash."""
     path = record.path / DATA / name
     if Path(name).name != name or not path.is_file():
         raise ConfigError(
             f"adapter {record.id}: its training data {path} is missing; restore it, retrain, or roll back"
         )
-    found = hashlib.sha256(path.read_bytes()).hexdigest()
+    raw = path.read_bytes()
+    found = hashlib.sha256(raw).hexdigest()
     if found != digest:
         raise ConfigError(
             f"adapter {record.id}: {path} has sha256 {found[:16]}, not the record's {digest[:16]}: the record does "
             "not describe what the adapter was trained on; retrain it, restore the file, or roll back"
         )
+    return raw
+
+
+@dataclass(frozen=True)
+class TrainingSource:
+    """A document whose text the adapter's training examples show, as the example lines name it."""
+
+    collection: str
+    doc_id: str
+    groups: frozenset[str]  # its groups when the lines were built (every line naming it, together)
+
+    @property
+    def name(self) -> str:
+        return f"{self.collection}:{self.doc_id}"
+
+
+def training_sources(record: AdapterRecord) -> list[TrainingSource]:
+    """Every document the adapter's data files name, once each, read from bytes that match the record's hashes.
+    A curated line names none; a line that is neither refuses the adapter (training refuses such lines)."""
+    if not record.data_files:
+        check_training_data(record)  # the line saying why there is nothing to read (the shipped record: nothing)
+        return []
+    found: dict[tuple[str, str], set[str]] = {}
+    for name, digest in sorted(record.data_files.items()):
+        raw = _checked_data_file(record, name, digest)
+        for number, line in enumerate(raw.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                for collection, doc_id, groups in _line_sources(line):
+                    found.setdefault((collection, doc_id), set()).update(groups)
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError too
+                raise ConfigError(
+                    f"adapter {record.id}: {record.path / DATA / name}:{number}: {exc}: not a line training accepts; "
+                    "retrain it or roll back"
+                ) from None
+    return [TrainingSource(c, d, frozenset(g)) for (c, d), g in sorted(found.items())]
+
+
+def _line_sources(line: bytes) -> list[tuple[str, str, list[str]]]:
+    """(collection, doc id, groups when built) of each document an example line names (the format of
+    `tuning/provenance.py`)."""
+    example = json.loads(line.decode("utf-8"))
+    sources = example.get("sources") if isinstance(example, dict) else None
+    if not isinstance(sources, list):
+        raise ValueError("it names no 'sources'")
+    if not sources and example.get("curated") is not True:
+        raise ValueError("its 'sources' is empty but it is not marked curated")
+    named = []
+    for source in sources:
+        groups = source.get("groups", []) if isinstance(source, dict) else None
+        if (
+            not isinstance(source, dict)
+            or not isinstance(source.get("collection"), str)
+            or not isinstance(source.get("doc_id"), str)
+            or not isinstance(groups, list)
+            or not all(isinstance(g, str) for g in groups)
+        ):
+            raise ValueError("'sources' must be a list of {collection, doc_id, groups} objects")
+        named.append((source["collection"], source["doc_id"], groups))
+    return named
+
+
+def indexed_groups(store: VectorStore, collection: str, doc_ids: set[str]) -> dict[str, frozenset[str]]:
+    """The groups each of `doc_ids` carries in the store now; a document the store does not hold is absent.
+    One pass over the collection's chunks: the store has no lookup of a document's groups."""
+    if not store.has_collection(collection):
+        return {}
+    found: dict[str, set[str]] = {}
+    for chunk in store.iter_chunks(collection):
+        if chunk.doc_id in doc_ids:
+            found.setdefault(chunk.doc_id, set()).update(chunk.groups)
+    return {doc_id: frozenset(groups) for doc_id, groups in found.items()}
+
+
+def source_groups(record: AdapterRecord, store: VectorStore) -> frozenset[str]:
+    """The groups of the adapter's training text by the training rule (`tuning/provenance.py`: each source's
+    groups now and when its line was built, all together), with "now" read from the store, not from the record.
+    A source the store no longer holds, or holds for nobody, refuses the adapter naming it."""
+    sources = training_sources(record)
+    groups: set[str] = set()
+    for collection in sorted({s.collection for s in sources}):
+        named = [s for s in sources if s.collection == collection]
+        now = indexed_groups(store, collection, {s.doc_id for s in named})
+        for source in named:
+            if not now.get(source.doc_id):
+                raise ConfigError(
+                    f"adapter {record.id} is not served: its training source {source.name} is not in the index "
+                    "(deleted, or trained against another index); ingest it again, retrain, or roll back"
+                )
+            groups |= now[source.doc_id] | source.groups
+    return frozenset(groups)
+
+
+def served_record(record: AdapterRecord, store: VectorStore) -> AdapterRecord:
+    """`record` with the data groups it is served under: its sources' groups in the store now and the record's
+    own, together. A principal must hold them all, so each side can only narrow who is served: a hand-edited
+    record wider than its sources changes nothing, a source regrouped to fewer readers narrows the audience.
+    The shipped version-1 record names no data files: its groups stand (reviewed with the code)."""
+    if record.version < 2:
+        return record
+    truth = source_groups(record, store)
+    if truth <= set(record.data_groups):
+        return record
+    return dataclasses.replace(record, data_groups=tuple(sorted(truth | set(record.data_groups))))
+
+
+def narrowed(record: AdapterRecord, served: AdapterRecord) -> str | None:
+    """The line to log when `served` needs more groups than its record lists; None when it does not."""
+    if set(served.data_groups) == set(record.data_groups):
+        return None
+    return (
+        f"adapter {record.id}: its record lists data groups [{', '.join(record.data_groups)}], fewer than its "
+        "training sources have in the index now (a hand-edited record or a regrouped source): served only to "
+        f"principals holding all of [{', '.join(served.data_groups)}]"
+    )

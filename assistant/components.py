@@ -5,11 +5,13 @@ tracer. Every entry point (CLI commands, ingestion, evals, benchmarks, tuning, t
 buffered traces are sent, then the store is closed (which releases the embedded index's lock). Everything heavy is
 opened on first use, so a command that only records feedback never opens the index or loads a model. A re-ingest
 and answering may run at the same time on one `Components` (one thread each): the store serialises its own calls,
-and `ingest_lock` keeps two re-ingests of this process from overlapping.
+and `ingest_lock` keeps two re-ingests of this process from overlapping. Who is served the adapter is checked
+against the index at its first use and again after each sync (`recheck_adapter`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from assistant.adapters import AdapterRecord, resolve_adapter
+from assistant.adapters import AdapterRecord, narrowed, resolve_adapter, served_record
 from assistant.embedder import Embedder
 from assistant.errors import ConfigError
 from assistant.evidence import EVIDENCE_RECORD, SHIPPED_EVIDENCE, EvidenceScorer, SentenceScorer
@@ -33,6 +35,8 @@ from assistant.tracing import Tracer
 if TYPE_CHECKING:
     from assistant.answer_model import AnswerModel
     from assistant.answering import Answerer
+
+log = logging.getLogger(__name__)
 
 
 class Components:
@@ -55,6 +59,9 @@ class Components:
         self.tracer = tracer if tracer is not None else Tracer(settings.tracing)
         self._store: VectorStore | None = None
         self._retrievers: dict[str, Retriever] = {}
+        self._adapter_lock = threading.Lock()  # the warm-up thread and a question may both ask first
+        self._adapter_checked = False
+        self._served_adapter: AdapterRecord | None = None
 
     @property
     def store(self) -> VectorStore:
@@ -76,11 +83,31 @@ class Components:
         return RecallGate(self.settings.recall_gate, self.bm25)
 
     @cached_property
-    def adapter(self) -> AdapterRecord | None:
-        """The adapter served (checked against the prompt template and base model); None: the base model."""
+    def _adapter_on_disk(self) -> AdapterRecord | None:
+        """The adapter chosen (checked against the prompt template, base model and data hashes), once a process."""
         if self._generator is not None:  # a generator passed in carries its own adapter, if any
             return None
         return resolve_adapter(self.settings)
+
+    @property
+    def adapter(self) -> AdapterRecord | None:
+        """The adapter served, with the data groups its sources have in the index now; None: the base model.
+        Checked at first use and after each sync; a source gone from the index raises (the adapter is refused)."""
+        with self._adapter_lock:
+            if not self._adapter_checked:
+                on_disk, served = self._adapter_on_disk, None
+                if on_disk is not None:
+                    served = served_record(on_disk, self.store)
+                    line = narrowed(on_disk, served)
+                    if line is not None and served != self._served_adapter:  # once per change, not per question
+                        log.warning(line)
+                self._served_adapter, self._adapter_checked = served, True
+            return self._served_adapter
+
+    def recheck_adapter(self) -> None:
+        """Call after a sync: a regrouped or deleted source may narrow who is served the adapter, or stop it."""
+        with self._adapter_lock:
+            self._adapter_checked = False
 
     @cached_property
     def generator(self) -> AnswerModel:

@@ -129,6 +129,7 @@ def run_ingest(
                     watcher.after_sync(components.retriever(target), summary, state.documents(target))
             finally:
                 state.close()
+                components.recheck_adapter()  # a regrouped or deleted source may narrow who is served the adapter
     if not dry_run:
         record_run(settings.data_dir, summary, started_by)
     return summary

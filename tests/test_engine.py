@@ -48,6 +48,7 @@ VLLM_VENV = Path(__file__).resolve().parent.parent / ".venv-vllm"  # gitignored;
 STARTUP_S = 420  # first start compiles CPU kernels; later ones take about a minute
 DANA = Principal.of("dana", ["everyone"])
 FLOATING = "How many floating holidays do I get each year?"
+CURATED_LINE = b'{"prompt": "Question: Q?\\nAnswer:", "completion": " A.", "sources": [], "curated": true}\n'
 
 
 @dataclass
@@ -158,13 +159,13 @@ def registered_copy(settings: Settings, adapter_id: str, **changes: object) -> A
     (folder / "data").mkdir(parents=True)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         (folder / name).write_bytes((SHIPPED / name).read_bytes())
-    (folder / "data" / "train.jsonl").write_bytes(b"{}\n")
+    (folder / "data" / "train.jsonl").write_bytes(CURATED_LINE)  # names no document: no index lookup
     record = dataclasses.replace(
         read_record(SHIPPED),
         id=adapter_id,
         path=folder,
         version=2,
-        data_files={"train.jsonl": hashlib.sha256(b"{}\n").hexdigest()},
+        data_files={"train.jsonl": hashlib.sha256(CURATED_LINE).hexdigest()},
         metrics={"handbook": {**registry.GATES, "token_f1": 0.5}},
         **changes,
     )

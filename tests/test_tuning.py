@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -33,7 +34,8 @@ from assistant.errors import ConfigError
 from assistant.prompt import template_hash
 from assistant.recipe import ItemSource, Recipe, load_recipe
 from assistant.settings import Settings
-from tests.conftest import REPO, run, runtime
+from ingestion.run import run_ingest
+from tests.conftest import REPO, ingest, run, runtime
 from tuning import registry
 from tuning.build_data import (
     BuildReport,
@@ -52,6 +54,7 @@ from tuning.train import last_complete_checkpoint, train
 HANDBOOK_ITEMS = REPO / "tuning" / "data" / "handbook-items.jsonl"
 NO_INDEX = SourcePolicy(IndexGroups(lambda collection: {}), frozenset({"everyone"}))
 CURATED = {"sources": [], "curated": True}  # text of no document: needs no index
+CURATED_LINE = b'{"prompt": "Question: Q?\\nAnswer:", "completion": " A.", "sources": [], "curated": true}\n'
 SALARY_TEXT = "| E2 | Engineer II | $118,000 | $139,000 | $160,000 |"
 HR_COMPENSATION = ("everyone", "executives", "hr-compensation")  # allowed to train on hr/salary-bands.md
 
@@ -207,13 +210,14 @@ def test_train_register_promote_and_answer_with_the_adapter(
     assert (record.path / "adapter_config.json").is_file()
     assert json.loads((record.path / "adapter.json").read_text())["recipe"]["train"]["max_steps"] == 2
 
-    with pytest.raises(ConfigError, match="has no evaluation"):
-        registry.promote(settings, record.id)
-    weak = registry.set_metrics(record, {"handbook": {**registry.GATES, "token_f1": 0.2}})
-    with pytest.raises(ConfigError, match=r"token_f1 0\.200 is below the gate"):
-        registry.promote(settings, weak.id)
-    registry.set_metrics(record, {"handbook": dict(registry.GATES)})
-    registry.promote(settings, record.id)
+    with runtime(settings) as components:
+        with pytest.raises(ConfigError, match="has no evaluation"):
+            registry.promote(settings, record.id, components.store)
+        weak = registry.set_metrics(record, {"handbook": {**registry.GATES, "token_f1": 0.2}})
+        with pytest.raises(ConfigError, match=r"token_f1 0\.200 is below the gate"):
+            registry.promote(settings, weak.id, components.store)
+        registry.set_metrics(record, {"handbook": dict(registry.GATES)})
+        registry.promote(settings, record.id, components.store)
 
     served = settings.model_copy(
         update={"generator": settings.generator.model_copy(update={"model": str(tiny_model), "max_new_tokens": 4})}
@@ -381,7 +385,7 @@ def test_promotion_refuses_a_regression_and_rollback_restores(
     def fake(name: str, f1: float) -> AdapterRecord:
         folder = adapters_dir(settings) / name
         (folder / "data").mkdir(parents=True)
-        (folder / "data" / "train.jsonl").write_bytes(b"{}\n")
+        (folder / "data" / "train.jsonl").write_bytes(CURATED_LINE)
         return write_record(
             AdapterRecord(
                 name,
@@ -390,22 +394,24 @@ def test_promotion_refuses_a_regression_and_rollback_restores(
                 template_hash(),
                 ("everyone",),
                 version=2,
-                data_files={"train.jsonl": hashlib.sha256(b"{}\n").hexdigest()},
+                data_files={"train.jsonl": hashlib.sha256(CURATED_LINE).hexdigest()},
                 metrics={"handbook": {**registry.GATES, "token_f1": f1}},
             )
         )
 
     good, worse, stale = fake("good", 0.55), fake("worse", 0.45), fake("stale", 0.6)
-    registry.promote(settings, good.id)
-    with pytest.raises(ConfigError, match=r"token_f1 0\.450 regresses against good"):
-        registry.promote(settings, worse.id)
-    write_record(dataclasses.replace(stale, prompt_template_hash="0" * 16))
-    with pytest.raises(ConfigError, match="prompt template 0000000000000000 differs"):
-        registry.promote(settings, stale.id)
-    (stale.path / "data" / "train.jsonl").write_bytes(b"{}\n{}\n")  # not the data it was trained on
-    write_record(stale)
-    with pytest.raises(ConfigError, match=r"not promoting stale: adapter stale: .*train\.jsonl has sha256"):
-        registry.promote(settings, stale.id)
+    with runtime(settings) as components:  # curated lines only: no source to look up in the (empty) index
+        store = components.store
+        registry.promote(settings, good.id, store)
+        with pytest.raises(ConfigError, match=r"token_f1 0\.450 regresses against good"):
+            registry.promote(settings, worse.id, store)
+        write_record(dataclasses.replace(stale, prompt_template_hash="0" * 16))
+        with pytest.raises(ConfigError, match="prompt template 0000000000000000 differs"):
+            registry.promote(settings, stale.id, store)
+        (stale.path / "data" / "train.jsonl").write_bytes(b"{}\n{}\n")  # not the data it was trained on
+        write_record(stale)
+        with pytest.raises(ConfigError, match=r"not promoting stale: adapter stale: .*train\.jsonl has sha256"):
+            registry.promote(settings, stale.id, store)
     assert promoted_id(settings) == "good"
     assert registry.rollback(settings) is None and promoted_id(settings) is None
 
@@ -445,6 +451,112 @@ def test_an_adapter_is_not_served_to_a_principal_missing_its_data_groups(
         hannah = answerer.ask(Principal.of("hannah", ["everyone", "hr"]), question)
     assert dana.refused and dana.answer == ADAPTER_NOT_SERVED and dana.model is None
     assert not hannah.refused and hannah.adapter == "hr-adapter" and hannah.answer != REFUSAL
+
+
+DANA = Principal.of("dana", ["everyone"])
+LEE = Principal.of("lee", ["everyone", "leadership"])
+HOLIDAYS_QUESTION = "How many public holidays does the office close for each year?"
+
+
+def small_corpus(root: Path, plans_groups: str) -> Path:
+    """Two documents: holidays.md for everyone, plans.md for `plans_groups` (the last matching rule wins)."""
+    root.mkdir(exist_ok=True)
+    (root / "holidays.md").write_text("# Holidays\n\nThe office closes for eleven public holidays each year.\n")
+    (root / "plans.md").write_text("# Plans\n\nThe robot petting zoo opens on floor two next spring.\n")
+    rules = f"rules:\n  - match: '*.md'\n    groups: [everyone]\n  - match: plans.md\n    groups: [{plans_groups}]\n"
+    (root / "access.yaml").write_text(rules)
+    return root
+
+
+def registered_adapter(settings: Settings, adapter_id: str, data_groups: tuple[str, ...], *built: str) -> Settings:
+    """An adapter record as `tune train` leaves it (no weights: nothing here loads them), trained on one line
+    showing plans.md (its groups then: `built`) and one curated line; returns settings serving it."""
+    folder = adapters_dir(settings) / adapter_id
+    (folder / "data").mkdir(parents=True)
+    plans = example("When does the petting zoo open?", "Next spring [1].", handbook_source("plans.md", *built))
+    raw = write_lines(folder / "data" / "train.jsonl", [plans, {**example("Why?", "Unknown."), **CURATED}]).read_bytes()
+    record = AdapterRecord(
+        adapter_id,
+        folder,
+        settings.generator.model,
+        template_hash(),
+        data_groups,
+        version=2,
+        data_files={"train.jsonl": hashlib.sha256(raw).hexdigest()},
+        metrics={"handbook": dict(registry.GATES)},
+    )
+    write_record(record)
+    return settings.model_copy(update={"generator": settings.generator.model_copy(update={"adapter": folder})})
+
+
+def test_an_adapter_record_hand_edited_wider_than_its_sources_serves_no_one_more(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Trained on plans.md (leadership), its record edited to say everyone: the index's groups decide, at load and
+    at promotion (which writes them back into the record)."""
+    assert ingest(settings, small_corpus(tmp_path / "corpus", "leadership")).ok
+    pinned = registered_adapter(settings, "edited", ("everyone",), "leadership")
+    with runtime(pinned) as components:
+        served = components.adapter
+        assert served is not None and served.data_groups == ("everyone", "leadership")
+        assert not served.servable_to(DANA) and served.servable_to(LEE)
+        answer = components.answerer(log_questions=False).ask(DANA, HOLIDAYS_QUESTION)
+        assert answer.outcome == "refused-adapter" and answer.answer == ADAPTER_NOT_SERVED
+        [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "edited" in r.getMessage()]
+        assert "record lists data groups [everyone], fewer than" in warning  # logged once, not per question
+        promoted = registry.promote(settings, "edited", components.store)
+    assert promoted.data_groups == ("everyone", "leadership")
+    assert read_record(promoted.path).data_groups == ("everyone", "leadership")
+
+
+def test_an_adapter_whose_source_is_regrouped_to_fewer_readers_narrows_after_the_sync_and_at_load(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Trained while plans.md was for everyone; re-ingested with plans.md for leadership only: the running app
+    stops serving the adapter to Dana after that sync, and so does the next start."""
+    corpus = small_corpus(tmp_path / "corpus", "everyone")
+    pinned = registered_adapter(settings, "regrouped", ("everyone",), "everyone")
+    with runtime(pinned) as components:
+        assert run_ingest(components, corpus).ok
+        assert components.adapter is not None and components.adapter.servable_to(DANA)
+        small_corpus(corpus, "leadership")
+        assert run_ingest(components, corpus).regrouped == ["plans.md"]
+        served = components.adapter
+        assert not served.servable_to(DANA) and served.servable_to(LEE)
+        assert components.answerer(log_questions=False).ask(DANA, HOLIDAYS_QUESTION).outcome == "refused-adapter"
+    with runtime(pinned) as components:
+        assert components.adapter is not None and not components.adapter.servable_to(DANA)
+
+
+def test_an_adapter_whose_source_left_the_index_is_refused_with_one_line(settings: Settings, tmp_path: Path) -> None:
+    """plans.md deleted after training: the app refuses the adapter (no answer with it, for anyone), promotion
+    refuses it, and `assistant ask` says why in one line."""
+    corpus = small_corpus(tmp_path / "corpus", "everyone")
+    pinned = registered_adapter(settings, "orphan", ("everyone",), "everyone")
+    missing = r"adapter orphan is not served: its training source handbook:plans\.md is not in the index"
+    with runtime(pinned) as components:
+        assert run_ingest(components, corpus).ok
+        assert components.adapter is not None
+        (corpus / "plans.md").unlink()
+        assert run_ingest(components, corpus).deleted == ["plans.md"]
+        with pytest.raises(ConfigError, match=missing):
+            components.answerer(log_questions=False)
+        with pytest.raises(ConfigError, match="not promoting orphan: " + missing):
+            registry.promote(settings, "orphan", components.store)
+    env = {"ASSISTANT_GENERATOR__ADAPTER": str(pinned.generator.adapter)}
+    asked = run("ask", HOLIDAYS_QUESTION, "--user", "dana", data_dir=settings.data_dir, extra_env=env)
+    assert asked.returncode == 1 and "Traceback" not in asked.stderr
+    [line] = asked.stderr.strip().splitlines()
+    assert re.search(missing, line), line
+
+
+def test_the_default_app_serves_the_shipped_adapter_to_everyone(handbook_index: Settings) -> None:
+    """The sample handbook ingested, nothing promoted: the shipped adapter (a version-1 record, no data files to
+    look up) is served to everyone, as before sources were checked at load."""
+    with runtime(handbook_index) as components:
+        served = components.adapter
+    assert served is not None and served.path == SHIPPED and served.data_groups == ("everyone",)
+    assert served.servable_to(DANA)
 
 
 def test_training_resumes_from_its_last_checkpoint_after_a_kill(tmp_path: Path, tiny_model: Path) -> None:

@@ -241,8 +241,10 @@ def list_adapters() -> None:
 def promote(adapter_id: Annotated[str, typer.Argument(help="An adapter id from `tune list`.")]) -> None:
     """Serve this adapter, if it meets the gates and does not regress against the one served now."""
     settings = load_settings()
-    record = registry.promote(settings, adapter_id)
-    typer.echo(f"promoted {record.id}: the runtime serves it from now on")
+    with open_components(settings) as components:  # its training sources are looked up in the index
+        record = registry.promote(settings, adapter_id, components.store)
+    groups = ", ".join(record.data_groups) or "no group"
+    typer.echo(f"promoted {record.id}: the runtime serves it from now on, to principals holding all of: {groups}")
     hand_to_engine(settings)
 
 

@@ -2,7 +2,9 @@
 and `promoted.json` naming the one the runtime serves, with the history that `rollback` walks back.
 
 Promotion is refused unless the adapter's evaluation meets the configured gates and does not regress against
-the adapter promoted now. Reading records and choosing what to serve is `assistant/adapters.py`.
+the adapter promoted now, and every document its training data names is in the index; the record's data groups
+are then refreshed from those documents' groups there (`served_record`: they can only narrow). Reading records
+and choosing what to serve is `assistant/adapters.py`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from assistant.adapters import (
     check_training_data,
     read_promoted,
     read_record,
+    served_record,
     write_promoted,
     write_record,
 )
@@ -32,6 +35,7 @@ from assistant.errors import ConfigError
 from assistant.prompt import template_hash
 from assistant.recipe import Recipe
 from assistant.settings import Settings
+from assistant.store import VectorStore
 from evals.run_files import git_commit
 from tuning.provenance import TrainingData
 
@@ -115,14 +119,16 @@ def list_adapters(settings: Settings) -> list[AdapterRecord]:
 @dataclass(frozen=True)
 class PromotionCheck:
     failures: list[str]  # one line each: a gate missed or a regression
+    served: AdapterRecord | None = None  # the candidate with the data groups its sources have in the index now
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
 
-def promotion_check(candidate: AdapterRecord, current: AdapterRecord | None) -> PromotionCheck:
+def promotion_check(candidate: AdapterRecord, current: AdapterRecord | None, store: VectorStore) -> PromotionCheck:
     failures = []
+    served = None
     metrics = candidate.metrics.get("handbook", {})
     if not metrics:
         return PromotionCheck([f"{candidate.id} has no evaluation: run `assistant tune eval {candidate.id}` first"])
@@ -130,6 +136,7 @@ def promotion_check(candidate: AdapterRecord, current: AdapterRecord | None) -> 
         failures.append(f"prompt template {candidate.prompt_template_hash} differs from the running {template_hash()}")
     try:
         check_training_data(candidate)  # the runtime would refuse to serve it
+        served = served_record(candidate, store)  # and so it would if a source were gone from the index
     except ConfigError as exc:
         failures.append(str(exc))
     for name, floor in GATES.items():
@@ -143,17 +150,21 @@ def promotion_check(candidate: AdapterRecord, current: AdapterRecord | None) -> 
                 failures.append(
                     f"{name} {float(metrics[name]):.3f} regresses against {current.id} ({before[name]:.3f})"
                 )
-    return PromotionCheck(failures)
+    return PromotionCheck(failures, served)
 
 
-def promote(settings: Settings, adapter_id: str) -> AdapterRecord:
+def promote(settings: Settings, adapter_id: str, store: VectorStore) -> AdapterRecord:
+    """Serve `adapter_id` from now on; its training sources are looked up in `store` (the index it answers from).
+    Returns its record, data groups refreshed from those sources (who it is served to)."""
     folder = adapters_dir(settings) / adapter_id
     candidate = read_record(folder)
     state = read_promoted(settings)
     current = read_record(adapters_dir(settings) / state.current) if state.current else None
-    check = promotion_check(candidate, current)
-    if not check.ok:
+    check = promotion_check(candidate, current, store)
+    if not check.ok or check.served is None:
         raise ConfigError(f"not promoting {adapter_id}: " + "; ".join(check.failures))
+    if check.served.data_groups != candidate.data_groups:  # the cache said less than the sources do now
+        candidate = write_record(check.served)
     history = (*state.history, state.current) if state.current else state.history
     write_promoted(settings, PromotedState(adapter_id, history))
     return candidate
