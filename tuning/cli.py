@@ -22,6 +22,7 @@ from tuning.build_data import BuildSummary, build, write_examples
 from tuning.check import check_file, read_data_file, split_of
 from tuning.evaluate import BASE, SHIPPED_ID, evaluate_adapter
 from tuning.provenance import IndexGroups, SourcePolicy
+from tuning.restricted_text import IndexedText, RestrictedText
 from tuning.train import train as run_training
 
 RecipeOption = Annotated[Path, typer.Option("--recipe", help="A recipe YAML (tuning/recipes/).")]
@@ -36,8 +37,20 @@ def work_dir(settings: Settings, recipe: Recipe) -> Path:
 
 
 def source_policy(settings: Settings, recipe: Recipe) -> SourcePolicy:
-    """Examples may show text of documents whose groups in this data directory's index are all allowed."""
-    return SourcePolicy(IndexGroups.of(settings), frozenset(recipe.data.allowed_groups))
+    """Examples may show text of documents whose groups in this data directory's index are all allowed, and no
+    line may copy 8 words in a row of text those groups may not read in the recipe's collections (read once
+    here, so the index is not held open while training runs)."""
+    allowed = frozenset(recipe.data.allowed_groups)
+    collections = tuple(dict.fromkeys(source.collection for source in recipe.data.sources))
+    with open_components(settings) as components:
+        store = components.store
+        chunks = {
+            name: [IndexedText(c.doc_id, c.text, c.groups) for c in store.iter_chunks(name)]
+            for name in collections
+            if store.has_collection(name)
+        }
+    text = RestrictedText(lambda name: chunks.get(name, []), allowed)
+    return SourcePolicy(IndexGroups.of(settings), allowed, text, collections)
 
 
 @tune_app.command("build-data")

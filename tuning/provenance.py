@@ -12,8 +12,9 @@ Training reads each file once (`read_example_file`): the rows it trains on, the 
 the groups of their sources (now and when built) come from the same bytes; the registry keeps a copy of them with
 the adapter, and the runtime re-hashes that copy before serving it (`assistant/adapters.py`).
 
-Not proved here: that a line's text really comes from the documents it names. A line naming a public document
-while quoting a restricted one passes; the copy kept with the adapter is the audit trail.
+A line's words are checked too (`tuning.restricted_text`): 8 words in a row shared with a chunk the allowed groups
+may not read refuse the line, naming that document (not its text), whatever sources it declares. Not proved here:
+that a paraphrase of restricted text is absent; the copy kept with the adapter is the audit trail.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from assistant.errors import ConfigError
 from assistant.settings import Settings
 from ingestion.catalog import read_catalog
+from tuning.restricted_text import RUN, RestrictedText
 
 TRAIN, VALIDATION = "train.jsonl", "validation.jsonl"
 
@@ -133,16 +135,30 @@ class IndexGroups:
 
 @dataclass(frozen=True)
 class SourcePolicy:
-    """Which documents may give text to training data: those whose groups are all in `allowed`."""
+    """Which documents may give text to training data: those whose groups are all in `allowed`. With `text`, every
+    line's words are also checked against the restricted text of `collections` and of the collections it names."""
 
     index: IndexGroups
     allowed: frozenset[str]
+    text: RestrictedText | None = None
+    collections: tuple[str, ...] = ()
 
     def groups_of(self, record: dict[str, Any]) -> frozenset[str]:
-        """The groups of every document whose text `record` shows, now and when built; refused outside `allowed`."""
+        """The groups of every document whose text `record` shows, now and when built; refused outside `allowed`,
+        and refused when its words copy a document outside `allowed`, whatever sources it names."""
         found: set[str] = set()
-        for source in sources_of(record):
+        sources = sources_of(record)
+        for source in sources:
             found |= self._source_groups(source)
+        if self.text is not None:
+            named = dict.fromkeys([*self.collections, *(s.collection for s in sources)])
+            copied = self.text.first_source("\n".join(_strings(record)), named)
+            if copied is not None:
+                raise LineRefused(
+                    "restricted-text",
+                    f"the line shares {RUN} or more words in a row with {copied}, which the recipe's "
+                    "data.allowed_groups may not read, whatever its sources say: drop the line or write it anew",
+                )
         return frozenset(found)
 
     def _source_groups(self, source: Source) -> set[str]:
@@ -210,6 +226,19 @@ def read_example_file(path: Path, policy: SourcePolicy) -> ExampleFile:
         except LineRefused as exc:
             raise ConfigError(f"{path}:{number}: {exc}; `assistant tune check {path}` lists every problem") from None
     return ExampleFile(path.name, raw, rows, frozenset(groups))
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string of an example line but its provenance: the text a model would learn."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            if key != "sources":
+                yield from _strings(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _strings(inner)
 
 
 def _record(line: str | None) -> dict[str, Any]:
