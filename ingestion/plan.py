@@ -9,7 +9,7 @@ reader whose output changed re-reads only the documents it parses.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from assistant.errors import DocumentError
 from ingestion.access_policy import AccessRule, DepthWarning, UnmatchedRule, narrow
@@ -49,6 +49,9 @@ class SyncPlan:
     unmatched_rules: list[UnmatchedRule] = field(default_factory=list)  # access rules that decide no document
     depth_warnings: list[DepthWarning] = field(default_factory=list)  # slash-free patterns deciding deeper files
     widened: list[Widening] = field(default_factory=list)  # indexed documents whose readers would grow
+    # Unchanged documents whose deciding rule is now another line (or was not recorded yet): their state rows are
+    # brought up to date, so that a later widening names the rule that decided them before.
+    rule_moved: list[DocumentState] = field(default_factory=list)
 
 
 def content_hash(fingerprint: str, kind: str, raw: bytes) -> str:
@@ -134,6 +137,8 @@ def _plan_unchanged_bytes(plan: SyncPlan, planned: PlannedDocument, previous: Do
         plan.regrouped.append(Regroup(planned.entry.doc_id, previous, groups, planned.rule.where))
     else:
         plan.unchanged.append(planned.entry.doc_id)
+        if previous.rule != planned.rule.where:
+            plan.rule_moved.append(replace(previous, rule=planned.rule.where))
 
 
 def groups_under_policy(rule: AccessRule | None, previous: DocumentState) -> tuple[str, ...] | None:

@@ -145,6 +145,7 @@ class Ingestor:
             plan.failed.extend(refusals)
         if dry_run:
             return summarise(plan, ReadResult(), collection, source.location, timer, dry_run=True)
+        self.state.save(collection, plan.rule_moved)  # the state only: the documents and their groups are unchanged
         if not changes and not recovered and self.store.has_collection(collection):
             # Nothing to write: no embedder to load, nothing to flush (a no-op ingest costs its plan only).
             self.state.record_source(collection, source.location)

@@ -5,6 +5,7 @@ sync down. Each case is synced for real (bundled MiniLM, Qdrant Edge)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,23 @@ def test_a_beir_id_that_reads_as_a_path_outside_the_corpus_is_refused(tmp_path: 
     [failure] = [e for e in entries if isinstance(e, SourceFailure)]
     assert failure.path == "corpus.jsonl:1" and "holds a '..' segment" in failure.error
     assert "\x1b" not in failure.error
+
+
+def test_an_index_from_before_rules_were_recorded_learns_them_on_its_next_sync(
+    settings: Settings, tmp_path: Path
+) -> None:
+    corpus = corpus_of(tmp_path / "corpus", README_ANCHORED, README_FILES)
+    assert ingest(settings, corpus, collection="c").ok
+    state = SyncState(settings.state_path)
+    try:
+        state.save("c", [replace(doc, rule="") for doc in state.documents("c").values()])  # as a v2 state left it
+    finally:
+        state.close()
+    again = ingest(settings, corpus, collection="c")
+    assert again.ok and again.chunks == 0  # nothing re-embedded: the state alone is brought up to date
+    (corpus / "access.yaml").write_text(README_ANY_DEPTH)
+    preview = ingest(settings, corpus, collection="c", dry_run=True)
+    assert preview.widened == [
+        "hr/README.md: readers grow from [hr] to [everyone] (decided by line 4 'hr/**' [hr] before, by line 6 "
+        "'README.md' [everyone] now)"
+    ]

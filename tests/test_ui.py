@@ -137,7 +137,7 @@ def test_a_cited_answer_opens_its_source_and_takes_feedback(app_data: Settings) 
     at.chat_input[0].set_value("How do I reset my password?").run()
     assert not at.exception, at.exception
     user, assistant = at.chat_message
-    assert user.markdown[0].value == "How do I reset my password?"
+    assert user.text[0].value == "How do I reset my password?"
     answer = assistant.text[0].value  # the answer, as text: it is the model's copy of documents
     cited = re.search(r"\[(\d+)\]", answer)
     assert cited is not None, answer
@@ -475,3 +475,47 @@ def test_a_question_is_shown_as_text_and_one_past_the_limit_is_refused_unlogged(
     assert not [t for t in at.text if "ZZMARKER" in t.value]  # shown cut, never whole
     log = app_data.data_dir / "questions.jsonl"
     assert "ZZMARKER" not in (log.read_text() if log.exists() else "")  # not logged (nor searched, nor traced)
+
+
+def test_the_corpus_page_lists_widenings_and_strict_mode_applies_them_only_when_accepted(
+    small_corpus: tuple[Settings, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingestion.state import SyncState
+
+    settings, corpus = small_corpus
+    monkeypatch.setenv("ASSISTANT_INGEST__STRICT", "true")
+    (corpus / "access.yaml").write_text(  # the holidays page goes to contractors as well
+        'rules:\n  - match: "company/**"\n    groups: [everyone]\n'
+        '  - match: "company/holidays.md"\n    groups: [everyone, contractors]\n',
+        encoding="utf-8",
+    )
+    at = signed_in("olivia")
+    at.switch_page(str(VIEWS / "corpus.py")).run()
+    at.button[0].click().run()  # dry run
+    [listed] = [w.value for w in at.warning if "would gain readers" in w.value]
+    assert escape_markdown("company/holidays.md: readers grow from [everyone] to [everyone, contractors]") in listed
+
+    def reingest() -> None:
+        at.button[1].click().run()
+        deadline = time.monotonic() + 120
+        while not (at.success or at.error) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            at.run()
+
+    reingest()  # not accepted: strict mode syncs nothing
+    assert any("1 document(s) failed" in e.value for e in at.error)
+    state = SyncState(settings.state_path)
+    try:
+        assert state.documents("handbook")["company/holidays.md"].groups == ("everyone",)
+    finally:
+        state.close()
+    at.checkbox[0].check().run()
+    reingest()
+    assert at.success and at.success[0].value.startswith("Re-ingest finished")
+    state = SyncState(settings.state_path)
+    try:
+        assert state.documents("handbook")["company/holidays.md"].groups == ("everyone", "contractors")
+        [record] = state.widenings("handbook")
+    finally:
+        state.close()
+    assert record["run_by"] == "olivia" and record["accepted"] == 1

@@ -58,7 +58,7 @@ def stream_answer(answerer: Answerer, principal: Principal, question: str, histo
 def show_model_status(warmup: ModelWarmup) -> None:
     """While the model loads (a minute or more on a CPU at first start), say so: a question asked now waits."""
     if warmup.error is not None:
-        st.error(f"The answer model could not be loaded: {warmup.error}")
+        st.error(f"The answer model could not be loaded: {label(warmup.error)}")
     elif not warmup.ready:
         st.info(
             f"Loading the answer model ({warmup.seconds():.0f} s so far; about a minute on a laptop CPU, longer the "

@@ -107,7 +107,8 @@ if runs.retrieval:
     rows = metric_rows(chosen, RETRIEVAL_METRICS, "mode")
     st.line_chart(rows, x="run", y=[m for m in RETRIEVAL_METRICS if m in rows[-1]])
     latest = chosen[-1]
-    st.subheader(f"Latest run, question by question ({latest['created']}, {latest['mode']})")
+    when = untrusted.label(f"{latest['created']}, {latest['mode']}")  # a saved run's fields: text, never markdown
+    st.subheader(f"Latest run, question by question ({when})")
     st.dataframe(
         [
             {
@@ -128,7 +129,8 @@ st.header("Access control")
 if runs.leaks:
     last = runs.leaks[-1]
     leaks = last["leaks"]
-    summary = f"{last['probes']} probes by {last['users']} users on {last['collection']} ({last['created']})"
+    probe = f"{last['probes']} probes by {last['users']} users on {last['collection']} ({last['created']})"
+    summary = untrusted.label(probe)  # a saved run's fields: text, never markdown
     if leaks:
         st.error(f"{len(leaks)} leaks in the last probe: {summary}")
         st.dataframe(leaks, hide_index=True)
