@@ -116,6 +116,10 @@ class Answer:
     fallback_sentences: list[str] = field(default_factory=list)  # claims no block they cite holds: unverified
     support: Support | None = None  # the label a reader sees (`assistant.answer_support`); None: refused
     evidence_score: float | None = None  # the evidence scorer's best sentence score; None: no scorer ran
+    # For fact-level evaluation: how many of `retrieved` (first) the model read, or would have read had it not been
+    # refused before generation; and the evidence scorer's best sentences, best first (folded; empty: no scorer).
+    shown: int = 0
+    top_sentences: tuple[str, ...] = ()
 
     @property
     def label(self) -> Label | None:
@@ -229,7 +233,15 @@ class Answerer:
             refused = Answer.refusal(
                 question, retrieval.chunks, time.perf_counter() - started, trace.trace_id, recall, refusal
             )
-            refused = dataclasses.replace(refused, evidence_score=evidence_score)
+            # What the model would have read, first (as an answer's `retrieved` lists it): for fact-level evaluation.
+            blocks = selection.blocks if selection is not None else self._shown(retrieval.chunks)
+            refused = dataclasses.replace(
+                refused,
+                retrieved=[*blocks, *(c for c in retrieval.chunks if c not in blocks)],
+                evidence_score=evidence_score,
+                shown=len(blocks),
+                top_sentences=_top(selection),
+            )
             yield refused.answer
             return refused
         shown = selection.blocks if selection is not None else self._shown(retrieval.chunks)
@@ -280,6 +292,8 @@ class Answerer:
             fallback_sentences=checked.fallback_sentences,
             support=support,
             evidence_score=evidence_score,
+            shown=len(shown),
+            top_sentences=_top(selection),
         )
 
     # -- the steps ----------------------------------------------------------------------------------
@@ -411,6 +425,11 @@ def logged_question(principal: Principal, collection: str, answer: Answer) -> Lo
         trace_id=answer.trace_id,
         adapter=answer.adapter,
     )
+
+
+def _top(selection: EvidenceSelection | None) -> tuple[str, ...]:
+    """The scorer's two best sentences (what fact-level evaluation checks: top-1 and top-2)."""
+    return tuple(selection.best_sentences(2)) if selection is not None else ()
 
 
 def _citation(n: int, chunk: RetrievedChunk) -> Citation:

@@ -353,6 +353,10 @@ class EvidenceSelection:
     scores: dict[str, float]  # sentence (`house_format.fold`ed) -> its score
     min_score: float
 
+    def best_sentences(self, count: int) -> list[str]:
+        """The `count` best-scoring sentences (folded), best first: where the answer should be, in order."""
+        return sorted(self.scores, key=lambda sentence: self.scores[sentence], reverse=True)[:count]
+
     def ranks_first(self, sentence: str) -> bool:
         """Whether a quoted sentence is (a part of) a sentence the scorer ranks first (scores the best score)."""
         wanted = fold(sentence)

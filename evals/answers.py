@@ -41,7 +41,7 @@ from assistant.answering import Answer, Answerer
 from assistant.engine import EngineError
 from assistant.prompt import Turn
 from evals.datasets import EvalQuery, EvalSet
-from evals.key_facts import facts_found
+from evals.key_facts import facts_found, facts_located
 from evals.run_files import save_run
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,15 @@ class AnswerSample:
     key_facts: list[str] = field(default_factory=list)
     facts_found: list[bool] = field(default_factory=list)
     correct: bool | None = None  # None: no key facts to judge by, or a question to refuse
+    # What a user reads first: every key fact in the answer line alone (its quotes aside). None as for `correct`.
+    line_correct: bool | None = None
+    # Where the key facts were (None as for `correct`): in the retrieved blocks, the blocks shown to the model, the
+    # evidence scorer's top-1 and top-2 sentences; and the stage that lost them (`answer_stage`).
+    facts_in_retrieved: bool | None = None
+    facts_in_shown: bool | None = None
+    facts_in_top1: bool | None = None
+    facts_in_top2: bool | None = None
+    stage: str | None = None
     follows: str | None = None  # qid of the earlier question it was asked after
     label: str | None = None  # what the reader was told (supported / quoted / unsupported); None: refused
     outcome: str = ""  # answered, or who refused: refused-recall, refused-evidence, refused-model, refused-adapter
@@ -224,10 +233,52 @@ def _rounded(score: float | None) -> float | None:
 def _correctness(query: EvalQuery, answer: Answer, should_refuse: bool) -> dict[str, Any]:
     if should_refuse or not query.key_facts:
         return {"key_facts": list(query.key_facts), "follows": query.follows}
+    return answer_query_correctness(query, answer)
+
+
+def answer_query_correctness(query: EvalQuery, answer: Answer) -> dict[str, Any]:
+    """The verdicts on an answerable question with key facts: line or quotes, line alone, where the facts were."""
+    facts = query.key_facts
+    line = answer.statement or answer.answer
     quotes = [q.text for q in answer.quotes if q.verbatim]
-    found = [] if answer.refused else facts_found(query.key_facts, answer.statement or answer.answer, quotes)
-    correct = not answer.refused and all(found)
-    return {"key_facts": list(query.key_facts), "facts_found": found, "correct": correct, "follows": query.follows}
+    found = [] if answer.refused else facts_found(facts, line, quotes)
+    blocks = [c.text for c in answer.retrieved]
+    located = {
+        "facts_in_retrieved": facts_located(facts, blocks),
+        "facts_in_shown": facts_located(facts, blocks[: answer.shown]),
+        "facts_in_top1": facts_located(facts, answer.top_sentences[:1]),
+        "facts_in_top2": facts_located(facts, answer.top_sentences[:2]),
+    }
+    line_correct = not answer.refused and all(facts_found(facts, line))
+    return {
+        "key_facts": list(facts),
+        "facts_found": found,
+        "correct": not answer.refused and all(found),
+        "line_correct": line_correct,
+        **located,
+        "stage": answer_stage(line_correct, answer.outcome, located),
+        "follows": query.follows,
+    }
+
+
+STAGES = ("right", "retrieval", "block selection", "gate", "ranking", "reader")
+
+
+def answer_stage(line_correct: bool, outcome: str, located: dict[str, bool]) -> str:
+    """Where an answerable question was lost, first stage first: its facts not retrieved, retrieved but not shown,
+    shown but refused before generation (the recall gate, the evidence scorer, the adapter), shown but not in the
+    scorer's top sentence, or there and still not stated by the answer line (the reader; a model refusal too)."""
+    if line_correct:
+        return "right"
+    if not located["facts_in_retrieved"]:
+        return "retrieval"
+    if not located["facts_in_shown"]:
+        return "block selection"
+    if outcome in ("refused-recall", "refused-evidence", "refused-adapter"):
+        return "gate"
+    if not located["facts_in_top1"]:
+        return "ranking"
+    return "reader"
 
 
 def sample_scores(sample: AnswerSample) -> dict[str, float]:
@@ -246,6 +297,15 @@ def sample_scores(sample: AnswerSample) -> dict[str, float]:
         scores["verdict-correct"] = float(sample.verdict_correct)
     if sample.correct is not None:
         scores["correct"] = float(sample.correct)
+    for name, value in (
+        ("line-correct", sample.line_correct),
+        ("facts-in-retrieved", sample.facts_in_retrieved),
+        ("facts-in-shown", sample.facts_in_shown),
+        ("facts-in-top1", sample.facts_in_top1),
+        ("facts-in-top2", sample.facts_in_top2),
+    ):
+        if value is not None:
+            scores[name] = float(value)
     return scores
 
 
@@ -260,7 +320,13 @@ def aggregate(samples: list[AnswerSample]) -> dict[str, float]:
 
     generated = [s for s in samples if s.generated]
     citations = [doc in s.relevant for s in answered for doc in s.cited]
-    figures = {
+    figures: dict[str, float] = {}
+    judged_facts = [s for s in answerable if s.correct is not None]
+    if judged_facts:  # the headline: what the user reads first, the answer line, right or wrong
+        line_wrong = sum(not s.refused and not s.line_correct for s in judged_facts)
+        figures["line_correct"] = share(sum(bool(s.line_correct) for s in judged_facts), len(judged_facts))
+        figures["line_wrong"] = share(line_wrong, len(judged_facts))
+    figures |= {
         "answered": share(len(answered), len(answerable)),
         "correct_refusals": share(sum(s.refused for s in unanswerable), len(unanswerable)),
         "format_valid": share(sum(s.format_valid for s in generated), len(generated)),
@@ -273,14 +339,20 @@ def aggregate(samples: list[AnswerSample]) -> dict[str, float]:
         "prompt_tokens": statistics.fmean(s.prompt_tokens for s in generated) if generated else 0.0,
         "seconds_per_answer": statistics.fmean(s.seconds for s in generated) if generated else 0.0,
     }
-    judged_facts = [s for s in answerable if s.correct is not None]
-    if judged_facts:  # the user's view of the answerable questions: right, wrong, or refused
+    if judged_facts:  # the answer line or its quotes, right, wrong, or refused
         figures["correct"] = share(sum(bool(s.correct) for s in judged_facts), len(judged_facts))
         figures["wrong"] = share(sum(not s.refused and not s.correct for s in judged_facts), len(judged_facts))
         figures["refused"] = share(sum(s.refused for s in judged_facts), len(judged_facts))
         # The worst outcome: a wrong answer the page labels "Answer supported".
         wrong_supported = sum(not s.refused and not s.correct and s.label == "supported" for s in judged_facts)
         figures["wrong_labelled_supported"] = share(wrong_supported, len(judged_facts))
+        for where in ("retrieved", "shown", "top1", "top2"):  # fact-level retrieval: where the key facts were
+            found = sum(bool(getattr(s, f"facts_in_{where}")) for s in judged_facts)
+            figures[f"facts_in_{where}"] = share(found, len(judged_facts))
+        for stage in STAGES[1:]:  # the stage that lost each answer whose line is not right
+            figures[f"lost_at_{stage.replace(' ', '_')}"] = share(
+                sum(s.stage == stage for s in judged_facts), len(judged_facts)
+            )
     figures["labelled_supported"] = share(sum(s.label == "supported" for s in answered), len(answered))
     judged = [s.verdict_correct for s in samples if s.verdict_correct is not None]
     if judged:

@@ -8,6 +8,10 @@ digits becomes a space (`assistant.answer_support.words`, the normalisation the 
 fact matches when its words occur in that order, adjacent. A fact may list alternative wordings separated by
 " | " ("18 days | eighteen days"). The facts "yes" and "no" are verdicts: they match only the answer line's first
 word.
+
+Where the facts were on the way to the answer (`facts_located`): every fact, verdicts aside (a verdict is said by
+the answer, not found in a document), in one of the given texts (the retrieved blocks, the shown blocks, the
+scorer's top sentences); the facts may sit in different texts.
 """
 
 from __future__ import annotations
@@ -37,3 +41,9 @@ def fact_found(fact: str, answer_line: str, quotes: Sequence[str] = ()) -> bool:
 
 def facts_found(facts: Sequence[str], answer_line: str, quotes: Sequence[str] = ()) -> list[bool]:
     return [fact_found(fact, answer_line, quotes) for fact in facts]
+
+
+def facts_located(facts: Sequence[str], texts: Sequence[str]) -> bool:
+    """Whether every non-verdict fact occurs in one of `texts` (each fact in any one of them)."""
+    located = [fact for fact in facts if fact.strip().lower() not in VERDICTS]
+    return bool(texts) and all(fact_found(fact, "", texts) for fact in located)

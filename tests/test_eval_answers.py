@@ -131,3 +131,72 @@ def test_correct_wrong_and_refused_are_shares_of_the_answerable_questions() -> N
     assert (figures["correct"], figures["wrong"], figures["refused"]) == (0.25, 0.5, 0.25)
     assert figures["correct_refusals"] == 1.0
     assert "correct" not in aggregate([sample(False, None)])  # no key facts: no verdict, rather than a wrong one
+
+
+def _block(n: int, text: str) -> object:
+    from assistant.retriever import RetrievedChunk
+
+    return RetrievedChunk(n, 1.0, f"c{n}", f"doc{n}.md", f"Doc {n}", f"doc{n}.md", None, ("everyone",), text)
+
+
+@pytest.mark.parametrize(
+    ("line", "outcome", "top", "blocks", "stage", "located"),
+    [
+        # the line states it: right, whatever the quotes
+        (
+            "Travel is paid at EUR 62 per day.",
+            "answered",
+            ("eu staff get eur 62 per day.",),
+            1,
+            "right",
+            (True, True, True, True),
+        ),
+        # the facts are in no retrieved block
+        ("It is $70.", "answered", ("us staff get $70.",), 3, "retrieval", (False, False, False, False)),
+        # retrieved, but only in the block the model did not see
+        ("It is $70.", "answered", ("us staff get $70.",), 1, "block selection", (True, False, False, False)),
+        # shown, but the recall gate refused before generation
+        ("I can't find an answer.", "refused-recall", (), 2, "gate", (True, True, False, False)),
+        # shown, but the scorer's best sentence is another one (second best holds it)
+        (
+            "It is $70.",
+            "answered",
+            ("us staff get $70.", "eu staff get eur 62 per day."),
+            2,
+            "ranking",
+            (True, True, False, True),
+        ),
+        # first-ranked and shown, and the line still says something else: the reader
+        ("It is $70.", "answered", ("eu staff get eur 62 per day.",), 2, "reader", (True, True, True, True)),
+    ],
+)
+def test_each_answer_is_judged_by_its_line_and_placed_at_the_stage_that_lost_it(
+    line: str, outcome: str, top: tuple[str, ...], blocks: int, stage: str, located: tuple[bool, ...]
+) -> None:
+    from assistant.answering import Answer
+    from evals.answers import answer_query_correctness
+    from evals.datasets import EvalQuery
+
+    texts = ["US staff get $70.", "EU staff get EUR 62 per day.", "Receipts within 30 days."]
+    if stage == "retrieval":
+        texts = ["US staff get $70.", "Receipts within 30 days."]
+    retrieved = [_block(n, t) for n, t in enumerate(texts, 1)]
+    if stage == "right":  # the answer's own block first
+        retrieved = [retrieved[1], retrieved[0], retrieved[2]]
+    answer = Answer("q", line, outcome, [], retrieved, None, None, statement=line, shown=blocks, top_sentences=top)  # type: ignore[arg-type]
+    query = EvalQuery("g:1", "What is the EU per diem?", {"doc2.md": 1}, ("everyone",), key_facts=("EUR 62",))
+    judged = answer_query_correctness(query, answer)
+    assert judged["stage"] == stage
+    where = ("facts_in_retrieved", "facts_in_shown", "facts_in_top1", "facts_in_top2")
+    assert tuple(judged[name] for name in where) == located
+    assert judged["line_correct"] == (stage == "right")
+
+
+def test_the_answer_line_alone_is_the_headline_beside_line_or_quotes() -> None:
+    right_by_quote = sample(False, True)
+    right_by_quote.line_correct = False  # the line missed it; a quote carried it
+    right_in_line = sample(False, True)
+    right_in_line.line_correct = True
+    figures = aggregate([right_by_quote, right_in_line, sample(True, False)])
+    assert list(figures)[:2] == ["line_correct", "line_wrong"]
+    assert (figures["line_correct"], figures["line_wrong"], figures["correct"]) == (1 / 3, 1 / 3, 2 / 3)

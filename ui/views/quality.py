@@ -25,7 +25,11 @@ from ui.guard import require
 from ui.roles import Page
 
 RETRIEVAL_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
-ANSWER_METRICS = (
+ANSWER_METRICS = (  # the answer line alone first: what a user reads
+    "line_correct",
+    "line_wrong",
+    "facts_in_shown",
+    "facts_in_top1",
     "answered",
     "correct_refusals",
     "format_valid",
