@@ -61,15 +61,37 @@ _AMOUNT = re.compile(
     r"hourly|noon|midnight)\b",
     re.I,
 )
+_NUMBER_SUFFIX = re.compile(r"^(\$?\d(?:[\d.:]*\d)?)([a-z]+)$")  # "4:15pm", "10k", "15th"
+_DOTTED_TIME = re.compile(r"\d{1,2}\.\d\d")  # "4.15", a time when "am" or "pm" follows
 _SENTENCE_START = re.compile(r"(?:^|(?<=[.!?:;]\s)|(?<=\n))\s*[\"'(]*([A-Z][A-Za-z0-9]*)")
 
 
 def words(text: str) -> list[str]:
     """Lowercase words with numbers kept whole ("$1,800" -> "$1800", "3.5%", "10:00"); every other mark is a
-    space. The one normalisation of answers, quotes and key facts (`evals.key_facts`)."""
+    space. The one normalisation of answers, quotes and key facts (`evals.key_facts`). A unit or suffix written
+    onto a number is a word of its own ("4:15pm" -> "4:15", "pm"; "10k" -> "10", "k"), "a.m." and "p.m." after a
+    number are "am" and "pm", and a time written with a point before them takes a colon ("4.15 p.m." -> "4:15",
+    "pm"): "4:15", "4:15pm" and "4.15 p.m." state the same time."""
     text = _DECIMAL_POINT.sub(lambda m: "\0" if m.group(0) == "." else "\1", _THOUSANDS.sub("", text.lower()))
     spaced = "".join(ch if ch.isalnum() or ch in _KEPT or ch in "\0\1" or ch.isspace() else " " for ch in text)
-    return spaced.replace("\0", ".").replace("\1", ":").split()
+    return _units_apart(spaced.replace("\0", ".").replace("\1", ":").split())
+
+
+def _units_apart(tokens: list[str]) -> list[str]:
+    split: list[str] = []
+    for token in tokens:
+        suffixed = _NUMBER_SUFFIX.match(token)
+        split += [suffixed.group(1), suffixed.group(2)] if suffixed else [token]
+    joined: list[str] = []
+    for token in split:
+        if token == "m" and joined[-1:] in (["a"], ["p"]) and len(joined) > 1 and joined[-2][:1].isdigit():
+            joined[-1] += "m"  # "p.m." after a number
+        else:
+            joined.append(token)
+    for n in range(1, len(joined)):
+        if joined[n] in ("am", "pm") and _DOTTED_TIME.fullmatch(joined[n - 1]):
+            joined[n - 1] = joined[n - 1].replace(".", ":")
+    return joined
 
 
 def specifics(answer_line: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answer_support import Support, answer_text, check_support, specifics
+from assistant.answer_support import Support, answer_text, check_support, specifics, words
 
 PTO_QUOTE = "Basic life insurance of 2x annual salary, up to $750,000, is paid by Northwind."
 LEARNING = "Every employee has a learning budget of $1,800 per year for courses, books and conferences."
@@ -135,3 +135,24 @@ def test_an_answer_line_that_only_repeats_its_sources_heading_is_not_supported()
             "an answer, not the heading of its source"
             not in check_support(line, [quote], cited_headings=[heading]).missing
         )
+
+
+@pytest.mark.parametrize(
+    ("line", "quote"),
+    [
+        ("The office closes at 4:15 [1].", "Doors close at 4:15pm on Fridays."),  # the browser check's defect
+        ("The office closes at 4:15pm [1].", "Doors close at 4.15 p.m. on Fridays."),
+        ("The office closes at 4:15 pm [1].", "Doors close at 4:15PM on Fridays."),
+    ],
+)
+def test_a_time_matches_its_quote_with_or_without_its_suffix(line: str, quote: str) -> None:
+    assert check_support(line, [quote]).label == "supported"
+
+
+def test_units_written_onto_numbers_are_words_of_their_own_and_key_facts_match_them() -> None:
+    from evals.key_facts import fact_found
+
+    assert words("4.15 p.m., 10k steps, 9 a.m.") == ["4:15", "pm", "10", "k", "steps", "9", "am"]
+    assert words("rated 4.15 overall") == ["rated", "4.15", "overall"]  # a decimal stays a decimal
+    assert fact_found("4:15 pm", "Doors close at 4.15 p.m. [1].")
+    assert not fact_found("4:30 pm", "Doors close at 4:15pm [1].")
