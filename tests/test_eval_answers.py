@@ -32,12 +32,14 @@ def write_sets(tmp_path: Path) -> tuple[Path, Path]:
             "relevant": ["company/holidays.md"],
             "groups": ["everyone"],
             "answer": "Two floating holidays per calendar year.",
+            "key_facts": ["two floating holidays"],
         },
         {  # a contractor with no groups: the gate refuses, so the answer scores 0
             "question": "How many floating holidays do I get each year?",
             "relevant": ["company/holidays.md"],
             "groups": [],
             "answer": "Two floating holidays per calendar year.",
+            "key_facts": ["two floating holidays"],
         },
     ]
     unanswerable = [
@@ -66,6 +68,11 @@ def test_answer_run_measures_refusals_citations_and_f1_and_scores_traces(
     assert contractor.refused and contractor.token_f1 == 0.0
     assert unanswerable.should_refuse and unanswerable.refused and unanswerable.token_f1 is None
     assert result.aggregate["answered"] == 0.5 and result.aggregate["correct_refusals"] == 1.0
+    # Where the key fact was, through the real pipeline: retrieved (and read) for Dana; nothing for the contractor.
+    assert answered.facts_in_retrieved and answered.facts_in_shown and answered.line_correct is not None
+    assert answered.stage != "retrieval" and answered.facts_in_top2 is not None
+    assert contractor.facts_in_retrieved is False and contractor.stage == "retrieval"
+    assert result.aggregate["lost_at_retrieval"] == 0.5
     tracer.flush()
     scores = [s for r in receiver.requests if r["path"] == "/api/public/scores" for s in r["body"]]
     f1 = {(s["traceId"], s["name"]) for s in scores if s["name"] == "token-f1"}
