@@ -1,5 +1,7 @@
 """Key facts decide whether an answer is right: the matching is mechanical, and every fact of the held-out sets
-can be found in the documents its question names (else no answer could ever be counted correct)."""
+can be found in the documents its question names (else no answer could ever be counted correct). The everyday
+development set (`samples/handbook-everyday-dev.jsonl`) meets the same bar, and rewords training items only: none
+of its questions repeats or paraphrases a held-out question."""
 
 from __future__ import annotations
 
@@ -8,11 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from evals.key_facts import fact_found, facts_found, words
+from evals.held_out import eval_overlap, held_out_index
+from evals.key_facts import VERDICTS, fact_found, facts_found, words
+from ingestion.access_policy import POLICY_FILE, AccessPolicy, narrow
 from ingestion.readers import parse_document
-from tests.conftest import REPO
+from tests.conftest import HANDBOOK, REPO
 
 SETS = {"samples/handbook-golden.jsonl": "samples/handbook", "samples/pip-golden.jsonl": "samples/pip-docs"}
+DEV_SET = "samples/handbook-everyday-dev.jsonl"
+TRAINING_ITEMS = "tuning/data/handbook-items.jsonl"
+DEV_STYLES = {"typo", "slang", "abbreviation", "lowercase", "fragment", "mixed"}
 
 
 def test_text_is_normalised_as_documented() -> None:
@@ -64,3 +71,44 @@ def test_every_key_fact_of_the_held_out_sets_is_in_a_document_its_question_names
 def _text(path: Path) -> str:
     parsed = parse_document(path.suffix, path.name, path.read_bytes())
     return "\n".join(section.text for section in parsed.sections)
+
+
+def test_the_everyday_dev_set_rewords_answerable_training_items_with_facts_its_askers_can_read() -> None:
+    items = {}
+    for line in (REPO / TRAINING_ITEMS).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            items[item["id"]] = item
+    policy = AccessPolicy.load(HANDBOOK / POLICY_FILE)
+    held_out = held_out_index(REPO)
+    documents: dict[str, tuple[str, tuple[str, ...]]] = {}  # doc id -> (text, groups that may read it)
+    lines = (REPO / DEV_SET).read_text(encoding="utf-8").splitlines()
+    assert len(lines) >= 100
+    problems = []
+    for number, line in enumerate(lines, start=1):
+        row, where = json.loads(line), f"{DEV_SET}:{number}"
+        item = items.get(row["source_item"])
+        if item is None or item["kind"] != "answerable":
+            problems.append(f"{where}: {row['source_item']!r} is no answerable training item")
+            continue
+        if row["relevant"] != [item["doc_id"]] or row["style"] not in DEV_STYLES:
+            problems.append(f"{where}: relevant or style")
+        doc_id = item["doc_id"]
+        if doc_id not in documents:
+            path = HANDBOOK / doc_id
+            parsed = parse_document(path.suffix, path.name, path.read_bytes())
+            rule = policy.rule_for(doc_id)
+            readers = narrow(rule, parsed.front_matter_groups, doc_id) if rule else ()
+            documents[doc_id] = ("\n".join(section.text for section in parsed.sections), readers)
+        text, readers = documents[doc_id]
+        if not set(row["groups"]) & set(readers):
+            problems.append(f"{where}: groups {row['groups']} may not read {doc_id}")
+        if not 1 <= len(row["key_facts"]) <= 3:
+            problems.append(f"{where}: {len(row['key_facts'])} key facts")
+        for fact in row["key_facts"]:
+            if fact.strip() not in VERDICTS and not fact_found(fact, text):
+                problems.append(f"{where}: {fact!r} not in {doc_id}")
+        overlap = eval_overlap(row["question"], held_out)
+        if overlap is not None:
+            problems.append(f"{where}: repeats or paraphrases the held-out question {overlap}")
+    assert not problems
