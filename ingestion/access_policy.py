@@ -75,14 +75,19 @@ class UnmatchedRule:
     matched: int = 0  # how many documents it matches
 
     @property
-    def message(self) -> str:
+    def problem(self) -> str:
+        """What is wrong with the rule, without the file and line."""
         if not self.shadowed_by:
-            return f"{self.origin} line {self.line}: rule {self.match!r} matches no document{self.hint}"
+            return f"rule {self.match!r} matches no document{self.hint}"
         later = ", ".join(f"{r.match!r} (line {r.line})" for r in self.shadowed_by)
         return (
-            f"{self.origin} line {self.line}: rule {self.match!r} decides no document: the {self.matched} it matches "
-            f"are all decided by the later rule(s) {later}, which override it; move it below them or narrow them"
+            f"rule {self.match!r} decides no document: the {self.matched} it matches are all decided by the later "
+            f"rule(s) {later}, which override it; move it below them or narrow them"
         )
+
+    @property
+    def message(self) -> str:
+        return f"{self.origin} line {self.line}: {self.problem}"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,10 @@ class Regroup:
     groups: tuple[str, ...]
     rule: str  # the rule deciding the new groups (`AccessRule.where`)
 
+    @property
+    def widened(self) -> Widening | None:
+        return widening(self.previous, self.groups, self.rule)
+
 
 @dataclass
 class SyncPlan:
@@ -117,10 +121,12 @@ def widening(previous: DocumentState, groups: tuple[str, ...], rule: str) -> Wid
 def _widenings(plan: SyncPlan) -> list[Widening]:
     """Documents whose readers this plan would grow: re-grouped ones exactly; changed ones as far as the policy
     decides (their front matter is read with the sync, which checks again)."""
-    found = [widening(change.previous, change.groups, change.rule) for change in plan.regrouped]
+    found = [change.widened for change in plan.regrouped]
     for planned in plan.changed:
-        groups = None if planned.previous is None else groups_under_policy(planned.rule, planned.previous)
-        if planned.previous is not None and groups is not None:
+        if planned.previous is None:
+            continue
+        groups = groups_under_policy(planned.rule, planned.previous)
+        if groups is not None:
             found.append(widening(planned.previous, groups, planned.rule.where))
     return sorted((w for w in found if w is not None), key=lambda w: w.doc_id)
 

@@ -19,7 +19,7 @@ from assistant.components import Components
 from assistant.errors import AccessRuleError, CollectionMismatchError, DocumentError
 from assistant.progress import NO_PROGRESS, Progress
 from assistant.store import ChunkRecord, VectorSpace, chunk_point_id
-from ingestion.access_policy import UnmatchedRule, narrow
+from ingestion.access_policy import narrow
 from ingestion.chunker import Chunk, Chunker
 from ingestion.crash_points import crash_point
 from ingestion.injection import injection_signs
@@ -195,7 +195,7 @@ class Ingestor:
 
     def _regroup(self, collection: str, regroups: list[Regroup]) -> None:
         for change in regroups:
-            self._record_widenings(collection, [widening(change.previous, change.groups, change.rule)])
+            self._record_widenings(collection, [change.widened])
             self.store.set_groups(collection, change.doc_id, change.groups)
             crash_point("after_regroup")
             self.state.save(collection, [replace(change.previous, groups=change.groups, rule=change.rule)])
@@ -397,7 +397,7 @@ def _strict_refusals(plan: SyncPlan, accept_widening: bool) -> list[SourceFailur
     refusals = [
         SourceFailure(
             f"{rule.origin}:{rule.line}",
-            f"{_rule_problem(rule)}; strict mode syncs nothing while a rule decides no document: fix the rule's "
+            f"{rule.problem}; strict mode syncs nothing while a rule decides no document: fix the rule's "
             "pattern, move it, or remove it",
         )
         for rule in plan.unmatched_rules
@@ -407,14 +407,9 @@ def _strict_refusals(plan: SyncPlan, accept_widening: bool) -> list[SourceFailur
     return refusals
 
 
-def _rule_problem(rule: UnmatchedRule) -> str:
-    """The rule's message without the file and line, which the failure's path already gives."""
-    return rule.message.split(": ", 1)[1]
-
-
 def _widened(plan: SyncPlan, read: ReadResult) -> list[Widening]:
     """What a sync widened: its regroups and the documents it read (a dry run shows the plan's estimate)."""
-    regrouped = [widening(c.previous, c.groups, c.rule) for c in plan.regrouped + read.kept.regrouped]
+    regrouped = [change.widened for change in plan.regrouped + read.kept.regrouped]
     found = [w for w in regrouped + [doc.widened for doc in read.ready] if w is not None]
     return sorted(found, key=lambda w: w.doc_id)
 
