@@ -28,6 +28,11 @@ class Principal:
         the principal's. A document without groups is readable by no one (fail closed)."""
         return not self.groups.isdisjoint(document_groups)
 
+    def holds_all(self, groups: Iterable[str]) -> bool:
+        """Whether the principal is in every one of `groups`: what text learned from, or asked by, members of all
+        those groups needs (an adapter, the evidence scorer, a reviewer of someone's question)."""
+        return self.groups.issuperset(groups)
+
     @classmethod
     def of(cls, user_id: str, groups: list[str] | tuple[str, ...] | frozenset[str]) -> Principal:
         return cls(user_id=user_id, groups=frozenset(groups))

@@ -74,7 +74,7 @@ class AdapterRecord:
     created: str = ""
 
     def servable_to(self, principal: Principal) -> bool:
-        return set(self.data_groups) <= principal.groups
+        return principal.holds_all(self.data_groups)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -228,23 +228,22 @@ class Answerer:
         if selection is not None and not selection.answerable and self.evidence_settings.refuse:
             refusal = "refused-evidence"  # no sentence of the approved blocks answers the question
         evidence_score = selection.best if selection is not None else None
+        shown = selection.blocks if selection is not None else self._shown(retrieval.chunks)
         if refusal is not None:
             trace.score_answer(recall, None)
             refused = Answer.refusal(
                 question, retrieval.chunks, time.perf_counter() - started, trace.trace_id, recall, refusal
             )
             # What the model would have read, first (as an answer's `retrieved` lists it): for fact-level evaluation.
-            blocks = selection.blocks if selection is not None else self._shown(retrieval.chunks)
             refused = dataclasses.replace(
                 refused,
-                retrieved=[*blocks, *(c for c in retrieval.chunks if c not in blocks)],
+                retrieved=_shown_first(shown, retrieval.chunks),
                 evidence_score=evidence_score,
-                shown=len(blocks),
+                shown=len(shown),
                 top_sentences=_top(selection),
             )
             yield refused.answer
             return refused
-        shown = selection.blocks if selection is not None else self._shown(retrieval.chunks)
         read = shown  # what the model reads: the shown blocks, or with evidence.focus only their best sentences
         if selection is not None and self.evidence_settings.focus and selection.preferred_quotes:
             shown = shown[: len(selection.preferred_quotes)]  # the blocks holding the best sentences come first
@@ -276,7 +275,7 @@ class Answerer:
             answer=REFUSAL if checked.refusal else checked.text,
             outcome="refused-model" if checked.refusal else "answered",
             citations=[_citation(n, shown[n - 1]) for n in checked.cited],
-            retrieved=[*shown, *(c for c in retrieval.chunks if c not in shown)],  # [n] is retrieved[n - 1]
+            retrieved=_shown_first(shown, retrieval.chunks),  # [n] is retrieved[n - 1]
             model=self.generator.model_id,
             adapter=self.adapter_id,
             prompt_tokens=prompt_tokens,
@@ -425,6 +424,11 @@ def logged_question(principal: Principal, collection: str, answer: Answer) -> Lo
         trace_id=answer.trace_id,
         adapter=answer.adapter,
     )
+
+
+def _shown_first(shown: list[RetrievedChunk], retrieved: list[RetrievedChunk]) -> list[RetrievedChunk]:
+    """Every retrieved block, those the model reads first and in its order: block [n] is the n-th."""
+    return [*shown, *(c for c in retrieved if c not in shown)]
 
 
 def _top(selection: EvidenceSelection | None) -> tuple[str, ...]:

@@ -101,7 +101,7 @@ class EvidenceRecord:
 
     def servable_to(self, principal: Principal) -> bool:
         """The scorer was trained on text of `data_groups`' documents: served only to those who read them all."""
-        return set(self.data_groups) <= principal.groups
+        return principal.holds_all(self.data_groups)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -260,7 +260,7 @@ def for_reviewer(
         for item in group.items:
             if item.groups is None:
                 unknown_askers += 1
-            elif not reviewer.groups.issuperset(item.groups):
+            elif not reviewer.holds_all(item.groups):
                 outside_askers += 1
             for hit in item.retrieved:
                 doc = str(hit["doc_id"])
@@ -502,7 +502,7 @@ def gaps_for(
             reviewer.may_read(documents.groups(collection or default_collection, doc_id, logged))
             for collection, doc_id, logged in retrieved
         )
-        if readable and isinstance(askers, list) and set(askers) <= reviewer.groups:
+        if readable and isinstance(askers, list) and reviewer.holds_all(askers):
             shown.append(gap)
         else:
             hidden += 1
