@@ -200,12 +200,13 @@ class AccessPolicy:
     def depth_warnings(self, doc_ids: Iterable[str]) -> list[DepthWarning]:
         """One warning per slash-free rule that decides a document below the root which another rule also matches:
         since gitignore semantics, `README.md` means every README, not the top-level one."""
+        deeper = {d: self.rule_for(d) for d in (normalise_id(d) for d in doc_ids) if "/" in d}  # decided once
         warnings = []
         for rule in self.rules:
             if "/" in rule.match.rstrip("/") or rule.match.startswith("./"):
                 continue  # anchored or explicit about depth
-            for doc_id in (normalise_id(d) for d in doc_ids):
-                if "/" not in doc_id or self.rule_for(doc_id) is not rule:
+            for doc_id, decider in deeper.items():
+                if decider is not rule:
                     continue
                 other = next((r for r in reversed(self.rules) if r is not rule and r.matches(doc_id)), None)
                 if other is not None:

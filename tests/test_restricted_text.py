@@ -45,7 +45,7 @@ def write_lines(path: Path, records: list[dict[str, object]]) -> Path:
 
 def test_a_curated_line_carrying_restricted_text_is_refused_naming_the_document_only(tmp_path: Path) -> None:
     index = IndexGroups(lambda collection: {c.doc_id: c.groups for c in CHUNKS[collection]})
-    text = RestrictedText(lambda collection: CHUNKS[collection], frozenset({"everyone"}))
+    text = RestrictedText(CHUNKS, frozenset({"everyone"}))
     policy = SourcePolicy(index, frozenset({"everyone"}), text, ("handbook",))
     public = [{"collection": "handbook", "doc_id": "company/holidays.md", "groups": ["everyone"]}]
     lines = [

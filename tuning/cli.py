@@ -49,7 +49,7 @@ def source_policy(settings: Settings, recipe: Recipe) -> SourcePolicy:
             for name in collections
             if store.has_collection(name)
         }
-    text = RestrictedText(lambda name: chunks.get(name, []), allowed)
+    text = RestrictedText(chunks, allowed)
     return SourcePolicy(IndexGroups.of(settings), allowed, text, collections)
 
 

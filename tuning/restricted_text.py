@@ -15,7 +15,7 @@ Cost (`python -m benchmarks.restricted_text`): see docs/benchmarks.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,16 +86,17 @@ class RestrictedRuns:
 
 
 class RestrictedText:
-    """Restricted runs per collection, read once each (`read` gives a collection's chunks)."""
+    """Restricted runs per collection, built on first use from the collections' chunks (a collection not given has
+    none)."""
 
-    def __init__(self, read: Callable[[str], Iterable[IndexedText]], allowed: frozenset[str]) -> None:
-        self._read = read
+    def __init__(self, chunks: Mapping[str, Sequence[IndexedText]], allowed: frozenset[str]) -> None:
+        self._chunks = chunks
         self._allowed = allowed
         self._collections: dict[str, RestrictedRuns] = {}
 
     def of(self, collection: str) -> RestrictedRuns:
         if collection not in self._collections:
-            self._collections[collection] = RestrictedRuns.of(self._read(collection), self._allowed)
+            self._collections[collection] = RestrictedRuns.of(self._chunks.get(collection, ()), self._allowed)
         return self._collections[collection]
 
     def first_source(self, text: str, collections: Iterable[str]) -> str | None:
