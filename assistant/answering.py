@@ -151,6 +151,28 @@ class Answer:
         )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Everything decided before the model writes: what was retrieved, the recall gate's verdict, the evidence
+    scorer's selection, the blocks the model reads and, when it is refused before generation, why."""
+
+    retrieval: Retrieval
+    recall: RecallCheck
+    selection: EvidenceSelection | None
+    shown: list[RetrievedChunk]  # the blocks the model reads (or would have read), best first
+    refusal: Outcome | None
+
+    @property
+    def read_first(self) -> list[RetrievedChunk]:
+        """Every retrieved block, those the model reads first and in its order: block [n] is the n-th."""
+        return _shown_first(self.shown, self.retrieval.chunks)
+
+    @property
+    def top_sentences(self) -> tuple[str, ...]:
+        """The scorer's two best sentences (what fact-level evaluation checks: top-1 and top-2)."""
+        return _top(self.selection)
+
+
 class Answerer:
     """principal -> retrieval -> recall gate -> generation -> citation check, one method per step."""
 
@@ -195,6 +217,12 @@ class Answerer:
         check_question(question, self.retriever.settings.max_question_chars)
         return AnswerStream(self._traced(principal, question, history, session_id))
 
+    def prepare(self, principal: Principal, question: str, history: Sequence[Turn] = ()) -> Prepared:
+        """The steps before generation alone, untraced and unlogged (fact-level benchmarks: where the answer's facts
+        are, and whether the question would be refused, without waiting for the model)."""
+        check_question(question, self.retriever.settings.max_question_chars)
+        return self._prepare(principal, question, history, QuestionTrace.off())
+
     def _traced(
         self, principal: Principal, question: str, history: Sequence[Turn], session_id: str | None
     ) -> GeneratorType[str, None, Answer]:
@@ -217,30 +245,21 @@ class Answerer:
         self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace
     ) -> GeneratorType[str, None, Answer]:  # a generator, not an Iterator: `stream` closes it
         started = time.perf_counter()
-        retrieval = self._retrieve(principal, self._retrieval_query(question, history), trace)
-        refusal: Outcome | None = None
-        recall = self._check_recall(retrieval, trace)
-        if not recall.answerable:
-            refusal = "refused-recall"
-        elif self.adapter is not None and not self.adapter.servable_to(principal):
-            refusal = "refused-adapter"  # fail closed: the adapter may have memorised text this user may not read
-        selection = self._select(principal, question, retrieval) if refusal is None else None
-        if selection is not None and not selection.answerable and self.evidence_settings.refuse:
-            refusal = "refused-evidence"  # no sentence of the approved blocks answers the question
+        prepared = self._prepare(principal, question, history, trace)
+        retrieval, recall, selection, shown = prepared.retrieval, prepared.recall, prepared.selection, prepared.shown
         evidence_score = selection.best if selection is not None else None
-        shown = selection.blocks if selection is not None else self._shown(retrieval.chunks)
-        if refusal is not None:
+        if prepared.refusal is not None:
             trace.score_answer(recall, None)
             refused = Answer.refusal(
-                question, retrieval.chunks, time.perf_counter() - started, trace.trace_id, recall, refusal
+                question, retrieval.chunks, time.perf_counter() - started, trace.trace_id, recall, prepared.refusal
             )
             # What the model would have read, first (as an answer's `retrieved` lists it): for fact-level evaluation.
             refused = dataclasses.replace(
                 refused,
-                retrieved=_shown_first(shown, retrieval.chunks),
+                retrieved=prepared.read_first,
                 evidence_score=evidence_score,
                 shown=len(shown),
-                top_sentences=_top(selection),
+                top_sentences=prepared.top_sentences,
             )
             yield refused.answer
             return refused
@@ -292,10 +311,24 @@ class Answerer:
             support=support,
             evidence_score=evidence_score,
             shown=len(shown),
-            top_sentences=_top(selection),
+            top_sentences=prepared.top_sentences,
         )
 
     # -- the steps ----------------------------------------------------------------------------------
+    def _prepare(self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace) -> Prepared:
+        retrieval = self._retrieve(principal, self._retrieval_query(question, history), trace)
+        refusal: Outcome | None = None
+        recall = self._check_recall(retrieval, trace)
+        selection = self._select(principal, question, retrieval)
+        if not recall.answerable:
+            refusal = "refused-recall"
+        elif self.adapter is not None and not self.adapter.servable_to(principal):
+            refusal = "refused-adapter"  # fail closed: the adapter may have memorised text this user may not read
+        elif selection is not None and not selection.answerable and self.evidence_settings.refuse:
+            refusal = "refused-evidence"  # no sentence of the approved blocks answers the question
+        shown = selection.blocks if selection is not None else self._shown(retrieval.chunks)
+        return Prepared(retrieval, recall, selection, shown, refusal)
+
     def _retrieval_query(self, question: str, history: Sequence[Turn]) -> str:
         """A follow-up ("and for contractors?") is retrieved together with the question before it (the user's own
         words; the search is the principal's like any other); a question of its own is retrieved alone, and so is a
@@ -334,7 +367,8 @@ class Answerer:
         without a scorer, or for a principal outside the groups its training text came from."""
         if self.evidence is None or not self.evidence.servable_to(principal) or not retrieval.chunks:
             return None
-        ranked = self.evidence.rank(question, [c.text for c in retrieval.chunks])
+        chunks = retrieval.chunks
+        ranked = self.evidence.rank(question, [c.text for c in chunks], [_heading(c) for c in chunks])
         return EvidenceSelection.of(ranked, retrieval.chunks, self._shown, self.evidence_settings)
 
     def _support(
@@ -434,6 +468,10 @@ def _shown_first(shown: list[RetrievedChunk], retrieved: list[RetrievedChunk]) -
 def _top(selection: EvidenceSelection | None) -> tuple[str, ...]:
     """The scorer's two best sentences (what fact-level evaluation checks: top-1 and top-2)."""
     return tuple(selection.best_sentences(2)) if selection is not None else ()
+
+
+def _heading(chunk: RetrievedChunk) -> str:
+    return f"{chunk.title} {chunk.section}" if chunk.section else chunk.title
 
 
 def _citation(n: int, chunk: RetrievedChunk) -> Citation:

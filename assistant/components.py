@@ -139,7 +139,7 @@ class Components:
             if (folder / EVIDENCE_RECORD).is_file():
                 return EvidenceScorer.load(folder)
             if (folder / SIMILARITY_RECORD).is_file():
-                return SimilarityScorer(read_similarity_record(folder), self.embedder)
+                return SimilarityScorer(read_similarity_record(folder), self.embedder, self.bm25, settings)
         if settings.scorer is not None:
             raise ConfigError(
                 f"evidence.scorer {settings.scorer} holds neither {EVIDENCE_RECORD} nor {SIMILARITY_RECORD}"

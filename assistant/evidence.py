@@ -191,20 +191,36 @@ class ScoredSentence:
 
 
 def rank_sentences(
-    score: Callable[[str, Sequence[str]], list[float]], question: str, blocks: Sequence[str]
+    score: Callable[[str, Sequence[str]], list[float]],
+    question: str,
+    blocks: Sequence[str],
+    *,
+    order: Callable[[str, Sequence[tuple[str, str]]], list[float]] | None = None,
+    headings: Sequence[str] = (),
 ) -> list[ScoredSentence]:
-    """Every quotable sentence of every block scored by `score`, best first (ties: earlier block first)."""
+    """Every quotable sentence of every block scored by `score`, best first (ties: earlier block first). With
+    `order`, the ranking is by `order`'s figure for each (heading of its block, sentence) instead, the scores
+    staying the calibrated probabilities (`headings`: one per block; none given: "")."""
     found = [(number, sentence) for number, text in enumerate(blocks, 1) for sentence in block_sentences(text)]
     unique = list(dict.fromkeys(sentence for _, sentence in found))  # a sentence in two blocks is scored once
     scores = dict(zip(unique, score(question, unique), strict=True))
+    keys = scores
+    if order is not None:
+        heading_of: dict[str, str] = {}
+        for number, sentence in found:
+            heading_of.setdefault(sentence, headings[number - 1] if number <= len(headings) else "")
+        keys = dict(zip(unique, order(question, [(heading_of[s], s) for s in unique]), strict=True))
     ranked = [ScoredSentence(number, sentence, scores[sentence]) for number, sentence in found]
-    return sorted(ranked, key=lambda s: (-s.score, s.block))
+    return sorted(ranked, key=lambda s: (-keys[s.sentence], s.block))
 
 
 class SentenceScorer(Protocol):
     """What the answer pipeline needs of an evidence scorer (the cross-encoder, or `similarity_evidence`)."""
 
-    def rank(self, question: str, blocks: Sequence[str]) -> list[ScoredSentence]: ...
+    def rank(self, question: str, blocks: Sequence[str], headings: Sequence[str] = ()) -> list[ScoredSentence]:
+        """Every quotable sentence of `blocks`, best first; `headings` (one per block: title and section) is
+        context a scorer may read with each sentence."""
+        ...
 
     def servable_to(self, principal: Principal) -> bool: ...
 
@@ -323,8 +339,9 @@ class EvidenceScorer:
         calibration = self.record.calibration
         return [calibration.probability(logit) for logit in self.logits(question, sentences)]
 
-    def rank(self, question: str, blocks: Sequence[str]) -> list[ScoredSentence]:
-        """Every quotable sentence of every block with its score, best first (ties: earlier block first)."""
+    def rank(self, question: str, blocks: Sequence[str], headings: Sequence[str] = ()) -> list[ScoredSentence]:
+        """Every quotable sentence of every block with its score, best first (ties: earlier block first); the
+        cross-encoder reads the sentence alone, as it was trained (`headings` unused)."""
         return rank_sentences(self.score, question, blocks)
 
     def servable_to(self, principal: Principal) -> bool:
@@ -347,20 +364,19 @@ class EvidenceSelection:
     """What the scorer decided for one question: the blocks the model sees (best first), the sentences it may
     quote, and whether any sentence answers the question at all."""
 
-    blocks: list[RetrievedChunk]  # shown, in the order of their best sentence's score
+    blocks: list[RetrievedChunk]  # shown, in the order of their best-ranked sentence
     preferred_quotes: dict[int, set[str]]  # shown block number (1-based) -> the sentences it may quote
-    best: float  # the best sentence's calibrated score (0.0: no sentence)
-    scores: dict[str, float]  # sentence (`house_format.fold`ed) -> its score
+    best: float  # the highest calibrated score of any sentence (0.0: no sentence)
+    scores: dict[str, float]  # sentence (`house_format.fold`ed) -> its score, in the scorer's ranking order
     min_score: float
 
     def best_sentences(self, count: int) -> list[str]:
-        """The `count` best-scoring sentences (folded), best first: where the answer should be, in order."""
-        return sorted(self.scores, key=lambda sentence: self.scores[sentence], reverse=True)[:count]
+        """The `count` best-ranked sentences (folded), best first: where the answer should be, in order."""
+        return list(self.scores)[:count]
 
     def ranks_first(self, sentence: str) -> bool:
-        """Whether a quoted sentence is (a part of) a sentence the scorer ranks first (scores the best score)."""
-        wanted = fold(sentence)
-        return any(wanted in text for text, score in self.scores.items() if score == self.best)
+        """Whether a quoted sentence is (a part of) the sentence the scorer ranks first."""
+        return bool(self.scores) and fold(sentence) in next(iter(self.scores))
 
     def focused_text(self, block: int, text: str) -> str:
         """Block `block`'s text cut to the sentences it may quote first (in their order), one per line."""
@@ -389,10 +405,11 @@ class EvidenceSelection:
     ) -> EvidenceSelection:
         """`ranked` scores the sentences of `chunks` (block n = chunks[n - 1]); `shown` trims the reordered blocks
         to those the model sees (an adapter's context_blocks)."""
-        best_of: dict[int, float] = {}
-        for scored in ranked:
-            best_of.setdefault(scored.block, scored.score)  # ranked best first: the first seen is the best
-        order = sorted(range(1, len(chunks) + 1), key=lambda n: -best_of.get(n, 0.0))  # stable: ties keep rank
+        place: dict[int, int] = {}
+        for position, scored in enumerate(ranked):
+            place.setdefault(scored.block, position)  # ranked best first: a block's first is its best
+        # A block with no quotable sentence goes after those with one; ties keep retrieval order (a stable sort).
+        order = sorted(range(1, len(chunks) + 1), key=lambda n: place.get(n, len(ranked)))
         blocks = shown([chunks[n - 1] for n in order])
         new_number = {order[i]: i + 1 for i in range(len(blocks))}
         preferred: dict[int, set[str]] = {}
@@ -401,4 +418,4 @@ class EvidenceSelection:
         scores: dict[str, float] = {}
         for scored in ranked:
             scores.setdefault(fold(scored.sentence), scored.score)
-        return cls(blocks, preferred, ranked[0].score if ranked else 0.0, scores, settings.min_score)
+        return cls(blocks, preferred, max(scores.values(), default=0.0), scores, settings.min_score)

@@ -87,7 +87,7 @@ class Retriever:
         self._check_space()
         dense = self.embedder.embed_query(question).tolist()
         sparse = self.bm25.embed_query(question)
-        limit = k * DEDUP_OVERFETCH if self.settings.dedup_per_document else k
+        limit = k * DEDUP_OVERFETCH * self.settings.chunks_per_document if self.settings.dedup_per_document else k
         use_dense = mode != RetrievalMode.bm25
         use_sparse = mode != RetrievalMode.dense and bool(sparse.indices)  # stop words only: no BM25 terms
         hits: list[StoredChunk] = []
@@ -106,8 +106,11 @@ class Retriever:
         if self.settings.score_threshold is not None:
             hits = [h for h in hits if h.score >= self.settings.score_threshold]
         if self.settings.dedup_per_document:
-            hits = _best_chunk_per_document(hits)
-        chunks = [RetrievedChunk.from_stored(i + 1, h) for i, h in enumerate(hits[:k])]
+            best = _best_chunk_per_document(hits)[:k]
+            hits = best + _more_passages(hits, best, self.settings.passage_documents, self.settings.chunks_per_document)
+        else:
+            hits = hits[:k]
+        chunks = [RetrievedChunk.from_stored(i + 1, h) for i, h in enumerate(hits)]
         return Retrieval(question, principal, chunks, tuple(sparse.indices), self._nearest(principal, dense))
 
     def readable_doc_ids(self, principal: Principal, doc_ids: Iterable[str]) -> set[str]:
@@ -138,6 +141,21 @@ def _best_chunk_per_document(hits: list[StoredChunk]) -> list[StoredChunk]:
             seen.add(hit.doc_id)
             unique.append(hit)
     return unique
+
+
+def _more_passages(
+    hits: list[StoredChunk], best: list[StoredChunk], documents: int, per_document: int
+) -> list[StoredChunk]:
+    """The next-best chunks of the first `documents` documents of `best` (up to `per_document` chunks each, the
+    best one included), in fused-score order: the passages after the document ranking, which they leave as it is."""
+    wanted = {chunk.doc_id: per_document - 1 for chunk in best[:documents]}
+    taken = {chunk.id for chunk in best}
+    more = []
+    for hit in hits:
+        if wanted.get(hit.doc_id, 0) > 0 and hit.id not in taken:
+            wanted[hit.doc_id] -= 1
+            more.append(hit)
+    return more
 
 
 def check_question(question: str, limit: int) -> None:

@@ -46,10 +46,24 @@ def test_golden_set_recall_at_5(retriever: Retriever) -> None:
 
 
 def test_results_are_unique_documents_the_user_may_read(retriever: Retriever, recall_gate: RecallGate) -> None:
+    """The first top_k chunks rank documents (one each); after them, the best documents' next-best passages."""
     alice = dev_principal(IdentitySettings(users_file=USERS), "alice")
     result = retriever.search(alice, "how do I deploy to production?", top_k=8)
-    assert len(result.doc_ids) == len(set(result.doc_ids)) > 1
+    ranking, passages = result.doc_ids[:8], result.chunks[8:]
+    assert len(ranking) == len(set(ranking)) > 1
+    settings = retriever.settings
+    assert 0 < len(passages) <= settings.passage_documents * (settings.chunks_per_document - 1)
+    assert all(c.doc_id in ranking[: settings.passage_documents] for c in passages)
+    assert len({c.chunk_id for c in result.chunks}) == len(result.chunks)  # no chunk twice
     assert all(set(c.groups) & alice.groups for c in result.chunks)
+    alone = Retriever(
+        retriever.store,
+        retriever.collection,
+        retriever.embedder,
+        retriever.bm25,
+        settings.model_copy(update={"passage_documents": 0}),
+    )
+    assert alone.search(alice, "how do I deploy to production?", top_k=8).doc_ids == ranking
     assert result.chunks[0].doc_id.startswith("engineering/")
     assert recall_gate.check(result).answerable
 
@@ -74,7 +88,7 @@ def test_every_mode_respects_groups(retriever: Retriever) -> None:
 
 def test_question_of_stop_words_only_still_searches_dense(retriever: Retriever) -> None:
     result = retriever.search(Principal.of("dana", ["everyone"]), "what is it", top_k=3)
-    assert len(result.chunks) == 3
+    assert len(set(result.doc_ids)) == 3  # three documents (and the best ones' next passages after them)
 
 
 def test_dev_users_file_is_parsed_and_refused_in_production() -> None:
