@@ -126,6 +126,11 @@ def _held(specific: str, quoted: set[str]) -> bool:
     return all(word in quoted for word in words(specific))
 
 
+def holds(text: str, specific: str) -> bool:
+    """Whether `text` holds every word of one answer-line specific (units and suffixes apart, as `words` says)."""
+    return _held(specific, set(words(text)))
+
+
 @dataclass(frozen=True)
 class Support:
     label: Label

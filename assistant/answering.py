@@ -23,6 +23,7 @@ from typing import Any
 
 from assistant.access import Principal
 from assistant.adapters import AdapterRecord
+from assistant.answer_line import mended_answer
 from assistant.answer_model import AnswerModel, Usage
 from assistant.answer_support import Label, Support, answer_text, check_support
 from assistant.citation_check import CheckedText, QuoteLine, check_citations
@@ -120,6 +121,7 @@ class Answer:
     # refused before generation; and the evidence scorer's best sentences, best first (folded; empty: no scorer).
     shown: int = 0
     top_sentences: tuple[str, ...] = ()
+    mended: bool = False  # rewritten by `assistant.answer_line.mended_answer`: the model's line did not verify
 
     @property
     def label(self) -> Label | None:
@@ -285,9 +287,15 @@ class Answerer:
             support = None if checked.refusal else self._support(question, checked, shown, selection)
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
             cited = [shown[n - 1].doc_id for n in checked.cited]
-            generation.update(
+            generation.update(  # what the model wrote, as it wrote it
                 **trace.generation_result(checked, cited, prompt_tokens, completion_tokens, self.adapter_id)
             )
+        mended = None  # what the user reads first must say what its first quote says (`assistant.answer_line`)
+        if self.evidence_settings.extract_unverified and support is not None and support.label != "supported":
+            mended = mended_answer(checked, shown, selection)
+        if mended is not None:
+            checked = check_citations(mended, shown)
+            support = self._support(question, checked, shown, selection)
         trace.score_answer(recall, checked, support.label if support is not None else None)
         return Answer(
             question=question,
@@ -312,6 +320,7 @@ class Answerer:
             evidence_score=evidence_score,
             shown=len(shown),
             top_sentences=prepared.top_sentences,
+            mended=mended is not None,
         )
 
     # -- the steps ----------------------------------------------------------------------------------

@@ -369,6 +369,7 @@ class EvidenceSelection:
     best: float  # the highest calibrated score of any sentence (0.0: no sentence)
     scores: dict[str, float]  # sentence (`house_format.fold`ed) -> its score, in the scorer's ranking order
     min_score: float
+    top: tuple[int, str] | None = None  # the best-ranked sentence of a shown block: (its block number, as written)
 
     def best_sentences(self, count: int) -> list[str]:
         """The `count` best-ranked sentences (folded), best first: where the answer should be, in order."""
@@ -418,4 +419,5 @@ class EvidenceSelection:
         scores: dict[str, float] = {}
         for scored in ranked:
             scores.setdefault(fold(scored.sentence), scored.score)
-        return cls(blocks, preferred, max(scores.values(), default=0.0), scores, settings.min_score)
+        top = next(((new_number[s.block], s.sentence) for s in ranked if s.block in new_number), None)
+        return cls(blocks, preferred, max(scores.values(), default=0.0), scores, settings.min_score, top)

@@ -223,6 +223,12 @@ class EvidenceSettings(BaseModel):
         "false (default): a low score only withholds the supported label (on pip's held-out set the scorer as "
         "decider turned right refusals into wrong answers).",
     )
+    extract_unverified: bool = Field(
+        True,
+        description="true: when the model's answer line is not labelled supported, the answer line becomes the "
+        "sentence the scorer ranks first (quoted, with the model's other verified quotes after it), so what a user "
+        "reads first is the source's own sentence; false: the model's line stays, under its yellow label.",
+    )
 
 
 class GeneratorSettings(BaseModel):

@@ -98,3 +98,16 @@ def test_no_sentence_scoring_as_an_answer_is_a_refusal_before_generation(answere
     assert lenient.ask(DANA, "How many floating holidays do I get each year?").outcome != "refused-evidence"
     labelling_only = answerer_with(EvidenceSettings(min_score=1.0))  # the default: the scorer does not refuse
     assert labelling_only.ask(DANA, "How many floating holidays do I get each year?").outcome != "refused-evidence"
+
+
+def test_an_answer_line_that_does_not_verify_is_mended_from_the_shown_sentences(answerer_with: Build) -> None:
+    """The tiny model writes 8 tokens of nothing in particular: the line says no more than the sentence ranked first,
+    which is quoted and verified; with extract_unverified off, the model's text stands."""
+    question = "How many floating holidays do I get each year?"
+    kept = answerer_with(EvidenceSettings(extract_unverified=False)).ask(DANA, question)
+    assert not kept.refused and kept.label != "supported" and not kept.mended
+    mended = answerer_with(EvidenceSettings()).ask(DANA, question)
+    assert mended.mended and mended.quotes[0].verified
+    first = mended.quotes[0].text
+    assert first in mended.retrieved[mended.quotes[0].block - 1].text
+    assert mended.statement.replace(" [1]", "").rstrip(".") == first.rstrip(".")

@@ -22,8 +22,16 @@ VERIFIED = "quoted verbatim from the source"
 NOT_VERIFIED = "Not verified: check these before relying on them."
 
 
+MENDED = (
+    "The model's own wording did not check out against its quotes, so this answer is the source's sentence "
+    "(or the model's line with the sentence that states it)."
+)
+
+
 def show_answer(answer: Answer) -> None:
     st.text(statement_lines(answer.answer))
+    if answer.mended:
+        st.caption(MENDED)
     show_label(answer)
     show_unverified(answer)
     show_sources(answer)
