@@ -9,12 +9,13 @@ import pytest
 
 from assistant.errors import ConfigError
 from assistant.evidence import Calibration
-from assistant.settings import Settings, load_settings
+from assistant.settings import EvidenceSettings, Settings, load_settings
 from assistant.similarity_evidence import (
     RECORD,
     SHIPPED_SIMILARITY,
     SimilarityRecord,
     SimilarityScorer,
+    rare_term_share,
     read_similarity_record,
     write_similarity_record,
 )
@@ -81,3 +82,24 @@ def test_the_runtime_uses_a_configured_folder_and_refuses_one_fitted_for_another
     empty = load_settings(data_dir=settings.data_dir, evidence={"scorer": tmp_path})
     with runtime(empty) as components, pytest.raises(ConfigError, match=r"holds neither evidence\.json nor"):
         components.evidence  # noqa: B018
+
+
+def test_a_rare_term_of_the_question_and_the_heading_rank_the_sentence_that_holds_them(settings: Settings) -> None:
+    """Two sentences alike but for the region: asked the EU rate, the EU sentence ranks first, by its heading and
+    by "EUR" (rare among the candidates), where the bare cosine could rank either."""
+    question = "what's the per diem in the EU, in EUR?"
+    blocks = [
+        "Meals on US trips are paid at $70 per full travel day.",
+        "Meals on trips are paid at EUR 62 per full travel day.",
+    ]
+    headings = ["Travel > United States", "Travel > European Union"]
+    with runtime(settings) as components:
+        plain = SimilarityScorer(record(), components.embedder, components.bm25, EvidenceSettings(term_weight=0))
+        shares = rare_term_share(components.bm25, question, blocks)
+        ranked = SimilarityScorer(record(), components.embedder, components.bm25).rank(question, blocks, headings)
+        figures = plain.ranking_figures(question, list(zip(headings, blocks, strict=True)))
+        bare = plain.ranking_figures(question, [("", b) for b in blocks])
+    assert shares[1] > 3 * shares[0]  # "eur" is in the second sentence only; both hold the common words
+    assert ranked[0].block == 2
+    assert figures[1] - figures[0] > bare[1] - bare[0]  # the heading moves the EU sentence up
+    assert all(0.0 < s.score < 1.0 for s in ranked)  # still calibrated probabilities
