@@ -2,18 +2,21 @@
 
 The model writes its answer line in its own words and quotes sentences of the shown blocks; the citation check
 verifies the quotes and `assistant.answer_support` labels the line. When the line is not labelled supported, what a
-user reads first is often wrong while a quote or the scorer's first sentence is right: the model quoted the right
-sentence and then restated a neighbouring one, stated it vaguely, or stated the right figure over a quote that
-does not hold it. `mended_answer` rewrites such an answer (with `evidence.extract_unverified`, the default):
+user reads first is often wrong while the sentence the evidence scorer ranks first is right: the model quoted the
+right sentence and then restated a neighbouring one, stated it vaguely, or stated the right figure over a quote
+that does not hold it. `mended_answer` rewrites such an answer around that sentence (with
+`evidence.extract_unverified`, the default):
 
-- the line names specifics (an amount, a time, a name) and a sentence of the shown blocks holds them all: the line
-  stays and that sentence, the best-ranked such, becomes its quote ("EUR 62 per full travel day" had quoted the
-  US "$70" sentence while the EU one was in the block);
-- otherwise the sentence the evidence scorer ranks first becomes the answer line and its first quote: the
-  source's own words, cited, under the label the same check gives it. The model's other verified quotes of the
-  same block follow (a quote of a block the line does not cite would not verify).
+- the line names specifics (an amount, a time, a name) its quotes lack and the sentence holds them all: the line
+  stays, quoting that sentence ("EUR 62 per full travel day" had quoted the US "$70" sentence while the EU one
+  ranked first);
+- otherwise the sentence becomes the answer line: the source's own words, cited.
 
-Nothing is invented: every word of a mended answer is the model's line or a sentence of a shown block.
+The sentence is the first-ranked one of the shown blocks that is not a lead-in ending in ":" ("Nightly hotel caps
+(before taxes):" says nothing by itself). The model's other verified quotes of the same block follow it (a quote of
+a block the line does not cite would not verify), and the mended answer gets the label the same check gives it.
+Nothing is invented: every word of a mended answer is the model's line or a sentence of a shown block. On the
+everyday-language development set this took the answer line from 0.273 to 0.414 correct (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 
 from assistant.answer_support import holds, specifics
 from assistant.citation_check import CheckedText
-from assistant.evidence import EvidenceSelection, block_sentences
+from assistant.evidence import EvidenceSelection
 from assistant.house_format import fold, render_answer, statement_text
 from assistant.retriever import RetrievedChunk
 
@@ -34,28 +37,15 @@ def mended_answer(
     refusal, or with no scored sentence to quote."""
     if checked.refusal or selection is None or selection.top is None:
         return None
+    block, sentence = next(
+        ((n, s) for n, s in selection.shown_ranking if not s.rstrip().endswith(":")), selection.top
+    )
     line = statement_text(checked.statement)
-    holding = holding_sentence(specifics(line), shown, selection)
-    if holding is not None:
-        block, sentence = holding
-        return render_answer(line, [sentence], block)
-    block, sentence = selection.top
+    named = specifics(line)
+    verified = [q.text for q in checked.quotes if q.verified]
+    unquoted = any(not any(holds(quote, specific) for quote in verified) for specific in named)
+    # A line whose own quotes already hold its specifics and still does not verify restates the wrong part of
+    # them (kept, it was right 13 times in 24 on the development set; replaced, more often): it gives way.
+    keep_line = unquoted and all(holds(sentence, specific) for specific in named)
     others = [q.text for q in checked.quotes if q.verified and q.block == block and fold(q.text) != fold(sentence)]
-    return render_answer(sentence, [sentence, *others], block)
-
-
-def holding_sentence(
-    wanted: Sequence[str], shown: Sequence[RetrievedChunk], selection: EvidenceSelection
-) -> tuple[int, str] | None:
-    """The best-ranked quotable sentence of the shown blocks that holds every one of `wanted` (answer-line
-    specifics), with its block number; None when `wanted` is empty or no sentence holds them all."""
-    if not wanted:
-        return None
-    found = [
-        (n, sentence)
-        for n, chunk in enumerate(shown, 1)
-        for sentence in block_sentences(chunk.text)
-        if all(holds(sentence, specific) for specific in wanted)
-    ]
-    rank = {text: position for position, text in enumerate(selection.scores)}
-    return min(found, key=lambda f: rank.get(fold(f[1]), len(rank)), default=None)
+    return render_answer(line if keep_line else sentence, [sentence, *others], block)

@@ -369,7 +369,12 @@ class EvidenceSelection:
     best: float  # the highest calibrated score of any sentence (0.0: no sentence)
     scores: dict[str, float]  # sentence (`house_format.fold`ed) -> its score, in the scorer's ranking order
     min_score: float
-    top: tuple[int, str] | None = None  # the best-ranked sentence of a shown block: (its block number, as written)
+    shown_ranking: tuple[tuple[int, str], ...] = ()  # the shown blocks' sentences, best first: (block, as written)
+
+    @property
+    def top(self) -> tuple[int, str] | None:
+        """The best-ranked sentence of a shown block (its block number, the sentence as written)."""
+        return self.shown_ranking[0] if self.shown_ranking else None
 
     def best_sentences(self, count: int) -> list[str]:
         """The `count` best-ranked sentences (folded), best first: where the answer should be, in order."""
@@ -419,5 +424,5 @@ class EvidenceSelection:
         scores: dict[str, float] = {}
         for scored in ranked:
             scores.setdefault(fold(scored.sentence), scored.score)
-        top = next(((new_number[s.block], s.sentence) for s in ranked if s.block in new_number), None)
-        return cls(blocks, preferred, max(scores.values(), default=0.0), scores, settings.min_score, top)
+        shown_ranking = tuple((new_number[s.block], s.sentence) for s in ranked if s.block in new_number)
+        return cls(blocks, preferred, max(scores.values(), default=0.0), scores, settings.min_score, shown_ranking)

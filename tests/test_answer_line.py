@@ -1,5 +1,5 @@
-"""The answer line says what its first quote says: a line whose specifics a shown sentence holds is quoted with
-that sentence; otherwise the scorer's first sentence becomes the line (`assistant/answer_line.py`)."""
+"""The answer line says what its first quote says: a line whose specifics its quotes lack and the scorer's first
+sentence holds is quoted with that sentence; otherwise that sentence becomes the line (`assistant/answer_line.py`)."""
 
 from __future__ import annotations
 
@@ -25,13 +25,24 @@ def selection(chunks: list[RetrievedChunk], ranked: list[tuple[int, str, float]]
     return EvidenceSelection.of(scored, chunks, list, EvidenceSettings())
 
 
-def test_a_right_line_over_the_wrong_quote_is_quoted_with_the_sentence_that_holds_it() -> None:
+def test_a_right_line_over_the_wrong_quote_is_quoted_with_the_first_ranked_sentence_that_holds_it() -> None:
     shown = [chunk(1, TRAVEL)]
-    chosen = selection(shown, [(1, US, 0.8), (1, EU, 0.7)])
+    chosen = selection(shown, [(1, EU, 0.8), (1, US, 0.7)])
     model = f'The EU rate is EUR 62 per full travel day [1].\n[1] "{US}"'
     mended = mended_answer(check_citations(model, shown), shown, chosen)
-    assert mended == f'The EU rate is EUR 62 per full travel day [1].\n[1] "{EU}"'
-    assert check_citations(mended, shown).quotes[0].verified
+    assert mended == f'The EU rate is EUR 62 per full travel day [1].\n[1] "{EU}"\n[1] "{US}"'
+    assert all(q.verified for q in check_citations(mended, shown).quotes)
+    # The first-ranked sentence does not hold the line's figure: the line gives way to it.
+    wrong_first = selection(shown, [(1, US, 0.8), (1, EU, 0.7)])
+    assert mended_answer(check_citations(model, shown), shown, wrong_first) == f'{US[:-1]} [1].\n[1] "{US}"'
+
+
+def test_a_line_that_restates_its_own_quote_wrongly_gives_way_and_a_lead_in_is_passed_over() -> None:
+    lead_in = "Nightly hotel caps (before taxes):"
+    shown = [chunk(1, f"{lead_in}\n{US}\n{EU}")]
+    chosen = selection(shown, [(1, lead_in, 0.9), (1, EU, 0.8), (1, US, 0.7)])
+    model = f'It is $70 per full travel day [1].\n[1] "{US}"'  # its quote holds $70: a figure, not the asked one
+    assert mended_answer(check_citations(model, shown), shown, chosen) == f'{EU[:-1]} [1].\n[1] "{EU}"\n[1] "{US}"'
 
 
 def test_a_vague_line_gives_way_to_the_first_ranked_sentence_and_keeps_its_other_quotes() -> None:
@@ -48,9 +59,9 @@ def test_a_vague_line_gives_way_to_the_first_ranked_sentence_and_keeps_its_other
 
 def test_a_time_with_its_suffix_counts_as_the_same_time() -> None:
     shown = [chunk(1, "Intro text here. " + MEETING)]
-    chosen = selection(shown, [(1, "Intro text here.", 0.9), (1, MEETING, 0.5)])
+    chosen = selection(shown, [(1, MEETING, 0.9), (1, "Intro text here.", 0.5)])
     mended = mended_answer(check_citations('It starts at 4:15 [1].\n[1] "Intro text here."', shown), shown, chosen)
-    assert mended == f'It starts at 4:15 [1].\n[1] "{MEETING}"'
+    assert mended == f'It starts at 4:15 [1].\n[1] "{MEETING}"\n[1] "Intro text here."'
 
 
 def test_a_refusal_or_no_scored_sentence_is_left_alone() -> None:
