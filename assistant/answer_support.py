@@ -13,6 +13,9 @@ answer a question about Q3. Labels:
   in `missing`) or rests on nothing it quotes: the quotes can be trusted, the answer line must be checked;
 - `unsupported`: no verified quote.
 
+An answer mended by `assistant.answer_line` (the model's line did not verify, so the line or its quote is the
+sentence the scorer ranks first) is at most `quoted`: its checks hold by construction.
+
 A question that asks for an amount ("how many", "how long", "what time") is answered only by an answer line that
 states one (a digit, a number word, "twice", "quarterly"): "Use them for any day that matters to you [1]." quotes
 its source verbatim and does not say how many floating holidays there are.
@@ -155,6 +158,7 @@ def check_support(
     answer_score: float | None = None,
     cited_headings: Sequence[str] = (),
     min_score: float = 0.5,
+    mended: bool = False,
 ) -> Support:
     """The label of a generated answer from its answer line, the quotes the citation check verified, and the
     question with the text of the blocks it cites (title, section and body). `quote_score` is the evidence
@@ -162,7 +166,9 @@ def check_support(
     verbatim as they are, do not answer the question; `quote_ranked_first` whether a verified quote is the sentence
     the scorer ranks first of all the retrieved ones (a rank, unlike a score, means the same on any corpus);
     `answer_score` the answer verifier's score of the answer line (None: no verifier); `cited_headings` the
-    titles and sections of the cited blocks."""
+    titles and sections of the cited blocks. A `mended` answer (`assistant.answer_line`: its line or its quote was
+    put there by the scorer's ranking, not verified from what the model wrote) is never "supported": its checks
+    hold by construction, so the label would only repeat the ranking's guess."""
     if not verified_quotes:
         return Support("unsupported", specifics(answer_line))
     quoted = set(words(" ".join(verified_quotes)))
@@ -181,6 +187,8 @@ def check_support(
         missing.append("an answer, not the heading of its source")
     if answer_score is not None and answer_score < min_score:
         missing.append(f"an answer line that answers the question (score {answer_score:.2f} < {min_score:.2f})")
+    if mended:
+        missing.append("the model's own answer (this one is the source sentence ranked first: check it answers you)")
     if missing or unverified or fallback_sentences:
         return Support("quoted", missing, answer_score)
     return Support("supported", answer_score=answer_score)

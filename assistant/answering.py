@@ -295,7 +295,7 @@ class Answerer:
             mended = mended_answer(checked, shown, selection)
         if mended is not None:
             checked = check_citations(mended, shown)
-            support = self._support(question, checked, shown, selection)
+            support = self._support(question, checked, shown, selection, mended=True)
         trace.score_answer(recall, checked, support.label if support is not None else None)
         return Answer(
             question=question,
@@ -381,7 +381,13 @@ class Answerer:
         return EvidenceSelection.of(ranked, retrieval.chunks, self._shown, self.evidence_settings)
 
     def _support(
-        self, question: str, checked: CheckedText, shown: list[RetrievedChunk], selection: EvidenceSelection | None
+        self,
+        question: str,
+        checked: CheckedText,
+        shown: list[RetrievedChunk],
+        selection: EvidenceSelection | None,
+        *,
+        mended: bool = False,
     ) -> Support:
         verified = [q.text for q in checked.quotes if q.verified]
         score, first, answer_score = None, None, None
@@ -402,6 +408,7 @@ class Answerer:
             quote_ranked_first=first,
             answer_score=answer_score,
             min_score=self.evidence_settings.min_score,
+            mended=mended,
         )
 
     def _prompt(self, question: str, shown: list[RetrievedChunk], history: Sequence[Turn]) -> str:

@@ -156,3 +156,14 @@ def test_units_written_onto_numbers_are_words_of_their_own_and_key_facts_match_t
     assert words("rated 4.15 overall") == ["rated", "4.15", "overall"]  # a decimal stays a decimal
     assert fact_found("4:15 pm", "Doors close at 4.15 p.m. [1].")
     assert not fact_found("4:30 pm", "Doors close at 4:15pm [1].")
+
+
+def test_a_mended_answer_is_never_supported_though_its_line_is_its_quote() -> None:
+    """The browser showed "US travel: a meal per diem of $70 ..." green, asked the EU rate: a line copied from the
+    sentence ranked first passes every check by construction, so the label must not vouch for it."""
+    line = "US travel: a meal per diem of $70 per full travel day [1]."
+    quote = "US travel: a meal per diem of $70 per full travel day."
+    kwargs = {"question": "whats the per diem for meals in the eu", "quote_score": 0.9, "quote_ranked_first": True}
+    assert check_support(line, [quote], answer_score=0.9, **kwargs).label == "supported"  # type: ignore[arg-type]
+    mended = check_support(line, [quote], answer_score=0.9, mended=True, **kwargs)  # type: ignore[arg-type]
+    assert mended.label == "quoted" and "source sentence ranked first" in mended.missing[-1]
