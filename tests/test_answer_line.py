@@ -3,7 +3,7 @@ sentence holds is quoted with that sentence; otherwise that sentence becomes the
 
 from __future__ import annotations
 
-from assistant.answer_line import mended_answer
+from assistant.answer_line import mended_answer, plain_line
 from assistant.citation_check import check_citations
 from assistant.evidence import EvidenceSelection, ScoredSentence
 from assistant.house_format import MODEL_REFUSAL
@@ -71,3 +71,19 @@ def test_a_refusal_or_no_scored_sentence_is_left_alone() -> None:
     answer = check_citations(f'It is $70 [1].\n[1] "{US}"', shown)
     assert mended_answer(answer, shown, None) is None
     assert mended_answer(answer, shown, selection(shown, [])) is None
+
+
+def test_a_sentence_becomes_a_plain_answer_line_and_its_quote_stays_verbatim() -> None:
+    assert (
+        plain_line("4. Submit within **30 days** of the expense date.") == "Submit within 30 days of the expense date."
+    )
+    assert plain_line("| Fri, Nov 27 | Day after Thanksgiving |") == "Fri, Nov 27 - Day after Thanksgiving"
+    wrapped = "- Lost or stolen laptop: call ext. 4357 immediately, even at night. IT will"
+    assert plain_line(wrapped) == "Lost or stolen laptop: call ext. 4357 immediately, even at night."
+    assert plain_line("Run `pip cache dir` to see it") == "Run `pip cache dir` to see it"
+    shown = [chunk(1, f"Intro text here.\n{wrapped}\nwipe it remotely.")]
+    chosen = selection(shown, [(1, wrapped, 0.9)])
+    mended = mended_answer(check_citations('Call them now [1].\n[1] "Intro text here."', shown), shown, chosen)
+    assert mended is not None and mended.splitlines()[1] == f'[1] "{wrapped}"'
+    checked = check_citations(mended, shown)
+    assert checked.format_valid and not checked.fallback_sentences and checked.quotes[0].verified
