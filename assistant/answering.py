@@ -401,7 +401,7 @@ class Answerer:
             verified,
             question=question,
             cited_blocks=[shown[n - 1].passage for n in checked.cited],
-            cited_headings=[f"{shown[n - 1].title} {shown[n - 1].section or ''}" for n in checked.cited],
+            cited_headings=[_heading(shown[n - 1]) for n in checked.cited],
             unverified=len(checked.unsupported_quotes),
             fallback_sentences=len(checked.fallback_sentences),
             quote_score=score,
@@ -487,6 +487,7 @@ def _top(selection: EvidenceSelection | None) -> tuple[str, ...]:
 
 
 def _heading(chunk: RetrievedChunk) -> str:
+    """A block's title and section: what the scorer reads a sentence under, and what a label's heading check reads."""
     return f"{chunk.title} {chunk.section}" if chunk.section else chunk.title
 
 

@@ -225,9 +225,10 @@ class EvidenceSettings(BaseModel):
     )
     extract_unverified: bool = Field(
         True,
-        description="true: when the model's answer line is not labelled supported, the answer line becomes the "
-        "sentence the scorer ranks first (quoted, with the model's other verified quotes after it), so what a user "
-        "reads first is the source's own sentence; false: the model's line stays, under its yellow label.",
+        description="true: when the model's answer line is not labelled supported, it is mended around the sentence "
+        "the scorer ranks first (assistant/answer_line.py): quoted under the line when it holds the specifics the "
+        "line's own quotes lacked, else made the line; a mended answer is never green. false: the model's line "
+        "stays, under its yellow label.",
     )
 
 
