@@ -128,5 +128,7 @@ def test_signed_in_employee_sees_a_cited_answer_and_never_a_restricted_source(br
     executive = sign_in(browser, app_url, "erin")
     ask(executive, BUDGET_QUESTION)
     executive.get_by_text("passages searched").last.click()  # type: ignore[attr-defined]
-    executive.get_by_text("finance/q3-2026-budget.md").first.wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    # The path is also in collapsed panes (a cited source's, an earlier list's): wait for one she can see.
+    budget_path = executive.get_by_text("finance/q3-2026-budget.md").filter(visible=True)  # type: ignore[attr-defined]
+    budget_path.first.wait_for(timeout=10_000)
     assert BUDGET_TITLE in executive.content()  # type: ignore[attr-defined]  # the same question reaches it for her

@@ -130,17 +130,27 @@ def test_the_engine_applies_the_house_format_sent_with_the_request(engine: Engin
 
 def test_a_reader_who_stops_makes_the_engine_abort_the_request(engine: Engine, through_engine: Answerer) -> None:
     """The stream is closed after its first piece: the engine ran the request and stopped it unfinished (vLLM
-    counts finished requests only, by reason stop or length; an aborted one is not among them)."""
-    finished = engine.metric("vllm:request_success_total")
-    generated = engine.metric("vllm:generation_tokens_total")
-    with through_engine.stream(DANA, "What should I do if I lose my laptop?") as stream:
-        assert any(piece for piece, _ in zip(stream, range(50), strict=False))  # some text has arrived
-    deadline = time.monotonic() + 30
-    while engine.metric("vllm:num_requests_running") > 0:
-        assert time.monotonic() < deadline, "the engine is still decoding the closed request"
-        time.sleep(0.2)
-    assert engine.metric("vllm:generation_tokens_total") > generated  # it was decoding
-    assert engine.metric("vllm:request_success_total") == finished  # and never finished it
+    counts finished requests only, by reason stop or length; an aborted one is not among them).
+
+    A short answer can be decoded whole before the closed connection reaches the engine when the 2 cores are busy
+    (the client and the engine share them), so up to three questions are tried: if closing never aborted, every
+    one of them finishes and the test fails."""
+    questions = ("What should I do if I lose my laptop?", "How do I reset my password?", FLOATING)
+    finished_each = []
+    for question in questions:
+        finished = engine.metric("vllm:request_success_total")
+        generated = engine.metric("vllm:generation_tokens_total")
+        with through_engine.stream(DANA, question) as stream:
+            assert any(piece for piece, _ in zip(stream, range(50), strict=False))  # some text has arrived
+        deadline = time.monotonic() + 30
+        while engine.metric("vllm:num_requests_running") > 0:
+            assert time.monotonic() < deadline, "the engine is still decoding the closed request"
+            time.sleep(0.2)
+        assert engine.metric("vllm:generation_tokens_total") > generated  # it was decoding
+        finished_each.append(engine.metric("vllm:request_success_total") - finished)
+        if finished_each[-1] == 0:  # aborted: never finished
+            return
+    pytest.fail(f"every closed stream was decoded to its end (finished requests per question: {finished_each})")
 
 
 def test_the_adapter_is_asked_for_by_name_and_an_unknown_one_is_a_clear_error(engine: Engine) -> None:
