@@ -25,6 +25,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -183,6 +184,43 @@ def block_sentences(block: str) -> list[str]:
     return [candidate[2:-1] for candidate in quote_candidates(block)]  # each is ` "sentence"`
 
 
+def line_context(block: str) -> dict[str, str]:
+    """What a line of `block` means only with the line it depends on: a table row -> its table's header row; a
+    list item -> the lead-in ending in ":" that introduces its list. Keyed by the stripped line."""
+    context: dict[str, str] = {}
+    header, lead_in = "", ""
+    lines = [line.strip() for line in block.splitlines()]
+    for n, line in enumerate(lines):
+        if not line:
+            continue  # a blank line between a lead-in and its list, or between rows, breaks neither
+        if line.startswith("|"):
+            lead_in = ""
+            separator = set(line) <= set("|-: ")
+            if not header and not separator and n + 1 < len(lines) and set(lines[n + 1]) <= set("|-: "):
+                header = line  # a header row is the one a |---| separator follows
+            elif header and not separator:
+                context[line] = header
+            continue
+        header = ""
+        if _LIST_ITEM.match(line):
+            if lead_in:
+                context[line] = lead_in
+            continue
+        lead_in = line if line.endswith(":") else ""
+    return context
+
+
+def sentence_contexts(block: str, sentences: Sequence[str]) -> list[str]:
+    """For each quotable sentence of `block`, the context of the line that holds it ("" where none)."""
+    context = line_context(block)
+    if not context:
+        return [""] * len(sentences)
+    return [next((c for line, c in context.items() if sentence in line), "") for sentence in sentences]
+
+
+_LIST_ITEM = re.compile(r"^(?:[-*+]|\d+[.)])\s")
+
+
 @dataclass(frozen=True)
 class ScoredSentence:
     block: int  # 1-based, as an answer cites it: `[n]`
@@ -207,8 +245,11 @@ def rank_sentences(
     keys = scores
     if order is not None:
         heading_of: dict[str, str] = {}
-        for number, sentence in found:
-            heading_of.setdefault(sentence, headings[number - 1] if number <= len(headings) else "")
+        for number, text in enumerate(blocks, 1):
+            sentences = block_sentences(text)
+            heading = headings[number - 1] if number <= len(headings) else ""
+            for sentence, context in zip(sentences, sentence_contexts(text, sentences), strict=True):
+                heading_of.setdefault(sentence, " ".join(part for part in (heading, context) if part))
         keys = dict(zip(unique, order(question, [(heading_of[s], s) for s in unique]), strict=True))
     ranked = [ScoredSentence(number, sentence, scores[sentence]) for number, sentence in found]
     return sorted(ranked, key=lambda s: (-keys[s.sentence], s.block))

@@ -2,14 +2,16 @@
 development questions only, with no generation (a run takes a minute, not an hour). For choosing retrieval,
 ranking and gate settings; prints figures, asserts nothing.
 
-    python -m benchmarks.fact_stages [--json FILE]
+    python -m benchmarks.fact_stages [--json FILE] [--rows FILE] [--curated]
     ASSISTANT_RETRIEVAL__CHUNKS_PER_DOCUMENT=2 python -m benchmarks.fact_stages   # one setting against another
 
 Three development sets, none held out (the held-out sets are measured once, by `assistant eval answers`):
 - everyday: `samples/handbook-everyday-dev.jsonl`, training items reworded as employees type them, with key facts;
 - validation: the adapter recipe's validation split of the curated handbook items (`benchmarks.dev_answers`), its
   key fact "quote 1 | quote 2" (the facts are there when one supporting sentence is);
-- unanswerable: every unanswerable curated item (no document answers it), to count what the gate lets through.
+- unanswerable: every unanswerable curated item (no document answers it), to count what the gate lets through;
+- curated (with `--curated`): every answerable curated item, training and validation split alike (284 questions:
+  more power for a small difference, three more minutes), never a question the held-out sets hold.
 
 For each answerable question: the key facts in the retrieved blocks, in the blocks the model reads, in the scorer's
 top-1 and top-2 sentences (`evals.key_facts.facts_located`, as `assistant eval answers` counts them), and whether
@@ -30,11 +32,13 @@ from assistant.access import Principal
 from assistant.answering import Answerer, Prepared
 from assistant.components import open_components
 from assistant.settings import load_settings
-from benchmarks.dev_answers import ITEMS, development_items
+from benchmarks.dev_answers import ITEMS, PIP_SETS, development_items
 from evals.datasets import EvalQuery, load_golden
+from evals.held_out import training_exclusion
 from evals.key_facts import facts_located
 from tuning.build_data import chunks_by_document
-from tuning.items import load_items
+from tuning.evidence_data import held_out_questions
+from tuning.items import Item, load_items
 
 EVERYDAY = Path("samples/handbook-everyday-dev.jsonl")
 WHERE = ("retrieved", "shown", "top1", "top2")
@@ -47,12 +51,34 @@ def located(query: EvalQuery, prepared: Prepared) -> dict[str, bool]:
     return {where: facts_located(query.key_facts, texts[where]) for where in WHERE}
 
 
-def measure(answerer: Answerer, queries: list[EvalQuery], style: dict[str, str]) -> dict[str, dict[str, float]]:
+def row(name: str, query: EvalQuery, prepared: Prepared, found: dict[str, bool]) -> dict[str, object]:
+    """One question's signals (for studying the gate and the ranking offline): the gate's evidence, the scorer's
+    best and first-ranked probabilities, where the facts are, and the refusal."""
+    evidence, selection = prepared.recall.evidence, prepared.selection
+    first = next(iter(selection.scores.values()), 0.0) if selection is not None else None
+    return {
+        "set": name,
+        "qid": query.qid,
+        "question": query.text,
+        "answerable": bool(query.key_facts),
+        "similarity": round(evidence.similarity, 4),
+        "coverage": round(evidence.coverage, 4),
+        "gate_score": round(evidence.score, 4),
+        "best": round(selection.best, 4) if selection is not None else None,
+        "first": round(first, 4) if first is not None else None,
+        "refusal": prepared.refusal,
+    } | found
+
+
+def measure(
+    answerer: Answerer, name: str, queries: list[EvalQuery], style: dict[str, str], rows: list[dict[str, object]]
+) -> dict[str, dict[str, float]]:
     """Shares per group of questions ("all" and each style): facts at each stage, refused before generation."""
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for query in queries:
         prepared = answerer.prepare(Principal.of(f"dev:{query.qid}", list(query.groups)), query.text)
         found = located(query, prepared)
+        rows.append(row(name, query, prepared, found))
         for group in ("all", style.get(query.qid, "")):
             if not group:
                 continue
@@ -69,6 +95,8 @@ def measure(answerer: Answerer, queries: list[EvalQuery], style: dict[str, str])
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="Write the figures here.")
+    parser.add_argument("--rows", type=Path, help="Write each question's signals here (JSON lines).")
+    parser.add_argument("--curated", action="store_true", help="Also every answerable curated item.")
     args = parser.parse_args()
     settings = load_settings()
     repo = settings.repo_dir
@@ -82,24 +110,30 @@ def main() -> None:
         groups_of = {
             doc: chunks[0].groups for doc, chunks in chunks_by_document(components, settings.store.collection).items()
         }
-        validation = [
-            EvalQuery(i.id, i.question, {i.doc_id: 1}, groups_of[i.doc_id], i.answer, None, (" | ".join(i.quotes),))
-            for i in development_items(repo)
-            if i.answerable and i.doc_id in groups_of
-        ]
-        unanswerable = [
-            EvalQuery(i.id, i.question, {}, ("everyone",))
-            for i in load_items(repo / ITEMS, "handbook")
-            if not i.answerable
-        ]
+
+        def answerable(items: list[Item]) -> list[EvalQuery]:
+            return [
+                EvalQuery(i.id, i.question, {i.doc_id: 1}, groups_of[i.doc_id], i.answer, None, (" | ".join(i.quotes),))
+                for i in items
+                if i.answerable and i.doc_id in groups_of
+            ]
+
+        curated = load_items(repo / ITEMS, "handbook")
+        held_out, _ = held_out_questions(repo, PIP_SETS)
+        unanswerable = [EvalQuery(i.id, i.question, {}, ("everyone",)) for i in curated if not i.answerable]
         answerer = components.answerer(log_questions=False)
+        rows: list[dict[str, object]] = []
         figures = {
-            "everyday": measure(answerer, everyday, styles),
-            "validation": measure(answerer, validation, {}),
+            "everyday": measure(answerer, "everyday", everyday, styles, rows),
+            "validation": measure(answerer, "validation", answerable(development_items(repo)), {}, rows),
         }
-        refused = sum(
-            answerer.prepare(Principal.of("dev", list(q.groups)), q.text).refusal is not None for q in unanswerable
-        )
+        if args.curated:
+            usable = [i for i in curated if training_exclusion(i.question, held_out, []) is None]
+            figures["curated"] = measure(answerer, "curated", answerable(usable), {}, rows)
+        for query in unanswerable:
+            prepared = answerer.prepare(Principal.of("dev", list(query.groups)), query.text)
+            rows.append(row("unanswerable", query, prepared, {}))
+        refused = sum(r["refusal"] is not None for r in rows if r["set"] == "unanswerable")
         figures["unanswerable"] = {"all": {"questions": len(unanswerable), "refused": refused / len(unanswerable)}}
     table = Table("set", "group", "n", "refused", *(f"facts in {w}" for w in WHERE))
     for name, groups in figures.items():
@@ -114,6 +148,8 @@ def main() -> None:
     Console().print(table)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+    if args.rows:
+        args.rows.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Bytes of one document -> its title, its sections of text and its front matter.
 
-PDF and DOCX go through llama-index's file readers (pypdf, docx2txt), fed from memory so that the bytes parsed
-are exactly the bytes hashed; Markdown is cut at its headings by llama-index's MarkdownNodeParser; HTML is turned
-into Markdown-like text (headings kept) with BeautifulSoup first. Every failure is a `DocumentError` whose message
-says what is wrong with the file and what to do.
+PDF goes through llama-index's file reader (pypdf), fed from memory so that the bytes parsed are exactly the bytes
+hashed; Markdown is cut at its headings by llama-index's MarkdownNodeParser; HTML is turned into Markdown-like text
+(headings kept) with BeautifulSoup first, and DOCX with python-docx (headings, lists and tables kept). Every failure
+is a `DocumentError` whose message says what is wrong with the file and what to do.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 import yaml
 from bs4 import BeautifulSoup
@@ -24,6 +25,10 @@ from llama_index.core import Document
 from llama_index.core.node_parser import MarkdownNodeParser
 
 from assistant.errors import AccessRuleError, DocumentError
+
+if TYPE_CHECKING:
+    from docx.table import Table as DocxTable
+    from docx.text.paragraph import Paragraph as DocxParagraph
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,10 @@ _NEAR_GROUPS = {"group", "groups", "access", "audience", "audiences", "readers",
 # index built before could serve such documents to their rule's wider groups, so they are all read again. PDF v2:
 # no control characters (pypdf gives a bullet glyph as U+007F: a box on every list line).
 # Markdown and text v3, HTML v4: front matter closed by `...`, TOML `+++` blocks, and near misses of `groups` failing
-# the document (an index built before served such documents to their rule's wider groups).
-_READER_VERSIONS = {".md": 3, ".markdown": 3, ".txt": 3, ".html": 4, ".htm": 4, ".pdf": 2}
+# the document (an index built before served such documents to their rule's wider groups). DOCX v2: read with
+# python-docx as Markdown (headings as sections, list items, table rows under their header row), not flat text.
+_LIST_LINE = re.compile(r"^(?:- |1\. )")
+_READER_VERSIONS = {".md": 3, ".markdown": 3, ".txt": 3, ".html": 4, ".htm": 4, ".pdf": 2, ".docx": 2}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_LINE = re.compile(r"\n[ \t]*[\x00-\x08\x0b-\x1f\x7f-\x9f][\x00-\x08\x0b-\x1f\x7f-\x9f \t]*(?=\n)")
 
@@ -359,13 +366,43 @@ def _printable(text: str) -> str:
 
 
 def _docx(raw: bytes, name: str, stem: str) -> ParsedDocument:
-    from llama_index.readers.file import DocxReader
+    """Word's structure as Markdown (python-docx reads it; docx2txt flattened it): headings cut sections, list
+    paragraphs are list items, and a table is rows under its header row, so "New York ... $340" stays one line."""
+    import docx
+    from docx.table import Table
 
     _check_unpacked_size(raw, "DOCX")
-    fs, path = _in_memory(name, raw)
     try:
-        docs = DocxReader().load_data(path, fs=fs)
-    except Exception as exc:  # docx2txt raises zipfile/KeyError/XML errors for damaged files
+        blocks = list(docx.Document(io.BytesIO(raw)).iter_inner_content())
+        lines = [_docx_table(b) if isinstance(b, Table) else _docx_paragraph(b) for b in blocks]
+    except Exception as exc:  # python-docx raises zipfile/KeyError/XML errors for damaged files
         raise DocumentError(f"could not be read as DOCX ({type(exc).__name__}: {exc}); re-save it in Word") from None
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(d.text for d in docs)).strip()
-    return ParsedDocument(_first_line_title(text, stem), [Section(None, text)], None)
+    text = ""
+    for line in filter(None, lines):  # a list's items one per line, every other block after a blank line
+        text += ("\n" if _LIST_LINE.match(line) and _LIST_LINE.match(text.rsplit("\n", 1)[-1]) else "\n\n") + line
+    return _markdown_body(text.strip(), "", stem)
+
+
+def _docx_paragraph(paragraph: DocxParagraph) -> str:
+    text = " ".join(paragraph.text.split())
+    style = (paragraph.style.name if paragraph.style is not None else "") or ""
+    level = re.fullmatch(r"Heading ([1-6])", style)
+    if text and (level or style == "Title"):
+        return f"{'#' * (int(level.group(1)) if level else 1)} {text}"
+    if text and style.startswith("List Number"):
+        return f"1. {text}"
+    if text and style.startswith("List"):
+        return f"- {text}"
+    return text
+
+
+def _docx_table(table: DocxTable) -> str:
+    """A Markdown table: the first row its header (with the separator row that says so), one line per row."""
+    rows = [
+        "| " + " | ".join(" ".join(cell.text.split()).replace("|", "\\|") for cell in row.cells) + " |"
+        for row in table.rows
+    ]
+    rows = [row for row in rows if row.strip("| ")]
+    if len(rows) > 1:
+        rows.insert(1, "|" + "---|" * len(table.rows[0].cells))
+    return "\n".join(rows)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import unicodedata
 
 import pytest
@@ -46,9 +47,39 @@ def test_pdf_pages_become_sections(name: str) -> None:
     assert sum(len(s.text.split()) for s in doc.sections) > 100
 
 
-def test_docx_text_is_extracted() -> None:
+def test_docx_keeps_its_headings_lists_and_tables() -> None:
+    """Word's structure survives: a heading is a section, a bulleted paragraph a list item, and a table row keeps
+    its cells on one line under the header row (flattened, "New York, San Francisco, Seattle" and "$340" were
+    paragraphs apart and no sentence held both)."""
     doc = parse_document(".docx", "travel-policy.docx", (HANDBOOK / "company" / "travel-policy.docx").read_bytes())
+    assert doc.title == "Business Travel Policy"
+    hotels = next(s for s in doc.sections if s.heading == "Business Travel Policy > Hotels")
+    assert "| Location | Nightly cap |\n|---|---|\n" in hotels.text
+    assert "\n| New York, San Francisco, Seattle | $340 |\n" in hotels.text
+    meals = next(s for s in doc.sections if s.heading == "Business Travel Policy > Meals and per diem")
+    assert "\n- EU travel: EUR 62 per full travel day.\n" in meals.text
     assert sum(len(s.text.split()) for s in doc.sections) > 100
+
+
+def test_a_docx_written_by_python_docx_reads_back_as_markdown() -> None:
+    import docx
+
+    written = docx.Document()
+    written.add_heading("Parking", level=1)
+    written.add_paragraph("Spots by site:")
+    table = written.add_table(rows=2, cols=2)
+    for cell, text in zip(table._cells, ["Site", "Spots", "Reno | NV", "40"], strict=True):
+        cell.text = text
+    written.add_paragraph("Bikes go in the basement.", style="List Bullet")
+    written.add_paragraph("Ask reception for a fob.", style="List Number")
+    raw = io.BytesIO()
+    written.save(raw)
+    doc = parse_document(".docx", "parking.docx", raw.getvalue())
+    assert doc.title == "Parking"
+    assert doc.sections[0].text == (
+        "# Parking\n\nSpots by site:\n\n| Site | Spots |\n|---|---|\n| Reno \\| NV | 40 |\n\n"
+        "- Bikes go in the basement.\n1. Ask reception for a fob."
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from assistant.errors import ConfigError
-from assistant.evidence import Calibration
+from assistant.evidence import Calibration, line_context, rank_sentences
 from assistant.settings import EvidenceSettings, Settings, load_settings
 from assistant.similarity_evidence import (
     RECORD,
@@ -103,3 +104,25 @@ def test_a_rare_term_of_the_question_and_the_heading_rank_the_sentence_that_hold
     assert ranked[0].block == 2
     assert figures[1] - figures[0] > bare[1] - bare[0]  # the heading moves the EU sentence up
     assert all(0.0 < s.score < 1.0 for s in ranked)  # still calibrated probabilities
+
+
+def test_a_table_row_is_ranked_under_its_header_row_and_a_list_item_under_its_lead_in() -> None:
+    """What orders the sentences reads each one with its block's heading, and a table row with its table's header
+    row ("EU | EUR 62" alone does not say it is a per diem), a list item with the line introducing its list."""
+    block = (
+        "Meals are paid per full travel day:\n\n"
+        "- Half days are paid at 75%.\n\n"
+        "| Region | Per diem |\n|---|---|\n| EU | EUR 62 |\n| US | $70 |\n\n"
+        "Receipts are not needed for meals."
+    )
+    seen: dict[str, str] = {}
+
+    def order(question: str, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        seen.update((sentence, heading) for heading, sentence in pairs)
+        return [0.0] * len(pairs)
+
+    rank_sentences(lambda q, s: [0.5] * len(s), "EU per diem?", [block], order=order, headings=["Travel > Meals"])
+    assert seen["| EU | EUR 62 |"] == "Travel > Meals | Region | Per diem |"
+    assert seen["- Half days are paid at 75%."] == "Travel > Meals Meals are paid per full travel day:"
+    assert seen["Receipts are not needed for meals."] == "Travel > Meals"  # after the table: no context of its own
+    assert line_context("| a | b |\n| c | d |") == {}  # no separator row: no header, nothing assumed
