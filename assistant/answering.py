@@ -327,8 +327,8 @@ class Answerer:
     def _prepare(self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace) -> Prepared:
         retrieval = self._retrieve(principal, self._retrieval_query(question, history), trace)
         refusal: Outcome | None = None
-        recall = self._check_recall(retrieval, trace)
         selection = self._select(principal, question, retrieval)
+        recall = self._check_recall(retrieval, selection, trace)
         if not recall.answerable:
             refusal = "refused-recall"
         elif self.adapter is not None and not self.adapter.servable_to(principal):
@@ -361,8 +361,10 @@ class Answerer:
             span.update(output=trace.retrieval_output(retrieval))
         return retrieval
 
-    def _check_recall(self, retrieval: Retrieval, trace: QuestionTrace) -> RecallCheck:
-        check = self.gate.check(retrieval)
+    def _check_recall(
+        self, retrieval: Retrieval, selection: EvidenceSelection | None, trace: QuestionTrace
+    ) -> RecallCheck:
+        check = self.gate.check(retrieval, selection is not None and selection.first_accepted)
         trace.recall_check(check)
         return check
 

@@ -434,6 +434,12 @@ class EvidenceSelection:
     def answerable(self) -> bool:
         return self.best >= self.min_score
 
+    @property
+    def first_accepted(self) -> bool:
+        """The sentence ranked first reaches `min_score` (the ranking reads more than its probability, so the best
+        probability may be another sentence's)."""
+        return bool(self.scores) and next(iter(self.scores.values())) >= self.min_score
+
     def score_of(self, sentence: str) -> float:
         """The score of a quoted sentence (case and spacing aside; a part of a scored sentence takes its score)."""
         wanted = fold(sentence)

@@ -5,6 +5,11 @@ Evidence combines two signals from what the principal may read: the cosine simil
 numbers a small embedder blurs). `evidence = similarity + coverage_weight * coverage`; the assistant answers
 only when it reaches `min_evidence`. Both constants are calibrated with `assistant eval gate` on answerable and
 unanswerable questions. Not covered: whether the chunk really states the answer (the answer step checks that).
+
+Questions in everyday words ("how many paid hols do us ppl get") share few terms with the document that answers
+them, so the evidence score misses them. With `defer_to_evidence`, the gate never refuses a question whose
+first-ranked sentence the evidence scorer accepts (its calibrated probability reaches `evidence.min_score`): the
+scorer read every sentence, the gate only the best chunk's cosine and the question's words (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class RecallCheck:
     evidence: Evidence
     threshold: float
     answerable: bool
+    vouched: bool = False  # below the threshold, answered because the evidence scorer accepts the first sentence
 
 
 class RecallGate:
@@ -40,10 +46,12 @@ class RecallGate:
         self.settings = settings
         self.bm25 = bm25
 
-    def check(self, retrieval: Retrieval) -> RecallCheck:
+    def check(self, retrieval: Retrieval, first_sentence_accepted: bool = False) -> RecallCheck:
+        """`first_sentence_accepted`: the evidence scorer accepts the sentence it ranks first (False: no scorer)."""
         evidence = self.evidence(retrieval)
-        answerable = bool(retrieval.chunks) and evidence.score >= self.settings.min_evidence
-        return RecallCheck(evidence, self.settings.min_evidence, answerable)
+        above = bool(retrieval.chunks) and evidence.score >= self.settings.min_evidence
+        vouched = not above and bool(retrieval.chunks) and first_sentence_accepted and self.settings.defer_to_evidence
+        return RecallCheck(evidence, self.settings.min_evidence, above or vouched, vouched)
 
     def evidence(self, retrieval: Retrieval) -> Evidence:
         terms = set(retrieval.query_terms)

@@ -123,7 +123,7 @@ class QuestionTrace:
         evidence = {**asdict(check.evidence), "threshold": check.threshold}
         with self.observe("recall-check", "guardrail", input=evidence) as span:
             level = "DEFAULT" if check.answerable else "WARNING"  # a refusal stands out in the trace list
-            span.update(output={"answerable": check.answerable}, level=level)
+            span.update(output={"answerable": check.answerable, "vouched_by_evidence": check.vouched}, level=level)
 
     def generation_input(self, prompt: str, question: str, blocks: int) -> Any:
         return prompt if self.include_document_text else {"question": question, "context_blocks": blocks}

@@ -2,12 +2,14 @@
 validation split) and that repeat no held-out question. For trying an answer setting before the held-out sets
 measure it once; prints figures, asserts nothing.
 
-    ASSISTANT_EVIDENCE__FOCUS=true python -m benchmarks.dev_answers [--json FILE]
+    ASSISTANT_EVIDENCE__FOCUS=true python -m benchmarks.dev_answers [--json FILE] [--all-unanswerable]
 
 "Correct" here means the answer quotes every word of one of the item's supporting sentences (its key fact is
 "quote 1 | quote 2 ..."), so it counts the right sentence, not the answer line; token F1 is against the item's
 reference answer; unanswerable items should be refused. Each question is asked by a principal of its document's
-groups (everyone for an unanswerable one), as the held-out sets are.
+groups (everyone for an unanswerable one), as the held-out sets are. `--all-unanswerable` asks every unanswerable
+curated item (63, training split too: none of them taught an answer), not only the validation split's, for a
+refusal rate with more power.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def development_items(repo: Path) -> list[Item]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="Write the run (aggregate and samples) here.")
+    parser.add_argument("--all-unanswerable", action="store_true", help="Every unanswerable curated item.")
     args = parser.parse_args()
     settings = load_settings()
     items = development_items(settings.repo_dir)
@@ -60,7 +63,8 @@ def main() -> None:
             for i in items
             if i.answerable and i.doc_id in groups_of
         ]
-        unanswerable = [EvalQuery(i.id, i.question, {}, ("everyone",)) for i in items if not i.answerable]
+        asked = load_items(settings.repo_dir / ITEMS, "handbook") if args.all_unanswerable else items
+        unanswerable = [EvalQuery(i.id, i.question, {}, ("everyone",)) for i in asked if not i.answerable]
         run = evaluate_answers(
             components.answerer(log_questions=False),
             EvalSet("handbook-development", "golden", None, answerable, None),

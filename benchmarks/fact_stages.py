@@ -67,6 +67,7 @@ def row(name: str, query: EvalQuery, prepared: Prepared, found: dict[str, bool])
         "best": round(selection.best, 4) if selection is not None else None,
         "first": round(first, 4) if first is not None else None,
         "refusal": prepared.refusal,
+        "vouched": prepared.recall.vouched,
     } | found
 
 

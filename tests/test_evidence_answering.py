@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from assistant.access import Principal
-from assistant.answering import Answerer
+from assistant.answering import Answerer, Prepared
 from assistant.evidence import EvidenceScorer, EvidenceSelection, ScoredSentence
 from assistant.generator import Generator
+from assistant.recall_gate import RecallGate
 from assistant.retriever import RetrievedChunk
 from assistant.settings import EvidenceSettings, GeneratorSettings, Settings
 from tests.conftest import REPO, runtime
@@ -111,3 +112,30 @@ def test_an_answer_line_that_does_not_verify_is_mended_from_the_shown_sentences(
     first = mended.quotes[0].text
     assert first in mended.retrieved[mended.quotes[0].block - 1].text
     assert mended.statement.replace(" [1]", "").rstrip(".") == first.rstrip(".")
+
+
+def test_the_recall_gate_never_refuses_what_the_evidence_scorer_accepts_first(
+    handbook_index: Settings, tiny_model: Path, tmp_path: Path, scorer: EvidenceScorer
+) -> None:
+    """A gate set above any evidence refuses the question, unless the sentence ranked first reaches min_score
+    (min_score 0: always; 1: never), and with defer_to_evidence off it refuses whatever the scorer says."""
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu", max_new_tokens=8), tmp_path)
+    question = "how many floating hols do i get"
+    with runtime(handbook_index, generator=generator) as components:
+        gate = components.recall_gate
+
+        def prepared(min_score: float, defer: bool) -> Prepared:
+            settings = gate.settings.model_copy(update={"min_evidence": 5.0, "defer_to_evidence": defer})
+            answerer = Answerer(
+                components.retriever(),
+                RecallGate(settings, gate.bm25),
+                generator,
+                evidence=scorer,
+                evidence_settings=EvidenceSettings(min_score=min_score),
+            )
+            return answerer.prepare(DANA, question)
+
+        accepted = prepared(0.0, defer=True)
+        assert accepted.refusal is None and accepted.recall.vouched and accepted.recall.answerable
+        assert prepared(1.0, defer=True).refusal == "refused-recall"
+        assert prepared(0.0, defer=False).refusal == "refused-recall"

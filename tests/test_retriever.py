@@ -77,6 +77,23 @@ def test_contractor_without_groups_reads_nothing_and_gets_a_refusal(
     assert result.chunks == [] and not check.answerable and check.evidence.similarity == -1.0
 
 
+def test_the_gate_defers_to_an_accepted_first_sentence_but_never_without_a_readable_chunk(
+    retriever: Retriever, recall_gate: RecallGate
+) -> None:
+    """An everyday question below the evidence threshold is answered when the evidence scorer accepts the
+    sentence it ranks first (and refused with the deferral off); a principal who can read nothing is refused
+    whatever the scorer says."""
+    result = retriever.search(Principal.of("dana", ["everyone"]), "how many paid hols do us ppl get this yr")
+    strict = RecallGate(recall_gate.settings.model_copy(update={"min_evidence": 5.0}), recall_gate.bm25)
+    assert not strict.check(result).answerable  # below any evidence the gate can see
+    vouched = strict.check(result, first_sentence_accepted=True)
+    assert vouched.answerable and vouched.vouched
+    off = RecallGate(strict.settings.model_copy(update={"defer_to_evidence": False}), recall_gate.bm25)
+    assert not off.check(result, first_sentence_accepted=True).answerable
+    nothing = retriever.search(Principal.of("victor", []), "how many paid hols do us ppl get this yr")
+    assert not strict.check(nothing, first_sentence_accepted=True).answerable
+
+
 def test_every_mode_respects_groups(retriever: Retriever) -> None:
     dana = Principal.of("dana", ["everyone"])
     for mode in RetrievalMode:
