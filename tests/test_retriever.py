@@ -80,11 +80,12 @@ def test_contractor_without_groups_reads_nothing_and_gets_a_refusal(
 def test_the_gate_defers_to_an_accepted_first_sentence_but_never_without_a_readable_chunk(
     retriever: Retriever, recall_gate: RecallGate
 ) -> None:
-    """An everyday question below the evidence threshold is answered when the evidence scorer accepts the
-    sentence it ranks first (and refused with the deferral off); a principal who can read nothing is refused
-    whatever the scorer says."""
+    """With the deferral on, an everyday question below the evidence threshold is answered when the evidence
+    scorer accepts the sentence it ranks first (refused with it off, the default); a principal who can read nothing
+    is refused whatever the scorer says."""
     result = retriever.search(Principal.of("dana", ["everyone"]), "how many paid hols do us ppl get this yr")
-    strict = RecallGate(recall_gate.settings.model_copy(update={"min_evidence": 5.0}), recall_gate.bm25)
+    deferring = {"min_evidence": 5.0, "defer_to_evidence": True}
+    strict = RecallGate(recall_gate.settings.model_copy(update=deferring), recall_gate.bm25)
     assert not strict.check(result).answerable  # below any evidence the gate can see
     vouched = strict.check(result, first_sentence_accepted=True)
     assert vouched.answerable and vouched.vouched
