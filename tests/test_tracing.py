@@ -69,7 +69,7 @@ def test_an_answer_is_one_trace_with_retrieval_recall_check_and_generation(
     assert all("everyone" in r["groups"] and "text" not in r for r in results)  # chunk text stays home by default
 
     check = spans["recall-check"]
-    assert observed(check, "output") == {"answerable": True}
+    assert observed(check, "output") == {"answerable": True, "vouched_by_evidence": False}
     assert observed(check, "input")["threshold"] == traced.gate.settings.min_evidence
 
     generation = spans["generation"]
@@ -106,7 +106,7 @@ def test_a_refusal_is_traced_without_a_generation(traced: Answerer, captured: Ca
     answer = traced.ask(Principal.of("dana", ["everyone"]), "What is the wifi password at the Lisbon office?")
     spans = captured.spans()
     assert answer.refused and set(spans) == {"question", "retrieval", "recall-check"}
-    assert observed(spans["recall-check"], "output") == {"answerable": False}
+    assert observed(spans["recall-check"], "output") == {"answerable": False, "vouched_by_evidence": False}
     assert attrs(spans["recall-check"])["langfuse.observation.level"] == "WARNING"
     assert observed(spans["question"], "output")["refused"] is True
 
