@@ -239,14 +239,14 @@ def rank_sentences(
     """Every quotable sentence of every block scored by `score`, best first (ties: earlier block first). With
     `order`, the ranking is by `order`'s figure for each (heading of its block, sentence) instead, the scores
     staying the calibrated probabilities (`headings`: one per block; none given: "")."""
-    found = [(number, sentence) for number, text in enumerate(blocks, 1) for sentence in block_sentences(text)]
+    sentences_of = [block_sentences(text) for text in blocks]  # split once: the ranking's context reuses them
+    found = [(number, sentence) for number, sentences in enumerate(sentences_of, 1) for sentence in sentences]
     unique = list(dict.fromkeys(sentence for _, sentence in found))  # a sentence in two blocks is scored once
     scores = dict(zip(unique, score(question, unique), strict=True))
     keys = scores
     if order is not None:
         heading_of: dict[str, str] = {}
-        for number, text in enumerate(blocks, 1):
-            sentences = block_sentences(text)
+        for number, (text, sentences) in enumerate(zip(blocks, sentences_of, strict=True), 1):
             heading = headings[number - 1] if number <= len(headings) else ""
             for sentence, context in zip(sentences, sentence_contexts(text, sentences), strict=True):
                 heading_of.setdefault(sentence, " ".join(part for part in (heading, context) if part))
@@ -435,10 +435,16 @@ class EvidenceSelection:
         return self.best >= self.min_score
 
     @property
+    def first_score(self) -> float | None:
+        """The probability of the sentence ranked first (the ranking reads more than the probability, so `best` may
+        be another sentence's); None: no sentence."""
+        return next(iter(self.scores.values()), None)
+
+    @property
     def first_accepted(self) -> bool:
-        """The sentence ranked first reaches `min_score` (the ranking reads more than its probability, so the best
-        probability may be another sentence's)."""
-        return bool(self.scores) and next(iter(self.scores.values())) >= self.min_score
+        """The sentence ranked first reaches `min_score`."""
+        first = self.first_score
+        return first is not None and first >= self.min_score
 
     def score_of(self, sentence: str) -> float:
         """The score of a quoted sentence (case and spacing aside; a part of a scored sentence takes its score)."""

@@ -47,6 +47,16 @@ def development_items(repo: Path) -> list[Item]:
     ]
 
 
+def answerable_queries(items: list[Item], groups_of: dict[str, tuple[str, ...]]) -> list[EvalQuery]:
+    """The answerable items whose document is indexed, as questions asked by its groups; the key fact is
+    "quote 1 | quote 2" (the facts are there when one supporting sentence is)."""
+    return [
+        EvalQuery(i.id, i.question, {i.doc_id: 1}, groups_of[i.doc_id], i.answer, None, (" | ".join(i.quotes),))
+        for i in items
+        if i.answerable and i.doc_id in groups_of
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="Write the run (aggregate and samples) here.")
@@ -58,11 +68,7 @@ def main() -> None:
         groups_of = {
             doc: chunks[0].groups for doc, chunks in chunks_by_document(components, settings.store.collection).items()
         }
-        answerable = [
-            EvalQuery(i.id, i.question, {i.doc_id: 1}, groups_of[i.doc_id], i.answer, None, (" | ".join(i.quotes),))
-            for i in items
-            if i.answerable and i.doc_id in groups_of
-        ]
+        answerable = answerable_queries(items, groups_of)
         asked = load_items(settings.repo_dir / ITEMS, "handbook") if args.all_unanswerable else items
         unanswerable = [EvalQuery(i.id, i.question, {}, ("everyone",)) for i in asked if not i.answerable]
         run = evaluate_answers(

@@ -32,13 +32,13 @@ from assistant.access import Principal
 from assistant.answering import Answerer, Prepared
 from assistant.components import open_components
 from assistant.settings import load_settings
-from benchmarks.dev_answers import ITEMS, PIP_SETS, development_items
+from benchmarks.dev_answers import ITEMS, PIP_SETS, answerable_queries, development_items
 from evals.datasets import EvalQuery, load_golden
 from evals.held_out import training_exclusion
 from evals.key_facts import facts_located
 from tuning.build_data import chunks_by_document
 from tuning.evidence_data import held_out_questions
-from tuning.items import Item, load_items
+from tuning.items import load_items
 
 EVERYDAY = Path("samples/handbook-everyday-dev.jsonl")
 WHERE = ("retrieved", "shown", "top1", "top2")
@@ -55,7 +55,7 @@ def row(name: str, query: EvalQuery, prepared: Prepared, found: dict[str, bool])
     """One question's signals (for studying the gate and the ranking offline): the gate's evidence, the scorer's
     best and first-ranked probabilities, where the facts are, and the refusal."""
     evidence, selection = prepared.recall.evidence, prepared.selection
-    first = next(iter(selection.scores.values()), 0.0) if selection is not None else None
+    first = selection.first_score if selection is not None else None
     return {
         "set": name,
         "qid": query.qid,
@@ -111,14 +111,6 @@ def main() -> None:
         groups_of = {
             doc: chunks[0].groups for doc, chunks in chunks_by_document(components, settings.store.collection).items()
         }
-
-        def answerable(items: list[Item]) -> list[EvalQuery]:
-            return [
-                EvalQuery(i.id, i.question, {i.doc_id: 1}, groups_of[i.doc_id], i.answer, None, (" | ".join(i.quotes),))
-                for i in items
-                if i.answerable and i.doc_id in groups_of
-            ]
-
         curated = load_items(repo / ITEMS, "handbook")
         held_out, _ = held_out_questions(repo, PIP_SETS)
         unanswerable = [EvalQuery(i.id, i.question, {}, ("everyone",)) for i in curated if not i.answerable]
@@ -126,11 +118,13 @@ def main() -> None:
         rows: list[dict[str, object]] = []
         figures = {
             "everyday": measure(answerer, "everyday", everyday, styles, rows),
-            "validation": measure(answerer, "validation", answerable(development_items(repo)), {}, rows),
+            "validation": measure(
+                answerer, "validation", answerable_queries(development_items(repo), groups_of), {}, rows
+            ),
         }
         if args.curated:
             usable = [i for i in curated if training_exclusion(i.question, held_out, []) is None]
-            figures["curated"] = measure(answerer, "curated", answerable(usable), {}, rows)
+            figures["curated"] = measure(answerer, "curated", answerable_queries(usable, groups_of), {}, rows)
         for query in unanswerable:
             prepared = answerer.prepare(Principal.of("dev", list(query.groups)), query.text)
             rows.append(row("unanswerable", query, prepared, {}))
