@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,6 +30,10 @@ class AnswerModel(Protocol):
     @property
     def backend(self) -> str:
         """`in-process`, or the engine's URL: traces and evaluations name where the answer was decoded."""
+        ...
+
+    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> str:
+        """`messages` through the base model's chat template, ending where the assistant's answer begins."""
         ...
 
     def load(self) -> None:

@@ -29,7 +29,14 @@ from assistant.answer_support import Label, Support, answer_text, check_support
 from assistant.citation_check import CheckedText, QuoteLine, check_citations
 from assistant.evidence import EvidenceSelection, SentenceScorer
 from assistant.follow_up import retrieval_query
-from assistant.prompt import FEW_SHOT, ContextBlock, Turn, render_prompt, render_tuned_prompt
+from assistant.prompt import (
+    FEW_SHOT,
+    ContextBlock,
+    Turn,
+    chat_messages,
+    render_prompt,
+    render_tuned_prompt,
+)
 from assistant.question_log import LoggedQuestion, Outcome, QuestionLog
 from assistant.quote_constraint import FormatRequest
 from assistant.recall_gate import RecallCheck, RecallGate
@@ -188,6 +195,7 @@ class Answerer:
         evidence: SentenceScorer | None = None,
         evidence_settings: EvidenceSettings | None = None,
         max_history: int = 3,
+        chat_template: bool = False,
         tracer: Tracer | None = None,
         question_log: QuestionLog | None = None,
     ) -> None:
@@ -198,6 +206,7 @@ class Answerer:
         self.evidence = evidence  # None: blocks in retrieval order, every sentence quotable, no evidence refusal
         self.evidence_settings = evidence_settings or EvidenceSettings()
         self.max_history = max_history
+        self.chat_template = chat_template  # an instruct base model without an adapter: its own chat template
         self.tracer = tracer
         self.question_log = question_log  # None: questions are not logged for review (evaluations)
 
@@ -419,6 +428,9 @@ class Answerer:
             return render_tuned_prompt(question, blocks, history, max_history=self.max_history)
         # Without an adapter the base model learns the format from worked examples.
         examples = FEW_SHOT if self.generator.adapter_id is None else ()
+        if self.chat_template and self.generator.adapter_id is None:
+            messages = chat_messages(question, blocks, history, max_history=self.max_history, examples=examples)
+            return self.generator.chat_prompt(messages)
         return render_prompt(question, blocks, history, max_history=self.max_history, examples=examples)
 
     def _generate(

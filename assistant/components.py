@@ -173,6 +173,7 @@ class Components:
             adapter=self.adapter,
             evidence=self.evidence,
             evidence_settings=self.settings.evidence,
+            chat_template=self.settings.generator.chat_template,
             tracer=self.tracer,
             question_log=QuestionLog(self.settings.data_dir) if logged else None,
         )

@@ -19,12 +19,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from assistant.answer_model import Usage
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, ConfigError
 from assistant.prompt import STOP_MARKERS
 from assistant.quote_constraint import ENGINE_ARG
 from assistant.settings import EngineSettings, GeneratorSettings
@@ -101,6 +101,12 @@ class EngineGenerator:
                 if self.adapter is not None:
                     self.load_adapter(self.adapter)
             self._served = True
+
+    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> str:
+        raise ConfigError(
+            "generator.chat_template needs the in-process backend (the engine takes the plain prompt); set "
+            "generator.backend=in-process or turn generator.chat_template off"
+        )
 
     def _unreachable(self, exc: Exception) -> EngineError:
         return EngineError(f"the model engine at {self.engine.url} is not reachable ({exc}): {START_HINT}")

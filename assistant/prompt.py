@@ -141,6 +141,32 @@ def render_prompt(
     return "\n".join(parts)
 
 
+def chat_messages(
+    question: str,
+    blocks: Sequence[ContextBlock],
+    history: Sequence[Turn] = (),
+    *,
+    max_history: int = 3,
+    examples: Sequence[Example] = (),
+) -> list[dict[str, str]]:
+    """The plain prompt's parts as chat turns, for an instruct model's own template: the instruction as the system
+    turn, each worked example as a user turn and the assistant's answer, then the blocks and the question."""
+    messages = [{"role": "system", "content": INSTRUCTION}]
+    for example in examples:
+        messages.append(
+            {"role": "user", "content": "\n".join([*_context(example.blocks), "", f"Question: {example.question}"])}
+        )
+        messages.append({"role": "assistant", "content": example.answer})
+    parts = _context(blocks)
+    recent = list(history)[-max_history:] if max_history > 0 else []
+    if recent:
+        parts += ["", "Conversation so far:"]
+        for turn in recent:
+            parts += [f"Q: {turn.question.strip()}", f"A: {statement_lines(turn.answer)}"]
+    messages.append({"role": "user", "content": "\n".join([*parts, "", f"Question: {question.strip()}"])})
+    return messages
+
+
 def render_tuned_prompt(
     question: str, blocks: Sequence[ContextBlock], history: Sequence[Turn] = (), *, max_history: int = 3
 ) -> str:

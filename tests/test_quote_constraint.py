@@ -88,6 +88,18 @@ def test_hard_wrapped_lines_are_joined_and_table_rows_stand_alone() -> None:
     assert {' "| Revenue | $41.6M |"', ' "- Travel is booked early"'} <= set(candidates)  # rows and items stand alone
 
 
+def test_a_list_item_never_runs_on_into_the_next() -> None:
+    text = (
+        "- US travel: $70 per full travel day. No receipts are needed.\n"
+        "- EU travel: EUR 62 per full travel day.\n"
+        "1. Open the expense app.\n2. Submit within 30 days."
+    )
+    candidates = quote_candidates(text)
+    assert ' "No receipts are needed."' in candidates  # the item's own second sentence
+    assert ' "- EU travel: EUR 62 per full travel day."' in candidates
+    assert not any("receipts are needed. - EU" in c or "app. 2." in c for c in candidates)  # no glued items
+
+
 def test_candidates_are_every_sentence_and_line_of_the_block() -> None:
     candidates = quote_candidates("Reno\nSee the table. Pittsburgh only.")
     assert {' "See the table. Pittsburgh only."', ' "See the table."'} <= set(candidates)  # a line, its sentences
