@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from assistant.cli_options import CollectionOption, JsonFileOption
 from assistant.cli_progress import terminal_progress
@@ -162,26 +161,8 @@ def gate(
             load_golden(in_checkout(answerable, SAMPLE_GOLDEN, settings)),
             load_golden(in_checkout(unanswerable, SAMPLE_OUT_OF_CORPUS, settings)),
         )
-    gate_settings = settings.recall_gate
-    configured = gate_calibration.score(samples, gate_settings.min_evidence, gate_settings.coverage_weight)
-    best = gate_calibration.best_threshold(samples)
-    console = Console()
-    table = Table(title=f"recall gate on {len(samples)} questions ({sum(s.should_refuse for s in samples)} to refuse)")
-    for column in ("", "weight", "threshold", "refusal precision", "refusal recall", "false refusals", "missed"):
-        table.add_column(column)
-    for label, s in (("configured", configured), ("best F1", best)):
-        table.add_row(
-            label,
-            f"{s.weight:.2f}",
-            f"{s.threshold:.3f}",
-            f"{s.refusal_precision:.3f}",
-            f"{s.refusal_recall:.3f}",
-            str(s.false_refusals),
-            str(s.missed_refusals),
-        )
-    console.print(table)
+    figures = gate_calibration.report(samples, settings.recall_gate, Console())
     if json_out is not None:
-        figures = {"configured": configured.__dict__, "best": best.__dict__, "samples": [s.__dict__ for s in samples]}
         json_out.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
 
 

@@ -9,10 +9,15 @@ not read any of their relevant documents (the answer exists, but not for them).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 from assistant.access import Principal
 from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
+from assistant.settings import RecallGateSettings
 from evals.datasets import EvalSet
 
 OUTSIDER_GROUPS = ("everyone",)  # a plain employee: asks the golden questions again as this principal
@@ -83,6 +88,27 @@ def best_threshold(samples: list[GateSample]) -> GateScore:
     """The weight and threshold with the best F1 of refusals, ties broken towards fewer false refusals."""
     scores = [score(samples, round(s.evidence(w) + 1e-6, 6), w) for w in WEIGHTS for s in samples]
     return max(scores, key=lambda s: (round(s.f1, 9), -s.false_refusals))
+
+
+def report(samples: list[GateSample], settings: RecallGateSettings, console: Console) -> dict[str, Any]:
+    """Print the configured and the best-F1 gate on `samples`; return both with the samples (for --json)."""
+    configured = score(samples, settings.min_evidence, settings.coverage_weight)
+    best = best_threshold(samples)
+    table = Table(title=f"recall gate on {len(samples)} questions ({sum(s.should_refuse for s in samples)} to refuse)")
+    for column in ("", "weight", "threshold", "refusal precision", "refusal recall", "false refusals", "missed"):
+        table.add_column(column)
+    for label, s in (("configured", configured), ("best F1", best)):
+        table.add_row(
+            label,
+            f"{s.weight:.2f}",
+            f"{s.threshold:.3f}",
+            f"{s.refusal_precision:.3f}",
+            f"{s.refusal_recall:.3f}",
+            str(s.false_refusals),
+            str(s.missed_refusals),
+        )
+    console.print(table)
+    return {"configured": vars(configured), "best": vars(best), "samples": [vars(s) for s in samples]}
 
 
 def _document_groups(retriever: Retriever) -> dict[str, tuple[str, ...]]:
