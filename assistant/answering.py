@@ -48,6 +48,12 @@ REFUSAL = (
     "I can't find an answer to that in the documents you have access to, so I won't guess. "
     "Try rephrasing, or ask the document's owner."
 )
+# Refused before generation although readable passages were found (the recall gate or the evidence scorer was not
+# sure enough): the documents may well answer, so the refusal must not say they do not; the passages are shown.
+NOT_CONFIDENT = (
+    "I'm not confident enough to answer that from the documents you can read, so I won't guess. "
+    "The closest passages are below: check them, rephrase the question, or ask the document's owner."
+)
 ADAPTER_NOT_SERVED = (
     "I can't answer you with this assistant's tuned model: it was trained on documents of groups you are not in. "
     "Ask an administrator to serve you another adapter."
@@ -154,7 +160,7 @@ class Answer:
         outcome: Outcome = "refused-recall",
     ) -> Answer:
         """Nothing generated: the recall gate found no approved source (or the adapter is not for this user)."""
-        text = ADAPTER_NOT_SERVED if outcome == "refused-adapter" else REFUSAL
+        text = ADAPTER_NOT_SERVED if outcome == "refused-adapter" else NOT_CONFIDENT if retrieved else REFUSAL
         return cls(
             question, text, outcome, [], retrieved, None, None, seconds=seconds, trace_id=trace_id, recall=recall
         )

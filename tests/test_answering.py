@@ -11,7 +11,7 @@ import pytest
 
 from assistant.access import Principal
 from assistant.answer_model import Usage
-from assistant.answering import REFUSAL, Answer, Answerer
+from assistant.answering import NOT_CONFIDENT, REFUSAL, Answer, Answerer
 from assistant.citation_check import QuoteLine, check_citations
 from assistant.follow_up import depends_on_previous, retrieval_query
 from assistant.generator import Generator
@@ -83,7 +83,10 @@ def test_refuses_without_generating_when_nothing_approved_supports_an_answer(ans
         (Principal.of("dana", ["everyone"]), "What is the pay range for a Senior Engineer (E3) in Boston?"),
     ):
         answer = answerer.ask(principal, question)
-        assert answer.refused and answer.answer == REFUSAL
+        # Passages found but not trusted: the refusal says so, never that the documents do not answer.
+        assert answer.refused and answer.answer == (NOT_CONFIDENT if answer.retrieved else REFUSAL)
+        assert all(set(c.groups) & principal.groups for c in answer.retrieved)  # only what they may read
+        assert bool(answer.retrieved) == (principal.user_id == "dana")  # victor reads nothing
         assert answer.completion_tokens == 0 and answer.model is None and answer.citations == []
 
 

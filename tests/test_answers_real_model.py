@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from assistant.access import Principal
-from assistant.answering import REFUSAL, Answer, Answerer
+from assistant.answering import NOT_CONFIDENT, Answer, Answerer
 from assistant.generator import Generator
 from assistant.settings import GeneratorSettings, Settings, TracingSettings
 from assistant.tracing import Tracer
@@ -59,5 +59,5 @@ def test_real_model_answers_only_from_readable_sources(answerer: Answerer, user:
 
 def test_real_model_is_never_reached_for_a_refusal(answerer: Answerer, captured: Captured) -> None:
     answer = answerer.ask(USERS["dana"], "What is the pay range for a Senior Engineer (E3) in Boston?")
-    assert answer.refused and answer.answer == REFUSAL and answer.completion_tokens == 0
+    assert answer.refused and answer.answer == NOT_CONFIDENT and answer.completion_tokens == 0  # passages found
     assert "generation" not in captured.spans()

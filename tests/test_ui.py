@@ -191,6 +191,18 @@ def test_the_first_visit_loads_the_model_in_the_background_and_the_chat_says_so(
     assert app_runtime.components().generator.__dict__.get("_loaded") is not None  # loaded, not waiting for a question
 
 
+def test_a_refusal_with_passages_found_says_it_is_unsure_and_shows_them(app_data: Settings) -> None:
+    at = signed_in("dana")
+    at.chat_input[0].set_value("What's the wifi password at the Lisbon office?").run()
+    assert not at.exception, at.exception
+    assert at.info and at.info[0].value.startswith("I'm not confident enough to answer")
+    assert any("closest passages you can read" in c.value for c in at.caption)
+    assert 1 <= len(at.expander) <= 3
+    paths = [e.caption[0].value.replace("\\", "") for e in at.expander]  # escaped: document text is never markdown
+    readable = ("company/", "security/password-and-mfa-policy.")  # dana's: samples/handbook/access.yaml
+    assert all(p.startswith(readable) for p in paths), paths  # only what she may read
+
+
 def test_no_approved_source_is_a_refusal_not_a_guess(app_data: Settings) -> None:
     at = signed_in("victor")  # a contractor with no groups reads nothing
     at.chat_input[0].set_value("How do I reset my password?").run()

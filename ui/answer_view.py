@@ -75,6 +75,23 @@ def show_sources(answer: Answer) -> None:
             st.text(chunk.text)
 
 
+CLOSEST = 3  # passages shown under a refusal made before generation
+
+
+def show_closest(answer: Answer) -> None:
+    """Under a refusal made before generation with passages found (all readable by this user: retrieval is
+    filtered by their groups), the best of them, for the user to judge; else why nothing is shown."""
+    if not answer.retrieved or answer.outcome not in ("refused-recall", "refused-evidence"):
+        st.caption("No approved source answers this, so the assistant does not guess.")
+        return
+    st.caption(f"The {min(CLOSEST, len(answer.retrieved))} closest passages you can read:")
+    for chunk in answer.retrieved[:CLOSEST]:
+        heading = chunk.title + (f" · {chunk.section}" if chunk.section else "")
+        with st.expander(label(heading)):
+            st.caption(label(chunk.path))
+            st.text(chunk.text)
+
+
 def quote_mark(quote: QuoteLine) -> str:
     if quote.verified:
         return VERIFIED

@@ -17,7 +17,7 @@ from assistant.errors import QuestionTooLongError
 from assistant.feedback import Feedback, record_feedback
 from assistant.prompt import Turn
 from assistant.retriever import check_question
-from ui.answer_view import show_answer
+from ui.answer_view import show_answer, show_closest
 from ui.guard import require
 from ui.roles import Page
 from ui.runtime import ModelWarmup, model_warmup
@@ -79,7 +79,7 @@ def show_exchange(index: int, exchange: Exchange, components: Components, princi
         answer = exchange.answer
         if answer.refused:
             st.info(answer.answer, icon=":material/block:")
-            st.caption("No approved source answers this, so the assistant does not guess.")
+            show_closest(answer)
         else:
             show_answer(answer)
         adapter = f" + adapter {answer.adapter.rsplit('/', 1)[-1]}" if answer.adapter else ""
