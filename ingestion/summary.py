@@ -99,7 +99,7 @@ class SyncSummary:
             ("changed", self.changed),
             ("deleted", self.deleted),
             ("regrouped", self.regrouped),
-            ("uncovered (not indexed)", self.uncovered),
+            ("uncovered (no access rule: not indexed)", self.uncovered),
         ):
             table.add_row(label, str(len(ids)), _preview(ids, list_limit))
         table.add_row("unchanged", str(len(self.unchanged)), "")
