@@ -39,6 +39,7 @@ from typing import Any
 from assistant.access import Principal
 from assistant.answering import Answer, Answerer
 from assistant.engine import EngineError
+from assistant.progress import NO_PROGRESS, Progress
 from assistant.prompt import Turn
 from evals.datasets import EvalQuery, EvalSet
 from evals.key_facts import facts_found, facts_located
@@ -127,14 +128,23 @@ class AnswerRun:
 
 
 def evaluate_answers(
-    answerer: Answerer, answerable: EvalSet, unanswerable: EvalSet | None = None, limit: int | None = None
+    answerer: Answerer,
+    answerable: EvalSet,
+    unanswerable: EvalSet | None = None,
+    limit: int | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> AnswerRun:
     questions = [(q, False) for q in answerable.queries[:limit]]
     if unanswerable is not None:
         questions += [(q, True) for q in unanswerable.queries[:limit]]
     answerer.generator.load()  # not inside the first answer's timing
     conversations = Conversations(answerer, answerable.queries)
-    samples = [answer_query(answerer, query, should_refuse, conversations) for query, should_refuse in questions]
+    progress.start("answers", len(questions))
+    samples = []
+    for query, should_refuse in questions:
+        samples.append(answer_query(answerer, query, should_refuse, conversations))
+        progress.advance("answers")
+    progress.finish("answers")
     return AnswerRun(
         dataset=answerable.name,
         model=answerer.generator.model_id,

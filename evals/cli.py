@@ -130,7 +130,8 @@ def retrieval(
             )
             console.print(f"Langfuse experiment {outcome.run_name!r}: {outcome.items} items {outcome.url or ''}")
         else:
-            run = evaluate(components.retriever(target), data, mode)
+            with terminal_progress(console) as progress:
+                run = evaluate(components.retriever(target), data, mode, progress)
     path = run.save(settings.eval_runs_dir)
     render_run(run, console)
     console.print(f"run saved to {path}")
@@ -154,14 +155,16 @@ def gate(
 ) -> None:
     """Precision and recall of refusals at the configured threshold, and the best threshold on this set."""
     settings = load_settings()
-    with open_components(settings) as components:
+    console = Console()
+    with open_components(settings) as components, terminal_progress(console) as progress:
         samples = gate_calibration.collect(
             components.retriever(collection),
             components.recall_gate,
             load_golden(in_checkout(answerable, SAMPLE_GOLDEN, settings)),
             load_golden(in_checkout(unanswerable, SAMPLE_OUT_OF_CORPUS, settings)),
+            progress,
         )
-    figures = gate_calibration.report(samples, settings.recall_gate, Console())
+    figures = gate_calibration.report(samples, settings.recall_gate, console)
     if json_out is not None:
         json_out.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
 
@@ -186,7 +189,8 @@ def answers(
         if langfuse:
             run = answers_on_langfuse(components, answerer, golden, refusable, limit, collection, console)
         else:
-            run = evaluate_answers(answerer, golden, refusable, limit)
+            with terminal_progress(console) as progress:
+                run = evaluate_answers(answerer, golden, refusable, limit, progress)
     path = run.save(settings.eval_runs_dir)
     title = f"answers on {golden.name}: {len(run.samples)} questions, {run.model} + {run.adapter}"
     render_aggregate(title, run.aggregate, console, digits=3)
@@ -242,8 +246,8 @@ def leaks(
         raise ConfigError("identity.users_file is not set: the probe asks as each dev user")
     users = load_dev_users(settings.identity.users_file)
     questions = [q.text for q in load_golden(in_checkout(golden, SAMPLE_GOLDEN, settings)).queries]
-    with open_components(settings) as components:
-        run = probe_leaks(components.retriever(collection), users, questions)
+    with open_components(settings) as components, terminal_progress(Console()) as progress:
+        run = probe_leaks(components.retriever(collection), users, questions, progress)
     path = run.save(settings.eval_runs_dir)
     typer.echo(f"{run.probes} probes by {run.users} users on {run.collection}: {len(run.leaks)} leaks ({path})")
     for leak in run.leaks[:20]:

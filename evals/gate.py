@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from assistant.access import Principal
+from assistant.progress import NO_PROGRESS, Progress
 from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
 from assistant.settings import RecallGateSettings
@@ -50,11 +51,19 @@ class GateScore:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def collect(retriever: Retriever, gate: RecallGate, answerable: EvalSet, unanswerable: EvalSet) -> list[GateSample]:
+def collect(
+    retriever: Retriever,
+    gate: RecallGate,
+    answerable: EvalSet,
+    unanswerable: EvalSet,
+    progress: Progress = NO_PROGRESS,
+) -> list[GateSample]:
     readable_by = _document_groups(retriever)
+    progress.start("questions", len(answerable.queries) + len(unanswerable.queries))
 
     def sample(question: str, groups: tuple[str, ...], should_refuse: bool) -> GateSample:
         evidence = gate.evidence(retriever.search(Principal.of("gate-calibration", list(groups)), question))
+        progress.advance("questions")
         return GateSample(question, groups, should_refuse, evidence.similarity, evidence.coverage)
 
     samples = []
@@ -64,6 +73,7 @@ def collect(retriever: Retriever, gate: RecallGate, answerable: EvalSet, unanswe
         if hidden:
             samples.append(sample(q.text, OUTSIDER_GROUPS, should_refuse=True))
     samples += [sample(q.text, q.groups, should_refuse=True) for q in unanswerable.queries]
+    progress.finish("questions")  # an outsider's second asking went past the total: the bar ends full
     return samples
 
 

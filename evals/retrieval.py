@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.access import Principal
+from assistant.progress import NO_PROGRESS, Progress
 from assistant.retriever import Retriever
 from assistant.settings import RetrievalMode
 from evals.datasets import EvalQuery, EvalSet
@@ -70,9 +71,16 @@ class EvalRun:
         return save_run(folder, self.created, f"-{self.dataset}-{self.split or 'all'}-{self.mode}.json", self.to_json())
 
 
-def evaluate(retriever: Retriever, dataset: EvalSet, mode: RetrievalMode) -> EvalRun:
+def evaluate(retriever: Retriever, dataset: EvalSet, mode: RetrievalMode, progress: Progress = NO_PROGRESS) -> EvalRun:
     started = time.perf_counter()
-    results = [r for r in (evaluate_query(retriever, q, mode) for q in dataset.queries) if r is not None]
+    progress.start("queries", len(dataset.queries))
+    results = []
+    for query in dataset.queries:
+        result = evaluate_query(retriever, query, mode)
+        if result is not None:
+            results.append(result)
+        progress.advance("queries")
+    progress.finish("queries")
     return EvalRun.of(dataset, retriever, mode, results, time.perf_counter() - started)
 
 

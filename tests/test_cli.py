@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
+from assistant.settings import Settings
 from assistant.store import VectorSpace
 from assistant.store.edge import EdgeStore
 from tests.conftest import run
@@ -65,3 +67,26 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     listed = re.findall(r"^  ([a-z-]+)  ", result.stdout.split("Commands:")[1], flags=re.MULTILINE)
     assert listed == ["ask", "feedback", "ingest", "search", "serve-model", "ui", "eval", "review", "tune"]
     assert "Company assistant: ingest documents, search and ask with access control" in result.stdout
+
+
+def test_long_evaluations_show_a_progress_bar_on_a_terminal_and_none_in_a_pipe(
+    handbook_index: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(handbook_index.data_dir, data)  # the runs these save stay out of the shared index's folder
+    one = tmp_path / "one.jsonl"
+    one.write_text(Path("samples/handbook-golden.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n")
+    terminal = {"TTY_COMPATIBLE": "1", "COLUMNS": "100"}  # rich draws as on a terminal
+    retrieval = ("eval", "retrieval", "--dataset", str(one))
+    for args, task in (
+        (("eval", "leaks", "--golden", str(one)), "probes"),
+        (("eval", "gate", "--answerable", str(one)), "questions"),
+        (retrieval, "queries"),
+    ):
+        shown = run(*args, data_dir=data, extra_env=terminal)
+        assert shown.returncode == 0, shown.stderr
+        drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.stdout)  # the terminal's colour and cursor codes
+        assert re.search(rf"{task} ━+ (\d+)/\1 0:00:00", drawn), drawn  # what runs, how far, the time left
+    piped = run(*retrieval, data_dir=data)
+    assert piped.returncode == 0 and "ndcg" in piped.stdout.lower()
+    assert not re.search(r"queries ━+ \d+/\d+", piped.stdout)  # a log or a pipe gets the results alone
