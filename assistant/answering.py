@@ -29,6 +29,7 @@ from assistant.answer_support import Label, Support, answer_text, check_support
 from assistant.citation_check import CheckedText, QuoteLine, check_citations
 from assistant.evidence import EvidenceSelection, SentenceScorer
 from assistant.follow_up import retrieval_query
+from assistant.house_format import without_emphasis
 from assistant.prompt import (
     FEW_SHOT,
     ContextBlock,
@@ -314,7 +315,7 @@ class Answerer:
         trace.score_answer(recall, checked, support.label if support is not None else None)
         return Answer(
             question=question,
-            answer=REFUSAL if checked.refusal else checked.text,
+            answer=REFUSAL if checked.refusal else without_emphasis(checked.text),
             outcome="refused-model" if checked.refusal else "answered",
             citations=[_citation(n, shown[n - 1]) for n in checked.cited],
             retrieved=_shown_first(shown, retrieval.chunks),  # [n] is retrieved[n - 1]

@@ -110,6 +110,15 @@ def statement_text(prose: str) -> str:
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", CITATION.sub("", prose)).strip()
 
 
+_EMPHASIS = re.compile(r"\*\*|__")
+
+
+def without_emphasis(text: str) -> str:
+    """An answer with Markdown bold taken out of its statement lines (the model copies `**30 days**` from a
+    block, and half of such a pair shows raw); quote lines stay verbatim, as their check compares them."""
+    return "\n".join(line if QUOTE_LINE.match(line.strip()) else _EMPHASIS.sub("", line) for line in text.splitlines())
+
+
 def statement_lines(text: str) -> str:
     """An answer's text without its quote lines: what a reader sees above the opened sources, and what the
     conversation history carries (a quote is the document's own text, not the answer)."""

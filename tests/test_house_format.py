@@ -17,6 +17,7 @@ from assistant.house_format import (
     parse_answer,
     render_answer,
     split_sentences,
+    without_emphasis,
 )
 from assistant.retriever import RetrievedChunk
 from tuning.items import load_items
@@ -90,3 +91,8 @@ def test_any_answer_with_abbreviations_decimals_and_numbered_lists_reads_back(
 def test_a_sentence_left_uncited_is_out_of_format() -> None:
     assert not is_house_format('Call ext. 4357. Then reset it [1].\n[1] "Call ext. 4357 to reset it."', 1)
     assert is_house_format('Call ext. 4357 [1]. Then reset it [1].\n[1] "Call ext. 4357 to reset it."', 1)
+
+
+def test_the_answer_line_loses_markdown_bold_and_its_quotes_stay_verbatim() -> None:
+    quote = '[1] "4. Submit within **30 days** of the expense date."'
+    assert without_emphasis(f"Submit within **30 days [1].\n{quote}") == f"Submit within 30 days [1].\n{quote}"
