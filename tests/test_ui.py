@@ -143,7 +143,7 @@ def test_a_cited_answer_opens_its_source_and_takes_feedback(app_data: Settings) 
     assert cited is not None, answer
     source = at.expander[0]  # the first cited source (which document answers first is the evidence scorer's call)
     assert source.label.startswith(escape_markdown(f"[{cited.group(1)}] ")), source.label
-    shown = " ".join(t.value for t in source.text)
+    shown = " ".join([t.value for t in source.text] + [h.proto.body for h in source.html])
     assert "password" in shown.lower()  # the cited chunk itself
     assert any(c.value == "quoted verbatim from the source" for c in source.caption)
     assert any("adapter" in c.value for c in assistant.caption)  # the model and adapter that answered
@@ -442,6 +442,7 @@ def everything_shown(at: AppTest) -> str:
     for elements in (at.text, at.caption, at.markdown, at.error, at.warning, at.success, at.subheader):
         shown += [str(e.value) for e in elements]
     shown += [str(option) for box in at.selectbox for option in box.options]
+    shown += [h.proto.body for h in at.html]  # passages in source panes
     return "\n".join(shown)
 
 

@@ -4,6 +4,7 @@ citation check verified. Rendered with markdown-it (CommonMark, as Streamlit's r
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from assistant.citation_check import check_citations
 from assistant.retriever import RetrievedChunk
 from assistant.settings import Settings, load_settings
 from tests.conftest import HANDBOOK, REPO, ingest
-from ui.untrusted import escape_markdown, label
+from ui.untrusted import document_html, escape_markdown, label
 
 PIXEL = "![logo](https://evil.example/pixel.png)"
 HOSTILE = [
@@ -175,3 +176,29 @@ def test_the_corpus_page_shows_document_names_as_text(hostile_corpus: tuple[Sett
     shown = [rendered_text(s) for s in sources]
     assert any("company/a` ![x](https:evil.example%2Fp.png) `b.md" in s for s in shown)
     assert any("loose/**no rule** <img src=x>.md" in s for s in shown)
+
+
+REAL_TAG = re.compile(r"<(img|a|iframe|script|style|link|object|embed|svg|video|audio|source|form)\b", re.I)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_a_passage_keeps_its_structure_and_nothing_in_it_can_fetch(text: str) -> None:
+    html = document_html(text)
+    assert not REAL_TAG.search(html)  # no image, link or HTML of the document's becomes a tag
+    if "evil.example" in text:
+        assert "evil.example" in html  # it stays, as literal text
+
+
+def test_a_passages_headings_lists_tables_and_bold_render() -> None:
+    table = "| Location | Cap |\n|---|---|\n| Reno | $155 |"
+    html = document_html(f"## Gradual return\n\n- **60% pay** in week 1\n\n{table}")
+    assert "<h5>Gradual return</h5>" in html and "<strong>60% pay</strong>" in html and "<li>" in html
+    assert "<td>Reno</td>" in html and "**" not in html and "##" not in html
+
+
+def test_the_source_panes_render_passages_through_the_safe_subset() -> None:
+    at = AppTest.from_function(_show, args=(hostile_answer(),), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    shown = [h.proto.body for h in at.html]
+    assert shown and not [h for h in shown if REAL_TAG.search(h)]

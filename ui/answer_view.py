@@ -16,7 +16,7 @@ import streamlit as st
 from assistant.answering import Answer
 from assistant.citation_check import QuoteLine
 from assistant.house_format import statement_lines
-from ui.untrusted import label
+from ui.untrusted import document_html, label
 
 VERIFIED = "quoted verbatim from the source"
 NOT_VERIFIED = "Not verified: check these before relying on them."
@@ -72,7 +72,7 @@ def show_sources(answer: Answer) -> None:
             for quote in (q for q in answer.quotes if q.block == citation.n):
                 st.text(f'"{quote.text}"')
                 st.caption(quote_mark(quote))
-            st.text(chunk.text)
+            st.html(document_html(chunk.text))
 
 
 CLOSEST = 3  # passages shown under a refusal made before generation
@@ -89,7 +89,7 @@ def show_closest(answer: Answer) -> None:
         heading = chunk.title + (f" · {chunk.section}" if chunk.section else "")
         with st.expander(label(heading)):
             st.caption(label(chunk.path))
-            st.text(chunk.text)
+            st.html(document_html(chunk.text))
 
 
 def quote_mark(quote: QuoteLine) -> str:

@@ -1,4 +1,4 @@
-"""Text that comes from documents, shown as text: never as markdown or HTML.
+"""Text that comes from documents, shown as text, or as the small safe part of Markdown that cannot reach out.
 
 A document a user may read can still be hostile: its text, title, section or file name may carry
 `![logo](https://evil.example/pixel.png)` (a request to that server as soon as it renders), links, or HTML; the
@@ -7,11 +7,18 @@ parsing at all), or, where Streamlit only takes markdown (captions, alerts, expa
 `escape_markdown`: every ASCII punctuation character backslash-escaped, which markdown turns back into that very
 character, so no image, link, emphasis, code span, HTML tag, math or table can form. `st.dataframe` cells are
 plain text already.
+
+A source pane shows its passage's structure (headings, lists, tables, bold) through `document_html`: markdown-it
+(CommonMark and tables) with raw HTML off and the rules that make images, links, autolinks and link reference
+definitions turned off, so such markup stays literal text (escaped); the HTML it makes has no attribute at all,
+hence no `src` or `href`, and nothing on the page fetches anything for it. `st.html` shows it (DOMPurify as well).
 """
 
 from __future__ import annotations
 
 import re
+
+from markdown_it import MarkdownIt
 
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character: all markdown may escape
 
@@ -19,6 +26,25 @@ _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation chara
 def escape_markdown(text: str) -> str:
     """`text` as markdown that renders exactly `text` (line breaks aside)."""
     return _PUNCTUATION.sub(r"\\\1", text)
+
+
+def document_html(text: str) -> str:
+    """A passage's Markdown as HTML without images, links or raw HTML (those stay literal text); headings at
+    one small size (a passage's `#` is its document's title, not the page's)."""
+    rendered = _SAFE_MARKDOWN.render(text)
+    if _REACHING_OUT.search(rendered):  # cannot happen with those rules off; checked so a change never slips by
+        raise ValueError("document text rendered to markup that could fetch something")
+    return _HEADING.sub(r"<\1h5>", rendered)
+
+
+_SAFE_MARKDOWN = (
+    MarkdownIt("commonmark", {"html": False})
+    .enable(["table", "strikethrough"])
+    .disable(["image", "link", "autolink", "reference"])
+)
+# A real tag of these (document text's own "<img ...>" is escaped to "&lt;img ...").
+_REACHING_OUT = re.compile(r"<(?:img|a|iframe|script|style|link|object|embed|svg|video|audio|source|form)\b", re.I)
+_HEADING = re.compile(r"<(/?)h[1-6]>")
 
 
 def label(text: str) -> str:
