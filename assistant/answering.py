@@ -494,6 +494,8 @@ def logged_question(principal: Principal, collection: str, answer: Answer) -> Lo
         removed_citations=answer.removed_citations,
         trace_id=answer.trace_id,
         adapter=answer.adapter,
+        label=answer.support.label if answer.support is not None else None,
+        mended=answer.mended,
     )
 
 

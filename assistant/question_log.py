@@ -39,6 +39,8 @@ class LoggedQuestion:
     trace_id: str | None
     adapter: str | None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    label: str | None = None  # the answer's label (`assistant.answer_support`); None: refused, or logged before it
+    mended: bool = False  # the line shown was the source's sentence: the model's own line did not check out
 
     @property
     def refused(self) -> bool:

@@ -1,6 +1,8 @@
-"""The review queue: the week's refused questions, low-evidence answers and thumbs-down, grouped by similar
-question, each with what retrieval found. A reviewer turns a group into a golden question, a training item or a
-corpus gap, or dismisses it; either way the group leaves the queue.
+"""The review queue: the week's thumbs-down, answers shown yellow (the label check failed: the line goes beyond
+its quotes, or nothing supports it), refused questions and low-evidence answers, grouped by similar question and
+ranked by their most telling reason, then by how often asked, each with what retrieval found. A reviewer turns
+a group into a golden question, a training item or a corpus gap, or dismisses it; either way the group leaves the
+queue.
 
 Sources are the question log and the feedback file in the data directory (`assistant.question_log`,
 `assistant.feedback`). They hold what a trace holds, question text and document metadata but never document
@@ -41,7 +43,17 @@ from assistant.settings import Settings
 from evals.held_out import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
 from evals.redaction import DocumentGroups, Pseudonyms, why_redacted
 
-Reason = Literal["refused", "low evidence", "thumbs down"]
+Reason = Literal["thumbs down", "beyond its quotes", "not supported", "refused", "low evidence"]
+# How a group is ranked: by its most telling reason (a reader said wrong; the label check failed: shown yellow;
+# nothing answered; an answer that barely cleared the gate), then by how often it was asked.
+SEVERITY: dict[str, int] = {
+    "thumbs down": 4,
+    "not supported": 3,
+    "beyond its quotes": 3,
+    "refused": 2,
+    "low evidence": 1,
+}
+YELLOW: dict[str, Reason] = {"quoted": "beyond its quotes", "unsupported": "not supported"}  # label -> reason
 Decision = Literal["golden", "training", "corpus gap", "dismissed"]
 Embed = Callable[[list[str]], np.ndarray]  # unit-length rows
 
@@ -133,6 +145,8 @@ def collect(
         reasons: list[Reason] = []
         if q.refused:
             reasons.append("refused")
+        elif q.label in YELLOW:
+            reasons.append(YELLOW[q.label])  # shown yellow: which check failed
         elif q.evidence is not None and q.threshold is not None and q.evidence < q.threshold + low_evidence_margin:
             reasons.append("low evidence")
         identifier = item_id(q.user_id, q.question, q.created)
@@ -183,7 +197,9 @@ def group_similar(items: Sequence[ReviewItem], embed: Embed, threshold: float) -
         else:
             groups.append(ReviewGroup([item]))
             heads.append(index)
-    return sorted(groups, key=lambda g: len(g.items), reverse=True)
+    return sorted(
+        groups, key=lambda g: (max(SEVERITY[r] for i in g.items for r in i.reasons), len(g.items)), reverse=True
+    )
 
 
 # -- deciding ---------------------------------------------------------------------------------------

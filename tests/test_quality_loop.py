@@ -6,6 +6,7 @@ the server cannot run here) and an in-memory span exporter; everything the SDK s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import shutil
@@ -21,7 +22,7 @@ from assistant.errors import SourceError
 from assistant.feedback import Feedback, record_feedback
 from assistant.generator import Generator
 from assistant.identity import load_dev_users
-from assistant.question_log import QuestionLog
+from assistant.question_log import LoggedQuestion, QuestionLog
 from assistant.settings import GeneratorSettings, Settings, TracingSettings
 from assistant.tracing import Tracer
 from evals.answers import ANSWERS_SUFFIX
@@ -235,6 +236,28 @@ def test_the_review_queue_groups_refusals_and_thumbs_down_and_accepts_them_with_
     assert {i.question for i in left}.isdisjoint({i.question for i in wifi.items + airline.items})
 
 
+def test_answers_shown_yellow_join_the_queue_ranked_with_the_check_that_failed() -> None:
+    def answered(question: str, label: str | None, evidence: float = 0.9) -> LoggedQuestion:
+        entry = asked("dana", ["everyone"], question, [hit(HOLIDAY_DOC)])
+        return dataclasses.replace(entry, outcome="answered", evidence=evidence, label=label)
+
+    log = [
+        answered("How many floating holidays do I get?", "supported"),  # green: nothing to review
+        answered("what's the per diem in the EU", "quoted"),
+        answered("is juneteenth paid", "unsupported"),
+        answered("when does the office open", "supported", evidence=0.66),  # barely cleared the gate
+        asked("dana", ["everyone"], "wifi password lisbon", [hit(HOLIDAY_DOC)]),
+    ]
+    queue = collect(log, [], set(), start="2000-01-01", low_evidence_margin=0.05)
+    reasons = {i.question: i.reasons for i in queue}
+    assert "How many floating holidays do I get?" not in reasons
+    assert reasons["what's the per diem in the EU"] == ["beyond its quotes"]
+    assert reasons["is juneteenth paid"] == ["not supported"]
+    groups = group_similar(queue, shared_embedder().embed_documents, threshold=0.99)
+    order = [next(iter(g.reasons)) for g in groups]
+    assert order.index("not supported") < order.index("refused") < order.index("low evidence")  # most telling first
+
+
 def _feedback(data_dir: Path) -> list[Feedback]:
     from assistant.feedback import read_feedback
 
@@ -369,8 +392,6 @@ def test_an_impact_report_is_saved_and_sent_to_langfuse_as_a_trace_with_its_coun
 
 def test_the_review_command_lists_the_queue_and_records_a_gap(tmp_path: Path) -> None:
     from dataclasses import asdict
-
-    from assistant.question_log import LoggedQuestion
 
     data = tmp_path / "data"
     data.mkdir()
