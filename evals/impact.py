@@ -1,8 +1,8 @@
 """The re-ingest impact report: what a sync did to the golden questions of the collection it changed.
 
-Before the sync, every golden question is ranked as its asker (a query each: about a second for a few dozen)
-and each document's content hash and groups are noted. After it, the questions whose expected documents were
-changed, deleted or re-grouped are ranked again. The report lists, per touched question: recall@k and the rank
+Before the sync, the golden questions expecting a document the sync changes, deletes or re-groups are ranked
+as their askers (a query each; the others are skipped and counted), and each document's content hash and groups
+are noted. After it, the same questions are ranked again. The report lists, per touched question: recall@k and the rank
 of the first expected document before and after; expected documents that were deleted (a stale golden item) or
 moved (deleted here and added under another id with the same content: the item should point there); and
 expected documents its asker can no longer read (re-grouped away from them).
@@ -48,6 +48,7 @@ class Baseline:
     golden: EvalSet
     rankings: dict[str, list[str]]  # qid -> document ids, best first
     documents: dict[str, DocumentFacts]
+    skipped: int = 0  # golden questions not ranked: they expect none of the documents the sync touches
 
 
 @dataclass
@@ -76,6 +77,7 @@ class ImpactReport:
     golden: str
     questions: int  # golden questions checked before the sync
     items: list[ImpactItem]
+    skipped: int = 0  # golden questions not re-asked: they expect none of the documents the sync touched
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
 
     @property
@@ -113,7 +115,7 @@ class ImpactReport:
         counts = self.counts()
         console.print(
             f"golden set {escape(str(self.golden))}: {counts['touched']} of {self.questions} questions touched by "
-            "this sync; "
+            f"this sync ({self.skipped} more not re-asked: they expect none of the documents it changed); "
             f"recall@{RANKED} worse for {counts['worse']}, better for {counts['better']}; "
             f"{counts['stale']} stale, {counts['unreadable']} no longer readable by their asker",
             highlight=False,
@@ -152,9 +154,18 @@ def _recall(ranking: Sequence[str], expected: Sequence[str]) -> tuple[float, int
     return (len(found) / len(expected) if expected else 0.0), (min(found) if found else None)
 
 
-def take_baseline(retriever: Retriever, golden: EvalSet, documents: Mapping[str, DocumentFacts]) -> Baseline:
-    rankings = {q.qid: _rank(retriever, q) for q in golden.queries if q.relevant}
-    return Baseline(golden, rankings, dict(documents))
+def take_baseline(
+    retriever: Retriever,
+    golden: EvalSet,
+    documents: Mapping[str, DocumentFacts],
+    touched: set[str] | None = None,
+) -> Baseline:
+    """Rank the golden questions expecting a `touched` document (None: every question with expected documents):
+    the report compares only those, so a one-document edit re-asks a handful, not the whole set."""
+    expecting = [q for q in golden.queries if q.relevant]
+    asked = [q for q in expecting if touched is None or touched & set(q.relevant)]
+    rankings = {q.qid: _rank(retriever, q) for q in asked}
+    return Baseline(golden, rankings, dict(documents), skipped=len(expecting) - len(asked))
 
 
 def report_impact(
@@ -204,7 +215,9 @@ def report_impact(
                 unreadable=unreadable,
             )
         )
-    return ImpactReport(retriever.collection, baseline.golden.name, len(baseline.rankings), items)
+    return ImpactReport(
+        retriever.collection, baseline.golden.name, len(baseline.rankings), items, skipped=baseline.skipped
+    )
 
 
 def latest_report(folder: Path, collection: str) -> dict[str, Any] | None:
@@ -223,11 +236,11 @@ class GoldenImpact:
         self.report: ImpactReport | None = None
         self.error: str | None = None
 
-    def before_sync(self, retriever: Retriever, documents: Mapping[str, DocumentState]) -> None:
+    def before_sync(self, retriever: Retriever, documents: Mapping[str, DocumentState], touched: set[str]) -> None:
         if not documents:
             return  # a first ingest: nothing to compare with
         try:
-            self.baseline = take_baseline(retriever, self.golden, facts(documents))
+            self.baseline = take_baseline(retriever, self.golden, facts(documents), touched)
         except AssistantError as exc:
             self.error = str(exc)
 

@@ -27,7 +27,7 @@ from ingestion.sync import Ingestor
 class SyncWatcher(Protocol):
     """Called around a sync, with the collection's documents before and after (the impact report)."""
 
-    def before_sync(self, retriever: Retriever, documents: dict[str, DocumentState]) -> None: ...
+    def before_sync(self, retriever: Retriever, documents: dict[str, DocumentState], touched: set[str]) -> None: ...
 
     def after_sync(self, retriever: Retriever, summary: SyncSummary, documents: dict[str, DocumentState]) -> None: ...
 
@@ -53,9 +53,9 @@ class SyncWatchers:
         found = (entry.load()(settings, collection) for entry in sorted(entry_points(group=WATCHER_GROUP), key=_name))
         return cls([watcher for watcher in found if watcher is not None])
 
-    def before_sync(self, retriever: Retriever, documents: dict[str, DocumentState]) -> None:
+    def before_sync(self, retriever: Retriever, documents: dict[str, DocumentState], touched: set[str]) -> None:
         for watcher in self.members:
-            watcher.before_sync(retriever, documents)
+            watcher.before_sync(retriever, documents, touched)
 
     def after_sync(self, retriever: Retriever, summary: SyncSummary, documents: dict[str, DocumentState]) -> None:
         for watcher in self.members:
@@ -108,9 +108,9 @@ def run_ingest(
             state = SyncState(settings.state_path)
             watched: list[bool] = []  # the watcher saw the index before a sync that changes it
 
-            def before_changes() -> None:
+            def before_changes(touched: set[str]) -> None:
                 if watcher is not None:
-                    watcher.before_sync(components.retriever(target), state.documents(target))
+                    watcher.before_sync(components.retriever(target), state.documents(target), touched)
                     watched.append(True)
 
             try:

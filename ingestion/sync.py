@@ -106,7 +106,7 @@ class Ingestor:
         dry_run: bool = False,
         strict: bool = False,
         progress: Progress = NO_PROGRESS,
-        before_changes: Callable[[], None] | None = None,
+        before_changes: Callable[[set[str]], None] | None = None,
         rebind: bool = False,
         accept_widening: bool = False,
         run_by: str = "cli",
@@ -114,7 +114,8 @@ class Ingestor:
         """`strict`: an access rule that decides no document, or a document whose readers would grow, fails the sync
         before anything is written; `accept_widening` lets the widening through (recorded with `run_by`).
         `before_changes` runs once the plan is known, before the first write, only when the sync will change the
-        index (the impact report ranks the golden set then: a sync that changes nothing costs nothing more).
+        index, with the ids of the documents it changes, deletes, withdraws or re-groups (the impact report ranks
+        the golden questions expecting those then: a sync that changes nothing costs nothing more).
         `rebind`: the collection's corpus moved to `source`; allowed when it holds at least half of the collection's
         documents (a different corpus would delete the rest)."""
         timer = PhaseTimer()
@@ -152,7 +153,7 @@ class Ingestor:
             in_index = self.store.count(collection)
             return summarise(plan, ReadResult(), collection, source.location, timer, chunks_in_index=in_index)
         if before_changes is not None and changes:
-            before_changes()
+            before_changes(touched_documents(plan))
         self.state.record_source(collection, source.location)
         # Recovered rows are saved before any store write, so a crash or a failed read cannot orphan a document.
         self.state.save(collection, recovered.values())
@@ -346,6 +347,12 @@ def _windows(docs: list[ReadyDocument], size: int) -> Iterator[list[ReadyDocumen
             window, count = [], 0
     if window:
         yield window
+
+
+def touched_documents(plan: SyncPlan) -> set[str]:
+    """The indexed documents a sync changes, deletes, withdraws or re-groups (an added one was in no answer)."""
+    changed = {p.entry.doc_id for p in plan.changed} | {r.doc_id for r in plan.regrouped}
+    return changed | set(plan.deleted) | set(plan.withdrawn)
 
 
 def _refuse_foreign_source(

@@ -350,6 +350,9 @@ def test_the_impact_report_follows_an_edit_a_delete_a_move_and_a_regroup(setting
     assert moved.moved == {"company/travel-policy.docx": "company/travel/travel-policy.docx"}
     unreadable = [i for i in report.items if "security/password-and-mfa-policy.md" in i.touched]
     assert {tuple(i.groups) for i in unreadable} == {("everyone",), ("everyone", "hr")}
+    expecting = [q for q in load_golden(GOLDEN).queries if q.relevant]
+    assert report.questions == len(report.items) < len(expecting)  # only those the sync could affect were asked
+    assert report.skipped == len(expecting) - report.questions
     assert all(i.unreadable == ["security/password-and-mfa-policy.md"] for i in unreadable)
     assert all(i.recall_before == 1.0 for i in unreadable) and all(i.recall_after == 0.0 for i in unreadable)
     untouched = {q.qid for q in load_golden(GOLDEN).queries} - {i.qid for i in report.items}

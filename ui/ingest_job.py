@@ -87,9 +87,9 @@ class WatchedPhases:
         self.watcher = watcher
         self.progress = progress
 
-    def before_sync(self, retriever: Retriever, documents: dict[str, DocumentState]) -> None:
-        ranked = sum(1 for q in self.watcher.golden.queries if q.relevant) if documents else 0
-        self._phase(BEFORE, ranked, lambda r: self.watcher.before_sync(r, documents), retriever)
+    def before_sync(self, retriever: Retriever, documents: dict[str, DocumentState], touched: set[str]) -> None:
+        ranked = sum(1 for q in self.watcher.golden.queries if touched & set(q.relevant)) if documents else 0
+        self._phase(BEFORE, ranked, lambda r: self.watcher.before_sync(r, documents, touched), retriever)
 
     def after_sync(self, retriever: Retriever, summary: SyncSummary, documents: dict[str, DocumentState]) -> None:
         baseline = self.watcher.baseline
