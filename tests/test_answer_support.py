@@ -167,3 +167,21 @@ def test_a_mended_answer_is_never_supported_though_its_line_is_its_quote() -> No
     assert check_support(line, [quote], answer_score=0.9, **kwargs).label == "supported"  # type: ignore[arg-type]
     mended = check_support(line, [quote], answer_score=0.9, mended=True, **kwargs)  # type: ignore[arg-type]
     assert mended.label == "quoted" and "source sentence ranked first" in mended.missing[-1]
+
+
+def test_an_answer_line_that_puts_the_asked_subject_on_another_sentence_is_not_supported() -> None:
+    quote = "Reports are triaged by the Ethics Committee within 3 business days."
+    wrong = check_support(
+        "Audit logs are triaged by the Ethics Committee within 3 business days [1].",
+        [quote],
+        question="how long do we keep audit logs",
+        cited_blocks=[quote],
+    )
+    assert wrong.label == "quoted" and wrong.missing == ["audit, log (asked; its quotes do not say it)"]
+    right = check_support(  # the asked words are the quote's (a plural and "can i" aside)
+        "Gym memberships are not reimbursed [1].",
+        ["Gym memberships are not reimbursed; use the wellness allowance."],
+        question="gym membership - can i get it paid",
+        cited_blocks=["Gym memberships are not reimbursed; use the wellness allowance."],
+    )
+    assert right.label == "supported", right.missing
