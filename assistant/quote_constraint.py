@@ -443,8 +443,16 @@ def cited_claims(answer: str, block_texts: Sequence[str]) -> list[CitedClaim]:
             claim = parts[i]
         n = int(parts[i + 1])
         if 1 <= n <= len(block_texts):
-            claims.append(CitedClaim(claim, n, n in _placed(claim, block_words, with_quotes)))
+            placed = n in _placed(claim, block_words, with_quotes) or _lone_figure_in(claim, block_words[n - 1])
+            claims.append(CitedClaim(claim, n, placed))
     return claims
+
+
+def _lone_figure_in(claim: str, held: set[str]) -> bool:
+    """A claim that is one figure ("$155 [1].", asked the hotel cap in Reno) and the block holding it: too short
+    for shared words to place, and a figure is what a block either holds or does not."""
+    words = content_words(claim)
+    return len(words) == 1 and any(c.isdigit() for c in next(iter(words))) and words <= held
 
 
 def _claim_closed(text: str) -> tuple[str, set[int]]:

@@ -372,3 +372,11 @@ def test_with_the_scorers_best_sentences_only_their_blocks_may_be_cited(
 def test_a_format_request_travels_as_json_unchanged() -> None:
     request = FormatRequest.of([BLOCK, OTHER], "How?", {2: [OTHER]}, refusal_allowed=False)
     assert FormatRequest.from_json(json.loads(json.dumps(request.to_json()))) == request
+
+
+def test_a_claim_that_is_one_figure_rests_on_the_block_holding_it() -> None:
+    hotels = "Nightly hotel caps (before taxes):\n\n| Location | Nightly cap |\n|---|---|\n| Reno | $155 |"
+    other = "The Reno office opens at 8:00am and closes at 6:00pm on weekdays."
+    assert cited_claims("$155 [1].", [hotels, other])[0].placed  # the figure is in block 1
+    assert not cited_claims("$185 [1].", [hotels, other])[0].placed  # a figure block 1 does not hold
+    assert not cited_claims("Reno [2].", [hotels, other])[0].placed  # one word that is no figure: not judged
