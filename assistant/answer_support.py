@@ -18,7 +18,9 @@ sentence the scorer ranks first) is at most `quoted`: its checks hold by constru
 
 A question that asks for an amount ("how many", "how long", "what time") is answered only by an answer line that
 states one (a digit, a number word, "twice", "quarterly"): "Use them for any day that matters to you [1]." quotes
-its source verbatim and does not say how many floating holidays there are.
+its source verbatim and does not say how many floating holidays there are. Likewise a "who" question by a line
+that names someone (a name, a team or role, an address or channel): "Okta locks for 20 minutes after 6 failed
+attempts [1]." is true and quoted, and does not say whom to call.
 
 With an evidence scorer (`assistant.evidence`; the similarity scorer ships), "supported" also needs a verified
 quote whose question/sentence score clears `evidence.min_score` and that is the sentence the scorer ranks first of
@@ -127,6 +129,34 @@ def unanswered_amount(question: str, answer_line: str) -> str | None:
     return f'an amount (the question asks "{asked.group(0).lower()}")'
 
 
+# "who" as the question's word, not a relative pronoun ("someone who takes part").
+_ASKS_WHO = re.compile(
+    r"(?<!someone )(?<!anyone )(?<!people )(?<!person )(?<!employee )(?<!employees )(?<!those )(?<!everyone )"
+    r"\b(?:who|whom)\b",
+    re.IGNORECASE,
+)
+_SOMEONE = re.compile(  # a team, role or channel an answer to "who" names
+    r"\b(?:team|desk|helpdesk|manager|committee|department|office|officer|lead|owner|people|hr|support|channel|"
+    r"partner|counsel|director|head|vp|ceo|cfo|cto|ciso|engineer|admin|administrator|controller|chair|buddy|"
+    r"recruiter|approver|everyone|anyone|nobody|line|agent|warden|legal|finance|it|security|on-?call|provider|"
+    r"vendor|bot)s?\b|@|#[\w-]+",
+    re.IGNORECASE,
+)
+
+
+def unnamed_person(question: str, answer_line: str) -> str | None:
+    """What a "who" question asks that the answer line does not give: someone (a name the question does not
+    already hold, a team or role, an address or channel); else None. (Every one of the 45 curated and everyday
+    development questions asking "who" names someone in its reference answer.)"""
+    if not _ASKS_WHO.search(question):
+        return None
+    line = answer_text(answer_line)
+    named = [s for s in specifics(line) if s.lower() not in question.lower() and not s[0].isdigit()]
+    if named or _SOMEONE.search(line):
+        return None
+    return 'someone to ask (the question asks "who")'
+
+
 def _held(specific: str, quoted: set[str]) -> bool:
     return all(word in quoted for word in words(specific))
 
@@ -206,9 +236,9 @@ def check_support(
     borrowed = [w for w in borrowed_from_question(question, answer_line, verified_quotes) if w not in named]
     if borrowed:
         missing.append(f"{', '.join(borrowed)} (asked; its quotes do not say it)")
-    amount = unanswered_amount(question, answer_line)
-    if amount is not None:
-        missing.append(amount)
+    for unanswered in (unanswered_amount(question, answer_line), unnamed_person(question, answer_line)):
+        if unanswered is not None:
+            missing.append(unanswered)
     if quote_score is not None and quote_score < min_score:
         missing.append(f"a quote that answers the question (best score {quote_score:.2f} < {min_score:.2f})")
     if quote_ranked_first is False:

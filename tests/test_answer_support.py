@@ -185,3 +185,18 @@ def test_an_answer_line_that_puts_the_asked_subject_on_another_sentence_is_not_s
         cited_blocks=["Gym memberships are not reimbursed; use the wellness allowance."],
     )
     assert right.label == "supported", right.missing
+
+
+def test_a_who_question_is_supported_only_by_an_answer_line_that_names_someone() -> None:
+    quote = "Account lockout: after 6 failed attempts Okta locks for 20 minutes, or call the helpdesk."
+    asked = "who do i ping if okta locks me out"
+    nobody = check_support("Okta locks for 20 minutes after 6 failed attempts [1].", [quote], question=asked)
+    assert nobody.label == "quoted" and 'someone to ask (the question asks "who")' in nobody.missing
+    helpdesk = check_support("Call the helpdesk [1].", [quote], question=asked)
+    assert helpdesk.label == "supported", helpdesk.missing
+    relative = check_support(  # "who" here is no question word
+        "Retaliation against participants is prohibited [1].",
+        ["Retaliation against participants is prohibited."],
+        question="Is retaliating against someone who takes part in an investigation allowed?",
+    )
+    assert relative.label == "supported", relative.missing
