@@ -399,6 +399,12 @@ class UISettings(BaseModel):
         ["assistant-engineers"], description="Members of any of these groups see the quality page."
     )
     langfuse_url: str = Field("", description="Link shown on the quality page; empty: tracing.base_url.")
+    keep_conversations: bool = Field(
+        True,
+        description="Keep each signed-in user's current conversation across reloads, in ASSISTANT_DATA_DIR/"
+        "conversations (a turn whose sources they can no longer read is dropped when it is read back); false: a "
+        "reload starts a new chat.",
+    )
 
 
 # The checkout this package runs from (an editable install's source tree): where the repository's own files are.
@@ -508,6 +514,10 @@ class Settings(BaseSettings):
     @property
     def eval_runs_dir(self) -> Path:
         return self.data_dir / "eval-runs"
+
+    @property
+    def conversations_dir(self) -> Path:
+        return self.data_dir / "conversations"
 
 
 class _ProfileSource(PydanticBaseSettingsSource):

@@ -84,7 +84,12 @@ def main() -> None:
             f'server_metadata_url = "http://localhost:{provider.server_port}/.well-known/openid-configuration"\n',
             encoding="utf-8",
         )
-        env = {**os.environ, "ASSISTANT_UI__AUTH": "oidc", "HF_HUB_OFFLINE": "1"}
+        env = {
+            **os.environ,
+            "ASSISTANT_UI__AUTH": "oidc",
+            "HF_HUB_OFFLINE": "1",
+            "ASSISTANT_UI__KEEP_CONVERSATIONS": "false",
+        }
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         with running_app(env, port, "--secrets", str(secrets), cwd=CHECKOUT) as url, sync_playwright() as playwright:
             browser = playwright.chromium.launch(

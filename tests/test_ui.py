@@ -65,6 +65,19 @@ def app_data(handbook_index: Settings, bundled_models: Path, monkeypatch: pytest
     if not models.exists():
         models.symlink_to(bundled_models, target_is_directory=True)
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(handbook_index.data_dir))
+    monkeypatch.setenv("ASSISTANT_UI__KEEP_CONVERSATIONS", "false")  # the shared index's folder is only read
+    yield load_settings()
+    close_app_runtime()
+
+
+@pytest.fixture
+def own_app_data(app_data: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The same app on a copy of the index's folder, which it may write to (kept conversations)."""
+    close_app_runtime()
+    data = tmp_path / "data"
+    shutil.copytree(app_data.data_dir, data, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(data))
+    monkeypatch.setenv("ASSISTANT_UI__KEEP_CONVERSATIONS", "true")
     yield load_settings()
     close_app_runtime()
 
@@ -201,6 +214,18 @@ def test_a_refusal_with_passages_found_says_it_is_unsure_and_shows_them(app_data
     paths = [e.caption[0].value.replace("\\", "") for e in at.expander]  # escaped: document text is never markdown
     readable = ("company/", "security/password-and-mfa-policy.")  # dana's: samples/handbook/access.yaml
     assert all(p.startswith(readable) for p in paths), paths  # only what she may read
+
+
+def test_a_reload_keeps_the_conversation_and_new_chat_starts_afresh(own_app_data: Settings) -> None:
+    question = "What's the wifi password at the Lisbon office?"  # refused before generation: no model needed
+    at = signed_in("dana")
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, at.exception
+    reloaded = signed_in("dana")  # a new session of the same user, as a reload is
+    assert [m.text[0].value for m in reloaded.chat_message if m.name == "user"] == [question]
+    assert not signed_in("alice").chat_message  # never another user's
+    next(b for b in reloaded.button if b.label == "New chat").click().run()
+    assert not reloaded.chat_message and not signed_in("dana").chat_message  # gone, and stays gone
 
 
 def test_no_approved_source_is_a_refusal_not_a_guess(app_data: Settings) -> None:

@@ -6,7 +6,6 @@ are document text: shown as text, never as markdown (`ui.answer_view`)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 import streamlit as st
 
@@ -17,7 +16,9 @@ from assistant.errors import QuestionTooLongError
 from assistant.feedback import Feedback, record_feedback
 from assistant.prompt import Turn
 from assistant.retriever import check_question
+from ui import conversations
 from ui.answer_view import show_answer, show_closest
+from ui.conversations import Exchange
 from ui.guard import require
 from ui.roles import Page
 from ui.runtime import ModelWarmup, model_warmup
@@ -27,13 +28,6 @@ CHAT_KEY = "chat"
 CHAT_USER_KEY = "chat_user"  # the principal (user and groups) whose conversation CHAT_KEY holds
 SESSION_KEY = "chat_session_id"
 WAITING = "Searching the documents you may read, then writing the answer ..."
-
-
-@dataclass
-class Exchange:
-    question: str
-    answer: Answer
-    feedback: bool | None = None  # True: helpful; set once recorded
 
 
 def stream_answer(answerer: Answerer, principal: Principal, question: str, history: list[Exchange]) -> Answer:
@@ -110,17 +104,36 @@ def show_feedback(index: int, exchange: Exchange, components: Components, princi
         )
         record_feedback(components.settings.data_dir, components.tracer, feedback)
         exchange.feedback = feedback.helpful
+        keep(components, principal, st.session_state[CHAT_KEY])
         st.rerun()
+
+
+def keep(components: Components, principal: Principal, history: list[Exchange]) -> None:
+    """The conversation as it stands, for the next reload (`ui.conversations`)."""
+    if components.settings.ui.keep_conversations:
+        conversations.save(components.settings.conversations_dir, principal, history)
+
+
+def kept(components: Components, principal: Principal) -> list[Exchange]:
+    if not components.settings.ui.keep_conversations:
+        return []
+    return conversations.load(components.settings.conversations_dir, principal, components.retriever())
 
 
 components, principal = require(Page.CHAT)
 st.title("Ask the company's documents")
 show_model_status(model_warmup())
 if st.session_state.get(CHAT_USER_KEY) != principal:  # another user, or other groups: never show that chat
-    st.session_state[CHAT_KEY] = []
+    st.session_state[CHAT_KEY] = kept(components, principal)  # a reload: this user's own, what they may read now
     st.session_state[CHAT_USER_KEY] = principal
     st.session_state.pop(SESSION_KEY, None)
 history: list[Exchange] = st.session_state[CHAT_KEY]
+if history and st.button("New chat", icon=":material/add_comment:"):
+    st.session_state[CHAT_KEY] = []
+    st.session_state.pop(SESSION_KEY, None)
+    if components.settings.ui.keep_conversations:
+        conversations.clear(components.settings.conversations_dir, principal)
+    st.rerun()
 for number, past in enumerate(history):
     show_exchange(number, past, components, principal)
 if question := st.chat_input("Ask a question, for example: How do I reset my password?"):
@@ -136,4 +149,5 @@ if question := st.chat_input("Ask a question, for example: How do I reset my pas
     with st.chat_message("assistant"):
         answer = stream_answer(components.answerer(), principal, question, history)
     history.append(Exchange(question, answer))
+    keep(components, principal, history)
     st.rerun()
