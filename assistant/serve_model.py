@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -199,10 +200,34 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path, ti
             urllib.request.urlopen(url.rstrip("/") + "/models", timeout=5)
             return
         except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
+            exited = process.poll()
+            if exited is not None or time.monotonic() > deadline:
                 tail = log.read_text(errors="replace")[-3000:]
-                raise EngineError(f"vLLM did not start serving at {url} (log {log}):\n{tail}") from None
+                why = f"it exited with code {exited}" if exited is not None else f"not serving after {timeout_s:.0f} s"
+                raise EngineError(
+                    f"vLLM did not start serving at {url}: {why}{likely_cause(tail, exited)} (log {log}); "
+                    f"its last lines:\n{tail}"
+                ) from None
             time.sleep(2)
+
+
+_CAUSES = (  # what an engine's log says when it cannot start, and what that means for the person reading it
+    (re.compile(r"address already in use", re.I), "the port is taken (another engine, or engine.url's port)"),
+    (
+        re.compile(r"out of memory|cannot allocate memory|MemoryError|insufficient memory|KV cache", re.I),
+        "not enough memory (lower engine.max_model_len or free memory: another engine, an app, a training run)",
+    ),
+)
+
+
+def likely_cause(log_tail: str, exit_code: int | None) -> str:
+    """ ", likely: <cause>" read from the log's tail or the exit code, or "" when nothing says."""
+    for pattern, cause in _CAUSES:
+        if pattern.search(log_tail):
+            return f", likely: {cause}"
+    if exit_code in (-9, 137):
+        return ", likely: killed for memory (SIGKILL)"
+    return ""
 
 
 def stop_engine(process: subprocess.Popen[bytes]) -> None:

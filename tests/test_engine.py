@@ -226,6 +226,7 @@ def test_an_adapter_is_never_used_for_a_principal_lacking_its_data_groups(engine
     assert engine.metric("vllm:request_success_total") == requests  # the engine was never asked
 
 
+@pytest.mark.slow  # a second engine beside the first: minutes and gigabytes more on 2 cores (run with -m slow)
 def test_the_adapter_merged_into_the_base_gives_the_same_answer_and_a_promotion_names_the_restart(
     engine: Engine, tmp_path: Path
 ) -> None:
