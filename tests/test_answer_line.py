@@ -45,6 +45,15 @@ def test_a_line_that_restates_its_own_quote_wrongly_gives_way_and_a_lead_in_is_p
     assert mended_answer(check_citations(model, shown), shown, chosen) == f'{EU[:-1]} [1].\n[1] "{EU}"\n[1] "{US}"'
 
 
+def test_a_sentence_pointing_at_text_below_is_passed_over() -> None:
+    pointer = "The meal per diem rates are listed below."
+    shown = [chunk(1, f"{pointer}\n{US}\n{EU}")]
+    chosen = selection(shown, [(1, pointer, 0.9), (1, EU, 0.8)])
+    model = f'It is $70 per full travel day [1].\n[1] "{US}"'
+    mended = mended_answer(check_citations(model, shown), shown, chosen)
+    assert mended is not None and mended.startswith(EU[:-1]) and "below" not in mended.splitlines()[0]
+
+
 def test_a_vague_line_gives_way_to_the_first_ranked_sentence_and_keeps_its_other_quotes() -> None:
     retrieved = [chunk(1, "Intro text here. " + MEETING), chunk(2, TRAVEL)]
     chosen = selection(retrieved, [(2, EU, 0.9), (2, US, 0.6), (1, MEETING, 0.2)])
