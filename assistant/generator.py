@@ -10,7 +10,6 @@ its config carries the GGUF quantization config, so the cache is written from a 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
 import json
 import queue
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.answer_model import Usage
 from assistant.errors import ConfigError
+from assistant.evidence import file_sha256
 from assistant.model_loading import LOADING
 from assistant.prompt import STOP_MARKERS
 from assistant.settings import BUNDLED_GENERATOR, GeneratorSettings
@@ -68,14 +68,6 @@ def resolve_base_model(model: str, models_dir: Path) -> str:
             convert_gguf(gguf, target, {"gguf": gguf.name, "sha256": digest})
         return str(target)
     return model
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_bundled_gguf(target: Path) -> None:
