@@ -54,7 +54,11 @@ def mended_answer(
     return render_answer(line if keep_line else plain_line(sentence), [sentence, *others], block)
 
 
-_POINTER = re.compile(r"\b(?:below|above|the following)\b", re.IGNORECASE)
+# "listed below", "see above", "as follows", "the following:": not "above the midpoint" or "the following month".
+_POINTER = re.compile(
+    r"\b(?:listed|shown|set out|described|given|see|as)\s+(?:below|above)\b|\bas follows\b|\bthe following\W*$",
+    re.IGNORECASE,
+)
 
 
 def points_elsewhere(sentence: str) -> bool:

@@ -138,8 +138,8 @@ _ASKS_WHO = re.compile(
 _SOMEONE = re.compile(  # a team, role or channel an answer to "who" names
     r"\b(?:team|desk|helpdesk|manager|committee|department|office|officer|lead|owner|people|hr|support|channel|"
     r"partner|counsel|director|head|vp|ceo|cfo|cto|ciso|engineer|admin|administrator|controller|chair|buddy|"
-    r"recruiter|approver|everyone|anyone|nobody|line|agent|warden|legal|finance|it|security|on-?call|provider|"
-    r"vendor|bot)s?\b|@|#[\w-]+",
+    r"recruiter|approver|everyone|anyone|nobody|line|agent|warden|legal|finance|security|on-?call|provider|"
+    r"vendor|bot)s?\b|\w@\w|#[\w-]+|(?-i:\bIT\b)",  # "IT" the department, never the pronoun "it"
     re.IGNORECASE,
 )
 

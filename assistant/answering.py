@@ -53,7 +53,7 @@ REFUSAL = (
 # sure enough): the documents may well answer, so the refusal must not say they do not; the passages are shown.
 NOT_CONFIDENT = (
     "I'm not confident enough to answer that from the documents you can read, so I won't guess. "
-    "The closest passages are below: check them, rephrase the question, or ask the document's owner."
+    "Check the closest passages, rephrase the question, or ask the document's owner."
 )
 ADAPTER_NOT_SERVED = (
     "I can't answer you with this assistant's tuned model: it was trained on documents of groups you are not in. "

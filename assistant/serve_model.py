@@ -214,7 +214,7 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path, ti
 _CAUSES = (  # what an engine's log says when it cannot start, and what that means for the person reading it
     (re.compile(r"address already in use", re.I), "the port is taken (another engine, or engine.url's port)"),
     (
-        re.compile(r"out of memory|cannot allocate memory|MemoryError|insufficient memory|KV cache", re.I),
+        re.compile(r"out of memory|cannot allocate memory|MemoryError|insufficient memory", re.I),
         "not enough memory (lower engine.max_model_len or free memory: another engine, an app, a training run)",
     ),
 )

@@ -487,6 +487,14 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _ProfileSource(settings_cls))
 
     @model_validator(mode="after")
+    def _chat_template_is_in_process(self) -> Settings:
+        if self.generator.chat_template and self.generator.backend == "engine":
+            raise ValueError(
+                "generator.chat_template needs generator.backend=in-process (the engine takes the plain prompt)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _repository_files_are_in_the_checkout(self) -> Settings:
         """Repository files are found in `repo_dir`, never in the working directory (data_dir alone is relative to
         where a command runs, as a working folder is)."""

@@ -184,7 +184,8 @@ def collect(
 
 def group_similar(items: Sequence[ReviewItem], embed: Embed, threshold: float) -> list[ReviewGroup]:
     """Greedy grouping: each question joins the first group whose first question it resembles (cosine of their
-    embeddings >= `threshold`), else starts a group. Largest groups first."""
+    embeddings >= `threshold`), else starts a group. Ranked by the group's most telling reason (`SEVERITY`), then
+    largest first."""
     if not items:
         return []
     vectors = embed([i.question for i in items])

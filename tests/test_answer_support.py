@@ -192,6 +192,9 @@ def test_a_who_question_is_supported_only_by_an_answer_line_that_names_someone()
     asked = "who do i ping if okta locks me out"
     nobody = check_support("Okta locks for 20 minutes after 6 failed attempts [1].", [quote], question=asked)
     assert nobody.label == "quoted" and 'someone to ask (the question asks "who")' in nobody.missing
+    pronoun = check_support("Okta locks it for 20 minutes [1].", [quote], question=asked)
+    assert pronoun.label == "quoted"  # "it" is no one; "IT" the department is someone
+    assert check_support("Call IT or the helpdesk [1].", [quote + " Call IT."], question=asked).label == "supported"
     helpdesk = check_support("Call the helpdesk [1].", [quote], question=asked)
     assert helpdesk.label == "supported", helpdesk.missing
     relative = check_support(  # "who" here is no question word

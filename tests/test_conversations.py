@@ -36,9 +36,20 @@ def test_a_kept_conversation_drops_what_its_user_can_no_longer_read(tmp_path: Pa
     assert [e.question for e in both] == ["Holidays?", "Pay?"]
     regrouped = conversations.load(tmp_path, dana, cast(Retriever, Readable({"company/holidays.md"})))
     assert [e.question for e in regrouped] == ["Holidays?"]  # hr/pay.md was re-grouped away from her
+    back = conversations.load(tmp_path, dana, cast(Retriever, Readable({"company/holidays.md", "hr/pay.md"})))
+    assert [e.question for e in back] == ["Holidays?"]  # the file was rewritten without it
+    assert conversations.path_for(tmp_path, dana).stat().st_mode & 0o077 == 0  # the app's own account only
     erin = Principal.of("erin", ["everyone", "hr"])
     assert conversations.load(tmp_path, erin, cast(Retriever, Readable({"hr/pay.md"}))) == []  # never another's
     assert "dana" not in conversations.path_for(tmp_path, dana).name  # no user id on disk
+
+
+def test_every_exchange_after_one_now_unreadable_goes_too(tmp_path: Path) -> None:
+    dana = Principal.of("dana", ["everyone"])
+    asked = [exchange("Pay?", "hr/pay.md"), exchange("And holidays?", "company/holidays.md")]
+    conversations.save(tmp_path, dana, asked)
+    # The second answer was written with the first in its prompt: it may repeat what hr/pay.md said.
+    assert conversations.load(tmp_path, dana, cast(Retriever, Readable({"company/holidays.md"}))) == []
 
 
 def test_a_file_that_does_not_load_is_a_new_chat(tmp_path: Path) -> None:

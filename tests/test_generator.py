@@ -71,6 +71,8 @@ def test_the_engine_refuses_a_chat_template_with_one_line() -> None:
 
     with pytest.raises(ConfigError, match="needs the in-process backend"):
         EngineGenerator(GeneratorSettings(), EngineSettings()).chat_prompt(chat_messages("Q?", []))
+    with pytest.raises(ConfigError, match=r"chat_template needs generator\.backend=in-process"):
+        load_settings(generator={"chat_template": True, "backend": "engine"})  # said when the settings load
 
 
 def test_a_gguf_file_is_converted_once_into_a_folder_named_by_its_weights(

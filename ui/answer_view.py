@@ -66,13 +66,9 @@ def show_sources(answer: Answer) -> None:
     for citation in answer.citations:
         chunk = answer.retrieved[citation.n - 1]
         heading = f"[{citation.n}] {citation.title}" + (f" · {citation.section}" if citation.section else "")
-        with st.expander(label(heading)):
-            path, doc_id = citation.path, citation.doc_id
-            st.caption(label(path if path == doc_id else f"{path} (document {doc_id})"))  # the path once
-            for quote in (q for q in answer.quotes if q.block == citation.n):
-                st.text(f'"{quote.text}"')
-                st.caption(quote_mark(quote))
-            st.html(document_html(chunk.text))
+        path, doc_id = citation.path, citation.doc_id
+        quotes = [q for q in answer.quotes if q.block == citation.n]
+        show_passage(heading, path if path == doc_id else f"{path} (document {doc_id})", chunk.text, quotes)
 
 
 CLOSEST = 3  # passages shown under a refusal made before generation
@@ -86,10 +82,21 @@ def show_closest(answer: Answer) -> None:
         return
     st.caption(f"The {min(CLOSEST, len(answer.retrieved))} closest passages you can read:")
     for chunk in answer.retrieved[:CLOSEST]:
-        heading = chunk.title + (f" · {chunk.section}" if chunk.section else "")
-        with st.expander(label(heading)):
-            st.caption(label(chunk.path))
-            st.html(document_html(chunk.text))
+        show_passage(chunk.title + (f" · {chunk.section}" if chunk.section else ""), chunk.path, chunk.text, [])
+
+
+def show_passage(heading: str, where: str, text: str, quotes: list[QuoteLine]) -> None:
+    """One source pane: its heading, where it is, the quotes taken from it with their marks, the passage."""
+    with st.expander(label(heading)):
+        st.caption(label(where))  # the path once
+        for quote in quotes:
+            st.text(f'"{quote.text}"')
+            st.caption(quote_mark(quote))
+        html = document_html(text)
+        if html.strip():
+            st.html(html)
+        else:
+            st.text(text)  # nothing to render (st.html refuses empty content)
 
 
 def quote_mark(quote: QuoteLine) -> str:

@@ -31,8 +31,14 @@ def escape_markdown(text: str) -> str:
 def document_html(text: str) -> str:
     """A passage's Markdown as HTML without images, links or raw HTML (those stay literal text); headings at
     one small size (a passage's `#` is its document's title, not the page's)."""
-    rendered = _SAFE_MARKDOWN.render(text)
-    if _REACHING_OUT.search(rendered):  # cannot happen with those rules off; checked so a change never slips by
+    tokens = _SAFE_MARKDOWN.parse(text)
+    for token in (t for block in tokens for t in [block, *(block.children or [])]):
+        start = token.attrs.get("start") if token.type == "ordered_list_open" else None
+        token.attrs, token.info = {}, ""  # no `style` or `class="language-<the document's word>"`
+        if isinstance(start, int):
+            token.attrs["start"] = start  # "3." stays step 3: a number, which fetches nothing
+    rendered = _SAFE_MARKDOWN.renderer.render(tokens, _SAFE_MARKDOWN.options, {})
+    if _REACHING_OUT.search(rendered) or _ATTRIBUTE.search(rendered):  # neither can form; checked so none slips by
         raise ValueError("document text rendered to markup that could fetch something")
     return _HEADING.sub(r"<\1h5>", rendered)
 
@@ -44,6 +50,7 @@ _SAFE_MARKDOWN = (
 )
 # A real tag of these (document text's own "<img ...>" is escaped to "&lt;img ...").
 _REACHING_OUT = re.compile(r"<(?:img|a|iframe|script|style|link|object|embed|svg|video|audio|source|form)\b", re.I)
+_ATTRIBUTE = re.compile(r"<(?!ol start=\"\d+\">)[a-z][a-z0-9]*\s")  # a tag with anything after its name
 _HEADING = re.compile(r"<(/?)h[1-6]>")
 
 

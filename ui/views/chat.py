@@ -1,7 +1,8 @@
 """Chat: answers stream in as they are written, cite [n] sources the user may read (each opens its chunk), or
-refuse when no approved source answers. Follow-ups carry the conversation (each answer with the documents it
-cited: the pipeline drops those the user can no longer read); thumbs up/down are recorded. Answers and sources
-are document text: shown as text, never as markdown (`ui.answer_view`)."""
+refuse (with the closest passages the user may read, when some were found). Follow-ups carry the conversation
+(each answer with the documents it cited: the pipeline drops those the user can no longer read), which is kept
+across reloads (`ui.conversations`) until "New chat"; thumbs up/down are recorded. Answers are document text,
+shown as text; a source's passage through the safe Markdown subset (`ui.answer_view`, `ui.untrusted`)."""
 
 from __future__ import annotations
 
@@ -110,8 +111,12 @@ def show_feedback(index: int, exchange: Exchange, components: Components, princi
 
 def keep(components: Components, principal: Principal, history: list[Exchange]) -> None:
     """The conversation as it stands, for the next reload (`ui.conversations`)."""
-    if components.settings.ui.keep_conversations:
+    if not components.settings.ui.keep_conversations:
+        return
+    try:
         conversations.save(components.settings.conversations_dir, principal, history)
+    except OSError as exc:  # a full disk: the answer stands, only the next reload will not show it
+        st.warning(f"This conversation could not be kept for your next visit ({exc.strerror or exc}).")
 
 
 def kept(components: Components, principal: Principal) -> list[Exchange]:
