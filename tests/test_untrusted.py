@@ -191,7 +191,8 @@ def test_a_passage_keeps_its_structure_and_nothing_in_it_can_fetch(text: str) ->
 
 def test_a_passages_headings_lists_tables_and_bold_render() -> None:
     table = "| Location | Cap |\n|---|---|\n| Reno | $155 |"
-    html = document_html(f"## Gradual return\n\n- **60% pay** in week 1\n\n{table}")
+    html = document_html(f"## Gradual return\n\n- **60% pay** in week 1\n\n{table}\n\n---\n\nLine one  \nline two")
+    assert "<hr />" in html and "<br />" in html  # a rule and a hard break are no attributes
     assert "<h5>Gradual return</h5>" in html and "<strong>60% pay</strong>" in html and "<li>" in html
     assert "<td>Reno</td>" in html and "**" not in html and "##" not in html
 
@@ -202,3 +203,16 @@ def test_the_source_panes_render_passages_through_the_safe_subset() -> None:
     assert not at.exception, at.exception
     shown = [h.proto.body for h in at.html]
     assert shown and not [h for h in shown if REAL_TAG.search(h)]
+
+
+def test_every_passage_of_the_sample_handbook_renders() -> None:
+    from ingestion.readers import parse_document
+
+    sections = [
+        section
+        for path in sorted(HANDBOOK.rglob("*"))
+        if path.suffix in {".md", ".txt", ".html", ".docx", ".pdf"}
+        for section in parse_document(path.suffix, path.name, path.read_bytes()).sections
+    ]
+    assert len(sections) > 100
+    assert all(document_html(s.text) or not s.text.strip() for s in sections)  # none refused by the checks

@@ -92,7 +92,10 @@ def show_passage(heading: str, where: str, text: str, quotes: list[QuoteLine]) -
         for quote in quotes:
             st.text(f'"{quote.text}"')
             st.caption(quote_mark(quote))
-        html = document_html(text)
+        try:
+            html = document_html(text)
+        except ValueError:  # the renderer made markup it should not have: the passage as plain text instead
+            html = ""
         if html.strip():
             st.html(html)
         else:

@@ -50,7 +50,8 @@ _SAFE_MARKDOWN = (
 )
 # A real tag of these (document text's own "<img ...>" is escaped to "&lt;img ...").
 _REACHING_OUT = re.compile(r"<(?:img|a|iframe|script|style|link|object|embed|svg|video|audio|source|form)\b", re.I)
-_ATTRIBUTE = re.compile(r"<(?!ol start=\"\d+\">)[a-z][a-z0-9]*\s")  # a tag with anything after its name
+# A tag with anything after its name but the self-closing "/>" of <hr /> and <br />.
+_ATTRIBUTE = re.compile(r"<(?!ol start=\"\d+\">)[a-z][a-z0-9]*\s+(?!/>)")
 _HEADING = re.compile(r"<(/?)h[1-6]>")
 
 
