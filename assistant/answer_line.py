@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from assistant.answer_support import holds, specifics
+from assistant.answer_support import holds, points_elsewhere, specifics
 from assistant.citation_check import CheckedText
 from assistant.evidence import EvidenceSelection
 from assistant.house_format import fold, render_answer, split_sentences, statement_text
@@ -52,19 +52,6 @@ def mended_answer(
     keep_line = unquoted and all(holds(sentence, specific) for specific in named)
     others = [q.text for q in verified if q.block == block and fold(q.text) != fold(sentence)]
     return render_answer(line if keep_line else plain_line(sentence), [sentence, *others], block)
-
-
-# "listed below", "see above", "as follows", "the following:": not "above the midpoint" or "the following month".
-_POINTER = re.compile(
-    r"\b(?:listed|shown|set out|described|given|see|as)\s+(?:below|above)\b|\bas follows\b|\bthe following\W*$",
-    re.IGNORECASE,
-)
-
-
-def points_elsewhere(sentence: str) -> bool:
-    """A lead-in ("Nightly hotel caps (before taxes):") or a pointer ("The caps are listed below."): it refers the
-    reader to text an answer line does not show, so it is no answer line."""
-    return sentence.rstrip().endswith(":") or bool(_POINTER.search(sentence))
 
 
 def plain_line(sentence: str) -> str:

@@ -120,6 +120,19 @@ def answer_text(answer_line: str) -> str:
     return " ".join(re.sub(r"\s*\[\d+\]", "", answer_line).split())
 
 
+# "listed below", "see above", "as follows", "the following:": not "above the midpoint" or "the following month".
+_POINTER = re.compile(
+    r"\b(?:listed|shown|set out|described|given|see|as)\s+(?:below|above)\b|\bas follows\b|\bthe following\W*$",
+    re.IGNORECASE,
+)
+
+
+def points_elsewhere(sentence: str) -> bool:
+    """A lead-in ("Nightly hotel caps (before taxes):") or a pointer ("The caps are listed below."): it refers the
+    reader to text an answer line does not show, so it is no answer line."""
+    return sentence.rstrip().endswith(":") or bool(_POINTER.search(sentence))
+
+
 def unanswered_amount(question: str, answer_line: str) -> str | None:
     """What the question asks for that the answer line does not state: "how many" asked, no amount given; else
     None. (Every answerable curated item asking for an amount states one in its reference answer.)"""
@@ -243,6 +256,8 @@ def check_support(
         missing.append(f"a quote that answers the question (best score {quote_score:.2f} < {min_score:.2f})")
     if quote_ranked_first is False:
         missing.append("the sentence that best answers the question (the scorer ranks another above the quotes)")
+    if points_elsewhere(answer_text(answer_line).rstrip(" .")):
+        missing.append("an answer, not a lead-in or a pointer to text it does not show")
     said = set(words(answer_text(answer_line)))  # four words at least: "Business casual" may be a heading and right
     if cited_headings and len(said) >= 4 and said <= set(words(" ".join(cited_headings))):
         missing.append("an answer, not the heading of its source")

@@ -203,3 +203,11 @@ def test_a_who_question_is_supported_only_by_an_answer_line_that_names_someone()
         question="Is retaliating against someone who takes part in an investigation allowed?",
     )
     assert relative.label == "supported", relative.missing
+
+
+def test_a_lead_in_or_a_pointer_is_never_a_supported_answer() -> None:
+    quote = "The current version of pip works on: Windows, Linux and MacOS."
+    for line in ("The current version of pip works on: [1].", "The versions are listed above [1]."):
+        label = check_support(line, [quote], question="which platforms does pip support?", cited_blocks=[quote])
+        assert label.label == "quoted"
+        assert "an answer, not a lead-in or a pointer to text it does not show" in label.missing
