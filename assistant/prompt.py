@@ -118,6 +118,17 @@ def _context(blocks: Sequence[ContextBlock]) -> list[str]:
     return lines
 
 
+def _conversation(history: Sequence[Turn], max_history: int) -> list[str]:
+    """The last `max_history` turns, each answer without its quote lines; nothing without history."""
+    recent = list(history)[-max_history:] if max_history > 0 else []
+    if not recent:
+        return []
+    lines = ["", "Conversation so far:"]
+    for turn in recent:
+        lines += [f"Q: {turn.question.strip()}", f"A: {statement_lines(turn.answer)}"]
+    return lines
+
+
 def render_prompt(
     question: str,
     blocks: Sequence[ContextBlock],
@@ -131,12 +142,7 @@ def render_prompt(
     for example in examples:
         parts += _context(example.blocks)
         parts += ["", f"Question: {example.question}", f"{ANSWER_CUE} {example.answer}", END_OF_ANSWER, ""]
-    parts += _context(blocks)
-    recent = list(history)[-max_history:] if max_history > 0 else []
-    if recent:
-        parts += ["", "Conversation so far:"]
-        for turn in recent:
-            parts += [f"Q: {turn.question.strip()}", f"A: {statement_lines(turn.answer)}"]
+    parts += [*_context(blocks), *_conversation(history, max_history)]
     parts += ["", f"Question: {question.strip()}", ANSWER_CUE]
     return "\n".join(parts)
 
@@ -157,13 +163,8 @@ def chat_messages(
             {"role": "user", "content": "\n".join([*_context(example.blocks), "", f"Question: {example.question}"])}
         )
         messages.append({"role": "assistant", "content": example.answer})
-    parts = _context(blocks)
-    recent = list(history)[-max_history:] if max_history > 0 else []
-    if recent:
-        parts += ["", "Conversation so far:"]
-        for turn in recent:
-            parts += [f"Q: {turn.question.strip()}", f"A: {statement_lines(turn.answer)}"]
-    messages.append({"role": "user", "content": "\n".join([*parts, "", f"Question: {question.strip()}"])})
+    parts = [*_context(blocks), *_conversation(history, max_history), "", f"Question: {question.strip()}"]
+    messages.append({"role": "user", "content": "\n".join(parts)})
     return messages
 
 

@@ -154,18 +154,20 @@ def _recall(ranking: Sequence[str], expected: Sequence[str]) -> tuple[float, int
     return (len(found) / len(expected) if expected else 0.0), (min(found) if found else None)
 
 
+def expecting(golden: EvalSet, touched: set[str]) -> list[EvalQuery]:
+    """The golden questions expecting a `touched` document: the only ones a sync can move in the report."""
+    return [q for q in golden.queries if touched & set(q.relevant)]
+
+
 def take_baseline(
-    retriever: Retriever,
-    golden: EvalSet,
-    documents: Mapping[str, DocumentFacts],
-    touched: set[str] | None = None,
+    retriever: Retriever, golden: EvalSet, documents: Mapping[str, DocumentFacts], touched: set[str]
 ) -> Baseline:
-    """Rank the golden questions expecting a `touched` document (None: every question with expected documents):
-    the report compares only those, so a one-document edit re-asks a handful, not the whole set."""
-    expecting = [q for q in golden.queries if q.relevant]
-    asked = [q for q in expecting if touched is None or touched & set(q.relevant)]
+    """Rank the golden questions `expecting` a touched document: the report compares only those, so a
+    one-document edit re-asks a handful, not the whole set."""
+    asked = expecting(golden, touched)
     rankings = {q.qid: _rank(retriever, q) for q in asked}
-    return Baseline(golden, rankings, dict(documents), skipped=len(expecting) - len(asked))
+    skipped = sum(1 for q in golden.queries if q.relevant) - len(asked)
+    return Baseline(golden, rankings, dict(documents), skipped=skipped)
 
 
 def report_impact(

@@ -18,7 +18,7 @@ from typing import Any, cast
 from assistant.access import Principal
 from assistant.components import Components
 from assistant.retriever import Retrieval, Retriever
-from evals.impact import GoldenImpact, ImpactReport, publish, watcher_for
+from evals.impact import GoldenImpact, ImpactReport, expecting, publish, watcher_for
 from ingestion.run import run_ingest
 from ingestion.state import DocumentState
 from ingestion.summary import SyncSummary
@@ -88,7 +88,7 @@ class WatchedPhases:
         self.progress = progress
 
     def before_sync(self, retriever: Retriever, documents: dict[str, DocumentState], touched: set[str]) -> None:
-        ranked = sum(1 for q in self.watcher.golden.queries if touched & set(q.relevant)) if documents else 0
+        ranked = len(expecting(self.watcher.golden, touched)) if documents else 0
         self._phase(BEFORE, ranked, lambda r: self.watcher.before_sync(r, documents, touched), retriever)
 
     def after_sync(self, retriever: Retriever, summary: SyncSummary, documents: dict[str, DocumentState]) -> None:
