@@ -5,8 +5,8 @@ tracer. Every entry point (CLI commands, ingestion, evals, benchmarks, tuning, t
 buffered traces are sent, then the store is closed (which releases the embedded index's lock). Everything heavy is
 opened on first use, so a command that only records feedback never opens the index or loads a model. A re-ingest
 and answering may run at the same time on one `Components` (one thread each): the store serialises its own calls,
-and `ingest_lock` keeps two re-ingests of this process from overlapping. Who is served the adapter is checked
-against the index at its first use and again after each sync (`recheck_adapter`).
+and `ingest_lock` keeps two re-ingests from overlapping (in this process, and beside another one). Who is served
+the adapter is checked against the index at its first use and again after each sync (`recheck_adapter`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from assistant.similarity_evidence import RECORD as SIMILARITY_RECORD
 from assistant.similarity_evidence import SHIPPED_SIMILARITY, SimilarityScorer, read_similarity_record
 from assistant.sparse import Bm25Encoder
 from assistant.store import VectorStore, build_store
+from assistant.store.lock import SyncLock
 from assistant.tracing import Tracer
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class Components:
         tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
-        self.ingest_lock = threading.Lock()
+        self.ingest_lock = SyncLock(settings.data_dir / "sync.lock")
         self._opening = threading.Lock()  # two threads' first use must not open the store twice
         self._embedder = embedder
         self._generator = generator

@@ -22,6 +22,10 @@ class IndexInUseError(AssistantError):
     """The embedded index is held by another process."""
 
 
+class SyncInProgressError(AssistantError):
+    """Another process is syncing this data directory."""
+
+
 class StoreError(AssistantError):
     """The vector store refused an operation or is not reachable."""
 

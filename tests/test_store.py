@@ -15,21 +15,31 @@ from assistant.sparse import SparseVector
 from assistant.store import ChunkRecord, SearchQuery, VectorSpace, VectorStore, chunk_point_id
 from assistant.store.edge import EdgeStore
 from assistant.store.server import QdrantServerStore
+from assistant.store.shared import SharedEdgeStore
 
 DIM = 8
 C = "docs"
 
 
-@pytest.fixture(params=["edge", "server-stand-in"])
+@pytest.fixture(params=["edge", "edge-through-its-holder", "server-stand-in"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
     backend: VectorStore
+    holder: SharedEdgeStore | None = None
     if request.param == "edge":
         backend = EdgeStore(tmp_path / "index")
+    elif request.param == "edge-through-its-holder":  # every call crosses the holder's socket (peer.py)
+        holder = SharedEdgeStore(tmp_path / "index")
+        holder.ensure_collection(C, VectorSpace("test", DIM))
+        backend = SharedEdgeStore(tmp_path / "index")
     else:
         backend = QdrantServerStore(QdrantClient(location=":memory:"))
     backend.ensure_collection(C, VectorSpace("test", DIM))
+    if holder is not None:
+        assert isinstance(backend, SharedEdgeStore) and backend.holder(C).startswith("pid ")
     yield backend
     backend.close()
+    if holder is not None:
+        holder.close()
 
 
 def vec(seed: int) -> list[float]:

@@ -11,9 +11,9 @@ __all__ = ["ChunkRecord", "SearchQuery", "StoredChunk", "VectorSpace", "VectorSt
 def build_store(settings: Settings) -> VectorStore:
     backend = settings.store.backend
     if backend == "edge":
-        from assistant.store.edge import EdgeStore
+        from assistant.store.shared import SharedEdgeStore
 
-        return EdgeStore(settings.index_dir)
+        return SharedEdgeStore(settings.index_dir)
 
     from qdrant_client import QdrantClient
 

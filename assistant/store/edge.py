@@ -112,6 +112,10 @@ class EdgeStore:
             self._locks[collection] = lock
             return shard
 
+    def take(self, collection: str, dimension: int | None = None) -> None:
+        """Open (and lock) the collection's shard now; IndexInUseError when another process holds it."""
+        self._open(collection, dimension)
+
     def _load_or_create(self, collection: str, dimension: int | None) -> EdgeShard:
         path = self._shard_dir(collection)
         try:

@@ -1,8 +1,10 @@
-"""One process per embedded index: an advisory file lock that says who holds it.
+"""Advisory file locks that say who holds them: one process per embedded shard, one sync per data directory.
 
 Qdrant Edge opens a shard in one process only (a second open fails deep inside with "failed to open WAL ...
-WouldBlock"). Taking this lock first turns that into one clear line naming the holder. The operating system
-drops the lock when its process dies, even on kill -9, so a crash never leaves a stale lock behind.
+WouldBlock"). Taking `IndexLock` first turns that into one clear line naming the holder (whose `shared.py` serves
+the index to the others). `SyncLock` keeps two syncs (the app's corpus page and `assistant ingest` beside it) from
+planning from the same state at once. The operating system drops a lock when its process dies, even on kill -9,
+so a crash never leaves a stale lock behind.
 """
 
 from __future__ import annotations
@@ -11,16 +13,22 @@ import fcntl
 import json
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import IO
 
-from assistant.errors import IndexInUseError
+from assistant.errors import AssistantError, IndexInUseError, SyncInProgressError
 
 
-class IndexLock:
-    def __init__(self, path: Path) -> None:
+class FileLock:
+    """An exclusive, non-blocking flock on `path`; `busy(holder)` is the error raised when it is taken."""
+
+    def __init__(self, path: Path, busy: Callable[[str], AssistantError]) -> None:
         self.path = path
+        self._busy = busy
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
@@ -32,10 +40,7 @@ class IndexLock:
             handle.seek(0)
             holder = _describe(handle.read())
             handle.close()
-            raise IndexInUseError(
-                f"the index {self.path.with_suffix('')} is in use by {holder}; wait for it to finish, "
-                "or share one index between processes with the server profile (ASSISTANT_PROFILE=server)"
-            ) from None
+            raise self._busy(holder) from None
         handle.seek(0)
         handle.truncate()
         owner = {"pid": os.getpid(), "command": " ".join(sys.argv) or "python", "since": time.time()}
@@ -48,6 +53,42 @@ class IndexLock:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+class IndexLock(FileLock):
+    def __init__(self, path: Path) -> None:
+        def busy(holder: str) -> AssistantError:
+            return IndexInUseError(
+                f"the index {path.with_suffix('')} is in use by {holder}, which does not share it; wait for it to "
+                "finish, or share one index between processes with the server profile (ASSISTANT_PROFILE=server)"
+            )
+
+        super().__init__(path, busy)
+
+
+class SyncLock:
+    """One sync at a time in a data directory: a second thread of this process waits its turn, a second process
+    is refused with one line naming the sync that runs (a silent wait would look like a hang)."""
+
+    def __init__(self, path: Path) -> None:
+        self._thread = threading.Lock()
+
+        def busy(holder: str) -> AssistantError:
+            return SyncInProgressError(f"a sync is running in {holder}; wait for it to finish, then run this again")
+
+        self._file = FileLock(path, busy)
+
+    def __enter__(self) -> None:
+        self._thread.acquire()
+        try:
+            self._file.acquire()
+        except BaseException:
+            self._thread.release()
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self._file.release()
+        self._thread.release()
 
 
 def _describe(raw: str) -> str:
