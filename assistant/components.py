@@ -23,6 +23,7 @@ from assistant.adapters import AdapterRecord, narrowed, resolve_adapter, served_
 from assistant.embedder import Embedder
 from assistant.errors import ConfigError
 from assistant.evidence import EVIDENCE_RECORD, SHIPPED_EVIDENCE, EvidenceScorer, SentenceScorer
+from assistant.locks import SyncLock
 from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
 from assistant.settings import COLLECTION_NAME, Settings
@@ -30,7 +31,6 @@ from assistant.similarity_evidence import RECORD as SIMILARITY_RECORD
 from assistant.similarity_evidence import SHIPPED_SIMILARITY, SimilarityScorer, read_similarity_record
 from assistant.sparse import Bm25Encoder
 from assistant.store import VectorStore, build_store
-from assistant.store.lock import SyncLock
 from assistant.tracing import Tracer
 
 if TYPE_CHECKING:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.answer_model import Usage
 from assistant.errors import ConfigError
 from assistant.evidence import file_sha256
+from assistant.locks import waiting_lock
 from assistant.model_loading import LOADING
 from assistant.prompt import STOP_MARKERS
 from assistant.settings import BUNDLED_GENERATOR, GeneratorSettings
@@ -55,8 +56,9 @@ def resolve_base_model(model: str, models_dir: Path) -> str:
     `source.json`, so a changed file is converted again rather than served stale)."""
     if model == BUNDLED_GENERATOR:
         target = models_dir / CACHE_NAME
-        if not (target / "config.json").exists():
-            convert_bundled_gguf(target)
+        with waiting_lock(target.with_name(target.name + ".lock")):  # the app and a CLI beside it convert once
+            if not (target / "config.json").exists():
+                convert_bundled_gguf(target)
         return str(target)
     if model.endswith(".gguf"):
         gguf = Path(model)
@@ -64,8 +66,9 @@ def resolve_base_model(model: str, models_dir: Path) -> str:
             raise ConfigError(f"generator.model={model}: no such file; give a .gguf file, a model folder or a hub id")
         digest = file_sha256(gguf)
         target = models_dir / f"{gguf.stem}-{digest[:12]}"
-        if not (target / "config.json").exists():
-            convert_gguf(gguf, target, {"gguf": gguf.name, "sha256": digest})
+        with waiting_lock(target.with_name(target.name + ".lock")):
+            if not (target / "config.json").exists():
+                convert_gguf(gguf, target, {"gguf": gguf.name, "sha256": digest})
         return str(target)
     return model
 

@@ -75,7 +75,7 @@ def run(*args: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> 
     env = {**os.environ, "ASSISTANT_PROFILE": "test", "ASSISTANT_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
     env.update(extra_env or {})
     return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "assistant.cli", *args], env=env, capture_output=True, text=True, timeout=300, cwd=REPO
     )
 
 

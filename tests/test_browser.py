@@ -10,8 +10,10 @@ to test-artifacts/chat-page.png.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from assistant.settings import Settings, load_settings
-from tests.conftest import HANDBOOK, REPO, ingest
+from assistant.store.peer import peer_file
+from tests.conftest import HANDBOOK, REPO, ingest, run
 from ui.local_server import free_port, running_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -33,10 +36,15 @@ ANSWER_WAIT_MS = 240_000  # the first answer loads the model (and converts it on
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory, bundled_models: Path) -> Iterator[str]:
+def app_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("browser-app")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_data: Path, bundled_models: Path) -> Iterator[str]:
     from oidc_provider_mock import User, run_server_in_thread
 
-    data_dir = tmp_path_factory.mktemp("browser-app")
+    data_dir = app_data
     settings: Settings = load_settings(data_dir=data_dir)
     assert ingest(settings, HANDBOOK).ok
     (data_dir / "models").symlink_to(bundled_models, target_is_directory=True)
@@ -132,3 +140,32 @@ def test_signed_in_employee_sees_a_cited_answer_and_never_a_restricted_source(br
     budget_path = executive.get_by_text("finance/q3-2026-budget.md").filter(visible=True)  # type: ignore[attr-defined]
     budget_path.first.wait_for(timeout=10_000)
     assert BUDGET_TITLE in executive.content()  # type: ignore[attr-defined]  # the same question reaches it for her
+
+
+# The README's "First steps" commands that finish in seconds; `eval answers`, `eval leaks` and the tuning commands
+# open the index the same way (assistant/store/shared.py) and are run by hand.
+FIRST_STEPS = [
+    'assistant ask "How do I reset my password?" --user dana',
+    "assistant ingest samples/handbook --dry-run",
+    "assistant ingest samples/handbook",
+    "assistant eval retrieval --dataset samples/handbook-golden.jsonl",
+    "assistant review --user ian",
+]
+
+
+def test_first_steps_commands_work_while_the_app_holds_the_index(browser: object, app_url: str, app_data: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first_steps = readme[readme.index("## First steps") :].split("\n## ")[0]
+    page = sign_in(browser, app_url, "dana")
+    ask(page, "How do I reset my password?")  # the app has opened the index: it holds the shard's lock
+    holder = json.loads(peer_file(app_data / "index", "handbook").read_text())["pid"]
+    assert holder != os.getpid()
+    for command in FIRST_STEPS:
+        assert f"`{command}`" in first_steps, command  # the test runs what the README prints
+        result = run(*shlex.split(command)[1:], data_dir=app_data)
+        assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
+        assert "in use by" not in result.stderr + result.stdout
+    answered = run("ask", "How do I reset my password?", "--user", "dana", "--json", data_dir=app_data)
+    assert json.loads(answered.stdout)["citations"], answered.stdout  # an answer from the shared index, cited
+    assert json.loads(peer_file(app_data / "index", "handbook").read_text())["pid"] == holder  # the app still holds
+    ask(page, "How many days of paid vacation do I get?")  # and still answers

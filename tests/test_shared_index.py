@@ -18,8 +18,8 @@ import pytest
 
 from assistant.access import Principal
 from assistant.errors import StoreError, SyncInProgressError
+from assistant.locks import SyncLock
 from assistant.store import SearchQuery, VectorSpace
-from assistant.store.lock import SyncLock
 from assistant.store.peer import PeerStore, peer_file
 from assistant.store.shared import SharedEdgeStore
 from tests.test_store import DIM, chunk, vec
@@ -136,7 +136,7 @@ def test_a_holder_that_does_not_share_gives_one_line(tmp_path: Path) -> None:
 SYNCER = """
 import sys, time
 from pathlib import Path
-from assistant.store.lock import SyncLock
+from assistant.locks import SyncLock
 with SyncLock(Path(sys.argv[1])):
     print("syncing", flush=True)
     sys.stdin.readline()

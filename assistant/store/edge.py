@@ -1,7 +1,7 @@
 """Qdrant Edge backend: Qdrant's engine inside this process, one shard directory per collection.
 
-One process owns a shard (see `lock.py`); inside that process the app serves queries and runs a re-ingest
-through this one object, whose calls are serialised by a lock (each is milliseconds).
+One process owns a shard (`assistant/locks.py`; `shared.py` serves it to the others); inside it the app serves
+queries and runs a re-ingest through this one object, whose calls are serialised by a lock (each is milliseconds).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from qdrant_edge import SparseVector as EdgeSparse
 
 from assistant.access import Principal
 from assistant.errors import StoreError
+from assistant.locks import IndexLock
 from assistant.store.base import (
     DENSE,
     DOC_ID,
@@ -54,7 +55,6 @@ from assistant.store.base import (
     must_record_space,
     tombstone_payload,
 )
-from assistant.store.lock import IndexLock
 
 T = TypeVar("T")
 

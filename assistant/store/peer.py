@@ -2,12 +2,13 @@
 local socket, and a second process (`assistant ask` beside the running app) calls them there.
 
 Qdrant Edge opens a shard in one process only and has no read-only open, so the process holding a shard's lock
-(`lock.py`) answers the others: `IndexServer` listens on a Unix socket in a private temporary folder and writes
-where, with a random key, to `<collection>.peer.json` (mode 0600) beside the shard; `PeerStore` reads that file and
-calls the holder. The standard library's `multiprocessing.connection` does the transport: it authenticates both
-ends with the key (HMAC challenge) before it unpickles anything, so only a process that can read the 0600 file, the
-index's own user, can call. The holder runs each call on its own store (whose calls are serialised anyway), so
-one writer and one set of access filters stay in charge; a peer's calls carry its caller's groups like any other.
+(`assistant/locks.py`) answers the others: `IndexServer` listens on a Unix socket in a private temporary folder
+and writes where, with a random key, to `<collection>.peer.json` (mode 0600) beside the shard; `PeerStore` reads
+that file and calls the holder. The standard library's `multiprocessing.connection` does the transport: it
+authenticates both ends with the key (HMAC challenge) before it unpickles anything, so only a process that can read
+the 0600 file, the index's own user, can call. The holder runs each call on its own store (whose calls are
+serialised anyway), so one writer and one set of access filters stay in charge; a peer's calls carry its caller's
+groups like any other.
 """
 
 from __future__ import annotations

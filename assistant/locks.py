@@ -1,4 +1,5 @@
-"""Advisory file locks that say who holds them: one process per embedded shard, one sync per data directory.
+"""Advisory file locks that say who holds them: one process per embedded shard, one sync per data directory,
+one conversion of a model at a time.
 
 Qdrant Edge opens a shard in one process only (a second open fails deep inside with "failed to open WAL ...
 WouldBlock"). Taking `IndexLock` first turns that into one clear line naming the holder (whose `shared.py` serves
@@ -15,7 +16,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -89,6 +91,18 @@ class SyncLock:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self._file.release()
         self._thread.release()
+
+
+@contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path`, waiting for another process to let go (a one-time model conversion)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _describe(raw: str) -> str:
