@@ -321,6 +321,9 @@ def test_corpus_page_previews_and_runs_a_reingest(small_corpus: tuple[Settings, 
     assert read_runs(settings.data_dir)[0]["documents"]["deleted"] == ["company/code-of-conduct.md"]
     versions = dict(zip(at.dataframe[0].value["path"], at.dataframe[0].value["version"], strict=True))
     assert versions == {"company/holidays.md": 2, "company/remote-work-policy.md": 1}
+    impact = next(m.value for m in at.markdown if "golden questions touched" in m.value)
+    skipped = re.search(r"\((\d+) more not re-asked: they expect none of the documents it changed\)", impact)
+    assert skipped is not None and int(skipped.group(1)) > 0, impact  # the page says what the report skipped
 
 
 def test_a_reingest_job_shows_every_phase_and_its_wall_time(small_corpus: tuple[Settings, Path]) -> None:

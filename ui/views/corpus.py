@@ -149,7 +149,8 @@ if impact is None:
 else:
     counts = impact["counts"]
     st.markdown(
-        f"Sync of {impact['created']}: **{counts['touched']}** of {impact['questions']} golden questions touched · "
+        f"Sync of {impact['created']}: **{counts['touched']}** of {impact['questions']} golden questions touched "
+        f"({impact.get('skipped', 0)} more not re-asked: they expect none of the documents it changed) · "
         f"recall worse for **{counts['worse']}**, better for {counts['better']} · **{counts['stale']}** stale · "
         f"**{counts['unreadable']}** no longer readable by their asker"
     )
