@@ -72,6 +72,8 @@ class AdapterRecord:
     recipe: dict[str, Any] = field(default_factory=dict)  # the resolved recipe, as trained
     training: dict[str, Any] = field(default_factory=dict)  # loss, steps, seconds, device
     created: str = ""
+    # Its rollout, oldest first: each move (to shadow, canary, promoted, back) with who, when, why and the evidence.
+    rollout: tuple[dict[str, Any], ...] = ()
 
     def servable_to(self, principal: Principal) -> bool:
         return principal.holds_all(self.data_groups)
@@ -92,6 +94,7 @@ class AdapterRecord:
             "training": self.training,
             "metrics": self.metrics,
             "created": self.created,
+            "rollout": list(self.rollout),
         }
 
 
@@ -115,6 +118,7 @@ def read_record(folder: Path) -> AdapterRecord:
             recipe=dict(data.get("recipe") or {}),
             training=dict(data.get("training") or {}),
             created=str(data.get("created", "")),
+            rollout=tuple(dict(move) for move in data.get("rollout") or ()),
         )
     except FileNotFoundError:
         raise ConfigError(

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as GeneratorType
-from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,7 @@ from assistant.quote_constraint import FormatRequest
 from assistant.recall_gate import RecallCheck, RecallGate
 from assistant.retriever import Retrieval, RetrievedChunk, Retriever, check_question
 from assistant.settings import EvidenceSettings
+from assistant.shadow import InFlight
 from assistant.tracing import QuestionTrace, Tracer
 
 REFUSAL = (
@@ -189,6 +191,17 @@ class Prepared:
         return _top(self.selection)
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """A question whose answer the model wrote and the user has in full: what a shadow answer starts from."""
+
+    principal: Principal
+    question: str
+    history: tuple[Turn, ...]
+    prepared: Prepared
+    answer: Answer
+
+
 class Answerer:
     """principal -> retrieval -> recall gate -> generation -> citation check, one method per step."""
 
@@ -205,6 +218,8 @@ class Answerer:
         chat_template: bool = False,
         tracer: Tracer | None = None,
         question_log: QuestionLog | None = None,
+        in_flight: InFlight | None = None,
+        after_answer: Callable[[Delivered], None] | None = None,
     ) -> None:
         self.retriever = retriever
         self.gate = gate
@@ -216,6 +231,8 @@ class Answerer:
         self.chat_template = chat_template  # an instruct base model without an adapter: its own chat template
         self.tracer = tracer
         self.question_log = question_log  # None: questions are not logged for review (evaluations)
+        self.in_flight = in_flight  # counts the answers being generated for users (shadow work waits for none)
+        self.after_answer = after_answer  # called with each answer the model wrote, once it is complete (shadow)
 
     @property
     def adapter_id(self) -> str | None:
@@ -246,8 +263,11 @@ class Answerer:
     ) -> GeneratorType[str, None, Answer]:
         trace = self.tracer.start_question(principal, question, session_id) if self.tracer else QuestionTrace.off()
         try:
-            # Closing this closes `_answer` too: the open generation observation and the decoding thread end now.
-            answer = yield from self._answer(principal, question, history, trace)
+            with self.in_flight if self.in_flight is not None else nullcontext():  # shadow work waits meanwhile
+                started = time.perf_counter()
+                prepared = self._prepare(principal, question, history, trace)
+                # Closing this closes `_answer` too: the open generation observation and the decoding thread end now.
+                answer = yield from self._answer(principal, question, history, prepared, trace, started)
         except GeneratorExit:  # the reader stopped (a closed chat tab, Stop, a new question)
             trace.finish({"stopped": "before the answer was complete"})
             raise
@@ -257,13 +277,19 @@ class Answerer:
         _finish(trace, answer)
         if self.question_log is not None:
             self.question_log.record(logged_question(principal, self.retriever.collection, answer))
+        if self.after_answer is not None and prepared.refusal is None:
+            self.after_answer(Delivered(principal, question, tuple(history), prepared, answer))
         return answer
 
     def _answer(
-        self, principal: Principal, question: str, history: Sequence[Turn], trace: QuestionTrace
+        self,
+        principal: Principal,
+        question: str,
+        history: Sequence[Turn],
+        prepared: Prepared,
+        trace: QuestionTrace,
+        started: float,
     ) -> GeneratorType[str, None, Answer]:  # a generator, not an Iterator: `stream` closes it
-        started = time.perf_counter()
-        prepared = self._prepare(principal, question, history, trace)
         retrieval, recall, selection, shown = prepared.retrieval, prepared.recall, prepared.selection, prepared.shown
         evidence_score = selection.best if selection is not None else None
         if prepared.refusal is not None:
@@ -281,6 +307,29 @@ class Answerer:
             )
             yield refused.answer
             return refused
+        return (yield from self._write(principal, question, history, prepared, trace, started))
+
+    def answer_prepared(
+        self, principal: Principal, question: str, prepared: Prepared, history: Sequence[Turn] = ()
+    ) -> GeneratorType[str, None, Answer]:
+        """This answerer's model writing from blocks another answerer prepared (a shadow answer: the same blocks,
+        another adapter), untraced and unlogged. `prepared` must not be a refusal."""
+        if prepared.refusal is not None:
+            raise ValueError(f"nothing to write: the question was refused before generation ({prepared.refusal})")
+        return self._write(principal, question, history, prepared, QuestionTrace.off(), time.perf_counter())
+
+    def _write(
+        self,
+        principal: Principal,
+        question: str,
+        history: Sequence[Turn],
+        prepared: Prepared,
+        trace: QuestionTrace,
+        started: float,
+    ) -> GeneratorType[str, None, Answer]:
+        """Generation and the checks after it, from the prepared blocks."""
+        retrieval, recall, selection, shown = prepared.retrieval, prepared.recall, prepared.selection, prepared.shown
+        evidence_score = selection.best if selection is not None else None
         read = shown  # what the model reads: the shown blocks, or with evidence.focus only their best sentences
         if selection is not None and self.evidence_settings.focus and selection.preferred_quotes:
             shown = shown[: len(selection.preferred_quotes)]  # the blocks holding the best sentences come first
@@ -496,6 +545,7 @@ def logged_question(principal: Principal, collection: str, answer: Answer) -> Lo
         adapter=answer.adapter,
         label=answer.support.label if answer.support is not None else None,
         mended=answer.mended,
+        seconds=round(answer.seconds, 3),
     )
 
 

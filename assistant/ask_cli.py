@@ -29,7 +29,7 @@ def ask(
     settings = load_settings()
     principal = resolve_principal(settings, user, groups)
     with open_components(settings) as components:
-        answer_and_print(components.answerer(collection), principal, question, as_json)
+        answer_and_print(components.answerer(collection, principal=principal), principal, question, as_json)
 
 
 def answer_and_print(answerer: Answerer, principal: Principal, question: str, as_json: bool) -> None:

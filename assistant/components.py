@@ -12,21 +12,33 @@ the adapter is checked against the index at its first use and again after each s
 from __future__ import annotations
 
 import logging
+import random
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from assistant.adapters import AdapterRecord, narrowed, resolve_adapter, served_record
+from assistant.access import Principal
+from assistant.adapters import (
+    AdapterRecord,
+    adapters_dir,
+    check_servable,
+    narrowed,
+    read_record,
+    resolve_adapter,
+    served_record,
+)
 from assistant.embedder import Embedder
 from assistant.errors import ConfigError
 from assistant.evidence import EVIDENCE_RECORD, SHIPPED_EVIDENCE, EvidenceScorer, SentenceScorer
 from assistant.locks import SyncLock
 from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
+from assistant.rollout import Rollout, RolloutFile, in_canary
 from assistant.settings import COLLECTION_NAME, Settings
+from assistant.shadow import InFlight, ShadowRunner
 from assistant.similarity_evidence import RECORD as SIMILARITY_RECORD
 from assistant.similarity_evidence import SHIPPED_SIMILARITY, SimilarityScorer, read_similarity_record
 from assistant.sparse import Bm25Encoder
@@ -35,14 +47,16 @@ from assistant.tracing import Tracer
 
 if TYPE_CHECKING:
     from assistant.answer_model import AnswerModel
-    from assistant.answering import Answerer
+    from assistant.answering import Answerer, Delivered
+    from assistant.question_log import QuestionLog
 
 log = logging.getLogger(__name__)
 
 
 class Components:
     """The runtime of one process. Build it with `open_components`; pass `embedder`, `generator` or `tracer` to
-    share ones already loaded (tests, benchmarks comparing variants)."""
+    share ones already loaded (tests, benchmarks comparing variants), `candidates` for the models answering as
+    candidate adapters in rollout (by adapter id)."""
 
     def __init__(
         self,
@@ -51,6 +65,7 @@ class Components:
         embedder: Embedder | None = None,
         generator: AnswerModel | None = None,
         tracer: Tracer | None = None,
+        candidates: dict[str, AnswerModel] | None = None,
     ) -> None:
         self.settings = settings
         self.ingest_lock = SyncLock(settings.data_dir / "sync.lock")
@@ -63,6 +78,12 @@ class Components:
         self._adapter_lock = threading.Lock()  # the warm-up thread and a question may both ask first
         self._adapter_checked = False
         self._served_adapter: AdapterRecord | None = None
+        self.in_flight = InFlight()  # answers being generated for users now: shadow work waits for none
+        self._rollout_file = RolloutFile(adapters_dir(settings))
+        self._candidates: dict[str, AdapterRecord] = {}
+        self._candidate_generators: dict[str, AnswerModel] = dict(candidates or {})  # by adapter id
+        self._shadow_runners: dict[tuple[str, str], ShadowRunner] = {}
+        self._random = random.random  # which questions are shadowed (tests pin it)
 
     @property
     def store(self) -> VectorStore:
@@ -109,6 +130,90 @@ class Components:
         """Call after a sync: a regrouped or deleted source may narrow who is served the adapter, or stop it."""
         with self._adapter_lock:
             self._adapter_checked = False
+            self._candidates.clear()
+
+    # -- the candidate in rollout (assistant/rollout.py) ----------------------------------------------
+    def rollout(self) -> Rollout | None:
+        """The rollout in progress; None where none applies (an adapter fixed by settings)."""
+        generator = self.settings.generator
+        if generator.adapter is not None or not generator.use_promoted_adapter:
+            return None
+        return self._rollout_file.current()
+
+    def candidate(self, adapter_id: str) -> AdapterRecord:
+        """The candidate's record, checked as the served adapter is (prompt template, base model, training data,
+        and its sources' groups in the index now); ConfigError when it may not be served."""
+        with self._adapter_lock:
+            if adapter_id not in self._candidates:
+                record = read_record(adapters_dir(self.settings) / adapter_id)
+                check_servable(record, self.settings.generator.model)
+                self._candidates[adapter_id] = served_record(record, self.store)
+            return self._candidates[adapter_id]
+
+    def candidate_generator(self, record: AdapterRecord) -> AnswerModel:
+        """The model answering with the candidate: in this process a second copy of the base with the candidate
+        merged in (loaded on its first answer), through the engine the same engine asked for its id."""
+        with self._adapter_lock:
+            if record.id not in self._candidate_generators:
+                if self.settings.generator.backend == "engine":
+                    from assistant.engine import EngineGenerator
+
+                    model: AnswerModel = EngineGenerator(self.settings.generator, self.settings.engine, record)
+                else:
+                    from assistant.generator import Generator
+
+                    settings = self.settings.generator.model_copy(update={"adapter": record.path})
+                    model = Generator(settings, self.settings.models_dir)
+                self._candidate_generators[record.id] = model
+            return self._candidate_generators[record.id]
+
+    def _served_to(self, principal: Principal, rollout: Rollout | None) -> tuple[AdapterRecord | None, AnswerModel]:
+        """The adapter and model answering `principal`: the canary's for a user in its share who may be served
+        it, else the promoted one."""
+        if rollout is not None and in_canary(rollout, principal.user_id):
+            try:
+                record = self.candidate(rollout.adapter)
+            except ConfigError as exc:  # the candidate may not be served now: everyone keeps the promoted one
+                log.warning("canary %s is not served: %s", rollout.adapter, exc)
+            else:
+                if record.servable_to(principal):
+                    return record, self.candidate_generator(record)
+        return self.adapter, self.generator
+
+    def _shadow_hook(self, collection: str, rollout: Rollout) -> Callable[[Delivered], None]:
+        """Hand a share of delivered answers to the shadow runner, for askers the candidate may be served to."""
+
+        def submit(delivered: Delivered) -> None:
+            if self._random() >= rollout.share:
+                return
+            try:
+                record = self.candidate(rollout.adapter)
+            except ConfigError as exc:
+                log.warning("shadow %s is not run: %s", rollout.adapter, exc)
+                return
+            if record.servable_to(delivered.principal):  # its answer is never shown, but it reads their blocks
+                self.shadow_runner(collection, record).submit(delivered)
+
+        return submit
+
+    def shadow_runner(self, collection: str, record: AdapterRecord) -> ShadowRunner:
+        """The process's shadow runner for this collection and candidate (one worker thread each)."""
+        key = (collection, record.id)
+        with self._adapter_lock:
+            if key not in self._shadow_runners:
+
+                def candidate_answerer() -> Answerer:
+                    return self._answerer(collection, record, self.candidate_generator(record), None, None)
+
+                self._shadow_runners[key] = ShadowRunner(
+                    candidate_answerer,
+                    self.in_flight,
+                    self.settings.data_dir,
+                    collection=collection,
+                    queue_size=self.settings.rollout.shadow_queue,
+                    tracer=self.tracer,
+                )
+            return self._shadow_runners[key]
 
     @cached_property
     def generator(self) -> AnswerModel:
@@ -161,26 +266,60 @@ class Components:
             )
         return self._retrievers[name]
 
-    def answerer(self, collection: str | None = None, *, log_questions: bool = True) -> Answerer:
-        """`log_questions=False` for evaluations: their questions are not people's, and stay out of review."""
-        from assistant.answering import Answerer
+    def answerer(
+        self,
+        collection: str | None = None,
+        *,
+        log_questions: bool = True,
+        principal: Principal | None = None,
+        shadow: bool = False,
+    ) -> Answerer:
+        """The answerer for a question. `log_questions=False` for evaluations: their questions are not people's,
+        and stay out of review. With `principal`, a user in the canary's share is answered by the candidate; with
+        `shadow` (a long-running process: the app), a share of answers is answered again by the shadow candidate."""
         from assistant.question_log import QuestionLog
 
+        name = self.collection(collection)
+        rollout = self.rollout() if log_questions else None  # evaluations measure the adapter they are given
+        if principal is not None:
+            record, generator = self._served_to(principal, rollout)
+        else:
+            record, generator = self.adapter, self.generator
+        after = None
+        if shadow and rollout is not None and rollout.stage == "shadow":
+            after = self._shadow_hook(name, rollout)
         logged = log_questions and self.settings.review.log_questions
+        log_file = QuestionLog(self.settings.data_dir) if logged else None
+        return self._answerer(name, record, generator, log_file, after)
+
+    def _answerer(
+        self,
+        collection: str,
+        record: AdapterRecord | None,
+        generator: AnswerModel,
+        question_log: QuestionLog | None,
+        after: Callable[[Delivered], None] | None,
+    ) -> Answerer:
+        from assistant.answering import Answerer
+
         return Answerer(
             self.retriever(collection),
             self.recall_gate,
-            self.generator,
-            adapter=self.adapter,
+            generator,
+            adapter=record,
             evidence=self.evidence,
             evidence_settings=self.settings.evidence,
             chat_template=self.settings.generator.chat_template,
             tracer=self.tracer,
-            question_log=QuestionLog(self.settings.data_dir) if logged else None,
+            question_log=question_log,
+            in_flight=self.in_flight,
+            after_answer=after,
         )
 
     def close(self) -> None:
-        """Send buffered traces, then close the store (releasing the index lock) if it was opened."""
+        """Stop shadow work, send buffered traces, then close the store (releasing the index lock) if it was opened."""
+        for runner in self._shadow_runners.values():
+            runner.stop()
         try:
             self.tracer.flush()
         finally:
@@ -197,8 +336,9 @@ def open_components(
     embedder: Embedder | None = None,
     generator: AnswerModel | None = None,
     tracer: Tracer | None = None,
+    candidates: dict[str, AnswerModel] | None = None,
 ) -> Iterator[Components]:
-    components = Components(settings, embedder=embedder, generator=generator, tracer=tracer)
+    components = Components(settings, embedder=embedder, generator=generator, tracer=tracer, candidates=candidates)
     try:
         yield components
     finally:

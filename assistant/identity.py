@@ -6,6 +6,7 @@ production profiles set that).
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 from assistant.access import Principal
@@ -63,3 +64,12 @@ def resolve_principal(settings: Settings, user: str | None, groups: str | None) 
 def parse_groups(groups: str) -> list[str]:
     """'G1, G2' -> ['G1', 'G2']."""
     return [g.strip() for g in groups.split(",") if g.strip()]
+
+
+def cli_operator() -> str:
+    """Who ran a command, as records keep it (a sync's history, a widening, an adapter's rollout): the login name
+    where one is known."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name in this environment (a container without a passwd entry)
+        return "cli"

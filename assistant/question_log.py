@@ -41,6 +41,7 @@ class LoggedQuestion:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
     label: str | None = None  # the answer's label (`assistant.answer_support`); None: refused, or logged before it
     mended: bool = False  # the line shown was the source's sentence: the model's own line did not check out
+    seconds: float | None = None  # question to checked answer, as the user waited (None: logged before it)
 
     @property
     def refused(self) -> bool:

@@ -440,6 +440,40 @@ class ReviewSettings(BaseModel):
     )
 
 
+class RolloutSettings(BaseModel):
+    """Staging an adapter before it serves everyone (`assistant tune rollout`, `assistant/rollout.py`)."""
+
+    shadow_queue: int = Field(
+        8,
+        ge=1,
+        description="Shadow answers waiting their turn; a question arriving at a full queue is not shadowed "
+        "(counted as dropped).",
+    )
+    min_questions: int = Field(
+        30, ge=1, description="Shadow or canary questions a candidate needs before `tune promote --evidence` takes it."
+    )
+    margins: dict[str, float] = Field(
+        default_factory=lambda: {
+            "format_valid": 0.02,
+            "quotes_verbatim": 0.02,
+            "refusal_rate": 0.05,
+            "supported": 0.05,
+            "thumbs_down": 0.05,
+        },
+        description="How much worse than the promoted adapter a candidate may do on each rate, from its rollout "
+        "evidence, and still be promoted (refusal and thumbs-down rates: higher is worse).",
+    )
+    require_evidence: bool = Field(
+        False, description="`tune promote` refuses a candidate without rollout evidence (as --evidence does)."
+    )
+    held_out_margin: float = Field(
+        0.05,
+        ge=0,
+        description="`tune promote --evidence` re-runs the held-out answer evaluation: the candidate's "
+        "share of correct answer lines may fall at most this far below the promoted adapter's.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable. Built once by `load_settings()`."""
 
@@ -474,6 +508,7 @@ class Settings(BaseSettings):
     tracing: TracingSettings = TracingSettings()
     ui: UISettings = UISettings()
     review: ReviewSettings = ReviewSettings()
+    rollout: RolloutSettings = RolloutSettings()
 
     @classmethod
     def settings_customise_sources(

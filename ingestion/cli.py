@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +12,7 @@ from rich.console import Console
 from assistant.cli_options import JsonFileOption, QuietOption
 from assistant.cli_progress import terminal_progress
 from assistant.components import open_components
-from assistant.identity import parse_groups
+from assistant.identity import cli_operator, parse_groups
 from assistant.settings import load_settings
 from ingestion.run import SyncWatchers, run_ingest
 
@@ -82,7 +81,7 @@ def ingest(
                 watcher=watchers,
                 rebind=rebind,
                 accept_widening=accept_widening,
-                started_by=_operator(),
+                started_by=cli_operator(),
             )
         if json_out is not None:  # written first: nothing printed below can lose the record of a committed sync
             json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -91,14 +90,6 @@ def ingest(
         watchers.finish(components, console)
     if not summary.ok or (fail_on_warnings and summary.warnings):
         raise typer.Exit(code=1)
-
-
-def _operator() -> str:
-    """Who ran the sync, as the history and the widening record keep it: the login name where one is known."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):  # no login name in this environment (a container without a passwd entry)
-        return "cli"
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""`assistant tune check | build-data | train | eval | list | promote | rollback`."""
+"""`assistant tune check | build-data | train | eval | list | rollout | promote | rollback`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assistant.adapters import adapters_dir, promoted_id, read_record
@@ -15,14 +16,18 @@ from assistant.cli_progress import terminal_progress
 from assistant.components import open_components
 from assistant.errors import ConfigError
 from assistant.generator import resolve_base_model
+from assistant.identity import cli_operator
 from assistant.recipe import Recipe, load_recipe
+from assistant.rollout import Stage, read_rollout
 from assistant.settings import Settings, load_settings
-from tuning import registry
+from evals.rollout import RATES, served_figures, shadow_figures
+from tuning import registry, rollout
 from tuning.build_data import BuildSummary, build, write_examples
 from tuning.check import check_file, read_data_file, split_of
 from tuning.evaluate import BASE, SHIPPED_ID, evaluate_adapter
 from tuning.provenance import IndexGroups, SourcePolicy
 from tuning.restricted_text import IndexedText, RestrictedText
+from tuning.rollout import stage_of
 from tuning.train import train as run_training
 
 RecipeOption = Annotated[Path, typer.Option("--recipe", help="A recipe YAML (tuning/recipes/).")]
@@ -251,22 +256,37 @@ def list_adapters() -> None:
 
 
 @tune_app.command("promote")
-def promote(adapter_id: Annotated[str, typer.Argument(help="An adapter id from `tune list`.")]) -> None:
-    """Serve this adapter, if it meets the gates and does not regress against the one served now."""
+def promote(
+    adapter_id: Annotated[str, typer.Argument(help="An adapter id from `tune list`.")],
+    why: Annotated[str, typer.Option("--why", help="Why: kept in the adapter's record.")] = "promoted",
+    evidence: Annotated[
+        bool,
+        typer.Option(
+            "--evidence",
+            help="Also require its rollout evidence: enough shadow or canary questions and no regression beyond "
+            "rollout.margins [default: rollout.require_evidence].",
+        ),
+    ] = False,
+) -> None:
+    """Serve this adapter to everyone, if it meets the gates and does not regress against the one served now."""
     settings = load_settings()
     with open_components(settings) as components:  # its training sources are looked up in the index
-        record = registry.promote(settings, adapter_id, components.store)
+        promotion = rollout.promote(settings, adapter_id, cli_operator(), why, components.store, evidence=evidence)
+    record = promotion.record
     groups = ", ".join(record.data_groups) or "no group"
     typer.echo(f"promoted {record.id}: the runtime serves it from now on, to principals holding all of: {groups}")
+    if promotion.evidence is not None:
+        typer.echo(f"on {promotion.evidence['candidate']['questions']} {promotion.evidence['source']} questions")
     hand_to_engine(settings)
 
 
 @tune_app.command("rollback")
-def rollback() -> None:
-    """Serve the previously promoted adapter again."""
+def rollback(
+    why: Annotated[str, typer.Option("--why", help="Why: kept in the adapter's record.")] = "rolled back",
+) -> None:
+    """At once: end the rollout in progress (shadow or canary), else serve the previously promoted adapter."""
     settings = load_settings()
-    current = registry.rollback(settings)
-    typer.echo(f"now serving {current}" if current else "no adapter promoted: the shipped adapter serves")
+    typer.echo(rollout.rollback(settings, cli_operator(), why))
     hand_to_engine(settings)
 
 
@@ -289,5 +309,65 @@ def hand_to_engine(settings: Settings) -> None:
     typer.echo(f"the engine at {settings.engine.url} serves {record.id}")
 
 
+rollout_app = typer.Typer(help="Shadow and canary stages of a candidate adapter.", no_args_is_help=True)
+
+AdapterArgument = Annotated[str, typer.Argument(help="An adapter id from `tune list`.")]
+ShareOption = Annotated[float, typer.Option("--share", help="Share of questions (shadow) or of users (canary).")]
+WhyOption = Annotated[str, typer.Option("--why", help="Why: kept in the adapter's record with the move.")]
+
+
+@rollout_app.command("status")
+def status() -> None:
+    """Where each adapter stands, and the figures of the adapters serving users now (with 95% intervals)."""
+    settings = load_settings()
+    console = Console()
+    table = Table(title=f"adapters in {adapters_dir(settings)}")
+    for column in ("id", "stage", "last move"):
+        table.add_column(column)
+    for record in registry.list_adapters(settings):
+        last = record.rollout[-1] if record.rollout else None
+        moved = f"{last['when']} {last['who']}: {last['why']}" if last else "-"
+        table.add_row(record.id, stage_of(settings, record), escape(moved))
+    console.print(table)
+    staged = read_rollout(adapters_dir(settings))
+    figures = served_figures(settings.data_dir, staged.since if staged is not None else None)
+    if staged is not None and staged.stage == "shadow":
+        shadow = shadow_figures(settings.data_dir, staged.adapter, staged.since)
+        figures = [shadow.served, shadow.candidate]
+        console.print(f"shadow of {staged.adapter} since {staged.since}: the same questions, answered twice")
+    if figures:
+        compared = Table(title="served adapters" if staged is None or staged.stage != "shadow" else "shadow")
+        compared.add_column("adapter")
+        compared.add_column("questions")
+        for name in RATES:
+            compared.add_column(name.replace("_", " "))
+        compared.add_column("latency p50")
+        for f in figures:
+            latency = f"{f.latency_p50:.1f} s" if f.latency_p50 is not None else "-"
+            compared.add_row(f.adapter, str(f.questions), *(f.rates[n].shown() for n in RATES), latency)
+        console.print(compared)
+
+
+def _start(stage: Stage, adapter_id: str, share: float, why: str) -> None:
+    settings = load_settings()
+    with open_components(settings) as components:  # its training sources are looked up in the index
+        record = rollout.start(settings, adapter_id, stage, share, cli_operator(), why, components.store)
+    who = "of questions, answered again and never shown" if stage == "shadow" else "of users, served it"
+    typer.echo(f"{record.id} is in {stage}: {share:.0%} {who} (those holding all of: {', '.join(record.data_groups)})")
+
+
+@rollout_app.command("shadow")
+def shadow(adapter_id: AdapterArgument, why: WhyOption, share: ShareOption = 0.2) -> None:
+    """Answer a share of real questions again with the candidate, after the served answer; never shown."""
+    _start("shadow", adapter_id, share, why)
+
+
+@rollout_app.command("canary")
+def canary(adapter_id: AdapterArgument, why: WhyOption, share: ShareOption = 0.1) -> None:
+    """Serve the candidate to a share of users (sticky per user); needs the offline gates of `tune promote`."""
+    _start("canary", adapter_id, share, why)
+
+
 def register(app: typer.Typer) -> None:
+    tune_app.add_typer(rollout_app, name="rollout")
     app.add_typer(tune_app, name="tune")

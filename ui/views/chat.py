@@ -152,7 +152,8 @@ if question := st.chat_input("Ask a question, for example: How do I reset my pas
     with st.chat_message("user"):
         st.text(question)
     with st.chat_message("assistant"):
-        answer = stream_answer(components.answerer(), principal, question, history)
+        answerer = components.answerer(principal=principal, shadow=True)  # a canary user gets the candidate
+        answer = stream_answer(answerer, principal, question, history)
     history.append(Exchange(question, answer))
     keep(components, principal, history)
     st.rerun()
