@@ -560,3 +560,48 @@ def test_the_corpus_page_lists_widenings_and_strict_mode_applies_them_only_when_
     finally:
         state.close()
     assert record["run_by"] == "olivia" and record["accepted"] == 1
+
+
+def test_quality_page_compares_served_adapters_and_moves_a_candidate(small_corpus: tuple[Settings, Path]) -> None:
+    from assistant.adapters import adapters_dir
+    from assistant.question_log import QuestionLog
+    from assistant.rollout import read_rollout
+    from tests.test_rollout import fake_adapter, logged
+    from tuning import registry
+
+    settings, _ = small_corpus
+    fake_adapter(settings, "current")
+    fake_adapter(settings, "candidate")
+    with runtime(settings) as components:
+        registry.promote(settings, "current", components.store)
+    log = QuestionLog(settings.data_dir)
+    for n in range(30):
+        log.record(logged("current", label="supported" if n % 3 else "quoted"))
+    for n in range(10):
+        log.record(logged("candidate", refused=n == 0))
+    at = signed_in("ian")
+    at.switch_page(str(VIEWS / "quality.py")).run()
+    assert not at.exception, at.exception
+    compared = next(d.value for d in at.dataframe if "latency p50" in d.value.columns)
+    rows = {row["adapter"]: row for _, row in compared.iterrows()}
+    assert rows["current"]["questions"] == 30 and rows["current"]["supported"].startswith("0.67 [")
+    assert rows["candidate"]["refusal rate"].endswith("n=10")  # every rate with its count and interval
+    stages = next(d.value for d in at.dataframe if "stage" in d.value.columns)
+    assert dict(zip(stages["id"], stages["stage"], strict=True)) == {"candidate": "candidate", "current": "promoted"}
+
+    next(s for s in at.selectbox if s.label == "Adapter").set_value("candidate")
+    at.radio[0].set_value("shadow")
+    at.text_input[0].input("a first look")
+    next(b for b in at.button if b.label == "Move").click().run()
+    assert at.success and "candidate is in shadow at 20" in at.success[0].value, [e.value for e in at.error]
+    staged = read_rollout(adapters_dir(settings))
+    assert staged is not None and staged.stage == "shadow" and staged.adapter == "candidate"
+    assert registry.list_adapters(settings)[0].rollout[-1]["who"] == "ui:ian"
+
+    next(s for s in at.selectbox if s.label == "Adapter").set_value("candidate")
+    at.radio[0].set_value("promoted (with its rollout evidence)")
+    next(b for b in at.button if b.label == "Move").click().run()
+    assert at.error and "has 0 shadow questions" in at.error[0].value  # refused with the CLI's line, page kept
+    next(b for b in at.button if b.label == "Roll back now").click().run()
+    assert at.success and "candidate left shadow" in at.success[0].value
+    assert read_rollout(adapters_dir(settings)) is None

@@ -23,6 +23,7 @@ from tuning.registry import list_adapters
 from ui import untrusted
 from ui.guard import require
 from ui.roles import Page
+from ui.rollout_view import show_rollout
 
 RETRIEVAL_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 ANSWER_METRICS = (  # the answer line alone first: what a user reads
@@ -169,6 +170,9 @@ if adapters:
     )
 else:
     st.caption("No adapters trained here; the shipped adapter serves (`assistant tune list`).")
+
+st.header("Rollout")
+show_rollout(components, principal)
 
 st.header("Review queue")
 queue = review.open_queue(components, days=7, reviewer=principal)
