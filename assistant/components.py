@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from assistant.access import Principal
 from assistant.adapters import (
+    PROMOTED,
     AdapterRecord,
     adapters_dir,
     check_servable,
@@ -33,6 +34,7 @@ from assistant.adapters import (
 from assistant.embedder import Embedder
 from assistant.errors import ConfigError
 from assistant.evidence import EVIDENCE_RECORD, SHIPPED_EVIDENCE, EvidenceScorer, SentenceScorer
+from assistant.json_file import file_stamp
 from assistant.locks import SyncLock
 from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
@@ -81,7 +83,11 @@ class Components:
         self.in_flight = InFlight()  # answers being generated for users now: shadow work waits for none
         self._rollout_file = RolloutFile(adapters_dir(settings))
         self._candidates: dict[str, AdapterRecord] = {}
-        self._candidate_generators: dict[str, AnswerModel] = dict(candidates or {})  # by adapter id
+        self._models: dict[str, AnswerModel] = dict(candidates or {})  # by adapter id ("": the base model)
+        self._models_lock = threading.Lock()
+        self._on_disk: AdapterRecord | None = None
+        self._resolved = False
+        self._promoted_stamp: tuple[int, int, int] | None = None
         self._shadow_runners: dict[tuple[str, str], ShadowRunner] = {}
         self._random = random.random  # which questions are shadowed (tests pin it)
 
@@ -104,20 +110,27 @@ class Components:
     def recall_gate(self) -> RecallGate:
         return RecallGate(self.settings.recall_gate, self.bm25)
 
-    @cached_property
     def _adapter_on_disk(self) -> AdapterRecord | None:
-        """The adapter chosen (checked against the prompt template, base model and data hashes), once a process."""
+        """The adapter chosen (checked against the prompt template, base model and data hashes), resolved again
+        whenever `promoted.json` changes: a promotion or a rollback made beside a running app applies from its
+        next question. Call with `_adapter_lock` held."""
         if self._generator is not None:  # a generator passed in carries its own adapter, if any
             return None
-        return resolve_adapter(self.settings)
+        stamp = file_stamp(adapters_dir(self.settings) / PROMOTED)
+        if not self._resolved or stamp != self._promoted_stamp:
+            self._on_disk = resolve_adapter(self.settings)
+            self._promoted_stamp, self._resolved, self._adapter_checked = stamp, True, False
+        return self._on_disk
 
     @property
     def adapter(self) -> AdapterRecord | None:
         """The adapter served, with the data groups its sources have in the index now; None: the base model.
-        Checked at first use and after each sync; a source gone from the index raises (the adapter is refused)."""
+        Checked at first use, after each sync and after each promotion or rollback; a source gone from the index
+        raises (the adapter is refused)."""
         with self._adapter_lock:
+            on_disk = self._adapter_on_disk()
             if not self._adapter_checked:
-                on_disk, served = self._adapter_on_disk, None
+                served = None
                 if on_disk is not None:
                     served = served_record(on_disk, self.store)
                     line = narrowed(on_disk, served)
@@ -150,11 +163,14 @@ class Components:
                 self._candidates[adapter_id] = served_record(record, self.store)
             return self._candidates[adapter_id]
 
-    def candidate_generator(self, record: AdapterRecord) -> AnswerModel:
-        """The model answering with the candidate: in this process a second copy of the base with the candidate
-        merged in (loaded on its first answer), through the engine the same engine asked for its id."""
-        with self._adapter_lock:
-            if record.id not in self._candidate_generators:
+    def model_for(self, record: AdapterRecord | None) -> AnswerModel:
+        """The model answering with `record`'s adapter (None: the base model), one per adapter in this process and
+        kept: rolling back to an adapter served before needs no new load. In this process each is a copy of the
+        base with its adapter merged in (weights load on its first answer); through the engine, the same engine
+        asked for the adapter's id."""
+        key = record.id if record is not None else ""
+        with self._models_lock:
+            if key not in self._models:
                 if self.settings.generator.backend == "engine":
                     from assistant.engine import EngineGenerator
 
@@ -162,10 +178,12 @@ class Components:
                 else:
                     from assistant.generator import Generator
 
-                    settings = self.settings.generator.model_copy(update={"adapter": record.path})
+                    settings = self.settings.generator
+                    if record is not None:
+                        settings = settings.model_copy(update={"adapter": record.path})
                     model = Generator(settings, self.settings.models_dir)
-                self._candidate_generators[record.id] = model
-            return self._candidate_generators[record.id]
+                self._models[key] = model
+            return self._models[key]
 
     def _served_to(self, principal: Principal, rollout: Rollout | None) -> tuple[AdapterRecord | None, AnswerModel]:
         """The adapter and model answering `principal`: the canary's for a user in its share who may be served
@@ -177,7 +195,7 @@ class Components:
                 log.warning("canary %s is not served: %s", rollout.adapter, exc)
             else:
                 if record.servable_to(principal):
-                    return record, self.candidate_generator(record)
+                    return record, self.model_for(record)
         return self.adapter, self.generator
 
     def _shadow_hook(self, collection: str, rollout: Rollout) -> Callable[[Delivered], None]:
@@ -203,7 +221,7 @@ class Components:
             if key not in self._shadow_runners:
 
                 def candidate_answerer() -> Answerer:
-                    return self._answerer(collection, record, self.candidate_generator(record), None, None)
+                    return self._answerer(collection, record, self.model_for(record), None, None)
 
                 self._shadow_runners[key] = ShadowRunner(
                     candidate_answerer,
@@ -215,22 +233,12 @@ class Components:
                 )
             return self._shadow_runners[key]
 
-    @cached_property
+    @property
     def generator(self) -> AnswerModel:
-        """The answering model with the served adapter: in this process (merged in; weights load on its first
-        answer), or in the serving engine (the adapter asked for by its id)."""
+        """The answering model with the adapter served to everyone now (`model_for`), or the one passed in."""
         if self._generator is not None:
             return self._generator
-        if self.settings.generator.backend == "engine":
-            from assistant.engine import EngineGenerator
-
-            return EngineGenerator(self.settings.generator, self.settings.engine, self.adapter)
-        from assistant.generator import Generator
-
-        settings = self.settings.generator
-        if self.adapter is not None:
-            settings = settings.model_copy(update={"adapter": self.adapter.path})
-        return Generator(settings, self.settings.models_dir)
+        return self.model_for(self.adapter)
 
     @cached_property
     def evidence(self) -> SentenceScorer | None:

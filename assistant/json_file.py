@@ -26,3 +26,13 @@ def read_json(path: Path, *, reads: int, version_key: str = "version") -> tuple[
         label = "record version" if version_key == "record_version" else "version"
         raise ValueError(f"{label} {version} is newer than this assistant reads ({reads})")
     return data, version
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when the file is replaced or edited (modified time, inode, size); None: no file. A
+    long-running process re-reads a record when its stamp changes."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_mtime_ns, stat.st_ino, stat.st_size)

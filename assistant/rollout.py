@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from assistant.errors import ConfigError
-from assistant.json_file import read_json, write_json
+from assistant.json_file import file_stamp, read_json, write_json
 
 ROLLOUT = "rollout.json"
 ROLLOUT_VERSION = 1
@@ -106,12 +106,7 @@ class RolloutFile:
         self._rollout: Rollout | None = None
 
     def current(self) -> Rollout | None:
-        path = rollout_path(self.adapters)
-        try:
-            stat = path.stat()
-            seen: tuple[int, int, int] | None = (stat.st_mtime_ns, stat.st_ino, stat.st_size)  # replaced whole
-        except FileNotFoundError:
-            seen = None
+        seen = file_stamp(rollout_path(self.adapters))
         if seen != self._seen:
             self._rollout = read_rollout(self.adapters) if seen is not None else None
             self._seen = seen

@@ -153,6 +153,20 @@ def test_moves_are_refused_with_one_line(indexed: Settings) -> None:
         read_rollout(adapters_dir(indexed))
 
 
+def test_a_promotion_or_rollback_beside_a_running_process_applies_from_its_next_question(indexed: Settings) -> None:
+    fake_adapter(indexed, "first")
+    fake_adapter(indexed, "second")
+    first, second = Scripted("first", ANSWER), Scripted("second", ANSWER)
+    with runtime(indexed, candidates={"first": first, "second": second}) as components:
+        registry.promote(indexed, "first", components.store)
+        assert components.generator is first
+        registry.promote(indexed, "second", components.store)  # from another process: only the file changes
+        assert components.generator is second and components.adapter is not None and components.adapter.id == "second"
+        assert components.answerer(principal=EVERYONE).generator is second
+        registry.rollback(indexed)
+        assert components.generator is first  # the model served before, kept: nothing loads again
+
+
 # -- who is served the candidate --------------------------------------------------------------------------
 def test_canary_is_sticky_per_user_and_near_its_share() -> None:
     canary = Rollout("candidate", "canary", 0.1, "now")
