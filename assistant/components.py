@@ -219,12 +219,8 @@ class Components:
         key = (collection, record.id)
         with self._adapter_lock:
             if key not in self._shadow_runners:
-
-                def candidate_answerer() -> Answerer:
-                    return self._answerer(collection, record, self.model_for(record), None, None)
-
                 self._shadow_runners[key] = ShadowRunner(
-                    candidate_answerer,
+                    lambda: self.answerer_with(record, collection),
                     self.in_flight,
                     self.settings.data_dir,
                     collection=collection,
@@ -299,6 +295,11 @@ class Components:
         logged = log_questions and self.settings.review.log_questions
         log_file = QuestionLog(self.settings.data_dir) if logged else None
         return self._answerer(name, record, generator, log_file, after)
+
+    def answerer_with(self, record: AdapterRecord | None, collection: str | None = None) -> Answerer:
+        """An answerer with this adapter (None: the base model), whoever asks: unlogged, never shadowed (a shadow
+        answer, a promotion's held-out comparison)."""
+        return self._answerer(self.collection(collection), record, self.model_for(record), None, None)
 
     def _answerer(
         self,

@@ -21,7 +21,7 @@ from assistant.answer_model import Usage
 from assistant.answering import Answerer
 from assistant.components import Components
 from assistant.errors import ConfigError
-from assistant.prompt import template_hash
+from assistant.prompt import MODEL_REFUSAL, template_hash
 from assistant.question_log import LoggedQuestion, QuestionLog
 from assistant.quote_constraint import FormatRequest
 from assistant.rollout import Rollout, bucket, in_canary, read_rollout, write_rollout
@@ -114,7 +114,7 @@ def test_a_candidate_moves_through_its_stages_and_each_move_is_recorded(indexed:
         assert message == "candidate left canary: everyone is served current"
         assert read_rollout(adapters_dir(indexed)) is None and promoted_id(indexed) == "current"
         rollout.start(indexed, "candidate", "canary", 0.1, "cli:olivia", "fixed", store)
-        rollout.promote(indexed, "candidate", "cli:olivia", "canary held", store)
+        rollout.promote(indexed, "candidate", "cli:olivia", "canary held", components)
         assert promoted_id(indexed) == "candidate" and read_rollout(adapters_dir(indexed)) is None
         assert rollout.rollback(indexed, "cli:ian", "back") == "now serving current"  # from promoted
     moves = read_record(adapters_dir(indexed) / "candidate").rollout
@@ -147,7 +147,7 @@ def test_moves_are_refused_with_one_line(indexed: Settings) -> None:
         with pytest.raises(ConfigError, match="weak is in shadow: promote it or roll it back"):
             rollout.start(indexed, "second", "canary", 0.1, "cli:o", "why", store)
         with pytest.raises(ConfigError, match="not promoting first: it has no rollout evidence"):
-            rollout.promote(indexed, "first", "cli:o", "why", store, evidence=True)
+            rollout.promote(indexed, "first", "cli:o", "why", components, evidence=True)
     with pytest.raises(ConfigError, match="not a rollout record"):
         (adapters_dir(indexed) / "rollout.json").write_text('{"adapter": "weak", "stage": "everyone", "share": 2}')
         read_rollout(adapters_dir(indexed))
@@ -305,12 +305,27 @@ def logged(adapter: str, *, refused: bool = False, label: str | None = "supporte
     )
 
 
-def test_promotion_needs_enough_evidence_and_no_regression(indexed: Settings) -> None:
+def test_promotion_needs_enough_evidence_no_regression_and_the_held_out_set(indexed: Settings, tmp_path: Path) -> None:
     fake_adapter(indexed, "current")
     fake_adapter(indexed, "candidate")
     settings = indexed.model_copy(update={"rollout": indexed.rollout.model_copy(update={"min_questions": 20})})
+    held_out = tmp_path / "held-out.jsonl"
+    held_out.write_text(
+        json.dumps(
+            {
+                "question": "How many public holidays does the office close for?",
+                "relevant": ["holidays.md"],
+                "groups": ["everyone"],
+                "answer": "Eleven.",
+                "key_facts": ["eleven"],
+            }
+        )
+        + "\n"
+    )
+    right = Scripted("current", ANSWER)
+    wrong = Scripted("candidate", MODEL_REFUSAL)  # refuses what the promoted adapter answers
     log = QuestionLog(settings.data_dir)
-    with runtime(settings) as components:
+    with runtime(settings, candidates={"current": right, "candidate": wrong}) as components:
         registry.promote(settings, "current", components.store)
         rollout.start(settings, "candidate", "canary", 0.1, "cli:o", "why", components.store)
         since = read_rollout(adapters_dir(settings)).since  # type: ignore[union-attr]
@@ -318,19 +333,31 @@ def test_promotion_needs_enough_evidence_and_no_regression(indexed: Settings) ->
             log.record(dataclasses.replace(logged("current"), created=since))
         for n in range(10):
             log.record(dataclasses.replace(logged("candidate", refused=n < 3), created=since))
+
+        def promote() -> rollout.Promotion:
+            return rollout.promote(settings, "candidate", "cli:o", "why", components, evidence=True, held_out=held_out)
+
         with pytest.raises(ConfigError, match=r"candidate has 10 canary questions since .*; promotion needs 20"):
-            rollout.promote(settings, "candidate", "cli:o", "why", components.store, evidence=True)
+            promote()
         for _ in range(20):
             log.record(dataclasses.replace(logged("candidate", label="quoted"), created=since))
         with pytest.raises(ConfigError, match=r"refusal_rate .* 0\.100 against 0\.000 for current") as refused:
-            rollout.promote(settings, "candidate", "cli:o", "why", components.store, evidence=True)
+            promote()
         assert "supported" in str(refused.value)  # every regression is named
         for _ in range(600):
             log.record(dataclasses.replace(logged("candidate"), created=since))
-        promotion = rollout.promote(settings, "candidate", "cli:o", "held", components.store, evidence=True)
+        with pytest.raises(
+            ConfigError,
+            match=r"on the held-out set held-out its answer lines are correct for 0\.000, "
+            r"against 1\.000 for current",
+        ):
+            promote()  # production figures hold, but it answers the held-out question wrong
+        wrong.text = ANSWER
+        promotion = promote()
     assert promoted_id(settings) == "candidate"
     saved = read_record(adapters_dir(settings) / "candidate").rollout[-1]["evidence"]
     assert saved == promotion.evidence and saved["source"] == "canary" and saved["candidate"]["questions"] == 630
+    assert saved["held_out"]["candidate"]["line_correct"] == saved["held_out"]["promoted"]["line_correct"] == 1.0
 
 
 def test_served_figures_carry_counts_and_wilson_intervals(tmp_path: Path) -> None:

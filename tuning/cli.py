@@ -271,7 +271,7 @@ def promote(
     """Serve this adapter to everyone, if it meets the gates and does not regress against the one served now."""
     settings = load_settings()
     with open_components(settings) as components:  # its training sources are looked up in the index
-        promotion = rollout.promote(settings, adapter_id, cli_operator(), why, components.store, evidence=evidence)
+        promotion = rollout.promote(settings, adapter_id, cli_operator(), why, components, evidence=evidence)
     record = promotion.record
     groups = ", ".join(record.data_groups) or "no group"
     typer.echo(f"promoted {record.id}: the runtime serves it from now on, to principals holding all of: {groups}")

@@ -9,7 +9,9 @@ runtime does in each stage is `assistant/rollout.py`.
 - **canary** serves real users: the offline gates of `tune promote` must pass first.
 - **promote** applies the offline gates, and with `--evidence` (or `rollout.require_evidence`) the candidate's
   production evidence too (`evals/rollout.py`): enough shadow or canary questions, no regression beyond the
-  margins against the adapter promoted now.
+  margins against the adapter promoted now; then both answer the held-out set again, and a candidate whose
+  answer lines are correct less often than the promoted adapter's by more than `rollout.held_out_margin` stays
+  where it is.
 - **rollback**, from any stage: a candidate in shadow or canary leaves it (everyone is served the promoted
   adapter again); with no rollout in progress, the previously promoted adapter is served again.
 
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from assistant.adapters import (
     AdapterRecord,
@@ -35,10 +38,15 @@ from assistant.adapters import (
 )
 from assistant.errors import ConfigError
 from assistant.rollout import Rollout, Stage, now, read_rollout, write_rollout
-from assistant.settings import Settings
+from assistant.settings import SAMPLE_GOLDEN, Settings
 from assistant.store import VectorStore
+from evals.answers import evaluate_answers
+from evals.datasets import load_golden
 from evals.rollout import adapter_name, promotion_evidence
 from tuning import registry
+
+if TYPE_CHECKING:
+    from assistant.components import Components
 
 
 def stage_of(settings: Settings, record: AdapterRecord) -> str:
@@ -124,10 +132,18 @@ class Promotion:
 
 
 def promote(
-    settings: Settings, adapter_id: str, who: str, why: str, store: VectorStore, *, evidence: bool = False
+    settings: Settings,
+    adapter_id: str,
+    who: str,
+    why: str,
+    components: Components,
+    *,
+    evidence: bool = False,
+    held_out: Path | None = None,
 ) -> Promotion:
     """Serve `adapter_id` to everyone, if it meets the offline gates and (with `evidence`, or when the settings
-    require it) its rollout evidence; the evidence is saved in the record."""
+    require it) its rollout evidence and the held-out comparison (`held_out`: the answerable set to re-run,
+    default the handbook's golden set); the evidence is saved in the record."""
     folder = adapters_dir(settings)
     rollout = read_rollout(folder)
     found: dict[str, Any] | None = None
@@ -147,11 +163,35 @@ def promote(
         )
         if not check.ok:
             raise ConfigError(f"not promoting {adapter_id}: " + "; ".join(check.failures))
-        found = check.to_json()
-    record = registry.promote(settings, adapter_id, store)  # the offline gates; ConfigError naming what fails
+        comparison = held_out_comparison(components, adapter_id, held_out or settings.repo_dir / SAMPLE_GOLDEN)
+        found = {**check.to_json(), "held_out": comparison}
+        mine, theirs = comparison["candidate"], comparison["promoted"]
+        if theirs["line_correct"] - mine["line_correct"] > settings.rollout.held_out_margin:
+            raise ConfigError(
+                f"not promoting {adapter_id}: on the held-out set {comparison['set']} its answer lines are correct "
+                f"for {mine['line_correct']:.3f}, against {theirs['line_correct']:.3f} for {theirs['adapter']}: "
+                f"worse by more than {settings.rollout.held_out_margin}"
+            )
+    record = registry.promote(settings, adapter_id, components.store)  # the offline gates: ConfigError if unmet
     if rollout is not None and rollout.adapter == adapter_id:
         write_rollout(folder, None)
     return Promotion(recorded(record, "promoted", who, why or "promoted", found or {}), found)
+
+
+def held_out_comparison(components: Components, adapter_id: str, answerable: Path) -> dict[str, Any]:
+    """The candidate and the adapter served now, answering the held-out set with the same retrieval: their share
+    of correct and of wrong answer lines (key facts, `evals/answers.py`)."""
+    golden = load_golden(answerable)
+    figures: dict[str, Any] = {"set": golden.name}
+    for role, record in (("candidate", components.candidate(adapter_id)), ("promoted", components.adapter)):
+        run = evaluate_answers(components.answerer_with(record), golden)
+        figures[role] = {
+            "adapter": adapter_name(record.id if record is not None else None),
+            "line_correct": float(run.aggregate.get("line_correct", 0.0)),
+            "line_wrong": float(run.aggregate.get("line_wrong", 0.0)),
+            "questions": len(run.samples),
+        }
+    return figures
 
 
 def rollback(settings: Settings, who: str, why: str) -> str:

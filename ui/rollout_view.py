@@ -80,7 +80,7 @@ def show_moves(components: Components, principal: Principal, ids: list[str]) -> 
             record = rollout.start(settings, adapter, stage, share, who, why, components.store)  # type: ignore[arg-type]
             st.success(untrusted.label(f"{record.id} is in {stage} at {share:.0%}."))
         elif moved:
-            promotion = rollout.promote(settings, adapter, who, why or "promoted", components.store, evidence=True)
+            promotion = rollout.promote(settings, adapter, who, why or "promoted", components, evidence=True)
             st.success(
                 untrusted.label(f"{promotion.record.id} is promoted: it serves everyone from the next question.")
             )
