@@ -226,6 +226,26 @@ def test_an_adapter_is_never_used_for_a_principal_lacking_its_data_groups(engine
     assert engine.metric("vllm:request_success_total") == requests  # the engine was never asked
 
 
+def test_a_canary_is_a_second_lora_adapter_of_the_same_engine_and_rolls_back_at_once(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A registered copy of the shipped adapter put in canary at 100%: the running engine loads it beside the base
+    and the shipped adapter, a user is answered with it, and after the rollback with the shipped one again."""
+    from tuning import rollout
+
+    (tmp_path / "index").symlink_to(engine.settings.index_dir, target_is_directory=True)  # the same index, read
+    (tmp_path / "models").symlink_to(engine.settings.models_dir, target_is_directory=True)
+    settings = engine.settings.model_copy(update={"data_dir": tmp_path})
+    copy = registered_copy(settings, "canary-1")
+    with runtime(settings) as components:
+        rollout.start(settings, copy.id, "canary", 1.0, "cli:test", "through the engine", components.store)
+        assert copy.id in EngineGenerator(settings.generator, settings.engine).served_models()
+        answer = components.answerer(principal=DANA).ask(DANA, FLOATING)
+        assert answer.adapter == copy.id and not answer.refused
+        rollout.rollback(settings, "cli:test", "done")
+        assert components.answerer(principal=DANA).ask(DANA, FLOATING).adapter == read_record(SHIPPED).id
+
+
 @pytest.mark.slow  # a second engine beside the first: minutes and gigabytes more on 2 cores (run with -m slow)
 def test_the_adapter_merged_into_the_base_gives_the_same_answer_and_a_promotion_names_the_restart(
     engine: Engine, tmp_path: Path
@@ -251,5 +271,10 @@ def test_the_adapter_merged_into_the_base_gives_the_same_answer_and_a_promotion_
         copy = registered_copy(merged.model_copy(update={"data_dir": tmp_path}), "handbook-copy-2")
         with pytest.raises(EngineError, match=r"neither handbook-copy-2 nor the base model .*restart `assistant serve"):
             EngineGenerator(merged.generator, merged.engine, copy).load()
+        from assistant.errors import ConfigError
+        from tuning.rollout import check_engine
+
+        with pytest.raises(ConfigError, match=r"cannot serve handbook-copy-2 beside .*need the engine in LoRA mode"):
+            check_engine(merged, copy)  # a shadow or canary is refused with one line
     finally:
         stop_engine(process)

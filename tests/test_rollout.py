@@ -438,3 +438,19 @@ def test_evidence_from_shadow_compares_the_same_questions(tmp_path: Path) -> Non
 def _no_leftover_threads() -> Iterator[None]:
     yield
     assert not [t for t in threading.enumerate() if t.name == "shadow-answers" and t.is_alive() and not t.daemon]
+
+
+def test_the_rollout_commands_print_stages_and_refuse_in_one_line(indexed: Settings) -> None:
+    from tests.conftest import run
+
+    fake_adapter(indexed, "candidate")
+    refused = run("tune", "rollout", "canary", "nope", "--why", "try", data_dir=indexed.data_dir)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "nope" in refused.stderr  # no such adapter: one line
+    started = run("tune", "rollout", "shadow", "candidate", "--share", "0.3", "--why", "try", data_dir=indexed.data_dir)
+    assert started.returncode == 0, started.stderr
+    assert "candidate is in shadow: 30% of questions, answered again and never shown" in started.stdout
+    status = run("tune", "rollout", "status", data_dir=indexed.data_dir)
+    assert status.returncode == 0 and "shadow 30%" in status.stdout and "cli:" in status.stdout
+    back = run("tune", "rollback", "--why", "enough", data_dir=indexed.data_dir)
+    assert back.returncode == 0 and "candidate left shadow" in back.stdout
