@@ -281,6 +281,15 @@ class Answerer:
             self.after_answer(Delivered(principal, question, tuple(history), prepared, answer))
         return answer
 
+    def answer_prepared(
+        self, principal: Principal, question: str, prepared: Prepared, history: Sequence[Turn] = ()
+    ) -> GeneratorType[str, None, Answer]:
+        """This answerer's model writing from blocks another answerer prepared (a shadow answer: the same blocks,
+        another adapter), untraced and unlogged. `prepared` must not be a refusal."""
+        if prepared.refusal is not None:
+            raise ValueError(f"nothing to write: the question was refused before generation ({prepared.refusal})")
+        return self._answer(principal, question, history, prepared, QuestionTrace.off(), time.perf_counter())
+
     def _answer(
         self,
         principal: Principal,
@@ -307,29 +316,6 @@ class Answerer:
             )
             yield refused.answer
             return refused
-        return (yield from self._write(principal, question, history, prepared, trace, started))
-
-    def answer_prepared(
-        self, principal: Principal, question: str, prepared: Prepared, history: Sequence[Turn] = ()
-    ) -> GeneratorType[str, None, Answer]:
-        """This answerer's model writing from blocks another answerer prepared (a shadow answer: the same blocks,
-        another adapter), untraced and unlogged. `prepared` must not be a refusal."""
-        if prepared.refusal is not None:
-            raise ValueError(f"nothing to write: the question was refused before generation ({prepared.refusal})")
-        return self._write(principal, question, history, prepared, QuestionTrace.off(), time.perf_counter())
-
-    def _write(
-        self,
-        principal: Principal,
-        question: str,
-        history: Sequence[Turn],
-        prepared: Prepared,
-        trace: QuestionTrace,
-        started: float,
-    ) -> GeneratorType[str, None, Answer]:
-        """Generation and the checks after it, from the prepared blocks."""
-        retrieval, recall, selection, shown = prepared.retrieval, prepared.recall, prepared.selection, prepared.shown
-        evidence_score = selection.best if selection is not None else None
         read = shown  # what the model reads: the shown blocks, or with evidence.focus only their best sentences
         if selection is not None and self.evidence_settings.focus and selection.preferred_quotes:
             shown = shown[: len(selection.preferred_quotes)]  # the blocks holding the best sentences come first
