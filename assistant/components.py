@@ -88,6 +88,7 @@ class Components:
         self._on_disk: AdapterRecord | None = None
         self._resolved = False
         self._promoted_stamp: tuple[int, int, int] | None = None
+        self._synced_stamp: tuple[int, int, int] | None = None
         self._shadow_runners: dict[tuple[str, str], ShadowRunner] = {}
         self._random = random.random  # which questions are shadowed (tests pin it)
 
@@ -120,6 +121,10 @@ class Components:
         if not self._resolved or stamp != self._promoted_stamp:
             self._on_disk = resolve_adapter(self.settings)
             self._promoted_stamp, self._resolved, self._adapter_checked = stamp, True, False
+        synced = file_stamp(self.settings.sync_history_path)
+        if synced != self._synced_stamp:  # a sync ended, maybe in another process: sources may have moved
+            self._synced_stamp, self._adapter_checked = synced, False
+            self._candidates.clear()
         return self._on_disk
 
     @property
@@ -196,7 +201,7 @@ class Components:
             else:
                 if record.servable_to(principal):
                     return record, self.model_for(record)
-        return self.adapter, self.generator
+        return self._promoted()
 
     def _shadow_hook(self, collection: str, rollout: Rollout) -> Callable[[Delivered], None]:
         """Hand a share of delivered answers to the shadow runner, for askers the candidate may be served to."""
@@ -206,11 +211,10 @@ class Components:
                 return
             try:
                 record = self.candidate(rollout.adapter)
-            except ConfigError as exc:
+                if record.servable_to(delivered.principal):  # its answer is never shown, but it reads their blocks
+                    self.shadow_runner(collection, record).submit(delivered)
+            except Exception as exc:  # the user has their answer: a shadow that cannot run is logged, never shown
                 log.warning("shadow %s is not run: %s", rollout.adapter, exc)
-                return
-            if record.servable_to(delivered.principal):  # its answer is never shown, but it reads their blocks
-                self.shadow_runner(collection, record).submit(delivered)
 
         return submit
 
@@ -232,9 +236,13 @@ class Components:
     @property
     def generator(self) -> AnswerModel:
         """The answering model with the adapter served to everyone now (`model_for`), or the one passed in."""
-        if self._generator is not None:
-            return self._generator
-        return self.model_for(self.adapter)
+        return self._promoted()[1]
+
+    def _promoted(self) -> tuple[AdapterRecord | None, AnswerModel]:
+        """The adapter served to everyone and its model, read together: a promotion between two reads must not
+        pair one adapter's groups with another's model."""
+        record = self.adapter
+        return record, self._generator if self._generator is not None else self.model_for(record)
 
     @cached_property
     def evidence(self) -> SentenceScorer | None:
@@ -285,10 +293,7 @@ class Components:
 
         name = self.collection(collection)
         rollout = self.rollout() if log_questions else None  # evaluations measure the adapter they are given
-        if principal is not None:
-            record, generator = self._served_to(principal, rollout)
-        else:
-            record, generator = self.adapter, self.generator
+        record, generator = self._served_to(principal, rollout) if principal is not None else self._promoted()
         after = None
         if shadow and rollout is not None and rollout.stage == "shadow":
             after = self._shadow_hook(name, rollout)

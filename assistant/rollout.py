@@ -17,6 +17,7 @@ adapter is served under, `assistant/adapters.py`); the others keep the promoted 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, Literal
 from assistant.errors import ConfigError
 from assistant.json_file import file_stamp, read_json, write_json
 
+log = logging.getLogger(__name__)
 ROLLOUT = "rollout.json"
 ROLLOUT_VERSION = 1
 Stage = Literal["shadow", "canary"]
@@ -106,8 +108,14 @@ class RolloutFile:
         self._rollout: Rollout | None = None
 
     def current(self) -> Rollout | None:
+        """The rollout now; an unreadable file serves everyone the promoted adapter (logged once per change), so a
+        bad edit never stops the chat; `tune rollback` replaces it."""
         seen = file_stamp(rollout_path(self.adapters))
         if seen != self._seen:
-            self._rollout = read_rollout(self.adapters) if seen is not None else None
+            try:
+                self._rollout = read_rollout(self.adapters) if seen is not None else None
+            except ConfigError as exc:
+                log.warning("no rollout applies: %s", exc)
+                self._rollout = None
             self._seen = seen
         return self._rollout

@@ -413,6 +413,7 @@ _SOURCE_TREE = Path(__file__).resolve().parents[1]
 CHECKOUT = _SOURCE_TREE if (_SOURCE_TREE / "pyproject.toml").is_file() else Path.cwd()
 # The checked-in evaluation sets, relative to the checkout (`Settings.repo_dir`): named here once.
 SAMPLE_GOLDEN = Path("samples/handbook-golden.jsonl")
+SYNC_HISTORY = "ingest-runs.jsonl"  # in the data directory: one line per real sync
 SAMPLE_OUT_OF_CORPUS = Path("samples/out-of-corpus.jsonl")
 
 
@@ -549,6 +550,12 @@ class Settings(BaseSettings):
     @property
     def state_path(self) -> Path:
         return self.data_dir / "sync-state.sqlite"
+
+    @property
+    def sync_history_path(self) -> Path:
+        """One line per real sync, appended when it ends (`ingestion/history.py`): what a running app watches to
+        re-check who may be served its adapters after a sync made by another process."""
+        return self.data_dir / SYNC_HISTORY
 
     @property
     def models_dir(self) -> Path:

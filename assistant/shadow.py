@@ -8,12 +8,11 @@ holds the cores a user is waiting on.
 
 Both answers are scored by the same deterministic checks (`scores`), plus their agreement; the scores go on the
 question's Langfuse trace (`shadow.*`) and into `shadow.jsonl` in the data directory, which holds adapter ids,
-user pseudonyms, trace ids and numbers, never question or document text (the trace rules: `assistant.tracing`).
+trace ids, cited document ids and numbers: never who asked, the question or document text.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
@@ -95,14 +94,9 @@ def agreement(served: dict[str, Any], shadow: dict[str, Any]) -> dict[str, bool]
     }
 
 
-def pseudonym(user_id: str) -> str:
-    return hashlib.sha256(f"shadow\0{user_id}".encode()).hexdigest()[:12]
-
-
 @dataclass(frozen=True)
 class ShadowRecord:
-    trace_id: str | None
-    user: str  # a pseudonym: the log is for comparing adapters, not for finding people
+    trace_id: str | None  # joins the question log (which holds the question and who asked) where rules allow
     collection: str
     served_adapter: str | None
     shadow_adapter: str
@@ -165,8 +159,10 @@ class ShadowRunner:
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10) -> None:
+        """Stop taking work and end the one in progress at its next token; wait for the thread up to `timeout`."""
         self._stopped.set()
+        self._thread.join(timeout)
 
     def _work(self) -> None:
         while not self._stopped.is_set():
@@ -183,13 +179,15 @@ class ShadowRunner:
                 self._queue.task_done()
 
     def _run(self, job: Delivered) -> None:
-        self._in_flight.wait_idle()
+        while not self._in_flight.wait_idle(timeout=0.5):
+            if self._stopped.is_set():
+                return
         answerer = self._candidate()
         pieces = answerer.answer_prepared(job.principal, job.question, job.prepared, job.history)
         try:
             while True:
                 next(pieces)
-                if self._in_flight.busy:  # a user is waiting: stop at this token
+                if self._in_flight.busy or self._stopped.is_set():  # a user is waiting (or the app stops): stop here
                     pieces.close()
                     self.counts.yielded += 1
                     return
@@ -198,7 +196,6 @@ class ShadowRunner:
         served_scores, shadow_scores = scores(job.answer), scores(shadow)
         record = ShadowRecord(
             trace_id=job.answer.trace_id,
-            user=pseudonym(job.principal.user_id),
             collection=self._collection,
             served_adapter=job.answer.adapter,
             shadow_adapter=answerer.adapter_id or "base",

@@ -206,6 +206,10 @@ def promotion_evidence(
         shadow = shadow_figures(data_dir, candidate, since)
         mine, theirs, source = shadow.candidate, shadow.served, "shadow"
     failures = []
+    if theirs.questions == 0 and min_questions > 0:
+        failures.append(
+            f"{promoted} answered no {source} question since {since}: nothing to compare the candidate with"
+        )
     if mine.questions < min_questions:
         failures.append(
             f"{candidate} has {mine.questions} {source} questions since {since}; promotion needs {min_questions}"

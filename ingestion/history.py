@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from assistant.jsonl import append_record, read_records
+from assistant.settings import SYNC_HISTORY
 from ingestion.summary import SyncSummary
 
 
 def history_path(data_dir: Path) -> Path:
-    return data_dir / "ingest-runs.jsonl"
+    return data_dir / SYNC_HISTORY
 
 
 def record_run(data_dir: Path, summary: SyncSummary, started_by: str) -> None:

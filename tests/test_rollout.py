@@ -167,6 +167,16 @@ def test_a_promotion_or_rollback_beside_a_running_process_applies_from_its_next_
         assert components.generator is first  # the model served before, kept: nothing loads again
 
 
+def test_an_unreadable_rollout_file_serves_the_promoted_adapter_and_rollback_replaces_it(indexed: Settings) -> None:
+    fake_adapter(indexed, "candidate")
+    (adapters_dir(indexed) / "rollout.json").write_text("{broken")
+    served = Scripted("served", ANSWER)
+    with runtime(indexed, generator=served, candidates={"candidate": Scripted("candidate", ANSWER)}) as components:
+        assert components.answerer(principal=EVERYONE).generator is served  # the chat goes on
+    assert "was unreadable and is replaced" in rollout.rollback(indexed, "cli:o", "a bad edit")
+    assert read_rollout(adapters_dir(indexed)) is None
+
+
 # -- who is served the candidate --------------------------------------------------------------------------
 def test_canary_is_sticky_per_user_and_near_its_share() -> None:
     canary = Rollout("candidate", "canary", 0.1, "now")
@@ -413,7 +423,6 @@ def test_evidence_from_shadow_compares_the_same_questions(tmp_path: Path) -> Non
     records = [
         ShadowRecord(
             "t",
-            "p",
             "handbook",
             "current",
             "candidate",

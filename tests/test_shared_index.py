@@ -173,3 +173,16 @@ def test_one_sync_at_a_time_across_processes_and_threads(tmp_path: Path) -> None
         order.append("first")
     waiter.join(timeout=10)
     assert order == ["first", "second"]
+
+
+def test_a_closed_store_takes_no_shard_again(tmp_path: Path) -> None:
+    store = SharedEdgeStore(tmp_path / "index")
+    store.ensure_collection(C, VectorSpace("test", DIM))
+    store.close()
+    with pytest.raises(StoreError, match="is closed"):
+        store.count(C)  # a late call (a shadow thread) after close: refused, the lock stays free
+    other = SharedEdgeStore(tmp_path / "index")
+    try:
+        assert other.count(C) == 0 and other.holder(C) == "this process"
+    finally:
+        other.close()

@@ -37,7 +37,7 @@ from assistant.adapters import (
     write_record,
 )
 from assistant.errors import ConfigError
-from assistant.rollout import Rollout, Stage, now, read_rollout, write_rollout
+from assistant.rollout import Rollout, Stage, now, read_rollout, rollout_path, write_rollout
 from assistant.settings import SAMPLE_GOLDEN, Settings
 from assistant.store import VectorStore
 from evals.answers import evaluate_answers
@@ -198,7 +198,11 @@ def rollback(settings: Settings, who: str, why: str) -> str:
     """From any stage, at once: end the rollout in progress, else serve the previously promoted adapter again.
     Returns the line saying what is served now."""
     folder = adapters_dir(settings)
-    rollout = read_rollout(folder)
+    try:
+        rollout = read_rollout(folder)
+    except ConfigError:  # unreadable (the runtime already ignores it): replaced, nothing else changes
+        write_rollout(folder, None)
+        return f"{rollout_path(folder)} was unreadable and is replaced: no rollout is in progress"
     promoted = read_promoted(settings).current
     if rollout is not None:
         write_rollout(folder, None)  # first: the next question is served the promoted adapter

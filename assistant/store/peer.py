@@ -19,6 +19,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
@@ -78,7 +79,10 @@ class IndexServer:
         while not self._closed.is_set():
             try:
                 connection = self._listener.accept()
-            except (OSError, EOFError, AuthenticationError):  # closed, or a caller without the key
+            except (EOFError, AuthenticationError):  # a caller without the key
+                continue
+            except OSError:  # closed; or out of descriptors for now: do not spin
+                time.sleep(0.1)
                 continue
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
@@ -89,6 +93,9 @@ class IndexServer:
                     name, args = connection.recv()
                 except (EOFError, OSError):
                     return
+                except Exception as exc:  # a call this version cannot read: say so, keep serving
+                    connection.send(("error", ("StoreError", f"the index server could not read the call: {exc}")))
+                    continue
                 connection.send(self._call(name, args))
 
     def _call(self, name: str, args: tuple[Any, ...]) -> tuple[str, Any]:
@@ -102,11 +109,11 @@ class IndexServer:
             return ("error", ("StoreError", f"the index server refuses {name!r} on {args[:1]!r}"))
         try:
             result = getattr(self._store, name)(*args)
+            return ("ok", list(result) if name == "iter_chunks" else result)  # a scroll runs here, inside the try
         except (AssistantError, ValueError) as exc:  # a refusal travels as its kind and its one line
             return ("error", (type(exc).__name__, str(exc)))
         except Exception as exc:  # anything else too: the caller's CLI prints one line, the server lives on
             return ("error", ("StoreError", f"the process holding the index failed: {exc}"))
-        return ("ok", list(result) if name == "iter_chunks" else result)
 
     def close(self) -> None:
         """Stop answering (a call arriving now is told to retry), remove the address file, close the socket."""
@@ -121,11 +128,15 @@ class PeerStore:
     """Calls to the holder of one collection, over its socket. Raises `PeerGone` when the holder stopped."""
 
     def __init__(self, root: Path, collection: str) -> None:
+        path = peer_file(root, collection)
         try:
-            record = json.loads(peer_file(root, collection).read_text(encoding="utf-8"))
+            owner = path.stat()
+            if owner.st_uid != os.getuid() or owner.st_mode & 0o077:  # only the index's own user may name a server
+                raise PeerGone(f"{path} is not this user's private file: not calling the address it names")
+            record = json.loads(path.read_text(encoding="utf-8"))
             self.pid = int(record["pid"])
             self._connection = Client(record["address"], family="AF_UNIX", authkey=bytes.fromhex(record["key"]))
-        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, AuthenticationError) as exc:
             raise PeerGone(str(exc)) from exc
         self._lock = threading.Lock()  # one call at a time on this connection
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from assistant.access import Principal
-from assistant.errors import IndexInUseError
+from assistant.errors import IndexInUseError, StoreError
 from assistant.store.base import ChunkRecord, SearchQuery, StoredChunk, VectorSpace
 from assistant.store.edge import EdgeStore
 from assistant.store.peer import IndexServer, PeerGone, PeerStore
 
-ATTEMPTS = 5  # a holder between taking the lock and serving, or just exiting, is found on a later attempt
+ATTEMPTS = 25  # a holder between taking the lock and serving, or exiting (flushing), is found within 5 s
 PAUSE_S = 0.2
 
 
@@ -32,6 +32,7 @@ class SharedEdgeStore:
         self._servers: dict[str, IndexServer] = {}
         self._peers: dict[str, PeerStore] = {}
         self._mutex = threading.Lock()
+        self._closed = False
 
     def holder(self, collection: str) -> str:
         """'this process', 'pid N' (served by another process) or 'nobody yet': for status lines and tests."""
@@ -43,6 +44,8 @@ class SharedEdgeStore:
     def _route(self, collection: str, dimension: int | None) -> PeerStore | None:
         """None: this process holds the collection (and serves it); else the holder to call."""
         with self._mutex:
+            if self._closed:  # a late call (a shadow thread) must not take the shard again after close
+                raise StoreError(f"the store of {self.root} is closed")
             if collection in self._servers:
                 return None
             if collection in self._peers:
@@ -60,7 +63,7 @@ class SharedEdgeStore:
             return None
 
     def _call(self, collection: str, name: str, *args: Any, dimension: int | None = None) -> Any:
-        last = PeerGone("")
+        last = PeerGone(f"the index {self.root / collection} is held by a process that did not answer")
         for attempt in range(ATTEMPTS):
             if attempt:
                 time.sleep(PAUSE_S)
@@ -123,6 +126,7 @@ class SharedEdgeStore:
 
     def close(self) -> None:
         with self._mutex:
+            self._closed = True
             for server in self._servers.values():
                 server.close()  # first: no other process is answered from a closing store
             for peer in self._peers.values():
