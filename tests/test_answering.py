@@ -111,6 +111,7 @@ def test_closing_the_answer_stream_stops_the_decoding_thread(
     with runtime(handbook_index, generator=generator) as components:
         answerer = Answerer(components.retriever(), components.recall_gate, generator)
         generator.load()
+        components.store.count("handbook")  # the index opened first: its holder serves it on a thread of its own
         before = threading.active_count()
         stream = answerer.stream(Principal.of("dana", ["everyone"]), "How many floating holidays do I get each year?")
         assert isinstance(next(stream), str)
