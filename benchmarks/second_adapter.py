@@ -16,8 +16,9 @@ depend on what it learned. The prompt is the generate benchmark's ~1,000-token h
 from __future__ import annotations
 
 import argparse
-import gc
 import resource
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -50,49 +51,71 @@ def decode_rate(model: Any, tokenizer: Any, prompt: str, new_tokens: int) -> flo
     return (new_tokens - 1) / max(full - first, 1e-9)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--new-tokens", type=int, default=64)
-    args = parser.parse_args()
+def merged_copies(new_tokens: int) -> str:
     settings = load_settings()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     served = settings.generator.model_copy(update={"adapter": SHIPPED, "shortlist_head": 0})
     start = rss_mb()
     first = Generator(served, settings.models_dir)
     first.load()
     one = rss_mb()
     model, tokenizer = first._loaded
-    prompt = rag_prompt(first, 1000)
-    merged_rate = decode_rate(model, tokenizer, prompt, args.new_tokens)
+    rate = decode_rate(model, tokenizer, rag_prompt(first, 1000), new_tokens)
     second = Generator(served, settings.models_dir)
     second.load()
     two = rss_mb()
-    print(
-        f"merged copies: process {start:.0f} MB; with one adapter {one:.0f} MB (+{one - start:.0f}); "
-        f"with a second {two:.0f} MB (+{two - one:.0f}); decode {merged_rate:.1f} tok/s each"
+    other, _ = second._loaded
+    decode_rate(other, tokenizer, rag_prompt(first, 1000), new_tokens)
+    end = rss_mb()
+    return (
+        f"merged copies: process {start:.0f} MB; with one adapter {one:.0f} MB (+{one - start:.0f}); with a second "
+        f"{two:.0f} MB (+{two - one:.0f}); after both decoded {end:.0f} MB (+{end - start:.0f} in all); "
+        f"decode {rate:.1f} tok/s"
     )
-    del first, second, model
-    gc.collect()
 
+
+def peft_adapters(new_tokens: int) -> str:
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    before = rss_mb()
-    base = AutoModelForCausalLM.from_pretrained(resolve_base_model(settings.generator.model, settings.models_dir))
-    peft_model = PeftModel.from_pretrained(base, str(SHIPPED), adapter_name="promoted")
-    peft_model.eval()
-    with_one = rss_mb()
-    peft_model.load_adapter(str(SHIPPED), adapter_name="candidate")
-    with_two = rss_mb()
-    rates = {}
+    settings = load_settings()
+    path = resolve_base_model(settings.generator.model, settings.models_dir)
+    start = rss_mb()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), str(SHIPPED), adapter_name="promoted")
+    model.eval()
+    one = rss_mb()
+    model.load_adapter(str(SHIPPED), adapter_name="candidate")
+    two = rss_mb()
+    probe = Generator(settings.generator, settings.models_dir)  # for the prompt's token count only
+    prompt = rag_prompt(probe, 1000)
+    rates = []
     for name in ("promoted", "candidate"):
-        peft_model.set_adapter(name)
-        rates[name] = decode_rate(peft_model, tokenizer, prompt, args.new_tokens)
-    print(
-        f"one base, two peft adapters: {before:.0f} MB before; base + one {with_one:.0f} MB "
-        f"(+{with_one - before:.0f}); + a second {with_two:.0f} MB (+{with_two - with_one:.0f}); decode unmerged "
-        f"{rates['promoted']:.1f} / {rates['candidate']:.1f} tok/s (merged: {merged_rate:.1f})"
+        model.set_adapter(name)
+        rates.append(decode_rate(model, tokenizer, prompt, new_tokens))
+    end = rss_mb()
+    return (
+        f"one base, two peft adapters: process {start:.0f} MB; base + one {one:.0f} MB (+{one - start:.0f}); + a "
+        f"second {two:.0f} MB (+{two - one:.0f}); after both decoded {end:.0f} MB (+{end - start:.0f} in all); "
+        f"decode unmerged {rates[0]:.1f} / {rates[1]:.1f} tok/s"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument(
+        "--variant", choices=["merged", "peft"], help="run one variant here (else each in its own process)"
+    )
+    args = parser.parse_args()
+    if args.variant == "merged":
+        print(merged_copies(args.new_tokens))
+    elif args.variant == "peft":
+        print(peft_adapters(args.new_tokens))
+    else:  # each in a fresh process: memory freed by one would be reused by the other
+        for variant in ("merged", "peft"):
+            command = [sys.executable, "-m", "benchmarks.second_adapter", "--variant", variant]
+            done = subprocess.run([*command, "--new-tokens", str(args.new_tokens)], capture_output=True, text=True)
+            print(done.stdout.strip() or done.stderr.strip()[-2000:])
 
 
 if __name__ == "__main__":
