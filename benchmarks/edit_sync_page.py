@@ -28,7 +28,7 @@ from ingestion.run import run_ingest
 from ui.local_server import free_port, running_app
 
 EDITED = Path("company/holidays.md")
-FINISHED = re.compile(r"Re-ingest finished in [\d.]+ s")
+FINISHED = re.compile(r"Re-ingest finished at [\d:]+ in [\d.]+ s")
 ANSWERED = re.compile(r" · \d+\.\d s$")  # each finished answer's "model · N.N s" caption
 
 
@@ -58,8 +58,12 @@ def reingest(page: Any) -> tuple[float, str]:
     started = time.monotonic()
     page.get_by_role("button", name="Re-ingest now").click()
     while not (done.count() and done.inner_text() != before):
-        if time.monotonic() - started > 600:
-            raise TimeoutError("the re-ingest did not finish within 600 s")
+        failed = page.locator('[data-testid="stAlertContentError"]')
+        if failed.count():
+            raise RuntimeError(f"the corpus page shows an error: {failed.first.inner_text()}")
+        if time.monotonic() - started > 300:
+            page.screenshot(path="edit-sync-page-timeout.png", full_page=True)
+            raise TimeoutError("the re-ingest did not finish within 300 s (screenshot: edit-sync-page-timeout.png)")
         page.wait_for_timeout(100)
     return time.monotonic() - started, done.inner_text()
 
@@ -107,6 +111,7 @@ def main() -> None:
                 print(f"round {round_number + 1}: click to finished {took:.1f} s; the page says: {shown}", flush=True)
                 if args.busy:
                     answered(chat, round_number + 2)
+                page.wait_for_timeout(1100)  # the next "finished at" line names another second
             browser.close()
     busy = "an employee's question in flight" if args.busy else "the app otherwise idle"
     print(

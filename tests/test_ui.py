@@ -313,7 +313,8 @@ def test_corpus_page_previews_and_runs_a_reingest(small_corpus: tuple[Settings, 
         time.sleep(0.5)
         at.run()
     assert at.success and at.success[0].value.startswith("Re-ingest finished")
-    wall = float(at.success[0].value.removeprefix("Re-ingest finished in ").split(" s")[0])
+    wall = float(at.success[0].value.split(" in ", 1)[1].split(" s")[0])  # "...finished at HH:MM:SS in N.N s"
+    assert re.match(r"Re-ingest finished at \d\d:\d\d:\d\d in ", at.success[0].value)
     assert wall >= read_runs(settings.data_dir)[0]["seconds"]  # the job's wall time, not only the sync's phases
     history = at.dataframe[-1].value
     assert list(history["by"]) == ["olivia", "cli"]  # newest first: this re-ingest, then the first sync

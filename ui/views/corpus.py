@@ -6,6 +6,7 @@ paths and error messages come from the corpus: shown in tables (plain text) or e
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -78,7 +79,8 @@ def show_finished_job(job: IngestJob) -> None:
     if job.error:
         st.error(f"The re-ingest stopped: {label(job.error)}. Documents not yet written keep their previous version.")
     elif job.summary is not None:
-        st.success(f"Re-ingest finished in {job.seconds:.1f} s ({job.summary.chunks_in_index} chunks).")
+        at = time.strftime("%H:%M:%S", time.localtime(job.ended or time.time()))
+        st.success(f"Re-ingest finished at {at} in {job.seconds:.1f} s ({job.summary.chunks_in_index} chunks).")
         show_changes(job.summary)
 
 
