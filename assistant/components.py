@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from assistant.question_log import QuestionLog
 
 log = logging.getLogger(__name__)
+MODELS_KEPT = 3  # the promoted adapter's model, a candidate's, and the one served before (an instant rollback)
 
 
 class Components:
@@ -172,10 +173,15 @@ class Components:
         """The model answering with `record`'s adapter (None: the base model), one per adapter in this process and
         kept: rolling back to an adapter served before needs no new load. In this process each is a copy of the
         base with its adapter merged in (weights load on its first answer); through the engine, the same engine
-        asked for the adapter's id."""
+        asked for the adapter's id. At most `MODELS_KEPT` are kept, the least recently asked for going first (an
+        answer in progress keeps its own reference)."""
         key = record.id if record is not None else ""
         with self._models_lock:
-            if key not in self._models:
+            if key in self._models:
+                self._models[key] = self._models.pop(key)  # now the most recently asked for
+            else:
+                while len(self._models) >= MODELS_KEPT:
+                    self._models.pop(next(iter(self._models)))
                 if self.settings.generator.backend == "engine":
                     from assistant.engine import EngineGenerator
 

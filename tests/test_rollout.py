@@ -19,7 +19,7 @@ from assistant.access import Principal
 from assistant.adapters import AdapterRecord, adapters_dir, promoted_id, read_record, write_record
 from assistant.answer_model import Usage
 from assistant.answering import Answerer
-from assistant.components import Components
+from assistant.components import MODELS_KEPT, Components
 from assistant.errors import ConfigError
 from assistant.prompt import MODEL_REFUSAL, template_hash
 from assistant.question_log import LoggedQuestion, QuestionLog
@@ -165,6 +165,11 @@ def test_a_promotion_or_rollback_beside_a_running_process_applies_from_its_next_
         assert components.answerer(principal=EVERYONE).generator is second
         registry.rollback(indexed)
         assert components.generator is first  # the model served before, kept: nothing loads again
+        for n in range(4):  # a long-running app promoting adapter after adapter keeps a bounded number of models
+            fake_adapter(indexed, f"later-{n}")
+            registry.promote(indexed, f"later-{n}", components.store)
+            components.generator  # noqa: B018  (asked for: made, or kept)
+        assert len(components._models) == MODELS_KEPT and "later-3" in components._models
 
 
 def test_an_unreadable_rollout_file_serves_the_promoted_adapter_and_rollback_replaces_it(indexed: Settings) -> None:
