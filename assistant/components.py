@@ -34,7 +34,7 @@ from assistant.adapters import (
 from assistant.embedder import Embedder
 from assistant.errors import ConfigError
 from assistant.evidence import EVIDENCE_RECORD, SHIPPED_EVIDENCE, EvidenceScorer, SentenceScorer
-from assistant.json_file import file_stamp
+from assistant.json_file import FileWatch
 from assistant.locks import SyncLock
 from assistant.recall_gate import RecallGate
 from assistant.retriever import Retriever
@@ -87,9 +87,8 @@ class Components:
         self._models: dict[str, AnswerModel] = dict(candidates or {})  # by adapter id ("": the base model)
         self._models_lock = threading.Lock()
         self._on_disk: AdapterRecord | None = None
-        self._resolved = False
-        self._promoted_stamp: tuple[int, int, int] | None = None
-        self._synced_stamp: tuple[int, int, int] | None = None
+        self._promotions = FileWatch(adapters_dir(settings) / PROMOTED)  # a promotion or rollback, from anywhere
+        self._syncs = FileWatch(settings.sync_history_path)
         self._shadow_runners: dict[tuple[str, str], ShadowRunner] = {}
         self._random = random.random  # which questions are shadowed (tests pin it)
 
@@ -118,13 +117,10 @@ class Components:
         next question. Call with `_adapter_lock` held."""
         if self._generator is not None:  # a generator passed in carries its own adapter, if any
             return None
-        stamp = file_stamp(adapters_dir(self.settings) / PROMOTED)
-        if not self._resolved or stamp != self._promoted_stamp:
-            self._on_disk = resolve_adapter(self.settings)
-            self._promoted_stamp, self._resolved, self._adapter_checked = stamp, True, False
-        synced = file_stamp(self.settings.sync_history_path)
-        if synced != self._synced_stamp:  # a sync ended, maybe in another process: sources may have moved
-            self._synced_stamp, self._adapter_checked = synced, False
+        if self._promotions.changed():
+            self._on_disk, self._adapter_checked = resolve_adapter(self.settings), False
+        if self._syncs.changed():  # a sync ended, maybe in another process: sources may have moved
+            self._adapter_checked = False
             self._candidates.clear()
         return self._on_disk
 

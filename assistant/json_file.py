@@ -29,10 +29,25 @@ def read_json(path: Path, *, reads: int, version_key: str = "version") -> tuple[
 
 
 def file_stamp(path: Path) -> tuple[int, int, int] | None:
-    """What changes when the file is replaced or edited (modified time, inode, size); None: no file. A
-    long-running process re-reads a record when its stamp changes."""
+    """What changes when the file is replaced or edited (modified time, inode, size); None: no file."""
     try:
         stat = path.stat()
     except FileNotFoundError:
         return None
     return (stat.st_mtime_ns, stat.st_ino, stat.st_size)
+
+
+class FileWatch:
+    """Tells a long-running process whether a record file was written, created or removed since it last asked
+    (the first ask: yes), so it re-reads the record only then."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int, int] | None = (-1, -1, -1)  # no file's stamp: the first ask sees a change
+
+    def changed(self) -> bool:
+        stamp = file_stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        return True

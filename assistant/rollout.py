@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from assistant.errors import ConfigError
-from assistant.json_file import file_stamp, read_json, write_json
+from assistant.json_file import FileWatch, read_json, write_json
 
 log = logging.getLogger(__name__)
 ROLLOUT = "rollout.json"
@@ -104,18 +104,16 @@ class RolloutFile:
 
     def __init__(self, adapters: Path) -> None:
         self.adapters = adapters
-        self._seen: tuple[int, int, int] | None = None
+        self._watch = FileWatch(rollout_path(adapters))
         self._rollout: Rollout | None = None
 
     def current(self) -> Rollout | None:
         """The rollout now; an unreadable file serves everyone the promoted adapter (logged once per change), so a
         bad edit never stops the chat; `tune rollback` replaces it."""
-        seen = file_stamp(rollout_path(self.adapters))
-        if seen != self._seen:
+        if self._watch.changed():
             try:
-                self._rollout = read_rollout(self.adapters) if seen is not None else None
+                self._rollout = read_rollout(self.adapters)
             except ConfigError as exc:
                 log.warning("no rollout applies: %s", exc)
                 self._rollout = None
-            self._seen = seen
         return self._rollout

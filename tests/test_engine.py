@@ -41,6 +41,7 @@ from assistant.settings import EngineSettings, Settings
 from evals.answers import answer_query
 from evals.datasets import EvalQuery
 from tests.conftest import run, runtime
+from tests.test_tuning import CURATED_LINE
 from tuning import registry
 from ui.local_server import free_port
 
@@ -48,7 +49,6 @@ VLLM_VENV = Path(__file__).resolve().parent.parent / ".venv-vllm"  # gitignored;
 STARTUP_S = 420  # first start compiles CPU kernels; later ones take about a minute
 DANA = Principal.of("dana", ["everyone"])
 FLOATING = "How many floating holidays do I get each year?"
-CURATED_LINE = b'{"prompt": "Question: Q?\\nAnswer:", "completion": " A.", "sources": [], "curated": true}\n'
 
 
 @dataclass

@@ -6,7 +6,6 @@ records, not about what a model writes."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import threading
 import time
@@ -16,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from assistant.access import Principal
-from assistant.adapters import AdapterRecord, adapters_dir, promoted_id, read_record, write_record
+from assistant.adapters import adapters_dir, promoted_id, read_record
 from assistant.answer_model import Usage
 from assistant.answering import Answerer
 from assistant.components import MODELS_KEPT, Components
 from assistant.errors import ConfigError
-from assistant.prompt import MODEL_REFUSAL, template_hash
+from assistant.prompt import MODEL_REFUSAL
 from assistant.question_log import LoggedQuestion, QuestionLog
 from assistant.quote_constraint import FormatRequest
 from assistant.rollout import Rollout, bucket, in_canary, read_rollout, write_rollout
@@ -29,30 +28,10 @@ from assistant.settings import Settings
 from assistant.shadow import SHADOW_LOG, InFlight, ShadowRunner, read_shadow_log
 from evals.rollout import promotion_evidence, served_figures, wilson
 from tests.conftest import ingest, runtime
+from tests.test_tuning import recorded_adapter
 from tuning import registry, rollout
 
-CURATED_LINE = b'{"prompt": "Question: Q?\\nAnswer:", "completion": " A.", "sources": [], "curated": true}\n'
 EVERYONE = Principal("dana", frozenset({"everyone"}))
-
-
-def fake_adapter(settings: Settings, name: str, groups: tuple[str, ...] = ("everyone",), f1: float = 0.5) -> str:
-    """A registered adapter record (no weights: nothing here loads them), trained on one curated line."""
-    folder = adapters_dir(settings) / name
-    (folder / "data").mkdir(parents=True)
-    (folder / "data" / "train.jsonl").write_bytes(CURATED_LINE)
-    write_record(
-        AdapterRecord(
-            name,
-            folder,
-            settings.generator.model,
-            template_hash(),
-            groups,
-            version=2,
-            data_files={"train.jsonl": hashlib.sha256(CURATED_LINE).hexdigest()},
-            metrics={"handbook": {**registry.GATES, "token_f1": f1}},
-        )
-    )
-    return name
 
 
 class Scripted:
@@ -99,8 +78,8 @@ def indexed(settings: Settings, tmp_path: Path) -> Settings:
 
 # -- stages and records -----------------------------------------------------------------------------------
 def test_a_candidate_moves_through_its_stages_and_each_move_is_recorded(indexed: Settings) -> None:
-    fake_adapter(indexed, "current")
-    fake_adapter(indexed, "candidate")
+    recorded_adapter(indexed, "current")
+    recorded_adapter(indexed, "candidate")
     with runtime(indexed) as components:
         store = components.store
         registry.promote(indexed, "current", store)
@@ -132,9 +111,9 @@ def test_a_candidate_moves_through_its_stages_and_each_move_is_recorded(indexed:
 
 
 def test_moves_are_refused_with_one_line(indexed: Settings) -> None:
-    fake_adapter(indexed, "first")
-    fake_adapter(indexed, "second")
-    fake_adapter(indexed, "weak", f1=0.1)
+    recorded_adapter(indexed, "first")
+    recorded_adapter(indexed, "second")
+    recorded_adapter(indexed, "weak", f1=0.1)
     with runtime(indexed) as components:
         store = components.store
         with pytest.raises(ConfigError, match=r"--share 1.5: give a share in \(0, 1\]"):
@@ -154,8 +133,8 @@ def test_moves_are_refused_with_one_line(indexed: Settings) -> None:
 
 
 def test_a_promotion_or_rollback_beside_a_running_process_applies_from_its_next_question(indexed: Settings) -> None:
-    fake_adapter(indexed, "first")
-    fake_adapter(indexed, "second")
+    recorded_adapter(indexed, "first")
+    recorded_adapter(indexed, "second")
     first, second = Scripted("first", ANSWER), Scripted("second", ANSWER)
     with runtime(indexed, candidates={"first": first, "second": second}) as components:
         registry.promote(indexed, "first", components.store)
@@ -166,14 +145,14 @@ def test_a_promotion_or_rollback_beside_a_running_process_applies_from_its_next_
         registry.rollback(indexed)
         assert components.generator is first  # the model served before, kept: nothing loads again
         for n in range(4):  # a long-running app promoting adapter after adapter keeps a bounded number of models
-            fake_adapter(indexed, f"later-{n}")
+            recorded_adapter(indexed, f"later-{n}")
             registry.promote(indexed, f"later-{n}", components.store)
             components.generator  # noqa: B018  (asked for: made, or kept)
         assert len(components._models) == MODELS_KEPT and "later-3" in components._models
 
 
 def test_an_unreadable_rollout_file_serves_the_promoted_adapter_and_rollback_replaces_it(indexed: Settings) -> None:
-    fake_adapter(indexed, "candidate")
+    recorded_adapter(indexed, "candidate")
     (adapters_dir(indexed) / "rollout.json").write_text("{broken")
     served = Scripted("served", ANSWER)
     with runtime(indexed, generator=served, candidates={"candidate": Scripted("candidate", ANSWER)}) as components:
@@ -196,7 +175,7 @@ def test_canary_is_sticky_per_user_and_near_its_share() -> None:
 
 
 def test_canary_users_are_served_the_candidate_others_and_outsiders_the_promoted_one(indexed: Settings) -> None:
-    fake_adapter(indexed, "candidate", groups=("everyone", "hr"))
+    recorded_adapter(indexed, "candidate", groups=("everyone", "hr"))
     candidate = Scripted("candidate", ANSWER)
     served = Scripted("served", ANSWER)
     write_rollout(adapters_dir(indexed), Rollout("candidate", "canary", 0.5, "now"))
@@ -226,7 +205,7 @@ def shadowed(indexed: Settings, candidate: Scripted, served: Scripted, share: fl
 
 
 def test_shadow_answers_are_recorded_never_shown_and_start_after_the_served_answer(indexed: Settings) -> None:
-    fake_adapter(indexed, "candidate")
+    recorded_adapter(indexed, "candidate")
     candidate, served = Scripted("candidate", "Maybe it closes sometimes."), Scripted("served", ANSWER, pause=0.01)
     components = shadowed(indexed, candidate, served)
     try:
@@ -248,7 +227,7 @@ def test_shadow_answers_are_recorded_never_shown_and_start_after_the_served_answ
 
 
 def test_shadow_is_skipped_for_a_principal_without_the_candidates_groups(indexed: Settings) -> None:
-    fake_adapter(indexed, "candidate", groups=("everyone", "hr"))
+    recorded_adapter(indexed, "candidate", groups=("everyone", "hr"))
     candidate, served = Scripted("candidate", ANSWER), Scripted("served", ANSWER)
     components = shadowed(indexed, candidate, served)
     try:
@@ -260,7 +239,7 @@ def test_shadow_is_skipped_for_a_principal_without_the_candidates_groups(indexed
 
 
 def test_shadow_work_waits_for_served_answers_yields_to_them_and_drops_when_full(indexed: Settings) -> None:
-    fake_adapter(indexed, "candidate")
+    recorded_adapter(indexed, "candidate")
     slow = Scripted("candidate", " ".join(["word"] * 200), pause=0.02)
     with runtime(indexed, generator=Scripted("served", ANSWER)) as components:
         flight = InFlight()
@@ -321,8 +300,8 @@ def logged(adapter: str, *, refused: bool = False, label: str | None = "supporte
 
 
 def test_promotion_needs_enough_evidence_no_regression_and_the_held_out_set(indexed: Settings, tmp_path: Path) -> None:
-    fake_adapter(indexed, "current")
-    fake_adapter(indexed, "candidate")
+    recorded_adapter(indexed, "current")
+    recorded_adapter(indexed, "candidate")
     settings = indexed.model_copy(update={"rollout": indexed.rollout.model_copy(update={"min_questions": 20})})
     held_out = tmp_path / "held-out.jsonl"
     held_out.write_text(
@@ -457,7 +436,7 @@ def _no_leftover_threads() -> Iterator[None]:
 def test_the_rollout_commands_print_stages_and_refuse_in_one_line(indexed: Settings) -> None:
     from tests.conftest import run
 
-    fake_adapter(indexed, "candidate")
+    recorded_adapter(indexed, "candidate")
     refused = run("tune", "rollout", "canary", "nope", "--why", "try", data_dir=indexed.data_dir)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.count("\n") == 1 and "nope" in refused.stderr  # no such adapter: one line

@@ -379,27 +379,39 @@ def test_tune_check_says_what_is_wrong_in_one_line(tmp_path: Path, tiny_model: P
         assert message in result.stdout + result.stderr
 
 
+def recorded_adapter(
+    settings: Settings,
+    name: str,
+    groups: tuple[str, ...] = ("everyone",),
+    f1: float = 0.5,
+    data: bytes = CURATED_LINE,
+) -> AdapterRecord:
+    """A registered adapter record as `tune train` leaves it (no weights: nothing that uses it loads them),
+    trained on `data` (by default one curated line: no index lookup), its metrics meeting the gates at token F1
+    `f1`."""
+    folder = adapters_dir(settings) / name
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "train.jsonl").write_bytes(data)
+    return write_record(
+        AdapterRecord(
+            name,
+            folder,
+            settings.generator.model,
+            template_hash(),
+            groups,
+            version=2,
+            data_files={"train.jsonl": hashlib.sha256(data).hexdigest()},
+            metrics={"handbook": {**registry.GATES, "token_f1": f1}},
+        )
+    )
+
+
 def test_promotion_refuses_a_regression_and_rollback_restores(
     settings: Settings, tiny_model: Path, tmp_path: Path
 ) -> None:
-    def fake(name: str, f1: float) -> AdapterRecord:
-        folder = adapters_dir(settings) / name
-        (folder / "data").mkdir(parents=True)
-        (folder / "data" / "train.jsonl").write_bytes(CURATED_LINE)
-        return write_record(
-            AdapterRecord(
-                name,
-                folder,
-                "bundled:gemma-3-270m",
-                template_hash(),
-                ("everyone",),
-                version=2,
-                data_files={"train.jsonl": hashlib.sha256(CURATED_LINE).hexdigest()},
-                metrics={"handbook": {**registry.GATES, "token_f1": f1}},
-            )
-        )
-
-    good, worse, stale = fake("good", 0.55), fake("worse", 0.45), fake("stale", 0.6)
+    good, worse, stale = (
+        recorded_adapter(settings, name, f1=f1) for name, f1 in (("good", 0.55), ("worse", 0.45), ("stale", 0.6))
+    )
     with runtime(settings) as components:  # curated lines only: no source to look up in the (empty) index
         store = components.store
         registry.promote(settings, good.id, store)
@@ -471,21 +483,10 @@ def small_corpus(root: Path, plans_groups: str) -> Path:
 def registered_adapter(settings: Settings, adapter_id: str, data_groups: tuple[str, ...], *built: str) -> Settings:
     """An adapter record as `tune train` leaves it (no weights: nothing here loads them), trained on one line
     showing plans.md (its groups then: `built`) and one curated line; returns settings serving it."""
-    folder = adapters_dir(settings) / adapter_id
-    (folder / "data").mkdir(parents=True)
     plans = example("When does the petting zoo open?", "Next spring [1].", handbook_source("plans.md", *built))
-    raw = write_lines(folder / "data" / "train.jsonl", [plans, {**example("Why?", "Unknown."), **CURATED}]).read_bytes()
-    record = AdapterRecord(
-        adapter_id,
-        folder,
-        settings.generator.model,
-        template_hash(),
-        data_groups,
-        version=2,
-        data_files={"train.jsonl": hashlib.sha256(raw).hexdigest()},
-        metrics={"handbook": dict(registry.GATES)},
-    )
-    write_record(record)
+    lines = [plans, {**example("Why?", "Unknown."), **CURATED}]
+    raw = "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8")
+    folder = recorded_adapter(settings, adapter_id, data_groups, registry.GATES["token_f1"], raw).path
     return settings.model_copy(update={"generator": settings.generator.model_copy(update={"adapter": folder})})
 
 

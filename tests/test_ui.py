@@ -567,12 +567,13 @@ def test_quality_page_compares_served_adapters_and_moves_a_candidate(small_corpu
     from assistant.adapters import adapters_dir
     from assistant.question_log import QuestionLog
     from assistant.rollout import read_rollout
-    from tests.test_rollout import fake_adapter, logged
+    from tests.test_rollout import logged
+    from tests.test_tuning import recorded_adapter
     from tuning import registry
 
     settings, _ = small_corpus
-    fake_adapter(settings, "current")
-    fake_adapter(settings, "candidate")
+    recorded_adapter(settings, "current")
+    recorded_adapter(settings, "candidate")
     with runtime(settings) as components:
         registry.promote(settings, "current", components.store)
     log = QuestionLog(settings.data_dir)

@@ -27,7 +27,7 @@ from tuning.check import check_file, read_data_file, split_of
 from tuning.evaluate import BASE, SHIPPED_ID, evaluate_adapter
 from tuning.provenance import IndexGroups, SourcePolicy
 from tuning.restricted_text import IndexedText, RestrictedText
-from tuning.rollout import stage_of
+from tuning.rollout import last_move, stage_of
 from tuning.train import train as run_training
 
 RecipeOption = Annotated[Path, typer.Option("--recipe", help="A recipe YAML (tuning/recipes/).")]
@@ -325,9 +325,7 @@ def status() -> None:
     for column in ("id", "stage", "last move"):
         table.add_column(column)
     for record in registry.list_adapters(settings):
-        last = record.rollout[-1] if record.rollout else None
-        moved = f"{last['when']} {last['who']}: {last['why']}" if last else "-"
-        table.add_row(record.id, stage_of(settings, record), escape(moved))
+        table.add_row(record.id, stage_of(settings, record), escape(last_move(record) or "-"))
     console.print(table)
     staged = read_rollout(adapters_dir(settings))
     figures = served_figures(settings.data_dir, staged.since if staged is not None else None)

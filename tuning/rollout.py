@@ -60,6 +60,14 @@ def stage_of(settings: Settings, record: AdapterRecord) -> str:
     return "candidate" if last in ("shadow", "canary") else str(last)  # a stage it left without a record: ended
 
 
+def last_move(record: AdapterRecord) -> str:
+    """When, who and why of the adapter's last move ("" when it never moved), as status tables show it."""
+    if not record.rollout:
+        return ""
+    move = record.rollout[-1]
+    return f"{move['when']} {move['who']}: {move['why']}"
+
+
 def recorded(record: AdapterRecord, to: str, who: str, why: str, evidence: dict[str, Any]) -> AdapterRecord:
     move = {"from": _last(record), "to": to, "who": who, "when": now(), "why": why, "evidence": evidence}
     return write_record(dataclasses.replace(record, rollout=(*record.rollout, move)))

@@ -42,9 +42,7 @@ def show_rollout(components: Components, principal: Principal) -> None:
                 {
                     "id": r.id,
                     "stage": rollout.stage_of(settings, r),
-                    "last move": f"{r.rollout[-1]['when']} {r.rollout[-1]['who']}: {r.rollout[-1]['why']}"
-                    if r.rollout
-                    else "",
+                    "last move": rollout.last_move(r),
                 }
                 for r in records
             ],
