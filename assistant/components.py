@@ -229,6 +229,7 @@ class Components:
                     lambda: self.answerer_with(record, collection),
                     self.in_flight,
                     self.settings.data_dir,
+                    adapter_id=record.id,
                     collection=collection,
                     queue_size=self.settings.rollout.shadow_queue,
                     tracer=self.tracer,

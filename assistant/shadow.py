@@ -8,7 +8,9 @@ holds the cores a user is waiting on.
 
 Both answers are scored by the same deterministic checks (`scores`), plus their agreement; the scores go on the
 question's Langfuse trace (`shadow.*`) and into `shadow.jsonl` in the data directory, which holds adapter ids,
-trace ids, cited document ids and numbers: never who asked, the question or document text.
+trace ids, cited document ids and numbers: never who asked, the question or document text. A question that was
+not answered in shadow (the queue was full, a served answer took the cores, the candidate failed) is one line of
+`shadow-skipped.jsonl` (adapter, trace id, reason), so an engineer sees how much of the share was really shadowed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SHADOW_LOG = "shadow.jsonl"
+SKIPPED_LOG = "shadow-skipped.jsonl"
+SKIP_REASONS = ("dropped", "yielded", "failed")
 
 
 class InFlight:
@@ -110,6 +114,15 @@ def read_shadow_log(data_dir: Path) -> list[ShadowRecord]:
     return [ShadowRecord(**r) for r in read_records(data_dir / SHADOW_LOG)]
 
 
+def read_skipped(data_dir: Path, candidate: str, since: str | None = None) -> dict[str, int]:
+    """How many of `candidate`'s shadow questions were not answered, by reason (dropped, yielded, failed)."""
+    counts = dict.fromkeys(SKIP_REASONS, 0)
+    for r in read_records(data_dir / SKIPPED_LOG):
+        if r.get("shadow_adapter") == candidate and (since is None or str(r.get("created", "")) >= since):
+            counts[str(r["reason"])] = counts.get(str(r["reason"]), 0) + 1
+    return counts
+
+
 @dataclass
 class ShadowCounts:
     submitted: int = 0
@@ -128,6 +141,7 @@ class ShadowRunner:
         in_flight: InFlight,
         data_dir: Path,
         *,
+        adapter_id: str,
         collection: str,
         queue_size: int,
         tracer: Tracer | None = None,
@@ -135,6 +149,8 @@ class ShadowRunner:
         self._candidate = candidate  # built on first use: a second model loads only once shadowing starts
         self._in_flight = in_flight
         self._log = data_dir / SHADOW_LOG
+        self._skipped_log = data_dir / SKIPPED_LOG
+        self._adapter_id = adapter_id  # the candidate's registry id, as its answers name it
         self._collection = collection
         self._tracer = tracer
         self._queue: queue.Queue[Delivered] = queue.Queue(maxsize=queue_size)
@@ -150,6 +166,7 @@ class ShadowRunner:
             self._queue.put_nowait(job)
         except queue.Full:
             self.counts.dropped += 1
+            self._skipped(job, "dropped")
             return False
         return True
 
@@ -175,6 +192,7 @@ class ShadowRunner:
             except Exception:  # a shadow failure never reaches a user; it is counted and logged
                 self.counts.failed += 1
                 log.warning("a shadow answer failed", exc_info=True)
+                self._skipped(job, "failed")
             finally:
                 self._queue.task_done()
 
@@ -190,6 +208,7 @@ class ShadowRunner:
                 if self._in_flight.busy or self._stopped.is_set():  # a user is waiting (or the app stops): stop here
                     pieces.close()
                     self.counts.yielded += 1
+                    self._skipped(job, "yielded")
                     return
         except StopIteration as done:
             shadow: Answer = done.value
@@ -206,6 +225,19 @@ class ShadowRunner:
         append_record(self._log, asdict(record))
         self.counts.answered += 1
         self._score_trace(record)
+
+    def _skipped(self, job: Delivered, reason: str) -> None:
+        record = {
+            "trace_id": job.answer.trace_id,
+            "collection": self._collection,
+            "shadow_adapter": self._adapter_id,
+            "reason": reason,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        try:
+            append_record(self._skipped_log, record)
+        except OSError:  # counting must never break the runner; the in-memory counts still hold it
+            log.warning("could not record a skipped shadow question in %s", self._skipped_log, exc_info=True)
 
     def _score_trace(self, record: ShadowRecord) -> None:
         if self._tracer is None or not self._tracer.enabled or record.trace_id is None:

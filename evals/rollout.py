@@ -22,7 +22,7 @@ from typing import Any
 
 from assistant.feedback import read_feedback
 from assistant.question_log import LoggedQuestion, QuestionLog
-from assistant.shadow import read_shadow_log
+from assistant.shadow import read_shadow_log, read_skipped
 
 Z95 = 1.959964
 BASE = "base"  # the name of "no adapter" in these tables
@@ -130,6 +130,15 @@ class ShadowFigures:
     candidate: AdapterFigures
     served: AdapterFigures
     agreement: dict[str, Rate]
+    skipped: dict[str, int]  # shadowed questions not answered, by reason: dropped, yielded, failed
+
+    def skipped_line(self) -> str:
+        """ "answered 12; not answered: 3 yielded to served answers, 1 dropped (queue full), 0 failed"."""
+        s = self.skipped
+        return (
+            f"answered {self.candidate.questions}; not answered: {s['yielded']} yielded to served answers, "
+            f"{s['dropped']} dropped (queue full), {s['failed']} failed"
+        )
 
 
 def shadow_figures(data_dir: Path, candidate: str, since: str | None = None) -> ShadowFigures:
@@ -144,7 +153,10 @@ def shadow_figures(data_dir: Path, candidate: str, since: str | None = None) -> 
         for name in ("same_refusal", "same_cited_docs", "same_label")
     }
     return ShadowFigures(
-        _scored(candidate, [r.shadow for r in records]), _scored(served_name, [r.served for r in records]), agreement
+        _scored(candidate, [r.shadow for r in records]),
+        _scored(served_name, [r.served for r in records]),
+        agreement,
+        read_skipped(data_dir, candidate, since),
     )
 
 

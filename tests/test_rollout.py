@@ -25,7 +25,7 @@ from assistant.question_log import LoggedQuestion, QuestionLog
 from assistant.quote_constraint import FormatRequest
 from assistant.rollout import Rollout, bucket, in_canary, read_rollout, write_rollout
 from assistant.settings import Settings
-from assistant.shadow import SHADOW_LOG, InFlight, ShadowRunner, read_shadow_log
+from assistant.shadow import SHADOW_LOG, InFlight, ShadowRunner, read_shadow_log, read_skipped
 from evals.rollout import promotion_evidence, served_figures, wilson
 from tests.conftest import ingest, runtime
 from tests.test_tuning import recorded_adapter
@@ -244,9 +244,12 @@ def test_shadow_work_waits_for_served_answers_yields_to_them_and_drops_when_full
     with runtime(indexed, generator=Scripted("served", ANSWER)) as components:
         flight = InFlight()
         runner = ShadowRunner(
-            lambda: Answerer(components.retriever(), components.recall_gate, slow),
+            lambda: Answerer(
+                components.retriever(), components.recall_gate, slow, evidence=components.evidence
+            ),  # as `Components.answerer_with` builds it
             flight,
             indexed.data_dir,
+            adapter_id="candidate",
             collection="handbook",
             queue_size=1,
         )
@@ -273,6 +276,9 @@ def test_shadow_work_waits_for_served_answers_yields_to_them_and_drops_when_full
         runner.stop()
     assert runner.counts.dropped == 1 and runner.counts.yielded >= 1
     assert runner.counts.submitted == 3
+    skipped = read_skipped(indexed.data_dir, "candidate")  # what an engineer is shown: the same counts
+    assert skipped == {"dropped": 1, "yielded": runner.counts.yielded, "failed": 0}
+    assert read_skipped(indexed.data_dir, "another") == {"dropped": 0, "yielded": 0, "failed": 0}
 
 
 # -- evidence ---------------------------------------------------------------------------------------------
@@ -445,5 +451,6 @@ def test_the_rollout_commands_print_stages_and_refuse_in_one_line(indexed: Setti
     assert "candidate is in shadow: 30% of questions, answered again and never shown" in started.stdout
     status = run("tune", "rollout", "status", data_dir=indexed.data_dir)
     assert status.returncode == 0 and "shadow 30%" in status.stdout and "cli:" in status.stdout
+    assert "answered 0; not answered: 0 yielded to served answers, 0 dropped" in status.stdout
     back = run("tune", "rollback", "--why", "enough", data_dir=indexed.data_dir)
     assert back.returncode == 0 and "candidate left shadow" in back.stdout

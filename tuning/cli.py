@@ -333,6 +333,7 @@ def status() -> None:
         shadow = shadow_figures(settings.data_dir, staged.adapter, staged.since)
         figures = [shadow.served, shadow.candidate]
         console.print(f"shadow of {staged.adapter} since {staged.since}: the same questions, answered twice")
+        console.print(shadow.skipped_line())
     if figures:
         compared = Table(title="served adapters" if staged is None or staged.stage != "shadow" else "shadow")
         compared.add_column("adapter")

@@ -53,7 +53,7 @@ def show_rollout(components: Components, principal: Principal) -> None:
         st.subheader("Shadow: the same questions, answered twice")
         st.dataframe(comparison_rows([shadow.served, shadow.candidate]), hide_index=True)
         agreement = ", ".join(f"{k.replace('_', ' ')} {v.shown()}" for k, v in shadow.agreement.items())
-        st.caption(untrusted.label(f"Agreement: {agreement}"))
+        st.caption(untrusted.label(f"Agreement: {agreement}. Shadowed questions {shadow.skipped_line()}."))
     figures = served_figures(settings.data_dir, staged.since if staged is not None else None)
     if figures:
         st.subheader("Served adapters side by side" + (" (since the rollout began)" if staged is not None else ""))
