@@ -2,6 +2,7 @@
 nothing.
 
     python -m benchmarks.chat_load [--sessions 20] [--timeout 900] [--engine] [--json OUT]
+    python -m benchmarks.chat_load --engine --shadow 0,0.2,1,0 --sessions 16 --spacing 15 [--json OUT]
 
 Starts `assistant ui` (embedded defaults: Qdrant Edge, the bundled Gemma 3 270M with the shipped adapter, CPU)
 on a private copy of the sample handbook; with `--engine` the app answers through vLLM, started here as
@@ -10,8 +11,16 @@ chromium (Playwright over Debian's browser): every session opens the app, signs 
 user and asks one question; each answer is timed from pressing Enter to its first streamed text (time to first
 token) and to its finished answer. Phase 1 is chat alone; phase 2 the same while a corpus owner re-ingests the
 whole handbook from the corpus page (every document edited, so every chunk is embedded again). Bounded:
-`--sessions` at once, `--timeout` seconds for a phase. Errors: an answer that never finished, or an error shown
-on the page.
+`--sessions` at once (or one every `--spacing` seconds), `--timeout` seconds for a phase. Errors: an answer that
+never finished, or an error shown on the page.
+
+With `--shadow SHARES` the phases are instead one per share of questions answered again in shadow (0: shadow
+off), by a candidate registered for the run: the served adapter's weights under a new id, so the shadow work is
+the served answer's work again. Between phases `assistant tune rollout shadow` (or `tune rollback`, for 0) moves
+it, as an engineer would, and the app picks the move up as it runs. Each phase reports how many shadowed questions
+were answered, yielded to a served answer or dropped, so a phase whose shadow work never ran is visible. Sessions
+at once would leave no gap for shadow work until the phase ends; `--spacing` makes questions arrive one after
+another, so shadow answers run between them and must yield when the next one arrives.
 """
 
 from __future__ import annotations
@@ -23,16 +32,22 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant.adapters import adapters_dir, resolve_adapter
 from assistant.components import open_components
 from assistant.serve_model import prepare, start_engine, stop_engine, vllm_python, wait_until_serving
 from assistant.settings import Settings, load_settings
+from evals.rollout import shadow_figures
 from ingestion.run import run_ingest
+from tuning import registry
 from ui.local_server import free_port, running_app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +65,9 @@ QUESTIONS = [
     "What does the code of conduct say about gifts?",
 ]
 ANSWER_DONE = re.compile(r" · \d+\.\d s$")  # every finished answer shows "model · N.N s"
+CANDIDATE = "shadow-benchmark"
+# The candidate's training data: one curated line naming no document (its weights are the served adapter's).
+CANDIDATE_DATA = b'{"prompt": "Question: Q?\\nAnswer:", "completion": " A.", "sources": [], "curated": true}\n'
 
 
 @dataclass
@@ -69,6 +87,8 @@ async def chat_session(browser: Any, url: str, question: str, timeout_s: float) 
         await page.goto(url)
         box = page.get_by_placeholder("Ask a question")
         await box.wait_for(timeout=timeout_s * 1000)
+        if await page.get_by_test_id("stChatMessage").count():  # the timings below read the first exchange
+            return SessionResult(question, False, None, None, "the chat was not empty before the question")
         await box.fill(question)
         asked = time.perf_counter()
         await page.keyboard.press("Enter")
@@ -117,8 +137,16 @@ async def reingest(browser: Any, url: str, timeout_s: float, clicked: asyncio.Ev
         return None
 
 
-async def phase(browser: Any, url: str, sessions: int, timeout_s: float, data: Path | None) -> dict[str, Any]:
-    """`sessions` chats at once; with `data`, started once a re-ingest of every edited document is under way."""
+async def spaced(delay_s: float, session: Coroutine[Any, Any, SessionResult]) -> SessionResult:
+    await asyncio.sleep(delay_s)
+    return await session
+
+
+async def phase(
+    browser: Any, url: str, sessions: int, timeout_s: float, data: Path | None, spacing_s: float = 0.0
+) -> dict[str, Any]:
+    """`sessions` chats, at once or one every `spacing_s` seconds; with `data`, started once a re-ingest of every
+    edited document is under way."""
     questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(sessions)]
     ingest: asyncio.Task[float | None] | None = None
     if data is not None:
@@ -128,7 +156,9 @@ async def phase(browser: Any, url: str, sessions: int, timeout_s: float, data: P
         ingest = asyncio.create_task(reingest(browser, url, timeout_s, clicked))
         await clicked.wait()
     started = time.perf_counter()
-    results = await asyncio.gather(*(chat_session(browser, url, q, timeout_s) for q in questions))
+    results = await asyncio.gather(
+        *(spaced(i * spacing_s, chat_session(browser, url, q, timeout_s)) for i, q in enumerate(questions))
+    )
     wall = time.perf_counter() - started
     return summarise(list(results), wall, await ingest if ingest is not None else None)
 
@@ -157,7 +187,43 @@ def summarise(results: list[SessionResult], wall: float, ingest_s: float | None)
     }
 
 
-async def drive(url: str, sessions: int, timeout_s: float, corpus: Path) -> dict[str, Any]:
+def move_shadow(env: dict[str, str], share: float) -> None:
+    """Put the candidate in shadow at `share` (0: roll it back) with the CLI, as an engineer would."""
+    if share > 0:
+        argv = ["tune", "rollout", "shadow", CANDIDATE, "--share", str(share), "--why", "chat-load benchmark"]
+    else:
+        argv = ["tune", "rollback", "--why", "chat-load benchmark: shadow off"]
+    done = subprocess.run([sys.executable, "-m", "assistant.cli", *argv], env=env, capture_output=True, text=True)
+    if done.returncode != 0 and not (share == 0 and "nothing to roll back" in done.stderr):
+        raise SystemExit(f"assistant {' '.join(argv)}: {done.stderr.strip()}")
+
+
+def shadow_counts(data_dir: Path, since: str) -> dict[str, int]:
+    figures = shadow_figures(data_dir, CANDIDATE, since)
+    return {"answered": figures.candidate.questions, **figures.skipped}
+
+
+async def drain_shadow(data_dir: Path, since: str, timeout_s: float) -> None:
+    """Wait until shadow work from the phase stops (no new answer or skip for 30 s): the next phase starts even."""
+    last, still, deadline = shadow_counts(data_dir, since), 0.0, time.monotonic() + timeout_s
+    while still < 30 and time.monotonic() < deadline:
+        await asyncio.sleep(5)
+        now = shadow_counts(data_dir, since)
+        still = 0.0 if now != last else still + 5
+        last = now
+
+
+async def drive(
+    url: str,
+    sessions: int,
+    timeout_s: float,
+    corpus: Path,
+    *,
+    spacing_s: float = 0.0,
+    shadow: list[float] | None = None,
+    env: dict[str, str] | None = None,
+    data_dir: Path | None = None,
+) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -169,9 +235,24 @@ async def drive(url: str, sessions: int, timeout_s: float, corpus: Path) -> dict
             executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
         )
         figures["warm_up"] = asdict(await chat_session(browser, url, QUESTIONS[0], timeout_s))  # loads the model
-        for name, data in (("chat", None), ("chat_while_reingesting", corpus)):
-            figures[name] = await phase(browser, url, sessions, timeout_s, data)
-            report(name, figures[name])
+        if shadow is None:
+            for name, data in (("chat", None), ("chat_while_reingesting", corpus)):
+                figures[name] = await phase(browser, url, sessions, timeout_s, data, spacing_s)
+                report(name, figures[name])
+        else:
+            assert env is not None and data_dir is not None
+            # Every question once, unmeasured: the engine's prefix cache then holds each prompt in every phase
+            # alike (otherwise the first phase alone pays for cold prompts).
+            warm = await asyncio.gather(*(chat_session(browser, url, q, timeout_s) for q in QUESTIONS))
+            figures["warm_prompts"] = summarise(list(warm), 0.0, None)
+            for share in shadow:
+                name = f"shadow_{share:.0%}" if share > 0 else "shadow_off"
+                move_shadow(env, share)
+                since = time.strftime("%Y-%m-%dT%H:%M:%S")
+                figures[name] = await phase(browser, url, sessions, timeout_s, None, spacing_s)
+                await drain_shadow(data_dir, since, timeout_s)
+                figures[name]["shadow"] = shadow_counts(data_dir, since)
+                report(name, figures[name])
         await browser.close()
     return figures
 
@@ -184,7 +265,8 @@ def report(name: str, f: dict[str, Any]) -> None:
         f"{name}: {f['sessions']} sessions, {f['errors']} errors, first token p50 {seconds(f['first_token_p50_s'])}"
         f" p95 {seconds(f['first_token_p95_s'])}, answer p50 {seconds(f['answer_p50_s'])}"
         f" p95 {seconds(f['answer_p95_s'])}, wall {seconds(f['wall_s'])}"
-        + (f", re-ingest {seconds(f['reingest_s'])}" if "reingest_s" in f and f["reingest_s"] is not None else ""),
+        + (f", re-ingest {seconds(f['reingest_s'])}" if "reingest_s" in f and f["reingest_s"] is not None else "")
+        + ("".join(f", shadow {k} {v}" for k, v in f["shadow"].items()) if "shadow" in f else ""),
         flush=True,
     )
 
@@ -203,6 +285,12 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds a phase may take at most")
     parser.add_argument("--engine", action="store_true", help="answer through vLLM (assistant serve-model)")
+    parser.add_argument("--spacing", type=float, default=0.0, help="seconds between sessions' questions (0: at once)")
+    parser.add_argument(
+        "--shadow",
+        type=lambda text: [float(share) for share in text.split(",")],
+        help="phases by share of questions answered again in shadow, e.g. 0,0.2,1 (instead of the re-ingest phase)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="chat-load-"))
@@ -215,7 +303,19 @@ def main() -> None:
         (settings.data_dir / "models").symlink_to(shared_models, target_is_directory=True)
     with open_components(settings) as components:
         run_ingest(components, corpus)
-    env = {**os.environ, "ASSISTANT_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
+    if args.shadow:
+        served = resolve_adapter(settings)
+        if served is None:
+            raise SystemExit("--shadow needs a served adapter whose weights the candidate copies")
+        registry.register_copy(served, adapters_dir(settings), CANDIDATE, CANDIDATE_DATA)
+    env = {
+        **os.environ,
+        "ASSISTANT_DATA_DIR": str(settings.data_dir),
+        "HF_HUB_OFFLINE": "1",
+        # Every session is one new question from an empty chat: a kept conversation would show the same user's
+        # earlier answer (all sessions sign in as the dev picker's default user) and be mistaken for this one.
+        "ASSISTANT_UI__KEEP_CONVERSATIONS": "false",
+    }
     engine = None
     try:
         if args.engine:
@@ -225,12 +325,24 @@ def main() -> None:
             wait_until_serving(settings.engine.url, engine, log, 600)
             env |= {"ASSISTANT_GENERATOR__BACKEND": "engine", "ASSISTANT_ENGINE__URL": settings.engine.url}
         with running_app(env, free_port()) as url:
-            figures = asyncio.run(drive(url, args.sessions, args.timeout, corpus))
+            figures = asyncio.run(
+                drive(
+                    url,
+                    args.sessions,
+                    args.timeout,
+                    corpus,
+                    spacing_s=args.spacing,
+                    shadow=args.shadow,
+                    env=env,
+                    data_dir=settings.data_dir,
+                )
+            )
     finally:
         if engine is not None:
             stop_engine(engine)
         shutil.rmtree(work, ignore_errors=True)
     figures["backend"] = settings.engine.url if args.engine else "in-process"
+    figures["spacing_s"] = args.spacing
     figures["cpu_count"] = os.cpu_count()
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")

@@ -12,7 +12,6 @@ names the restart it needs."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 import subprocess
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from assistant.access import Principal
-from assistant.adapters import SHIPPED, AdapterRecord, adapters_dir, read_record, write_record
+from assistant.adapters import SHIPPED, AdapterRecord, adapters_dir, read_record
 from assistant.answering import Answerer
 from assistant.engine import EngineError, EngineGenerator
 from assistant.generator import Generator
@@ -165,21 +164,10 @@ def test_the_adapter_is_asked_for_by_name_and_an_unknown_one_is_a_clear_error(en
 def registered_copy(settings: Settings, adapter_id: str, **changes: object) -> AdapterRecord:
     """The shipped adapter's weights registered under a new id in `settings`' data directory (record version 2, with
     its training-data file), as `tune train` would leave it."""
-    folder = adapters_dir(settings) / adapter_id
-    (folder / "data").mkdir(parents=True)
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        (folder / name).write_bytes((SHIPPED / name).read_bytes())
-    (folder / "data" / "train.jsonl").write_bytes(CURATED_LINE)  # names no document: no index lookup
-    record = dataclasses.replace(
-        read_record(SHIPPED),
-        id=adapter_id,
-        path=folder,
-        version=2,
-        data_files={"train.jsonl": hashlib.sha256(CURATED_LINE).hexdigest()},
-        metrics={"handbook": {**registry.GATES, "token_f1": 0.5}},
-        **changes,
+    metrics = {"handbook": {**registry.GATES, "token_f1": 0.5}}
+    return registry.register_copy(
+        read_record(SHIPPED), adapters_dir(settings), adapter_id, CURATED_LINE, **{"metrics": metrics, **changes}
     )
-    return write_record(record)
 
 
 def test_tune_promote_makes_the_running_engine_load_the_new_adapter(engine: Engine, tmp_path: Path) -> None:

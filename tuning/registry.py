@@ -105,6 +105,27 @@ def register(
     return write_record(record)
 
 
+def register_copy(source: AdapterRecord, folder: Path, adapter_id: str, data: bytes, **changes: Any) -> AdapterRecord:
+    """`source`'s weights registered again under `adapter_id` in the registry `folder`, with `data` (JSON lines) as
+    its training data: a candidate that answers exactly as `source` does (the shadow benchmark's, the engine
+    tests'). `changes` replace record fields (e.g. metrics, data_groups)."""
+    target = folder / adapter_id
+    (target / DATA).mkdir(parents=True)
+    for name in ADAPTER_FILES:
+        shutil.copy2(source.path / name, target / name)
+    (target / DATA / "train.jsonl").write_bytes(data)
+    record = dataclasses.replace(
+        source,
+        id=adapter_id,
+        path=target,
+        version=RECORD_VERSION,
+        data_files={"train.jsonl": hashlib.sha256(data).hexdigest()},
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **{"rollout": (), **changes},  # the copy has moved nowhere yet
+    )
+    return write_record(record)
+
+
 def set_metrics(record: AdapterRecord, metrics: dict[str, Any]) -> AdapterRecord:
     return write_record(dataclasses.replace(record, metrics=metrics))
 
