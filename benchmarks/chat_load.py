@@ -247,6 +247,7 @@ async def drive(
             figures["warm_prompts"] = summarise(list(warm), 0.0, None)
             for share in shadow:
                 name = f"shadow_{share:.0%}" if share > 0 else "shadow_off"
+                name += "_again" if name in figures else ""  # a share measured twice: drift between phases
                 move_shadow(env, share)
                 since = time.strftime("%Y-%m-%dT%H:%M:%S")
                 figures[name] = await phase(browser, url, sessions, timeout_s, None, spacing_s)
