@@ -74,6 +74,10 @@ class AdapterRecord:
     created: str = ""
     # Its rollout, oldest first: each move (to shadow, canary, promoted, back) with who, when, why and the evidence.
     rollout: tuple[dict[str, Any], ...] = ()
+    # The scan report of each training file it trained on (`tuning/scrub.py`): counts, scanners, policy; no values.
+    scan: dict[str, Any] = field(default_factory=dict)
+    # The documents its examples show: collection, doc_id, content hash as built, examples (`tuning/superseded.py`).
+    sources: tuple[dict[str, Any], ...] = ()
 
     def servable_to(self, principal: Principal) -> bool:
         return principal.holds_all(self.data_groups)
@@ -95,6 +99,8 @@ class AdapterRecord:
             "metrics": self.metrics,
             "created": self.created,
             "rollout": list(self.rollout),
+            "scan": self.scan,
+            "sources": list(self.sources),
         }
 
 
@@ -119,6 +125,8 @@ def read_record(folder: Path) -> AdapterRecord:
             training=dict(data.get("training") or {}),
             created=str(data.get("created", "")),
             rollout=tuple(dict(move) for move in data.get("rollout") or ()),
+            scan=dict(data.get("scan") or {}),
+            sources=tuple(dict(source) for source in data.get("sources") or ()),
         )
     except FileNotFoundError:
         raise ConfigError(

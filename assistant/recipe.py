@@ -94,6 +94,23 @@ class ServeRecipe:
 
 
 @dataclass(config=STRICT_KEYS)
+class ScrubRecipe:
+    """What example text may hold before it trains (`tuning/scrub.py`): an action for each kind of value found,
+    `redact` (a typed placeholder such as <EMAIL_ADDRESS_1>), `drop` (the example is left out), `fail` (left out,
+    and `tune train` refuses the data) or `allow` (kept as it is)."""
+
+    personal: str = "redact"  # personal data (presidio's recognizers: e-mail, phone, IBAN, card, SSN, IP, names)
+    secrets: str = "fail"  # secrets (detect-secrets' plugins: cloud keys, private keys, JWTs, passwords in URLs...)
+    # Per entity type, over the two defaults, e.g. {PHONE_NUMBER: allow, HEX_HIGH_ENTROPY_STRING: drop};
+    # an unknown type is refused with the list of those the installed scanners know.
+    actions: dict[str, str] = field(default_factory=dict)
+    # Values the company wants taught whatever their type (the helpdesk's public extension, say), one a line (#
+    # starts a comment); relative to the repository root. None: no value is allowed by name.
+    allow_list: str | None = None
+    ner: bool = True  # person names, where a spaCy NER model is installed (pattern recognizers run regardless)
+
+
+@dataclass(config=STRICT_KEYS)
 class Recipe:
     name: str = "handbook-cpu"
     base_model: str = "bundled:gemma-3-270m"  # a generator.model value
@@ -101,6 +118,7 @@ class Recipe:
     lora: LoraRecipe = field(default_factory=LoraRecipe)
     train: TrainRecipe = field(default_factory=TrainRecipe)
     serve: ServeRecipe = field(default_factory=ServeRecipe)
+    scrub: ScrubRecipe = field(default_factory=ScrubRecipe)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

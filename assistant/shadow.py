@@ -119,7 +119,8 @@ def read_skipped(data_dir: Path, candidate: str, since: str | None = None) -> di
     counts = dict.fromkeys(SKIP_REASONS, 0)
     for r in read_records(data_dir / SKIPPED_LOG):
         if r.get("shadow_adapter") == candidate and (since is None or str(r.get("created", "")) >= since):
-            counts[str(r["reason"])] = counts.get(str(r["reason"]), 0) + 1
+            reason = str(r.get("reason", "failed"))  # a line without a reason: not known to be answered
+            counts[reason] = counts.get(reason, 0) + 1
     return counts
 
 

@@ -43,7 +43,7 @@ def development_items(repo: Path) -> list[Item]:
     return [
         item
         for item in load_items(repo / ITEMS, "handbook")
-        if split_of(item.question, share) == "validation" and training_exclusion(item.question, held_out, []) is None
+        if split_of(item.question, share) == "validation" and training_exclusion(item.question, held_out) is None
     ]
 
 

@@ -123,7 +123,7 @@ def main() -> None:
             ),
         }
         if args.curated:
-            usable = [i for i in curated if training_exclusion(i.question, held_out, []) is None]
+            usable = [i for i in curated if training_exclusion(i.question, held_out) is None]
             figures["curated"] = measure(answerer, "curated", answerable_queries(usable, groups_of), {}, rows)
         for query in unanswerable:
             prepared = answerer.prepare(Principal.of("dev", list(query.groups)), query.text)

@@ -72,7 +72,7 @@ def main() -> None:
     items = [
         item
         for item in load_items(settings.repo_dir / ITEMS, "handbook")
-        if training_exclusion(item.question, held_out, []) is None
+        if training_exclusion(item.question, held_out) is None
     ]
     with open_components(settings) as components:
         groups_of = {

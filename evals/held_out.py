@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.settings import SAMPLE_GOLDEN, SAMPLE_OUT_OF_CORPUS
+
+if TYPE_CHECKING:
+    from evals.near_duplicates import NearDuplicates
 
 NEAR_DUPLICATE = 0.85  # word-set Jaccard between two training questions
 EVAL_OVERLAP = 0.6  # word-set Jaccard between a training question and an evaluation question (stricter)
@@ -65,14 +69,13 @@ NEAR_DUPLICATE_ITEM = "near duplicate of another item's question"
 
 
 def training_exclusion(
-    question: str, held_out: list[tuple[str, frozenset[str]]], kept: list[frozenset[str]]
+    question: str, held_out: list[tuple[str, frozenset[str]]], kept: NearDuplicates | None = None
 ) -> tuple[str, str] | None:
     """Why a training question must be left out (reason, detail), or None: it repeats or paraphrases a held-out
-    question, or near-duplicates one already kept (`kept`: word sets of the questions kept so far)."""
+    question, or near-duplicates one already kept (`kept`: the word sets of the questions kept so far)."""
     overlap = eval_overlap(question, held_out)
     if overlap is not None:
         return REPEATS_HELD_OUT, overlap
-    mine = words(question)
-    if any(jaccard(mine, other) >= NEAR_DUPLICATE for other in kept):
+    if kept is not None and kept.matches(words(question)):
         return NEAR_DUPLICATE_ITEM, ""
     return None

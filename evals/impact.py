@@ -270,6 +270,9 @@ class GoldenImpact:
         elif self.error:
             console.print(f"[yellow]no impact report: {escape(self.error)}[/yellow]", highlight=False)
 
+    def to_json(self) -> dict[str, Any]:
+        return {}  # the report has its own file (`publish`), which the corpus page reads
+
 
 def facts(documents: Mapping[str, DocumentState]) -> dict[str, DocumentFacts]:
     return {doc_id: DocumentFacts(d.content_hash, tuple(d.groups)) for doc_id, d in documents.items()}

@@ -88,6 +88,9 @@ def ingest(
             json_out.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
         summary.render(console)
         watchers.finish(components, console)
+        if json_out is not None and watchers.to_json():  # then what the watchers found (superseded adapters)
+            body = summary.to_json() | watchers.to_json()
+            json_out.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     if not summary.ok or (fail_on_warnings and summary.warnings):
         raise typer.Exit(code=1)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.console import Console
 
@@ -41,6 +41,9 @@ class CliSyncWatcher(SyncWatcher, Protocol):
     def finish(self, components: Components, console: Console) -> None:
         """After the sync summary (`assistant ingest`): show and keep what the watcher found."""
 
+    def to_json(self) -> dict[str, Any]:
+        """What it found, as keys added to `assistant ingest --json`'s summary ({} when nothing)."""
+
 
 @dataclass
 class SyncWatchers:
@@ -64,6 +67,12 @@ class SyncWatchers:
     def finish(self, components: Components, console: Console) -> None:
         for watcher in self.members:
             watcher.finish(components, console)
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for watcher in self.members:
+            found |= watcher.to_json()
+        return found
 
 
 def _name(entry: EntryPoint) -> str:

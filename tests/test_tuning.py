@@ -49,6 +49,7 @@ from tuning.build_data import (
 )
 from tuning.check import check_file
 from tuning.provenance import IndexGroups, SourcePolicy
+from tuning.scrub import Scrub
 from tuning.train import last_complete_checkpoint, train
 
 HANDBOOK_ITEMS = REPO / "tuning" / "data" / "handbook-items.jsonl"
@@ -57,6 +58,15 @@ CURATED = {"sources": [], "curated": True}  # text of no document: needs no inde
 CURATED_LINE = b'{"prompt": "Question: Q?\\nAnswer:", "completion": " A.", "sources": [], "curated": true}\n'
 SALARY_TEXT = "| E2 | Engineer II | $118,000 | $139,000 | $160,000 |"
 HR_COMPENSATION = ("everyone", "executives", "hr-compensation")  # allowed to train on hr/salary-bands.md
+
+
+def scrubbed(recipe: Recipe, work: Path) -> Scrub:
+    """The recipe's scrub policy applied to the training files in `work`, as `tune build-data` leaves them."""
+    scrub = Scrub.of(recipe, REPO, "the test's recipe")
+    for name in ("train.jsonl", "validation.jsonl"):
+        if (work / name).is_file():
+            scrub.apply(work / name)
+    return scrub
 
 
 def tiny_recipe(tiny_model: Path, **train: object) -> Recipe:
@@ -201,7 +211,7 @@ def test_train_register_promote_and_answer_with_the_adapter(
         report = build(components, recipe, REPO)
     write_examples(report.examples[:12], work / "train.jsonl")
     write_examples(report.examples[12:14], work / "validation.jsonl")
-    result = train(recipe, work, work, settings.models_dir, policy=policy(settings))
+    result = train(recipe, work, work, settings.models_dir, policy=policy(settings), scrub=scrubbed(recipe, work))
     assert result.steps == 2 and result.eval_loss is not None
     record = registry.register(
         settings, result.adapter_dir, recipe, base_dir=tiny_model, data=result.data, training={}, repo=REPO
@@ -286,13 +296,15 @@ def test_train_refuses_lines_of_unknown_or_restricted_origin(
         ],
         r"train\.jsonl:1: 'sources' is empty": [salary],
     }
+    recipe = tiny_recipe(tiny_model, max_steps=1)
+    scrub = Scrub.of(recipe, REPO, "recipe.yaml")  # never reached: the lines' origin refuses them first
     for message, lines in cases.items():
         write_lines(work / "train.jsonl", lines)
         with pytest.raises(ConfigError, match=message):
-            train(tiny_recipe(tiny_model, max_steps=1), work, work, work / "models", policy=policy(handbook_index))
+            train(recipe, work, work, work / "models", policy=policy(handbook_index), scrub=scrub)
     (work / "train.jsonl").write_bytes(b'{"prompt": "Caf\xe9?", "completion": " Yes."}\n')
     with pytest.raises(ConfigError, match=r"train\.jsonl:1: the line is not UTF-8 text"):
-        train(tiny_recipe(tiny_model, max_steps=1), work, work, work / "models", policy=policy(handbook_index))
+        train(recipe, work, work, work / "models", policy=policy(handbook_index), scrub=scrub)
 
 
 def test_an_adapter_record_describes_the_bytes_it_trained_on_and_serving_checks_them(
@@ -309,7 +321,14 @@ def test_an_adapter_record_describes_the_bytes_it_trained_on_and_serving_checks_
     (work / "build-report.json").write_text('{"data_groups": ["everyone"], "dataset_hash": {"train": "e05d0eee"}}')
     trained = (work / "train.jsonl").read_bytes()
     recipe = tiny_recipe(tiny_model, max_steps=1)
-    result = train(recipe, work, work, work / "models", policy=policy(handbook_index, *HR_COMPENSATION))
+    result = train(
+        recipe,
+        work,
+        work,
+        work / "models",
+        policy=policy(handbook_index, *HR_COMPENSATION),
+        scrub=scrubbed(recipe, work),
+    )
     record = registry.register(
         settings, result.adapter_dir, recipe, base_dir=tiny_model, data=result.data, training={}, repo=REPO
     )
@@ -575,9 +594,9 @@ def test_training_resumes_from_its_last_checkpoint_after_a_kill(tmp_path: Path, 
     script = (
         "import sys; from pathlib import Path; from assistant.recipe import load_recipe; "
         "from tuning.train import train; "
-        "from tests.test_tuning import NO_INDEX; "
+        "from tests.test_tuning import NO_INDEX, scrubbed; "
         "r = load_recipe(Path(sys.argv[1]), sys.argv[3:]); w = Path(sys.argv[2]); "
-        "print('RESULT', train(r, w, w, w / 'models', policy=NO_INDEX).resumed_from, flush=True)"
+        "print('RESULT', train(r, w, w, w / 'models', policy=NO_INDEX, scrub=scrubbed(r, w)).resumed_from, flush=True)"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     first = subprocess.Popen([sys.executable, "-c", script, str(recipe_file), str(work)], cwd=REPO, env=env)
@@ -609,7 +628,7 @@ def test_training_resumes_from_its_last_checkpoint_after_a_kill(tmp_path: Path, 
         out.write(json.dumps({**rows[0], "completion": " Something else."}) + "\n")
     recipe = load_recipe(recipe_file, [f"train.max_steps={last + 4}"])
     with pytest.raises(ConfigError, match=r"checkpoint-\d+ was trained on other data than the files now"):
-        train(recipe, work, work, work / "models", policy=NO_INDEX)
+        train(recipe, work, work, work / "models", policy=NO_INDEX, scrub=scrubbed(recipe, work))
 
 
 def test_recipes_are_checked_and_overridable(tmp_path: Path) -> None:

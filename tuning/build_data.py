@@ -32,9 +32,10 @@ from assistant.prompt import MODEL_REFUSAL, ContextBlock, normalise_space, rende
 from assistant.recipe import Recipe
 from assistant.store import StoredChunk
 from evals.held_out import held_out_index, training_exclusion, words
+from evals.near_duplicates import NearDuplicates
 from ingestion.run import run_ingest
 from tuning.items import Item, load_items, scifact_items
-from tuning.provenance import Source, source_fields
+from tuning.provenance import NOT_UTF8, Source, numbered_lines, source_fields
 
 RETRIEVED = 10  # candidates retrieved per item; distractors are the best that are not the oracle
 
@@ -83,6 +84,8 @@ class BuildReport:
     excluded_distractors: int = 0  # retrieved chunks of documents outside the allowed groups
     dropped_refusals: int = 0  # refusal examples left out to keep data.max_refusal_share
     data_groups: set[str] = field(default_factory=set)  # groups of every document that gave text
+    kept_lines: list[dict[str, Any]] = field(default_factory=list)  # earlier lines kept as they were (changed-only)
+    rebuilt_items: int = 0  # items built again because a document their examples show changed (changed-only)
 
     def exclude(self, item: Item, reason: str, detail: str = "") -> None:
         self.excluded[reason] += 1
@@ -92,7 +95,16 @@ class BuildReport:
 SCIFACT_COLLECTION = "tuning-scifact"  # SciFact ingested for everyone by `tune build-data`; `tune eval` asks it
 
 
-def build(components: Components, recipe: Recipe, repo: Path, progress: Progress = NO_PROGRESS) -> BuildReport:
+def build(
+    components: Components,
+    recipe: Recipe,
+    repo: Path,
+    progress: Progress = NO_PROGRESS,
+    previous: dict[str, list[dict[str, Any]]] | None = None,
+) -> BuildReport:
+    """The recipe's examples, after syncing its corpora into the index. With `previous` (the lines built before,
+    by split), only the items whose examples show a document changed or deleted since are built again; the other
+    lines are kept as they were (`report.kept_lines`)."""
     data = recipe.data
     _check_oracle_rule(data.oracle_position)  # before the first ingest, not at the first example
     rng = random.Random(data.seed)
@@ -108,9 +120,11 @@ def build(components: Components, recipe: Recipe, repo: Path, progress: Progress
         claims = scifact_items(root, "train")
         sample = random.Random(data.seed).sample(claims, min(data.scifact_examples, len(claims)))
         jobs.append((SCIFACT_COLLECTION, sample))
+    if previous is not None:
+        jobs = _changed_only(components, jobs, [line for lines in previous.values() for line in lines], report)
     principal = Principal.of("tuning-data", sorted(allowed))
     held_out = held_out_index(repo)
-    kept_questions: list[frozenset[str]] = []  # no two examples with near-duplicate questions (`tune check` rule)
+    kept_questions = NearDuplicates()  # no two examples with near-duplicate questions (`tune check` rule)
     for collection, items in jobs:
         chunks_of = chunks_by_document(components, collection)
         retriever = components.retriever(collection)
@@ -121,7 +135,7 @@ def build(components: Components, recipe: Recipe, repo: Path, progress: Progress
             if excluded is not None:
                 report.exclude(item, *excluded)
                 continue
-            kept_questions.append(words(item.question))
+            kept_questions.add(words(item.question))
             retrieved = retriever.search(principal, item.question, top_k=RETRIEVED).chunks
             example = _example(item, retrieved, chunks_of, allowed, recipe, rng, report, collection)
             if example is not None:
@@ -129,6 +143,38 @@ def build(components: Components, recipe: Recipe, repo: Path, progress: Progress
         progress.finish(f"examples ({collection})")
     cap_refusals(report, data.max_refusal_share, random.Random(data.seed))
     return report
+
+
+def _changed_only(
+    components: Components, jobs: list[tuple[str, list[Item]]], previous: list[dict[str, Any]], report: BuildReport
+) -> list[tuple[str, list[Item]]]:
+    """The jobs cut to the items of earlier lines that show a document whose content hash in the index differs
+    from the line's (or that is gone); every other earlier line goes to `report.kept_lines` unchanged."""
+    now = {
+        collection: {
+            doc_id: chunks[0].doc_hash for doc_id, chunks in chunks_by_document(components, collection).items()
+        }
+        for collection, _ in jobs
+    }
+
+    def stale(line: dict[str, Any]) -> bool:
+        for source in line.get("sources") or []:
+            current = now.get(source["collection"])
+            if current is None:
+                continue  # a collection this recipe does not build from
+            indexed = current.get(source["doc_id"])
+            if indexed is None or (source.get("hash") and indexed != source["hash"]):
+                return True  # deleted, or changed since the line was built
+        return False
+
+    def item(line: dict[str, Any]) -> str | None:
+        return (line.get("meta") or {}).get("item")
+
+    # An item's examples are built again together; a stale line naming no item (written by hand) is left out.
+    items = {item(line) for line in previous if stale(line)} - {None}
+    report.kept_lines = [line for line in previous if item(line) not in items and not stale(line)]
+    report.rebuilt_items = len(items)
+    return [(collection, [item for item in batch if item.id in items]) for collection, batch in jobs]
 
 
 def cap_refusals(report: BuildReport, share: float, rng: random.Random) -> None:
@@ -206,13 +252,15 @@ def _example(
     meta = ExampleMeta(
         item.id, item.source, item.question, item.doc_id, None if position is None else position + 1, len(blocks)
     )
-    return Example(item.id, prompt, completion, meta, _sources(collection, given))
+    return Example(item.id, prompt, completion, meta, _sources(collection, given, chunks_of))
 
 
-def _sources(collection: str, chunks: list[Any]) -> tuple[Source, ...]:
-    """The documents of `chunks`, once each, with their groups (sorted: the same data writes the same bytes)."""
+def _sources(collection: str, chunks: list[Any], chunks_of: dict[str, list[StoredChunk]]) -> tuple[Source, ...]:
+    """The documents of `chunks`, once each, with their groups and content hash (sorted: the same data writes the
+    same bytes)."""
     groups = {chunk.doc_id: tuple(sorted(chunk.groups)) for chunk in chunks}
-    return tuple(Source(collection, doc_id, groups[doc_id]) for doc_id in sorted(groups))
+    hashes = {doc_id: stored[0].doc_hash for doc_id, stored in chunks_of.items() if stored}  # as indexed now
+    return tuple(Source(collection, doc_id, groups[doc_id], hashes.get(doc_id)) for doc_id in sorted(groups))
 
 
 ORACLE_POSITIONS = ("random", "retrieved")
@@ -250,12 +298,53 @@ def _oracle(chunks: list[StoredChunk], quotes: tuple[str, ...]) -> StoredChunk |
     return None
 
 
+SPLITS = ("train", "validation")
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """The example lines of a built file; a line that is not UTF-8 or not JSON is one error naming it."""
+    lines: list[dict[str, Any]] = []
+    for number, text in numbered_lines(path.read_bytes()):
+        if text is None:
+            raise ConfigError(f"{path}:{number}: {NOT_UTF8}; build again without --changed-only")
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{number}: {exc.msg}; build again without --changed-only") from None
+    return lines
+
+
+def read_built_lines(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """The example lines built before in `folder`, by split, for a changed-only build."""
+    found = {}
+    for name in SPLITS:
+        path = folder / f"{name}.jsonl"
+        if not path.is_file():
+            raise ConfigError(f"no {path} to keep lines from: run `assistant tune build-data` without --changed-only")
+        found[name] = read_lines(path)
+    return found
+
+
+def line_split(line: dict[str, Any], previous: dict[str, list[dict[str, Any]]] | None) -> str:
+    """The file a kept line came from."""
+    return next(name for name, lines in (previous or {}).items() if any(line is kept for kept in lines))
+
+
+def render_lines(rows: list[dict[str, Any]]) -> bytes:
+    """The JSONL bytes of example lines, one a line (`tune build-data` scrubs them before they are written)."""
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+
+
+def render_examples(examples: list[Example]) -> bytes:
+    return render_lines([e.to_json() for e in examples])
+
+
 def write_examples(examples: list[Example], path: Path) -> str:
-    """Write JSONL; return the dataset hash (sha256 of the file's bytes, 16 hex digits)."""
+    """Write JSONL as rendered (not scrubbed); return the dataset hash (sha256 of the bytes, 16 hex digits)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in examples)
-    path.write_text(text, encoding="utf-8")
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    raw = render_examples(examples)
+    path.write_bytes(raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 BUILD_SUMMARY = "build-report.json"
@@ -281,18 +370,24 @@ class BuildSummary:
 
     @classmethod
     def of(
-        cls, report: BuildReport, train: list[Example], validation: list[Example], hashes: dict[str, str]
+        cls, report: BuildReport, train: list[dict[str, Any]], validation: list[dict[str, Any]], hashes: dict[str, str]
     ) -> BuildSummary:
+        """From the lines written (`train`, `validation`: built now, or kept from before by a changed-only build)."""
+        rows = train + validation
+        metas = [row.get("meta") or {} for row in rows]
+        kept_groups = {
+            g for line in report.kept_lines for source in line.get("sources") or [] for g in source["groups"]
+        }
         return cls(
             train=len(train),
             validation=len(validation),
-            refusal_targets=sum(e.meta.target == "refusal" for e in report.examples),
-            by_source=dict(Counter(e.meta.source for e in report.examples)),
+            refusal_targets=sum(meta.get("target") == "refusal" for meta in metas),
+            by_source=dict(Counter(str(meta.get("source")) for meta in metas)),
             excluded=dict(report.excluded),
             excluded_items=list(report.excluded_items),
             excluded_distractors=report.excluded_distractors,
             dropped_refusals=report.dropped_refusals,
-            data_groups=sorted(report.data_groups),
+            data_groups=sorted(report.data_groups | kept_groups),
             dataset_hash=dict(hashes),
         )
 

@@ -3,11 +3,13 @@
 Accepted shapes, one example a line: chat `{"messages": [{"role": "system"|"user"|"assistant", "content": ...}]}`
 or `{"prompt": ..., "completion": ...}` (what `tune build-data` writes, with an optional `meta`). Checked:
 invalid JSON, unknown shapes and roles, a missing or empty answer turn, examples longer than the recipe's
-`max_length` after tokenisation (counted and reported; training skips them, never cuts them), exact and near
+`max_length` after tokenisation (counted and reported; training skips them, never cuts them), a quote that is in no
+block of its prompt (placeholders of a redaction aside: `tuning.scrub.verbatim_up_to_placeholders`), exact and near
 duplicate questions, near duplicates landing in both splits, and any question that repeats or paraphrases an
 evaluation question (the handbook golden and out-of-corpus sets, SciFact's test claims), lines that are not UTF-8,
 and each line's `sources`: their groups in the index now must all be in the recipe's `data.allowed_groups`
-(`tuning/provenance.py`).
+(`tuning/provenance.py`), and what each line holds: personal data or secrets the recipe's scrub policy would act on,
+and whether a current scan report vouches for the file (`tuning/scrub.py`, `add_scan_problems`).
 
 Splits are deterministic: an example's split comes from a hash of its normalised question, so the same question
 always lands in the same split, on every machine.
@@ -22,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigError
-from evals.held_out import NEAR_DUPLICATE, eval_overlap, held_out_index, jaccard, words
+from assistant.house_format import parse_answer
+from evals.held_out import eval_overlap, held_out_index, words
+from evals.near_duplicates import NearDuplicates
 from tuning.provenance import NOT_UTF8, LineRefused, SourcePolicy, numbered_lines, parse_record
+from tuning.scrub import SECRET, VERBS, ScanReport, Scrub, current_report, verbatim_up_to_placeholders
 
 ROLES = {"system", "user", "assistant"}
 
@@ -95,7 +100,7 @@ def check_file(
         report.splits[split] += 1
         where = eval_overlap(question, held_out)
         if where is not None:
-            report.add(number, "eval-overlap", f"question {question[:60]!r} repeats or paraphrases {where}")
+            report.add(number, "eval-overlap", f"the question repeats or paraphrases {where}")
         questions.append((number, question, words(question), split))
     _near_duplicates(questions, report)
     report.problems.sort(key=lambda p: p.line)
@@ -113,15 +118,19 @@ def read_data_file(path: Path) -> bytes:
 
 
 def _near_duplicates(questions: list[tuple[int, str, frozenset[str], str]], report: CheckReport) -> None:
-    for i, (line, question, mine, split) in enumerate(questions):
-        for other_line, other, theirs, other_split in questions[:i]:
-            if question == other or jaccard(mine, theirs) < NEAR_DUPLICATE:
+    """Each question against the earlier ones (MinHash LSH candidates, exact Jaccard: `evals.near_duplicates`)."""
+    index = NearDuplicates()
+    for line, question, mine, split in questions:
+        for key in index.matches(mine):
+            other_line, other, _, other_split = questions[key]
+            if question == other:
                 continue  # the same question in several examples (RAFT variants) is not a near duplicate
             if split != other_split:
                 report.add(line, "split-overlap", f"near duplicate of line {other_line} in the {other_split} split")
             else:
-                report.add(line, "near-duplicate", f"question close to line {other_line}: {other[:60]!r}")
+                report.add(line, "near-duplicate", f"question close to line {other_line}'s")
             break
+        index.add(mine)
 
 
 def _parse(line: str | None, number: int, report: CheckReport, policy: SourcePolicy) -> tuple[str, str, str] | None:
@@ -160,6 +169,9 @@ def _parse_prompt_completion(record: dict[str, Any], number: int, report: CheckR
         report.add(number, "bad-meta", "'meta' must be a JSON object (or left out)")
         return None
     question = str(meta.get("question") or _question_of(prompt))
+    for _, quote in parse_answer(completion).quotes:
+        if not verbatim_up_to_placeholders(quote, prompt):
+            report.add(number, "quote-not-shown", "a quote of the answer is in no block of the prompt")
     return prompt, completion, question
 
 
@@ -194,3 +206,22 @@ def _question_of(prompt: str) -> str:
     """The question of a rendered prompt (its last 'Question:' line), else the whole text."""
     lines = [line for line in prompt.splitlines() if line.startswith("Question:")]
     return lines[-1].removeprefix("Question:").strip() if lines else prompt.strip()
+
+
+def add_scan_problems(report: CheckReport, scan: ScanReport, scrub: Scrub, path: Path) -> None:
+    """What the scrub policy would still do to the file (a line each, naming the types, never the values), and
+    whether a current scan report vouches for it (`tune train` needs one)."""
+    pending = [line for line in scan.lines if line.outcome != "kept"]
+    for line in pending:
+        secret = any(scrub.scanners.types.get(kind) == SECRET for kind in line.found)
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(line.found.items()))
+        report.add(
+            line.line, "secret" if secret else "personal-data", f"{kinds}: the scrub policy would {VERBS[line.outcome]}"
+        )
+    if pending:
+        report.add(0, "scan-report", f"apply the policy with `{scrub.fix(path)}`")
+        return
+    try:
+        current_report(path, path.read_bytes(), scrub.scanners, scrub.policy, scrub.fix(path))
+    except ConfigError as exc:
+        report.add(0, "scan-report", str(exc))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,18 +19,21 @@ from assistant.generator import resolve_base_model
 from assistant.identity import cli_operator
 from assistant.recipe import Recipe, load_recipe
 from assistant.rollout import Stage, read_rollout
-from assistant.settings import Settings, load_settings
+from assistant.settings import CHECKOUT, Settings, load_settings
 from evals.rollout import RATES, served_figures, shadow_figures
 from tuning import registry, rollout
-from tuning.build_data import BuildSummary, build, write_examples
-from tuning.check import check_file, read_data_file, split_of
+from tuning.build_data import BuildSummary, build, line_split, read_built_lines, read_lines, render_lines
+from tuning.check import add_scan_problems, check_file, read_data_file, split_of
 from tuning.evaluate import BASE, SHIPPED_ID, evaluate_adapter
 from tuning.provenance import IndexGroups, SourcePolicy
 from tuning.restricted_text import IndexedText, RestrictedText
 from tuning.rollout import last_move, stage_of
+from tuning.scrub import ACTIONS, ScanReport, Scrub, report_path
+from tuning.superseded import superseded
 from tuning.train import train as run_training
 
 RecipeOption = Annotated[Path, typer.Option("--recipe", help="A recipe YAML (tuning/recipes/).")]
+SHIPPED_RECIPE = CHECKOUT / "tuning" / "recipes" / "handbook-cpu.yaml"
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe field: section.field=value.")]
 
 tune_app = typer.Typer(help="Train, evaluate and promote the answer adapter.", no_args_is_help=True)
@@ -59,23 +62,48 @@ def source_policy(settings: Settings, recipe: Recipe) -> SourcePolicy:
 
 
 @tune_app.command("build-data")
-def build_data(recipe_path: RecipeOption, overrides: SetOption = None) -> None:
+def build_data(
+    recipe_path: RecipeOption,
+    overrides: SetOption = None,
+    changed_only: Annotated[
+        bool,
+        typer.Option(
+            "--changed-only",
+            help="Build again only the examples whose documents changed or were deleted since; keep the rest.",
+        ),
+    ] = False,
+) -> None:
     """RAFT-style examples from the recipe's items: retrieved as a principal of the allowed groups, rendered through
-    assistant/prompt.py, split by content hash into train.jsonl and validation.jsonl."""
+    assistant/prompt.py, split by content hash into train.jsonl and validation.jsonl, scrubbed of personal data and
+    secrets by the recipe's policy (a scan report beside each file)."""
     settings = load_settings()
     recipe = load_recipe(recipe_path, overrides or [])
     console = Console()
-    with open_components(settings) as components, terminal_progress(console) as progress:
-        report = build(components, recipe, settings.repo_dir, progress)
     folder = work_dir(settings, recipe)
-    train_rows = [e for e in report.examples if split_of(e.meta.question, recipe.data.validation_share) == "train"]
-    valid_rows = [e for e in report.examples if e not in train_rows]
-    hashes = {"train": write_examples(train_rows, folder / "train.jsonl")}
-    hashes["validation"] = write_examples(valid_rows, folder / "validation.jsonl")
-    summary = BuildSummary.of(report, train_rows, valid_rows, hashes)
+    scrub = Scrub.of(recipe, settings.repo_dir, str(recipe_path))  # a bad policy fails before the build
+    previous = read_built_lines(folder) if changed_only else None
+    with open_components(settings) as components, terminal_progress(console) as progress:
+        report = build(components, recipe, settings.repo_dir, progress, previous)
+    share = recipe.data.validation_share
+    built: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
+    for line in report.kept_lines:  # a kept line stays in its file (its question may be redacted by now)
+        built[line_split(line, previous)].append(line)
+    for example in report.examples:
+        built[split_of(example.meta.question, share)].append(example.to_json())
+    if previous is not None:
+        console.print(
+            f"built again the examples of {report.rebuilt_items} item(s) whose documents changed since "
+            f"({len(report.examples)} example(s)); kept {len(report.kept_lines)} line(s) as they were"
+        )
+    # Scrubbed in memory, both files, before either is written: the files on disk hold what the policy lets
+    # through, and a scanner failure leaves the previous pair (and its reports) as it was.
+    scans = scrub.apply_all({folder / f"{name}.jsonl": render_lines(rows) for name, rows in built.items()})
+    hashes = {path.stem: scan.sha256_after[:16] for path, scan in scans.items()}
+    written = {name: read_lines(folder / f"{name}.jsonl") for name in built}
+    summary = BuildSummary.of(report, written["train"], written["validation"], hashes)
     summary.write(folder)
     console.print(
-        f"{len(train_rows)} train and {len(valid_rows)} validation examples in {folder} "
+        f"{summary.train} train and {summary.validation} validation examples in {folder} "
         f"({summary.refusal_targets} refusal targets; by source {summary.by_source})"
     )
     if report.dropped_refusals:
@@ -91,32 +119,76 @@ def build_data(recipe_path: RecipeOption, overrides: SetOption = None) -> None:
             f"{recipe.data.allowed_groups} were kept out of the examples[/yellow]"
         )
     console.print(f"training text comes from documents of groups {summary.data_groups}")
+    print_scans(console, list(scans.values()))
+
+
+def print_scans(console: Console, scans: list[ScanReport]) -> None:
+    """What the scan found, by entity type and action, for each file; then which scanners ran. Counts only."""
+    table = Table(title="personal data and secrets found (values are never shown)")
+    for column in ("file", "entity type", *ACTIONS):
+        table.add_column(column)
+    for scan in scans:
+        for kind, by_action in sorted(scan.counts.items()):
+            table.add_row(scan.file, kind, *(str(by_action.get(action, 0) or "") for action in ACTIONS))
+    if table.row_count:
+        console.print(table)
+    for scan in scans:
+        console.print(scan.summary())
+    if scans:
+        ran = scans[0].scanners
+        ner = ran["ner_model"] or "no NER model installed: person names are not scanned"
+        console.print(
+            f"scanners: presidio-analyzer {ran['presidio-analyzer']} ({', '.join(ran['recognizers'])}); "
+            f"detect-secrets {ran['detect-secrets']} ({len(ran['plugins'])} secret types); {ner}",
+            markup=False,
+        )
 
 
 @tune_app.command("check")
 def check(
     file: Annotated[Path, typer.Argument(help="Training JSONL: chat `messages`, or `prompt` / `completion`.")],
     recipe_path: Annotated[
-        Path | None, typer.Option("--recipe", help="Its max_length and data.allowed_groups apply.")
+        Path | None,
+        typer.Option(
+            "--recipe",
+            help="Its max_length, data.allowed_groups and scrub policy apply [default: the shipped handbook recipe].",
+        ),
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+    scrub_file: Annotated[
+        bool,
+        typer.Option("--scrub", help="Apply the scrub policy to FILE in place and write its scan report beside it."),
+    ] = False,
 ) -> None:
     """Validate training data: every problem with its line number; exit 1 when there is any. Each line's sources
-    are looked up in this data directory's index: their groups must be in the recipe's data.allowed_groups."""
-    recipe = load_recipe(recipe_path) if recipe_path else Recipe()
-    read_data_file(file)  # a missing file says so before a tokenizer loads
+    are looked up in this data directory's index: their groups must be in the recipe's data.allowed_groups. Each
+    line's text is scanned for personal data and secrets (`tuning/scrub.py`); the table counts what was found,
+    never the values."""
+    recipe_path = recipe_path or SHIPPED_RECIPE  # its scrub policy (allow-list included) is the one to check
+    recipe = load_recipe(recipe_path)
+    raw = read_data_file(file)  # a missing file says so before a tokenizer loads
     settings = load_settings()
+    scrub = Scrub.of(recipe, settings.repo_dir, str(recipe_path))
+    scan = scrub.apply(file, raw) if scrub_file else scrub.scan(file, raw)
     tokenizer_dir = resolve_base_model(recipe.base_model, settings.models_dir)
     share = recipe.data.validation_share
     report = check_file(
         file, tokenizer_dir, recipe.train.max_length, share, settings.repo_dir, source_policy(settings, recipe)
     )
+    # What the policy would still act on and whether a current report vouches for the file (after --scrub: the
+    # file as rewritten, whose report also tells whether the examples left out held secrets the policy fails on).
+    add_scan_problems(report, scrub.scan(file, file.read_bytes()) if scrub_file else scan, scrub, file)
     console = Console(highlight=False)
     for problem in report.problems:
-        console.print(f"{file}:{problem.line}: {problem.code}: {problem.message}", soft_wrap=True, markup=False)
+        where = f"{file}:{problem.line}" if problem.line else str(file)
+        console.print(f"{where}: {problem.code}: {problem.message}", soft_wrap=True, markup=False)
+    print_scans(console, [scan])
+    if scrub_file:
+        console.print(f"{file} scrubbed in place; its scan report is {report_path(file)}")
     console.print(report.summary())
     if json_out is not None:
-        json_out.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+        body = {**report.to_json(), "scan": scan.to_json()}
+        json_out.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
     if report.problems:
         raise typer.Exit(code=1)
 
@@ -138,9 +210,17 @@ def train(
         raise ConfigError(f"no built data in {folder}: run `assistant tune build-data --recipe {recipe_path}` first")
     console = Console()
     policy = source_policy(settings, recipe)
+    scrub = Scrub.of(recipe, settings.repo_dir, str(recipe_path))
     with terminal_progress(console) as progress:
         result = run_training(
-            recipe, folder, folder, settings.models_dir, policy=policy, device_setting=device, progress=progress
+            recipe,
+            folder,
+            folder,
+            settings.models_dir,
+            policy=policy,
+            scrub=scrub,
+            device_setting=device,
+            progress=progress,
         )
     training = {
         "steps": result.steps,
@@ -160,6 +240,7 @@ def train(
         data=result.data,
         training=training,
         repo=settings.repo_dir,
+        scan=result.scans,
     )
     console.print(
         f"adapter {record.id}: {result.steps} steps in {result.seconds / 60:.1f} min on {result.device}, "
@@ -242,17 +323,27 @@ def evaluate(
 
 @tune_app.command("list")
 def list_adapters() -> None:
-    """The registered adapters, their metrics, and which one is promoted."""
+    """The registered adapters, their metrics, which one is promoted, and those trained on documents changed or
+    deleted since (with how many examples and which documents)."""
     settings = load_settings()
     current = promoted_id(settings)
+    records = registry.list_adapters(settings)
+    stale = {entry.adapter: entry for entry in superseded(settings, records)}
     table = Table(title=f"adapters in {adapters_dir(settings)}")
-    for column in ("", "id", "data groups", "format", "cited", "F1", "refusals"):
+    for column in ("", "id", "data groups", "format", "cited", "F1", "refusals", "sources"):
         table.add_column(column)
-    for record in registry.list_adapters(settings):
+    for record in records:
         m = record.metrics.get("handbook", {})
         cells = [f"{m[k]:.2f}" if k in m else "-" for k in ("format_valid", "cited", "token_f1", "correct_refusals")]
-        table.add_row("*" if record.id == current else "", record.id, ", ".join(record.data_groups), *cells)
-    Console().print(table)
+        entry = stale.get(record.id)
+        sources = "-" if not record.sources else "as trained"
+        if entry is not None:
+            sources = f"superseded {entry.since[:10] or '(date unknown)'}"
+        table.add_row("*" if record.id == current else "", record.id, ", ".join(record.data_groups), *cells, sources)
+    console = Console()
+    console.print(table)
+    for entry in stale.values():
+        console.print(f"[yellow]{escape(entry.line())}[/yellow]", soft_wrap=True)
 
 
 @tune_app.command("promote")

@@ -52,6 +52,7 @@ from assistant.house_format import fold, normalise_space
 from assistant.progress import NO_PROGRESS, Progress
 from assistant.store import StoredChunk
 from evals.held_out import NEAR_DUPLICATE, held_out_index, jaccard, training_exclusion, words
+from evals.near_duplicates import NearDuplicates
 from ingestion.run import run_ingest
 from tuning.build_data import SCIFACT_COLLECTION, chunks_by_document
 from tuning.check import split_of
@@ -219,13 +220,13 @@ def collect_pairs(
     report = PairReport()
     allowed = frozenset(data.allowed_groups)
     principal = Principal.of("evidence-data", sorted(allowed))
-    kept_questions: list[frozenset[str]] = []
+    kept_questions = NearDuplicates()
     for job in jobs:
         chunks_of = chunks_by_document(components, job.collection)
         retriever = components.retriever(job.collection)
         by_document: dict[str | None, list[Item]] = {}  # answer-pair negatives: never a held-out item's answer
         for item in job.items:
-            if training_exclusion(item.question, held_out, []) is None:
+            if training_exclusion(item.question, held_out) is None:
                 by_document.setdefault(item.doc_id, []).append(item)
         task = f"evidence pairs ({job.collection})"
         progress.start(task, len(job.items))
@@ -240,7 +241,7 @@ def collect_pairs(
             if pairs and data.answer_pairs and job.collection != SCIFACT_COLLECTION and item.answerable:
                 pairs += answer_pairs(item, by_document.get(item.doc_id, []), pairs[0], data)
             if pairs:
-                kept_questions.append(words(item.question))
+                kept_questions.add(words(item.question))
                 report.pairs += pairs
                 report.questions += 1
         progress.finish(task)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +48,11 @@ class Source:
     collection: str
     doc_id: str
     groups: tuple[str, ...]  # the document's groups when the example was built
+    hash: str | None = None  # the document's content hash as indexed then (None: data built before it was kept)
 
     def to_json(self) -> dict[str, Any]:
-        return {"collection": self.collection, "doc_id": self.doc_id, "groups": list(self.groups)}
+        found = {"collection": self.collection, "doc_id": self.doc_id, "groups": list(self.groups)}
+        return found | ({"hash": self.hash} if self.hash else {})
 
 
 def source_fields(sources: tuple[Source, ...]) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def sources_of(record: dict[str, Any]) -> list[Source]:
         raise LineRefused("bad-sources", "'sources' must be a list of {collection, doc_id, groups} objects")
     if not raw and record.get("curated") is not True:
         raise LineRefused("no-sources", "'sources' is empty: text of no document must say \"curated\": true")
-    return [Source(s["collection"], s["doc_id"], tuple(s.get("groups", []))) for s in raw]
+    return [Source(s["collection"], s["doc_id"], tuple(s.get("groups", [])), s.get("hash")) for s in raw]
 
 
 def _is_source(value: Any) -> bool:
@@ -107,6 +110,7 @@ def _is_source(value: Any) -> bool:
         and isinstance(value.get("doc_id"), str)
         and isinstance(groups, list)
         and all(isinstance(g, str) for g in groups)
+        and isinstance(value.get("hash") or "", str)
     )
 
 
@@ -152,7 +156,7 @@ class SourcePolicy:
             found |= self._source_groups(source)
         if self.text is not None:
             named = dict.fromkeys([*self.collections, *(s.collection for s in sources)])
-            copied = self.text.first_source("\n".join(_strings(record)), named)
+            copied = self.text.first_source("\n".join(learned_strings(record)), named)
             if copied is not None:
                 raise LineRefused(
                     "restricted-text",
@@ -189,6 +193,8 @@ class ExampleFile:
     raw: bytes = field(repr=False)
     rows: list[dict[str, str]]
     groups: frozenset[str]
+    # (collection, doc_id, content hash and groups when built) of each document that gave text, with its examples
+    sources: dict[tuple[str, str, str | None, tuple[str, ...]], int] = field(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -209,6 +215,17 @@ class TrainingData:
         """The groups of every document that gave text to either file (the adapter's data groups)."""
         return self.train.groups | self.validation.groups
 
+    def source_documents(self) -> list[dict[str, Any]]:
+        """Each document the examples show, with its content hash as built and how many examples show it: what
+        the adapter learned from, kept in its record to tell when those documents change."""
+        counts: Counter[tuple[str, str, str | None, tuple[str, ...]]] = Counter()
+        for file in self.files:
+            counts.update(file.sources)
+        return [
+            {"collection": collection, "doc_id": doc_id, "hash": digest, "groups": list(groups), "examples": n}
+            for (collection, doc_id, digest, groups), n in sorted(counts.items(), key=lambda i: (i[0][0], i[0][1]))
+        ]
+
 
 def read_example_file(path: Path, policy: SourcePolicy) -> ExampleFile:
     """Every example of `path` (prompt / completion) with its sources checked; the first bad line is an error
@@ -218,27 +235,29 @@ def read_example_file(path: Path, policy: SourcePolicy) -> ExampleFile:
     raw = path.read_bytes()
     rows: list[dict[str, str]] = []
     groups: set[str] = set()
+    sources: Counter[tuple[str, str, str | None, tuple[str, ...]]] = Counter()
     for number, line in numbered_lines(raw):
         try:
             record = _record(line)
             groups |= policy.groups_of(record)
             rows.append(_prompt_completion(record))
+            sources.update({(s.collection, s.doc_id, s.hash, s.groups) for s in sources_of(record)})
         except LineRefused as exc:
             raise ConfigError(f"{path}:{number}: {exc}; `assistant tune check {path}` lists every problem") from None
-    return ExampleFile(path.name, raw, rows, frozenset(groups))
+    return ExampleFile(path.name, raw, rows, frozenset(groups), dict(sources))
 
 
-def _strings(value: Any) -> Iterator[str]:
+def learned_strings(value: Any) -> Iterator[str]:
     """Every string of an example line but its provenance: the text a model would learn."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for key, inner in value.items():
             if key != "sources":
-                yield from _strings(inner)
+                yield from learned_strings(inner)
     elif isinstance(value, list):
         for inner in value:
-            yield from _strings(inner)
+            yield from learned_strings(inner)
 
 
 def _record(line: str | None) -> dict[str, Any]:

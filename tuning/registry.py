@@ -75,6 +75,7 @@ def register(
     data: TrainingData,
     training: dict[str, Any],
     repo: Path,
+    scan: dict[str, Any] | None = None,
 ) -> AdapterRecord:
     """Copy a trained adapter into the registry with its record and the exact data bytes it trained on (under
     `data/`, re-hashed by the runtime before serving); the record's hashes and data groups come from `data`, the
@@ -101,6 +102,8 @@ def register(
         recipe=recipe.to_dict(),
         training=training,
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        scan=scan or {},
+        sources=tuple(data.source_documents()),
     )
     return write_record(record)
 
@@ -121,7 +124,7 @@ def register_copy(source: AdapterRecord, folder: Path, adapter_id: str, data: by
         version=RECORD_VERSION,
         data_files={"train.jsonl": hashlib.sha256(data).hexdigest()},
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
-        **{"rollout": (), **changes},  # the copy has moved nowhere yet
+        **{"rollout": (), "scan": {}, "sources": (), **changes},  # moved nowhere yet; its data is `data`
     )
     return write_record(record)
 

@@ -27,6 +27,7 @@ from assistant.generator import pick_device, resolve_base_model
 from assistant.progress import NO_PROGRESS, Progress
 from assistant.recipe import Recipe
 from tuning.provenance import TRAIN, VALIDATION, SourcePolicy, TrainingData, read_example_file
+from tuning.scrub import Scrub
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -47,6 +48,7 @@ class TrainResult:
     resumed_from: str | None
     device: str
     data: TrainingData  # what it trained on: the bytes read, their hashes and their documents' groups
+    scans: dict[str, Any]  # file name -> the scan report that vouched for it (`tuning/scrub.py`)
 
 
 def read_training_data(data_dir: Path, policy: SourcePolicy) -> TrainingData:
@@ -61,11 +63,12 @@ def train(
     models_dir: Path,
     *,
     policy: SourcePolicy,
+    scrub: Scrub,
     device_setting: str = "auto",
     progress: Progress = NO_PROGRESS,
 ) -> TrainResult:
-    """Train on `data_dir/{train,validation}.jsonl` (lines `policy` allows); checkpoints and the final adapter go
-    under `work_dir`."""
+    """Train on `data_dir/{train,validation}.jsonl` (lines `policy` allows, each file vouched for by a current scan
+    report under `scrub` and scanned again here); checkpoints and the final adapter go under `work_dir`."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -80,6 +83,7 @@ def train(
     if cfg.load_in_4bit and not device.startswith("cuda"):
         raise ConfigError("train.load_in_4bit (QLoRA) needs a CUDA device; use tuning/recipes/handbook-cpu.yaml here")
     data = read_training_data(data_dir, policy)  # refused lines stop the run before any model loads
+    scans = {f.name: scrub.verify(data_dir / f.name, f.raw).to_json() for f in data.files}  # the same bytes
     base = resolve_base_model(recipe.base_model, models_dir)
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.eos_token is None:  # a tokenizer without one (tests' tiny models) ends examples with its separator
@@ -155,6 +159,7 @@ def train(
         resumed_from=resume,
         device=device,
         data=data,
+        scans=scans,
     )
 
 

@@ -22,6 +22,7 @@ from ui import runtime
 from ui.guard import require
 from ui.ingest_job import IngestJob
 from ui.roles import Page
+from ui.superseded_view import show_superseded
 from ui.untrusted import escape_markdown, label
 
 DRY_RUN_KEY = "corpus_dry_run"
@@ -172,6 +173,8 @@ else:
         width="stretch",
         column_config=IMPACT_COLUMNS,  # long questions and document lists wrap within the page, not off its right
     )
+
+show_superseded(settings, principal)  # adapters that learned from documents this corpus changed since
 
 st.subheader("Corpus gaps")
 gaps, hidden_gaps = gaps_for(principal, files_of(settings), DocumentGroups(settings), collection)

@@ -24,6 +24,7 @@ from ui import untrusted
 from ui.guard import require
 from ui.roles import Page
 from ui.rollout_view import show_rollout
+from ui.superseded_view import show_superseded
 
 RETRIEVAL_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 ANSWER_METRICS = (  # the answer line alone first: what a user reads
@@ -170,6 +171,8 @@ if adapters:
     )
 else:
     st.caption("No adapters trained here; the shipped adapter serves (`assistant tune list`).")
+
+show_superseded(components.settings, principal)
 
 st.header("Rollout")
 show_rollout(components, principal)
