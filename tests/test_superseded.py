@@ -65,7 +65,7 @@ def test_an_edited_or_deleted_source_flags_its_adapter_and_only_its_examples_are
     assert f"{record.id} (trained on superseded documents since {entry['since']})" in listed.stdout
 
     with runtime(settings) as components:
-        again = build(components, recipe, REPO, previous=rows)
+        again = build(components, recipe, REPO, previous={"train": rows[:-4], "validation": rows[-4:]})
     stale_items = {row["meta"]["item"] for row in rows if shows(row, EDITED, DELETED)}
     assert again.rebuilt_items == len(stale_items) > 0
     assert again.kept_lines == [row for row in rows if row["meta"]["item"] not in stale_items]
