@@ -607,3 +607,34 @@ def test_quality_page_compares_served_adapters_and_moves_a_candidate(small_corpu
     next(b for b in at.button if b.label == "Roll back now").click().run()
     assert at.success and "candidate left shadow" in at.success[0].value
     assert read_rollout(adapters_dir(settings)) is None
+
+
+def test_quality_page_warns_of_an_adapter_trained_on_superseded_documents(small_corpus: tuple[Settings, Path]) -> None:
+    """An adapter whose training documents changed (holidays.md: its hash differs) or were deleted (an hr
+    document): the warning names the one Ian may read and only counts the other."""
+    import dataclasses
+
+    from assistant.adapters import write_record
+    from tests.test_tuning import recorded_adapter
+
+    settings, _ = small_corpus
+    record = recorded_adapter(settings, "trained-before")
+    sources = (
+        {
+            "collection": "handbook",
+            "doc_id": "company/holidays.md",
+            "hash": "old",
+            "groups": ["everyone"],
+            "examples": 3,
+        },
+        {"collection": "handbook", "doc_id": "company/remote-work-policy.md", "examples": 2},  # no hash: unchanged
+        {"collection": "handbook", "doc_id": "hr/salary-bands.md", "hash": "x", "groups": ["hr"], "examples": 1},
+    )
+    write_record(dataclasses.replace(record, sources=sources))
+    at = signed_in("ian")
+    at.switch_page(str(VIEWS / "quality.py")).run()
+    assert not at.exception, at.exception
+    [warning] = [w.value.replace("\\", "") for w in at.warning if "superseded" in w.value]  # markdown unescaped
+    assert "trained-before (trained on superseded documents" in warning and "holidays.md (changed, 3 ex.)" in warning
+    assert "salary-bands" not in warning and "1 more document(s) you may not read" in warning
+    assert "remote-work-policy" not in warning
