@@ -1,7 +1,7 @@
 """Does an adapter learn the personal data and secrets in its training text, and does the scrubber stop it?
 Prints figures; asserts nothing.
 
-    python -m benchmarks.canary_secrets [--canaries 16] [--repeats 4] [--steps 80] [--json OUT]
+    python -m benchmarks.canary_secrets [--canaries 8] [--repeats 4] [--steps 160] [--json OUT]
 
 Plants unique canaries in examples: an e-mail address per made-up employee (personal data: the policy redacts
 it) and an AWS-style access key per made-up service (a secret: the policy drops the example and, by default,
@@ -112,9 +112,9 @@ def learned(adapter: Path, base: str, planted: list[dict[str, str]]) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--canaries", type=int, default=16)
+    parser.add_argument("--canaries", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument("--steps", type=int, default=160)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
