@@ -35,7 +35,7 @@ from evals.held_out import held_out_index, training_exclusion, words
 from evals.near_duplicates import NearDuplicates
 from ingestion.run import run_ingest
 from tuning.items import Item, load_items, scifact_items
-from tuning.provenance import NOT_UTF8, Source, numbered_lines, source_fields
+from tuning.provenance import LineRefused, Source, numbered_lines, record_of_line, source_fields
 
 RETRIEVED = 10  # candidates retrieved per item; distractors are the best that are not the oracle
 
@@ -305,12 +305,10 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     """The example lines of a built file; a line that is not UTF-8 or not JSON is one error naming it."""
     lines: list[dict[str, Any]] = []
     for number, text in numbered_lines(path.read_bytes()):
-        if text is None:
-            raise ConfigError(f"{path}:{number}: {NOT_UTF8}; build again without --changed-only")
         try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: {exc.msg}; build again without --changed-only") from None
+            lines.append(record_of_line(text))
+        except LineRefused as exc:
+            raise ConfigError(f"{path}:{number}: {exc}; build again without --changed-only") from None
     return lines
 
 
@@ -323,11 +321,6 @@ def read_built_lines(folder: Path) -> dict[str, list[dict[str, Any]]]:
             raise ConfigError(f"no {path} to keep lines from: run `assistant tune build-data` without --changed-only")
         found[name] = read_lines(path)
     return found
-
-
-def line_split(line: dict[str, Any], previous: dict[str, list[dict[str, Any]]] | None) -> str:
-    """The file a kept line came from."""
-    return next(name for name, lines in (previous or {}).items() if any(line is kept for kept in lines))
 
 
 def render_lines(rows: list[dict[str, Any]]) -> bytes:

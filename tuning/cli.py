@@ -22,7 +22,7 @@ from assistant.rollout import Stage, read_rollout
 from assistant.settings import CHECKOUT, Settings, load_settings
 from evals.rollout import RATES, served_figures, shadow_figures
 from tuning import registry, rollout
-from tuning.build_data import BuildSummary, build, line_split, read_built_lines, read_lines, render_lines
+from tuning.build_data import BuildSummary, build, read_built_lines, read_lines, render_lines
 from tuning.check import add_scan_problems, check_file, read_data_file, split_of
 from tuning.evaluate import BASE, SHIPPED_ID, evaluate_adapter
 from tuning.provenance import IndexGroups, SourcePolicy
@@ -86,8 +86,9 @@ def build_data(
         report = build(components, recipe, settings.repo_dir, progress, previous)
     share = recipe.data.validation_share
     built: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
-    for line in report.kept_lines:  # a kept line stays in its file (its question may be redacted by now)
-        built[line_split(line, previous)].append(line)
+    kept = {id(line) for line in report.kept_lines}
+    for name, lines in (previous or {}).items():  # a kept line stays in its file (its question may be redacted)
+        built[name] += [line for line in lines if id(line) in kept]
     for example in report.examples:
         built[split_of(example.meta.question, share)].append(example.to_json())
     if previous is not None:

@@ -238,7 +238,7 @@ def read_example_file(path: Path, policy: SourcePolicy) -> ExampleFile:
     sources: Counter[tuple[str, str, str | None, tuple[str, ...]]] = Counter()
     for number, line in numbered_lines(raw):
         try:
-            record = _record(line)
+            record = record_of_line(line)
             groups |= policy.groups_of(record)
             rows.append(_prompt_completion(record))
             sources.update({(s.collection, s.doc_id, s.hash, s.groups) for s in sources_of(record)})
@@ -260,7 +260,8 @@ def learned_strings(value: Any) -> Iterator[str]:
             yield from learned_strings(inner)
 
 
-def _record(line: str | None) -> dict[str, Any]:
+def record_of_line(line: str | None) -> dict[str, Any]:
+    """The JSON object of one example line (None: a line that is not UTF-8), else LineRefused saying why not."""
     if line is None:
         raise LineRefused("not-utf8", NOT_UTF8)
     return parse_record(line)

@@ -35,7 +35,7 @@ from typing import Any
 from assistant.errors import ConfigError
 from assistant.house_format import fold
 from assistant.recipe import Recipe, ScrubRecipe
-from tuning.provenance import NOT_UTF8, LineRefused, learned_strings, numbered_lines, parse_record
+from tuning.provenance import LineRefused, learned_strings, numbered_lines, record_of_line
 
 ACTIONS = ("redact", "drop", "fail", "allow")
 STRICTNESS = ("allow", "redact", "drop", "fail")  # a value named by several types takes the last of their actions
@@ -60,8 +60,7 @@ VERBS = {"redacted": "redact", "dropped": "drop", "failed": "fail on"}  # a line
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # the entity type, e.g. EMAIL_ADDRESS or AWS_ACCESS_KEY
-    family: str  # personal or secret
+    kind: str  # the entity type, e.g. EMAIL_ADDRESS or AWS_ACCESS_KEY (its family: `Scanners.types`)
     value: str  # the text found: used to act on it, never written anywhere
 
 
@@ -126,7 +125,7 @@ class Scanners:
         artifacts = self._nlp.process_text(line, "en") if self._nlp is not None else None
         for recognizer in self._recognizers:  # every match counts, as presidio's analyzer does by default
             for result in recognizer.analyze(line, recognizer.supported_entities, artifacts) or []:
-                yield Finding(result.entity_type, PERSONAL, line[result.start : result.end])
+                yield Finding(result.entity_type, line[result.start : result.end])
 
     def _secrets(self, line: str) -> Iterator[Finding]:
         """detect-secrets' ad hoc scan of the line (unquoted values too: a key pasted into prose), with each
@@ -140,7 +139,7 @@ class Scanners:
             entropy_limit = getattr(plugin, "entropy_limit", None)
             if entropy_limit is not None and plugin.calculate_shannon_entropy(value) <= entropy_limit:
                 continue
-            yield Finding(_secret_type(secret.type), SECRET, value)
+            yield Finding(_secret_type(secret.type), value)
 
 
 def _secret_type(name: str) -> str:
@@ -307,12 +306,10 @@ def scrub_file(path: Path, raw: bytes, scanners: Scanners, policy: Policy, *, st
 def _scrub_line(
     path: Path, number: int, line: str | None, scanners: Scanners, policy: Policy
 ) -> tuple[str, dict[str, Any], dict[str, dict[str, int]]]:
-    if line is None:
-        raise ConfigError(f"{path}:{number}: {NOT_UTF8}; nothing was scanned into training data")
     try:
-        record = parse_record(line)
+        record = record_of_line(line)
     except LineRefused as exc:
-        raise ConfigError(f"{path}:{number}: {exc}; `assistant tune check {path}` lists every problem") from None
+        raise ConfigError(f"{path}:{number}: {exc}; nothing was scanned into training data") from None
     try:
         return scrub_record(record, scanners, policy)
     except Exception as exc:  # a scanner's own failure: this line is not known to be clean

@@ -94,9 +94,10 @@ def superseded(settings: Settings, records: list[AdapterRecord] | None = None) -
         now = {c: state.documents(c) for c in {s["collection"] for r in records for s in r.sources}}
     finally:
         state.close()
+    history = {c: list(reversed(read_runs(settings.data_dir, c))) for c in now}  # oldest sync first
     found = []
     for record in records:
-        stale = [_stale(settings, record, source, now[source["collection"]]) for source in record.sources]
+        stale = [_stale(record, s, now[s["collection"]], history[s["collection"]]) for s in record.sources]
         named = [s for s in stale if s is not None]
         if named:
             found.append(Superseded(record.id, record.id == promoted, record.created, named))
@@ -104,7 +105,7 @@ def superseded(settings: Settings, records: list[AdapterRecord] | None = None) -
 
 
 def _stale(
-    settings: Settings, record: AdapterRecord, source: dict[str, Any], documents: dict[str, DocumentState]
+    record: AdapterRecord, source: dict[str, Any], documents: dict[str, DocumentState], runs: list[dict[str, Any]]
 ) -> StaleSource | None:
     collection, doc_id = str(source["collection"]), str(source["doc_id"])
     current = documents.get(doc_id)
@@ -115,16 +116,16 @@ def _stale(
     else:
         return None  # as trained on (or built before hashes were kept: only a deletion can be told)
     examples = int(source.get("examples", 0))
-    return StaleSource(collection, doc_id, examples, how, _since(settings, record, source), groups)
+    return StaleSource(collection, doc_id, examples, how, _since(record, doc_id, runs), groups)
 
 
-def _since(settings: Settings, record: AdapterRecord, source: dict[str, Any]) -> str:
-    """The first sync after training that changed or deleted the document."""
-    for run in reversed(read_runs(settings.data_dir, str(source["collection"]))):  # oldest first
+def _since(record: AdapterRecord, doc_id: str, runs: list[dict[str, Any]]) -> str:
+    """The first sync (of `runs`, oldest first) after training that changed or deleted the document."""
+    for run in runs:
         if str(run.get("finished", "")) < record.created:
             continue
         documents = run.get("documents") or {}
-        if source["doc_id"] in (documents.get("changed") or []) + (documents.get("deleted") or []):
+        if doc_id in (documents.get("changed") or []) + (documents.get("deleted") or []):
             return str(run["finished"])
     return ""
 
