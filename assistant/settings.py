@@ -124,6 +124,13 @@ class IngestSettings(BaseModel):
         description="Refuse to sync (write nothing) while an access rule matches no document: such a rule is "
         "usually a typo that leaves an earlier, broader rule in force. On in the server profile.",
     )
+    nice: int = Field(
+        19,
+        ge=0,
+        le=19,
+        description="Nice value of ingest's threads (Linux): 19 runs ingest below the app's answers, 0 beside them "
+        "(ingestion/priority.py).",
+    )
 
 
 class RetrievalSettings(BaseModel):

@@ -292,6 +292,12 @@ def main() -> None:
         type=lambda text: [float(share) for share in text.split(",")],
         help="phases by share of questions answered again in shadow, e.g. 0,0.2,1 (instead of the re-ingest phase)",
     )
+    parser.add_argument(
+        "--ingest-nice",
+        type=int,
+        default=None,
+        help="the app's ingest.nice for this run (0: re-ingest beside chat, as before ingestion/priority.py)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="chat-load-"))
@@ -317,6 +323,8 @@ def main() -> None:
         # earlier answer (all sessions sign in as the dev picker's default user) and be mistaken for this one.
         "ASSISTANT_UI__KEEP_CONVERSATIONS": "false",
     }
+    if args.ingest_nice is not None:
+        env["ASSISTANT_INGEST__NICE"] = str(args.ingest_nice)
     engine = None
     try:
         if args.engine:
@@ -344,6 +352,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     figures["backend"] = settings.engine.url if args.engine else "in-process"
     figures["spacing_s"] = args.spacing
+    figures["ingest_nice"] = load_settings().ingest.nice if args.ingest_nice is None else args.ingest_nice
     figures["cpu_count"] = os.cpu_count()
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")

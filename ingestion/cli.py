@@ -14,6 +14,7 @@ from assistant.cli_progress import terminal_progress
 from assistant.components import open_components
 from assistant.identity import cli_operator, parse_groups
 from assistant.settings import load_settings
+from ingestion.priority import lower_this_process
 from ingestion.run import SyncWatchers, run_ingest
 
 
@@ -68,6 +69,7 @@ def ingest(
     settings = load_settings()
     if strict is not None:
         settings.ingest.strict = strict
+    lower_this_process(settings.ingest.nice)  # beside a running app, its answers come first
     watchers = SyncWatchers.installed(settings, collection)
     with open_components(settings) as components:
         with terminal_progress(console, quiet=quiet) as progress:

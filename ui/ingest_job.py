@@ -19,6 +19,7 @@ from assistant.access import Principal
 from assistant.components import Components
 from assistant.retriever import Retrieval, Retriever
 from evals.impact import GoldenImpact, ImpactReport, expecting, publish, watcher_for
+from ingestion.priority import lower_this_thread
 from ingestion.run import run_ingest
 from ingestion.state import DocumentState
 from ingestion.summary import SyncSummary
@@ -150,6 +151,7 @@ class IngestJobs:
 
     def _run(self, job: IngestJob) -> None:
         settings = self.components.settings
+        lower_this_thread(settings.ingest.nice)  # first: the embedder's worker threads inherit it
         watcher = watcher_for(settings, job.collection)
         try:
             job.summary = run_ingest(
