@@ -101,7 +101,11 @@ class Components:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return self._embedder if self._embedder is not None else Embedder(self.settings.embedder)
+        return (
+            self._embedder
+            if self._embedder is not None
+            else Embedder(self.settings.embedder, self.settings.models_dir / "embedders")
+        )
 
     @cached_property
     def bm25(self) -> Bm25Encoder:

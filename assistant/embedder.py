@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from assistant.embedder_export import exported_model
 from assistant.errors import ConfigError
 from assistant.model_loading import LOADING
-from assistant.settings import BUNDLED_EMBEDDER, EmbedderSettings
+from assistant.settings import BUNDLED_EMBEDDER, EmbedderBackend, EmbedderQuantization, EmbedderSettings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -34,26 +35,50 @@ def resolve_model_path(model: str) -> Path:
 
 
 class Embedder:
-    """Encodes chunk texts and queries into unit-length vectors (cosine = dot product)."""
+    """Encodes chunk texts and queries into unit-length vectors (cosine = dot product).
 
-    def __init__(self, settings: EmbedderSettings) -> None:
+    `exports_dir` holds the models exported for the onnx and openvino backends (`assistant.embedder_export`)."""
+
+    def __init__(self, settings: EmbedderSettings, exports_dir: Path | None = None) -> None:
         self.settings = settings
         self.model_path = resolve_model_path(settings.model)
+        self.exports_dir = exports_dir
 
     @cached_property
     def _model(self) -> SentenceTransformer:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: a local path never needs the hub
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
+        backend = self.settings.backend
+        with LOADING:  # the imports too: two threads importing transformers' lazy modules at once can each see
+            # the other's half-initialised module (the app's model warm-up beside a first question)
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        with LOADING:
-            return SentenceTransformer(str(self.model_path), device=self.settings.device, local_files_only=True)
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            if backend == EmbedderBackend.torch:
+                return SentenceTransformer(str(self.model_path), device=self.settings.device, local_files_only=True)
+            if self.exports_dir is None:
+                raise ConfigError(f"embedder.backend={backend.value} needs a data directory for its exported model")
+            exported = exported_model(
+                self.model_path, self.settings.model, backend, self.settings.quantization, self.exports_dir
+            )
+            return SentenceTransformer(
+                str(exported.path),
+                backend=backend.st_name,
+                device="cpu",
+                local_files_only=True,
+                model_kwargs={"file_name": exported.file_name},
+            )
 
     @property
     def model_id(self) -> str:
-        """Identifies the model in the sync state: changing it re-embeds every document."""
-        return self.settings.model
+        """Identifies the embedder in the sync state and in a collection's vector space: model, backend and
+        quantization. Changing any re-embeds every document; a collection is searched only with its own. The torch
+        backend keeps the bare model id that collections built before the backends were recorded with."""
+        backend, quantization = self.settings.backend, self.settings.quantization
+        if backend == EmbedderBackend.torch:
+            return self.settings.model
+        suffix = "" if quantization == EmbedderQuantization.none else f"-{quantization.value}"
+        return f"{self.settings.model}@{backend.value}{suffix}"
 
     @property
     def dimension(self) -> int:

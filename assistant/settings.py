@@ -69,6 +69,24 @@ class StoreSettings(BaseModel):
         return self
 
 
+class EmbedderBackend(StrEnum):
+    """What runs the embedder's forward pass (sentence-transformers' `backend`)."""
+
+    torch = "torch"
+    onnx = "onnx"  # ONNX Runtime, through optimum-onnx
+    openvino = "openvino"  # Intel's OpenVINO, through optimum-intel
+
+    @property
+    def st_name(self) -> Literal["torch", "onnx", "openvino"]:
+        """The name sentence-transformers' `backend` argument takes."""
+        return self.value
+
+
+class EmbedderQuantization(StrEnum):
+    none = "none"
+    int8 = "int8"  # onnx: dynamic quantization; openvino: static, calibrated on the shipped calibration texts
+
+
 class EmbedderSettings(BaseModel):
     """The dense embedding model."""
 
@@ -79,6 +97,21 @@ class EmbedderSettings(BaseModel):
     )
     batch_size: int = Field(32, ge=1, le=4096, description="Chunks encoded per forward pass.")
     device: str = Field("cpu", description="torch device for the embedder: cpu, cuda, cuda:0 ...")
+    backend: EmbedderBackend = Field(
+        EmbedderBackend.torch,
+        description="torch, onnx or openvino. onnx and openvino run a model exported once from `model` into the "
+        "data directory (docs/retrieval.md#embedder-backends). A collection is searched and written only with the "
+        "backend that built it.",
+    )
+    quantization: EmbedderQuantization = Field(
+        EmbedderQuantization.none, description="none, or int8 weights and activations (onnx and openvino only)."
+    )
+
+    @model_validator(mode="after")
+    def _quantized_backends_only(self) -> EmbedderSettings:
+        if self.quantization != EmbedderQuantization.none and self.backend == EmbedderBackend.torch:
+            raise ValueError("embedder.quantization=int8 needs embedder.backend onnx or openvino")
+        return self
 
 
 class ChunkingSettings(BaseModel):

@@ -8,6 +8,15 @@
 (4) re-ingest after changing 1% of the documents: how many documents and chunks were re-embedded
 (5) filtered query latency on Qdrant Edge at 100k chunks (synthetic vectors), groups filter
 Targets from the issue: (2)/(1) <= 1.10, (3)/(2) <= 0.05, (4) re-embeds only the changed documents, (5) p50 <= 5 ms.
+
+    python -m benchmarks.ingest --backends torch,onnx,onnx-int8,openvino,openvino-int8 [--json OUT]
+
+instead gives one row per embedder backend (`embedder.backend`[-int8]), each in a fresh process and data directory
+so that its peak RSS is its own: the export (made by sentence-transformers, timed apart from loading it), bare
+encode of the chunk texts and chunks/s, the full ingest of the corpus, SciFact test nDCG@10 and recall@100 (dense,
+where only the embedder ranks, and hybrid, what users get), query embedding and search latency p50/p95
+(`benchmarks.retrieval_latency.query_timings`). A backend that does not install here is a row saying why.
+Target of issue 35: >= 2.0x torch's chunks/s with nDCG@10 and recall@100 within 0.005 of torch's.
 """
 
 from __future__ import annotations
@@ -15,8 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,9 +38,15 @@ import numpy as np
 
 from assistant.access import Principal
 from assistant.components import Components
-from assistant.settings import Settings, load_settings
+from assistant.embedder import Embedder
+from assistant.errors import ConfigError
+from assistant.settings import RetrievalMode, Settings, load_settings
 from assistant.sparse import SparseVector
 from assistant.store import ChunkRecord, SearchQuery, VectorSpace
+from benchmarks.retrieval_latency import query_timings
+from evals.corpus import prepare_collection
+from evals.datasets import EVAL_GROUP, load_dataset
+from evals.retrieval import evaluate
 from ingestion.access_policy import AccessPolicy
 from ingestion.readers import parse_document
 from ingestion.sources import BeirSource, SourceEntry
@@ -127,6 +145,75 @@ def query_latency(root: Path, points: int, queries: int, seed: int = 7) -> dict[
     return out
 
 
+def backend_row(spec: str, dataset_dir: Path) -> dict[str, Any]:
+    """One row of the backend table (run in a process of its own: `--backend-row`)."""
+    backend, _, quantization = spec.partition("-")
+    work = Path(tempfile.mkdtemp(prefix=f"assistant-bench-{spec}-"))
+    row: dict[str, Any] = {"backend": spec}
+    try:
+        embedder_settings = {"backend": backend, "quantization": quantization or "none"}
+        settings = load_settings(data_dir=work / "data", embedder=embedder_settings)
+        exports = settings.models_dir / "embedders"
+        components = Components(settings)
+        t0 = time.perf_counter()
+        try:
+            components.embedder.dimension  # noqa: B018 - exports (onnx, openvino) and loads the model
+        except ConfigError as exc:
+            return row | {"unavailable": str(exc)}
+        first_load = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        Embedder(settings.embedder, exports).dimension  # noqa: B018 - loads the export made above
+        row["load_s"] = time.perf_counter() - t0
+        row["export_s"] = max(0.0, first_load - row["load_s"]) if backend != "torch" else 0.0
+        dataset = load_dataset(dataset_dir, "test")
+        assert dataset.corpus is not None
+        ingestor = Ingestor(components, SyncState(settings.state_path))
+        texts = chunk_texts(ingestor, dataset.corpus)
+        embedder = components.embedder
+        embedder.embed_documents(texts[:8])
+        t0 = time.perf_counter()
+        embedder.embed_documents(texts)
+        row["bare_encode_s"] = time.perf_counter() - t0
+        row["chunks"] = len(texts)
+        row["chunks_per_s"] = len(texts) / row["bare_encode_s"]
+        print(f"{spec}: bare encode {len(texts)} chunks in {row['bare_encode_s']:.1f} s", flush=True)
+        collection, summary = prepare_collection(components, dataset, None)
+        assert summary is not None and summary.ok
+        row["full_ingest_s"] = summary.seconds
+        retriever = components.retriever(collection)
+        for mode in (RetrievalMode.dense, RetrievalMode.hybrid):
+            run = evaluate(retriever, dataset, mode)
+            row[f"{mode.value}_ndcg@10"] = run.aggregate["ndcg@10"]
+            row[f"{mode.value}_recall@100"] = run.aggregate["recall@100"]
+        questions = [q.text for q in dataset.queries][:300]
+        row["latency"] = query_timings(retriever, Principal.of("latency", [EVAL_GROUP]), questions)
+        components.close()
+        row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return row
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def backend_table(specs: list[str], dataset_dir: Path) -> list[dict[str, Any]]:
+    """Every row in a fresh process, then each row's ratios to torch's (the first torch row)."""
+    rows = []
+    for spec in specs:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            command = [sys.executable, "-m", "benchmarks.ingest", "--backend-row", spec, "--dataset", str(dataset_dir)]
+            subprocess.run([*command, "--json", out.name], check=True)
+            rows.append(json.loads(Path(out.name).read_text(encoding="utf-8")))
+        print(json.dumps(rows[-1]), flush=True)
+    torch_row = next((r for r in rows if r["backend"] == "torch"), None)
+    for row in rows:
+        if torch_row is None or "unavailable" in row:
+            continue
+        row["speedup"] = row["chunks_per_s"] / torch_row["chunks_per_s"]
+        deltas = {k: row[k] - torch_row[k] for k in row if k.endswith(("ndcg@10", "recall@100"))}
+        row["quality_delta"] = deltas
+        row["qualifies"] = row["speedup"] >= 2.0 and all(abs(d) <= 0.005 for d in deltas.values())
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -135,8 +222,20 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--json", type=Path, default=None, help="Write the figures as JSON here.")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--backends", help="one row per embedder backend, e.g. torch,openvino,openvino-int8")
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_CORPUS.parent, help="BEIR folder for --backends")
+    parser.add_argument("--backend-row", help=argparse.SUPPRESS)  # one row, in its own process
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.backends or args.backend_row:
+        if args.backend_row:
+            result: Any = backend_row(args.backend_row, args.dataset)
+        else:
+            result = {"backends": backend_table(args.backends.split(","), args.dataset), "cpu_count": os.cpu_count()}
+            print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        return
 
     work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
     try:

@@ -66,8 +66,8 @@ def check_space(collection: str, recorded: VectorSpace, wanted: VectorSpace) -> 
     if recorded != wanted:
         raise CollectionMismatchError(
             f"collection {collection!r} was built with {recorded.embedder} ({recorded.dimension}-dim vectors), but "
-            f"the configured embedder is {wanted.embedder} ({wanted.dimension}-dim): set embedder.model back, "
-            "or ingest into a new collection (--collection) with this embedder"
+            f"the configured embedder is {wanted.embedder} ({wanted.dimension}-dim): set embedder.model (backend, "
+            "quantization) back, or ingest into a new collection (--collection) with this embedder"
         )
 
 
