@@ -85,8 +85,9 @@ def exported_model(
         files = {name: _digest(building / name) for name in _model_files(building, backend)}
         stamp = {**wanted, "file_name": file_name, "files": files}
         (building / STAMP).write_text(json.dumps(stamp, indent=1) + "\n", encoding="utf-8")
-        shutil.rmtree(target, ignore_errors=True)  # stale or corrupted: replaced whole
-        building.rename(target)
+        if _valid_export(target, wanted) is None:  # else another process finished the same export first
+            shutil.rmtree(target, ignore_errors=True)  # stale or corrupted: replaced whole
+            building.rename(target)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     exported = _valid_export(target, wanted)
