@@ -13,9 +13,9 @@ Targets from the issue: (2)/(1) <= 1.10, (3)/(2) <= 0.05, (4) re-embeds only the
 
 instead gives one row per embedder backend (`embedder.backend`[-int8]), each in a fresh process and data directory
 so that its peak RSS is its own: the export (made by sentence-transformers, timed apart from loading it), bare
-encode of the first 2,000 chunk texts and chunks/s, the full ingest of the corpus, SciFact test nDCG@10 and recall@100 (dense,
-where only the embedder ranks, and hybrid, what users get), query embedding and search latency p50/p95
-(`benchmarks.retrieval_latency.query_timings`). A backend that does not install here is a row saying why.
+encode of the first 2,000 chunk texts and chunks/s, the full ingest of the corpus, SciFact test nDCG@10 and
+recall@100 (dense, where only the embedder ranks, and hybrid, what users get), query embedding and search latency
+p50/p95 (`benchmarks.retrieval_latency.query_timings`). A backend that does not install here is a row saying why.
 Target of issue 35: >= 2.0x torch's chunks/s with nDCG@10 and recall@100 within 0.005 of torch's.
 """
 
