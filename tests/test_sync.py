@@ -299,7 +299,10 @@ def test_another_embedder_cannot_write_or_search_a_collection(settings: Settings
     )
     with pytest.raises(CollectionMismatchError, match=r"was built with bundled:all-MiniLM-L6-v2"):
         ingest(other, handbook)
-    with runtime(other) as components, pytest.raises(CollectionMismatchError, match=r"set embedder\.model back"):
+    with (
+        runtime(other) as components,
+        pytest.raises(CollectionMismatchError, match=r"set embedder\.model \(backend, quantization\) back"),
+    ):
         components.retriever().search(Principal.of("dana", ["everyone"]), "holidays")
 
 
