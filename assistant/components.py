@@ -104,7 +104,7 @@ class Components:
         return (
             self._embedder
             if self._embedder is not None
-            else Embedder(self.settings.embedder, self.settings.models_dir / "embedders")
+            else Embedder(self.settings.embedder, self.settings.embedder_exports_dir)
         )
 
     @cached_property

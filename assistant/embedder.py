@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from assistant.embedder_export import exported_model
+from assistant.embedder_export import exported_model, onnx_int8_target
 from assistant.errors import ConfigError
 from assistant.model_loading import LOADING
 from assistant.settings import BUNDLED_EMBEDDER, EmbedderBackend, EmbedderQuantization, EmbedderSettings
@@ -78,6 +78,8 @@ class Embedder:
         if backend == EmbedderBackend.torch:
             return self.settings.model
         suffix = "" if quantization == EmbedderQuantization.none else f"-{quantization.value}"
+        if suffix and backend == EmbedderBackend.onnx:  # dynamic int8 is built for the CPU's instruction set
+            suffix += f"-{onnx_int8_target()}"
         return f"{self.settings.model}@{backend.value}{suffix}"
 
     @property

@@ -10,6 +10,7 @@ instruction set), or a file that no longer matches its digest (a corrupted expor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -42,7 +43,7 @@ REQUIRES = {
     ),
 }
 LIBRARIES = (
-    *("sentence-transformers", "transformers", "optimum"),
+    *("sentence-transformers", "transformers", "torch", "optimum"),
     *("optimum-onnx", "onnxruntime", "optimum-intel", "openvino", "nncf"),
 )
 
@@ -82,12 +83,12 @@ def exported_model(
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
     try:
         file_name = _export(base, backend, quantization, building)
-        files = {name: _digest(building / name) for name in _model_files(building, backend)}
-        stamp = {**wanted, "file_name": file_name, "files": files}
+        stamp = {**wanted, "file_name": file_name, "files": _file_digests(building)}
         (building / STAMP).write_text(json.dumps(stamp, indent=1) + "\n", encoding="utf-8")
         if _valid_export(target, wanted) is None:  # else another process finished the same export first
             shutil.rmtree(target, ignore_errors=True)  # stale or corrupted: replaced whole
-            building.rename(target)
+            with contextlib.suppress(OSError):  # another process renamed its export there in between: checked below
+                building.rename(target)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     exported = _valid_export(target, wanted)
@@ -97,13 +98,13 @@ def exported_model(
 
 
 def _valid_export(target: Path, wanted: dict[str, Any]) -> ExportedModel | None:
-    """The export in `target` if it was made from `wanted` and every file still matches its digest."""
+    """The export in `target` if it was made from `wanted` and its files are exactly those it was made with: each
+    one, the tokenizer and pooling configuration included, still matching its digest, none missing or added."""
     try:
         stamp = json.loads((target / STAMP).read_text(encoding="utf-8"))
         if any(stamp.get(key) != value for key, value in wanted.items()):
             return None
-        files: dict[str, str] = stamp["files"]
-        if not files or any(_digest(target / name) != digest for name, digest in files.items()):
+        if not stamp["files"] or _file_digests(target) != stamp["files"]:
             return None
         return ExportedModel(target, str(stamp["file_name"]))
     except (OSError, ValueError, KeyError, TypeError):
@@ -116,10 +117,11 @@ def _provenance(base: Path, backend: EmbedderBackend, quantization: EmbedderQuan
         "base_files": {p.relative_to(base).as_posix(): _digest(p) for p in sorted(base.rglob("*")) if p.is_file()},
         "backend": backend.value,
         "quantization": quantization.value,
-        "target": _onnx_int8_target()
+        "target": onnx_int8_target()
         if (backend, quantization) == (EmbedderBackend.onnx, EmbedderQuantization.int8)
         else None,
         "libraries": {name: _version(name) for name in LIBRARIES},
+        "calibration": _digest_bytes(_calibration_texts()) if quantization == EmbedderQuantization.int8 else None,
     }
 
 
@@ -135,7 +137,7 @@ def _export(base: Path, backend: EmbedderBackend, quantization: EmbedderQuantiza
     if backend == EmbedderBackend.onnx:
         from sentence_transformers import export_dynamic_quantized_onnx_model
 
-        target = _onnx_int8_target()
+        target = onnx_int8_target()
         export_dynamic_quantized_onnx_model(model, target, str(out))
         return f"onnx/model_qint8_{target}.onnx"
     from optimum.intel import OVQuantizationConfig
@@ -159,13 +161,17 @@ def _calibration_dataset() -> Iterator[tuple[Path, int]]:
     """(a local dataset folder for datasets' JSON builder, its number of texts): static int8 (openvino) takes its
     activation ranges from the shipped calibration texts, the paragraphs of the sample handbook that everyone may
     read and of the project's docs, one per line. Nothing is fetched."""
-    texts = resources.files("assistant").joinpath("shipped_embedder/calibration.jsonl").read_bytes()
+    texts = _calibration_texts()
     with tempfile.TemporaryDirectory(prefix="embedder-calibration-") as folder:
         (Path(folder) / "train.jsonl").write_bytes(texts)
         yield Path(folder), texts.count(b"\n")
 
 
-def _onnx_int8_target() -> str:
+def _calibration_texts() -> bytes:
+    return resources.files("assistant").joinpath("shipped_embedder/calibration.jsonl").read_bytes()
+
+
+def onnx_int8_target() -> str:
     """sentence-transformers' quantization config for this CPU's instruction set."""
     if platform.machine().lower() in ("arm64", "aarch64"):
         return "arm64"
@@ -185,9 +191,14 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def _model_files(folder: Path, backend: EmbedderBackend) -> list[str]:
-    sub = folder / backend.value
-    return sorted(p.relative_to(folder).as_posix() for p in sub.rglob("*") if p.is_file())
+def _file_digests(folder: Path) -> dict[str, str]:
+    """Every file of an export but its stamp, by path inside the folder."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / STAMP)
+    return {p.relative_to(folder).as_posix(): _digest(p) for p in files}
+
+
+def _digest_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _digest(path: Path) -> str:

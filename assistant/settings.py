@@ -100,7 +100,7 @@ class EmbedderSettings(BaseModel):
     backend: EmbedderBackend = Field(
         EmbedderBackend.torch,
         description="torch, onnx or openvino. onnx and openvino run a model exported once from `model` into the "
-        "data directory (docs/retrieval.md#embedder-backends). A collection is searched and written only with the "
+        "data directory (docs/ingestion.md#embedder-backends). A collection is searched and written only with the "
         "backend that built it.",
     )
     quantization: EmbedderQuantization = Field(
@@ -111,6 +111,8 @@ class EmbedderSettings(BaseModel):
     def _quantized_backends_only(self) -> EmbedderSettings:
         if self.quantization != EmbedderQuantization.none and self.backend == EmbedderBackend.torch:
             raise ValueError("embedder.quantization=int8 needs embedder.backend onnx or openvino")
+        if self.backend != EmbedderBackend.torch and self.device != "cpu":
+            raise ValueError(f"embedder.backend={self.backend.value} runs on the CPU: set embedder.device=cpu")
         return self
 
 
@@ -156,6 +158,13 @@ class IngestSettings(BaseModel):
         False,
         description="Refuse to sync (write nothing) while an access rule matches no document: such a rule is "
         "usually a typo that leaves an earlier, broader rule in force. On in the server profile.",
+    )
+    yield_to_answers_s: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="Before each embedding batch, wait up to this long while the same process generates an answer "
+        "(the app's re-ingest); 0: never wait. The cap keeps a busy app from stopping ingest altogether.",
     )
     nice: int = Field(
         19,
@@ -600,6 +609,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def embedder_exports_dir(self) -> Path:
+        """The embedder's exported models (onnx, openvino backends: `assistant/embedder_export.py`)."""
+        return self.models_dir / "embedders"
 
     @property
     def eval_runs_dir(self) -> Path:

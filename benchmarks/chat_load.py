@@ -223,6 +223,7 @@ async def drive(
     shadow: list[float] | None = None,
     env: dict[str, str] | None = None,
     data_dir: Path | None = None,
+    warm_prompts: bool = False,
 ) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
@@ -236,6 +237,9 @@ async def drive(
         )
         figures["warm_up"] = asdict(await chat_session(browser, url, QUESTIONS[0], timeout_s))  # loads the model
         if shadow is None:
+            if warm_prompts:  # the engine's prefix cache would otherwise favour the second phase's repeated prompts
+                warm = await asyncio.gather(*(chat_session(browser, url, q, timeout_s) for q in QUESTIONS[:sessions]))
+                figures["warm_prompts"] = summarise(list(warm), 0.0, None)
             for name, data in (("chat", None), ("chat_while_reingesting", corpus)):
                 figures[name] = await phase(browser, url, sessions, timeout_s, data, spacing_s)
                 report(name, figures[name])
@@ -298,6 +302,12 @@ def main() -> None:
         default=None,
         help="the app's ingest.nice for this run (0: re-ingest beside chat, as before ingestion/priority.py)",
     )
+    parser.add_argument(
+        "--ingest-yield",
+        type=float,
+        default=None,
+        help="the app's ingest.yield_to_answers_s for this run (0: embedding never waits for answers)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="chat-load-"))
@@ -325,6 +335,8 @@ def main() -> None:
     }
     if args.ingest_nice is not None:
         env["ASSISTANT_INGEST__NICE"] = str(args.ingest_nice)
+    if args.ingest_yield is not None:
+        env["ASSISTANT_INGEST__YIELD_TO_ANSWERS_S"] = str(args.ingest_yield)
     engine = None
     try:
         if args.engine:
@@ -344,6 +356,7 @@ def main() -> None:
                     shadow=args.shadow,
                     env=env,
                     data_dir=settings.data_dir,
+                    warm_prompts=args.engine,
                 )
             )
     finally:
@@ -352,7 +365,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     figures["backend"] = settings.engine.url if args.engine else "in-process"
     figures["spacing_s"] = args.spacing
-    figures["ingest_nice"] = load_settings().ingest.nice if args.ingest_nice is None else args.ingest_nice
+    defaults = load_settings().ingest
+    figures["ingest_nice"] = defaults.nice if args.ingest_nice is None else args.ingest_nice
+    figures["ingest_yield_s"] = defaults.yield_to_answers_s if args.ingest_yield is None else args.ingest_yield
     figures["cpu_count"] = os.cpu_count()
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")

@@ -154,7 +154,7 @@ def backend_row(spec: str, dataset_dir: Path) -> dict[str, Any]:
     try:
         embedder_settings = {"backend": backend, "quantization": quantization or "none"}
         settings = load_settings(data_dir=work / "data", embedder=embedder_settings)
-        exports = settings.models_dir / "embedders"
+        exports = settings.embedder_exports_dir
         components = Components(settings)
         t0 = time.perf_counter()
         try:
@@ -201,8 +201,11 @@ def backend_table(specs: list[str], dataset_dir: Path) -> list[dict[str, Any]]:
     for spec in specs:
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             command = [sys.executable, "-m", "benchmarks.ingest", "--backend-row", spec, "--dataset", str(dataset_dir)]
-            subprocess.run([*command, "--json", out.name], check=True)
-            rows.append(json.loads(Path(out.name).read_text(encoding="utf-8")))
+            done = subprocess.run([*command, "--json", out.name], check=False)
+            if done.returncode == 0:
+                rows.append(json.loads(Path(out.name).read_text(encoding="utf-8")))
+            else:  # a crash of one backend (an import that fails, say) is its row, not the end of the table
+                rows.append({"backend": spec, "unavailable": f"the row's process exited with {done.returncode}"})
         print(json.dumps(rows[-1]), flush=True)
     torch_row = next((r for r in rows if r["backend"] == "torch"), None)
     for row in rows:

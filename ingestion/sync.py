@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
+import numpy as np
+
 from assistant.components import Components
 from assistant.errors import AccessRuleError, CollectionMismatchError, DocumentError
 from assistant.progress import NO_PROGRESS, Progress
@@ -92,6 +94,7 @@ class Ingestor:
         self.settings = components.settings
         self.store = components.store
         self.embedder = components.embedder
+        self.answers = components.in_flight  # answers this process is generating: embedding waits for them
         self.bm25 = components.bm25
         self.state = state
         self.chunker = Chunker(self.settings.chunking, self.embedder.count_tokens)
@@ -247,6 +250,24 @@ class Ingestor:
             widened=widened,
         )
 
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embed in the embedder's batches, longest texts first as sentence-transformers orders them (less padding);
+        before each batch, wait (up to `ingest.yield_to_answers_s`) while this process generates an answer: the app's
+        re-ingest then leaves its answers the CPU and the interpreter (ingestion/priority.py lowers the thread's
+        priority, which the kernel honours, but not Python's GIL)."""
+        wait = self.settings.ingest.yield_to_answers_s
+        step = self.embedder.settings.batch_size
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors = self.embedder.embed_documents([])
+        if texts:
+            vectors = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+        for start in range(0, len(order), step):
+            if wait > 0 and self.answers.busy:
+                self.answers.wait_idle(timeout=wait)
+            batch = order[start : start + step]
+            vectors[batch] = self.embedder.embed_documents([texts[i] for i in batch])
+        return vectors
+
     def _embed_and_write(
         self, collection: str, ready: list[ReadyDocument], progress: Progress, timer: PhaseTimer
     ) -> int:
@@ -254,7 +275,7 @@ class Ingestor:
         written = 0
         for window in _windows(ready, self.settings.ingest.window_chunks):
             with timer("embed"):
-                dense = self.embedder.embed_documents([c.embed_text for doc in window for c in doc.chunks])
+                dense = self._embed([c.embed_text for doc in window for c in doc.chunks])
             crash_point("after_embed")
             with timer("write"):
                 # Recorded before the store write: if we die after it, the next sync knows these ids may be in

@@ -13,10 +13,10 @@ import pytest
 
 from assistant import embedder_export
 from assistant.access import Principal
-from assistant.embedder import Embedder
-from assistant.embedder_export import STAMP
+from assistant.embedder import Embedder, resolve_model_path
+from assistant.embedder_export import STAMP, exported_model
 from assistant.errors import CollectionMismatchError, ConfigError
-from assistant.settings import EmbedderBackend, EmbedderQuantization, EmbedderSettings, Settings
+from assistant.settings import BUNDLED_EMBEDDER, EmbedderBackend, EmbedderQuantization, EmbedderSettings, Settings
 from ingestion.run import run_ingest
 from tests.conftest import ingest, runtime
 
@@ -80,7 +80,7 @@ def test_openvino_int8_agrees_with_torch(embedder: Embedder, exports: Path) -> N
 
 
 @needs_openvino
-def test_a_corrupted_export_is_rebuilt_not_served(embedder: Embedder, exports: Path, tmp_path: Path) -> None:
+def test_a_corrupted_export_is_rebuilt_not_served(tmp_path: Path) -> None:
     root = tmp_path / "exports"
     first = Embedder(openvino_settings(), root).embed_documents(TEXTS)
     weights = root / "all-MiniLM-L6-v2-openvino-none" / "openvino" / "openvino_model.bin"
@@ -95,9 +95,7 @@ def test_a_corrupted_export_is_rebuilt_not_served(embedder: Embedder, exports: P
 
 
 @needs_openvino
-def test_a_new_library_release_makes_the_export_again(
-    exports: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_new_library_release_makes_the_export_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "exports"
     Embedder(openvino_settings(), root).embed_documents(TEXTS[:1])
     stamp = root / "all-MiniLM-L6-v2-openvino-none" / STAMP
@@ -155,3 +153,68 @@ def test_a_change_of_backend_re_embeds_and_is_refused_on_the_old_collection(
         assert hits.chunks[0].path == "company/holidays.md"
     with runtime(settings) as components, pytest.raises(CollectionMismatchError, match="@openvino"):
         components.retriever("handbook-openvino").search(Principal.of("dana", ["everyone"]), "holidays")
+
+
+# The stamp's rules, with sentence-transformers' export replaced by a stand-in that writes an export's files: these
+# run everywhere, the openvino extra or not.
+
+
+@pytest.fixture
+def stand_in_exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Each call of the (stand-in) export, by the folder it wrote."""
+    calls: list[Path] = []
+
+    def export(base: Path, backend: EmbedderBackend, quantization: EmbedderQuantization, out: Path) -> str:
+        calls.append(out)
+        (out / "openvino").mkdir()
+        (out / "openvino" / "openvino_model.xml").write_text("<net/>")
+        (out / "openvino" / "openvino_model.bin").write_bytes(bytes(64))
+        (out / "modules.json").write_text('[{"type": "mean pooling"}]')
+        return "openvino/openvino_model.xml"
+
+    monkeypatch.setattr(embedder_export, "require_backend", lambda backend: None)
+    monkeypatch.setattr(embedder_export, "_export", export)
+    return calls
+
+
+def test_an_export_is_made_again_only_when_stale_or_altered(
+    stand_in_exports: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = resolve_model_path(BUNDLED_EMBEDDER)
+
+    def export() -> Path:
+        made = exported_model(base, BUNDLED_EMBEDDER, EmbedderBackend.openvino, EmbedderQuantization.none, tmp_path)
+        assert made.file_name == "openvino/openvino_model.xml" and made.path.name == "all-MiniLM-L6-v2-openvino-none"
+        return made.path
+
+    folder = export()
+    assert len(stand_in_exports) == 1 and export() == folder and len(stand_in_exports) == 1  # served as it is
+    alterations = [
+        lambda: (folder / "modules.json").write_text('[{"type": "cls pooling"}]'),  # a file outside the weights
+        lambda: (folder / "openvino" / "extra.bin").write_bytes(b"x"),  # a file added
+        lambda: (folder / "openvino" / "openvino_model.bin").unlink(),  # a file missing
+        lambda: (folder / STAMP).write_text("{not json"),  # the stamp unreadable
+        lambda: monkeypatch.setattr(embedder_export, "_version", lambda name: "99.0"),  # new library releases
+    ]
+    for made, alter in enumerate(alterations, start=2):
+        alter()
+        assert export() == folder and len(stand_in_exports) == made
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no half-built export left behind
+
+
+def test_a_failed_export_leaves_nothing_half_built(
+    stand_in_exports: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(*_: object) -> str:
+        raise RuntimeError("conversion failed")
+
+    monkeypatch.setattr(embedder_export, "_export", fails)
+    base = resolve_model_path(BUNDLED_EMBEDDER)
+    with pytest.raises(RuntimeError, match="conversion failed"):
+        exported_model(base, BUNDLED_EMBEDDER, EmbedderBackend.openvino, EmbedderQuantization.int8, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_non_torch_backend_refuses_a_gpu_device() -> None:
+    with pytest.raises(ValueError, match=r"embedder\.backend=openvino runs on the CPU"):
+        EmbedderSettings(backend=EmbedderBackend.openvino, device="cuda")

@@ -1,5 +1,6 @@
 """Ingest runs below chat: the app's re-ingest thread, the threads it starts (the embedder's workers) and the whole
-`assistant ingest` process take ingest.nice; the app's other threads keep their priority."""
+`assistant ingest` process take ingest.nice; the app's other threads keep their priority; embedding waits while the
+same process generates an answer."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 import ui.ingest_job
 from assistant.settings import Settings
+from ingestion.run import run_ingest
 from ingestion.summary import SyncSummary
 from tests.conftest import runtime
 from ui.ingest_job import IngestJobs
@@ -68,3 +70,32 @@ print(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), seen["early"])
             [sys.executable, "-c", script.replace("NICE", str(nice))], capture_output=True, text=True, check=True
         )
         assert out.stdout.split() == [str(max(base, nice))] * 2
+
+
+def test_embedding_waits_while_the_same_process_answers(
+    settings: Settings, handbook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.ingest.yield_to_answers_s = 120
+    with runtime(settings) as components:
+        embedded: list[int] = []
+        real_embed = components.embedder.embed_documents
+        monkeypatch.setattr(
+            components.embedder, "embed_documents", lambda texts: embedded.append(len(texts)) or real_embed(texts)
+        )
+        waiting = threading.Event()
+        real_wait = components.in_flight.wait_idle
+
+        def wait_idle(timeout: float | None = None) -> bool:
+            waiting.set()
+            return real_wait(timeout)
+
+        monkeypatch.setattr(components.in_flight, "wait_idle", wait_idle)
+        summaries: list[SyncSummary] = []
+        with components.in_flight:  # an answer is being generated
+            sync = threading.Thread(target=lambda: summaries.append(run_ingest(components, handbook)))
+            sync.start()
+            assert waiting.wait(60)
+            sync.join(1.0)
+            assert sync.is_alive() and not any(embedded)  # nothing embedded while the answer runs
+        sync.join(120)
+        assert summaries and summaries[0].ok and sum(embedded) == summaries[0].chunks > 0
