@@ -26,6 +26,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from assistant.digests import file_sha256 as _digest
 from assistant.errors import ConfigError
 from assistant.settings import EmbedderBackend, EmbedderQuantization
 
@@ -199,14 +200,6 @@ def _file_digests(folder: Path) -> dict[str, str]:
 
 def _digest_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _version(distribution: str) -> str | None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from assistant.access import Principal
+from assistant.digests import file_sha256
 from assistant.embedder import resolve_model_path
 from assistant.errors import ConfigError
 from assistant.house_format import fold
@@ -155,14 +156,6 @@ def read_evidence_record(folder: Path) -> EvidenceRecord:
         ) from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path}: not an evidence scorer record ({exc}); retrain it or restore the file") from exc
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def scorer_weights(folder: Path) -> Path:

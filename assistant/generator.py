@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.answer_model import Usage
+from assistant.digests import file_sha256
 from assistant.errors import ConfigError
-from assistant.evidence import file_sha256
 from assistant.locks import waiting_lock
 from assistant.model_loading import LOADING
 from assistant.prompt import STOP_MARKERS

