@@ -160,11 +160,12 @@ class IngestSettings(BaseModel):
         "usually a typo that leaves an earlier, broader rule in force. On in the server profile.",
     )
     yield_to_answers_s: float = Field(
-        10.0,
+        0.0,
         ge=0,
         le=3600,
         description="Before each embedding batch, wait up to this long while the same process generates an answer "
-        "(the app's re-ingest); 0: never wait. The cap keeps a busy app from stopping ingest altogether.",
+        "(the app's re-ingest); 0: never wait (the default: measured, it stretched the re-ingest over more answers "
+        "than it spared; docs/ingestion.md).",
     )
     nice: int = Field(
         19,
