@@ -256,6 +256,8 @@ class Ingestor:
         re-ingest then leaves its answers the CPU and the interpreter (ingestion/priority.py lowers the thread's
         priority, which the kernel honours, but not Python's GIL)."""
         wait = self.settings.ingest.yield_to_answers_s
+        if wait <= 0:  # the default: one call, as sentence-transformers batches and orders it itself
+            return self.embedder.embed_documents(texts)
         step = self.embedder.settings.batch_size
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         vectors = self.embedder.embed_documents([])
